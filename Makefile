@@ -1,0 +1,51 @@
+# Every target creates and uses the project virtualenv by itself: a fresh machine needs only
+# Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint format bench demo serve sandbox clean
+
+help:
+	@echo "make demo    install, then run the offline demo"
+	@echo "make test    install, then run the whole test suite"
+	@echo "make lint    ruff check + format check"
+	@echo "make bench   run benchmarks -> benchmarks/report.json, docs/performance.md"
+	@echo "make serve   run the MCP server (stdio) against the offline sandbox"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+demo: $(STAMP)
+	$(BIN)/python -m ccstate.demo
+
+serve: $(STAMP)
+	$(BIN)/ccstate serve --sandbox
+
+sandbox: $(STAMP)
+	$(BIN)/ccstate sandbox
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,43 @@
+"""What a backend URL opens: an object store and a lock manager, plus how to describe them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.ports import LockManager, ObjectStore
+
+
+@dataclass
+class Backend:
+    url: str  # normalised, without secrets
+    objects: ObjectStore
+    locks: LockManager
+    # Local backends write a readable state.json export here after each commit; None elsewhere.
+    export_path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
+
+    async def close(self) -> None:
+        for closer in reversed(self._closers):
+            await closer()
+        self._closers.clear()
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed backend URL (secrets removed from ``url``).
+
+    ``file``: ``path`` is the absolute root directory; ``bucket`` is None.
+    ``s3``: ``bucket`` and ``prefix`` (no leading/trailing '/', '' for the bucket root); ``options``
+    holds the query options (``table``, ``kms_key``, ``region``, ``encrypt``,
+    ``endpoint_url``) with the settings' values filled in where the URL leaves them out.
+    """
+
+    scheme: str
+    url: str
+    path: str | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    options: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,66 @@
+"""An ObjectStore in memory: the port's semantics without persistence (``memory://``).
+
+Useful for property-based tests of the store's logic and for one-off experiments; state is gone
+when the process exits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+
+from service.errors import PreconditionFailed
+from service.ports import StoredObject
+
+
+class MemoryObjectStore:
+    def __init__(self) -> None:
+        self._objects: dict[str, bytes] = {}
+        self._keys: list[str] = []
+
+    def describe(self) -> str:
+        return "memory://"
+
+    async def get(self, key: str) -> StoredObject | None:
+        body = self._objects.get(key)
+        return None if body is None else StoredObject(body=body, etag=_etag(body))
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        if key in self._objects:
+            return False
+        self._store(key, body)
+        return True
+
+    async def put(self, key: str, body: bytes, *, if_match: str | None = None) -> str:
+        if if_match is not None:
+            current = self._objects.get(key)
+            if current is None or _etag(current) != if_match:
+                raise PreconditionFailed(f"{key} changed since it was read.")
+        self._store(key, body)
+        return _etag(body)
+
+    async def list_keys(self, prefix: str, *, start_after: str = "") -> list[str]:
+        start = (
+            bisect.bisect_right(self._keys, max(start_after, prefix))
+            if start_after
+            else (bisect.bisect_left(self._keys, prefix))
+        )
+        out = []
+        for key in self._keys[start:]:
+            if not key.startswith(prefix):
+                break
+            out.append(key)
+        return out
+
+    async def delete(self, key: str) -> None:
+        if self._objects.pop(key, None) is not None:
+            self._keys.remove(key)
+
+    def _store(self, key: str, body: bytes) -> None:
+        if key not in self._objects:
+            bisect.insort(self._keys, key)
+        self._objects[key] = bytes(body)
+
+
+def _etag(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()

@@ -1,0 +1,260 @@
+"""The ports ``service/`` needs from the outside world. ``backends/`` implements them.
+
+Small interfaces in the manner of Terraform's statemgr: an object store that can write once and
+compare-and-swap, a lease lock manager, a cipher, a clock, the cloud, and resource schemas.
+All I/O is async; adapters over synchronous resources (files) may do the work inline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from service.schema import ResourceSchema
+
+# --------------------------------------------------------------------------- object store
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    body: bytes
+    etag: str  # opaque version marker for put(..., if_match=etag)
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Keys are '/'-separated relative paths, e.g. 'default/log/00000000000000000042.json'.
+
+    Implementations validate keys (no '..', no NUL, no leading '/') and raise
+    ``errors.StateCorrupt``/``IntegrityError`` when a body fails its integrity check.
+    """
+
+    def describe(self) -> str:
+        """A URL-like description for messages, e.g. 'file:///home/me/.aws/ccapi-mcp-server'."""
+        ...
+
+    async def get(self, key: str) -> StoredObject | None:
+        """The object, or None when absent."""
+        ...
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        """Write once. True when written; False when the key already existed (nothing changed).
+
+        The write is atomic: readers never see a partial body.
+        """
+        ...
+
+    async def put(self, key: str, body: bytes, *, if_match: str | None = None) -> str:
+        """Create or replace atomically; returns the new etag.
+
+        With ``if_match``, replace only when the current etag equals it, else raise
+        ``errors.PreconditionFailed``.
+        """
+        ...
+
+    async def list_keys(self, prefix: str, *, start_after: str = "") -> list[str]:
+        """Keys under ``prefix`` in lexicographic order, strictly after ``start_after``."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove; absent keys are not an error."""
+        ...
+
+
+# --------------------------------------------------------------------------- locks
+
+
+@dataclass(frozen=True)
+class LockScope:
+    """A lock on one resource of a workspace, or (resource=None) on the whole workspace.
+
+    A workspace lock excludes every resource lock of that workspace and vice versa.
+    """
+
+    workspace: str
+    resource: str | None = None
+
+    @property
+    def is_workspace(self) -> bool:
+        return self.resource is None
+
+    def describe(self) -> str:
+        if self.resource is None:
+            return f"workspace '{self.workspace}'"
+        return f"resource '{self.resource}' in workspace '{self.workspace}'"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    id: str  # random, unique per acquisition; what force-unlock takes
+    workspace: str
+    resource: str | None
+    who: str  # caller ARN or user, plus host and pid
+    host: str
+    pid: int
+    operation: str
+    created: datetime
+    expires: datetime
+    version: str  # ccstate version of the holder
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scope": "workspace" if self.resource is None else "resource",
+            "workspace": self.workspace,
+            "resource": self.resource,
+            "who": self.who,
+            "host": self.host,
+            "pid": self.pid,
+            "operation": self.operation,
+            "created": self.created.isoformat(),
+            "expires": self.expires.isoformat(),
+            "version": self.version,
+        }
+
+
+@runtime_checkable
+class LockManager(Protocol):
+    async def acquire(
+        self,
+        scope: LockScope,
+        *,
+        operation: str,
+        who: str,
+        lease_seconds: float,
+        timeout: float,
+    ) -> LockInfo:
+        """Take the lease, waiting with backoff up to ``timeout`` seconds.
+
+        A lease whose ``expires`` is in the past is free to take. Raises ``errors.LockTimeout``
+        naming the current holder when the wait runs out.
+        """
+        ...
+
+    async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
+        """Extend our lease; raises ``errors.LockLost`` when it is no longer ours."""
+        ...
+
+    async def release(self, lock: LockInfo) -> None:
+        """Conditional delete by owner (lock id). Releasing a lost lock is not an error."""
+        ...
+
+    async def list_locks(self, workspace: str | None = None) -> list[LockInfo]:
+        """Live and expired locks (callers compare ``expires`` with the clock)."""
+        ...
+
+    async def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove a lock by id whoever holds it; raises ``errors.LockNotFound``."""
+        ...
+
+
+# --------------------------------------------------------------------------- crypto, clock
+
+
+@runtime_checkable
+class Cipher(Protocol):
+    """Envelope encryption. ``context`` is authenticated: decrypting with another one fails."""
+
+    async def encrypt(self, plaintext: bytes, context: dict[str, str]) -> bytes: ...
+
+    async def decrypt(self, blob: bytes, context: dict[str, str]) -> bytes: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- cloud
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Cloud Control's ProgressEvent, in snake_case."""
+
+    request_token: str
+    operation: str  # CREATE | UPDATE | DELETE
+    operation_status: str  # PENDING | IN_PROGRESS | SUCCESS | FAILED | CANCEL_IN_PROGRESS | ...
+    type_name: str
+    identifier: str | None = None
+    status_message: str | None = None
+    error_code: str | None = None
+    resource_model: dict[str, Any] | None = None
+    event_time: datetime | None = None
+    retry_after: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.operation_status in {"SUCCESS", "FAILED", "CANCEL_COMPLETE"}
+
+
+@dataclass(frozen=True)
+class ResourceDescription:
+    type_name: str
+    identifier: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    account: str
+    arn: str
+    user_id: str
+    region: str
+    credential_source: str = ""  # e.g. 'env', 'profile:dev', 'sso'
+
+
+@dataclass
+class ResourcePage:
+    resources: list[ResourceDescription] = field(default_factory=list)
+    next_token: str | None = None
+
+
+@runtime_checkable
+class CloudProvider(Protocol):
+    """The Cloud Control API (plus STS for who we are)."""
+
+    async def caller_identity(self) -> CallerIdentity: ...
+
+    async def create_resource(
+        self, type_name: str, desired_state: dict[str, Any], *, client_token: str
+    ) -> ProgressEvent: ...
+
+    async def update_resource(
+        self,
+        type_name: str,
+        identifier: str,
+        patch_document: list[dict[str, Any]],
+        *,
+        client_token: str,
+    ) -> ProgressEvent: ...
+
+    async def delete_resource(
+        self, type_name: str, identifier: str, *, client_token: str
+    ) -> ProgressEvent: ...
+
+    async def get_resource(self, type_name: str, identifier: str) -> ResourceDescription:
+        """Raises ``errors.NotFound`` when the resource does not exist."""
+        ...
+
+    async def list_resources(
+        self, type_name: str, *, next_token: str | None = None, max_results: int | None = None
+    ) -> ResourcePage: ...
+
+    async def get_request_status(self, request_token: str) -> ProgressEvent: ...
+
+    async def wait_for_request(self, request_token: str, *, timeout: float) -> ProgressEvent:
+        """Poll with backoff until terminal or ``timeout``; returns the last event."""
+        ...
+
+
+@runtime_checkable
+class SchemaProvider(Protocol):
+    async def get_schema(self, type_name: str) -> ResourceSchema:
+        """Raises ``errors.NotFound`` for an unknown type."""
+        ...

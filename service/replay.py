@@ -1,0 +1,223 @@
+"""Materialized state and the pure function that applies one commit to it.
+
+``StateView`` is what a snapshot holds: the current resources (without their lineage), the
+stacks, and a per-resource index of the serials that touched each resource, including resources
+that have since been deleted. Lineage is not copied into snapshots: it lives once, in the log,
+and the index finds it without scanning the log. That keeps snapshot and commit cost independent
+of history length.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.errors import StateCorrupt, UnsupportedVersion
+from service.model import (
+    MANAGED_BY,
+    REMOVING_OPERATIONS,
+    SNAPSHOT_FORMAT,
+    STATE_VERSION,
+    Commit,
+    LineageEntry,
+    ResourceChange,
+    ResourceState,
+    Stack,
+    StateDocument,
+    StateMetadata,
+)
+
+
+@dataclass
+class StateView:
+    serial: int = 0
+    lineage: str = ""
+    created: str = ""
+    last_updated: str = ""
+    total_operations: int = 0
+    resources: dict[str, ResourceState] = field(default_factory=dict)
+    stacks: dict[str, Stack] = field(default_factory=dict)
+    history_index: dict[str, list[int]] = field(default_factory=dict)
+
+    def copy(self) -> StateView:
+        return copy.deepcopy(self)
+
+    # ----------------------------------------------------------------- snapshot (de)serialization
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "serial": self.serial,
+            "lineage": self.lineage,
+            "created": self.created,
+            "last_updated": self.last_updated,
+            "total_operations": self.total_operations,
+            "resources": {k: r.model_dump(mode="json") for k, r in self.resources.items()},
+            "stacks": {k: s.model_dump(mode="json") for k, s in self.stacks.items()},
+            "history_index": self.history_index,
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any], *, where: str) -> StateView:
+        if data.get("format") != SNAPSHOT_FORMAT:
+            raise UnsupportedVersion(
+                f"Snapshot {where} has format {data.get('format')!r}; this ccstate reads "
+                f"{SNAPSHOT_FORMAT!r}.",
+                next_step="Upgrade ccstate, or delete the snapshot so the log is replayed.",
+            )
+        try:
+            return cls(
+                serial=int(data["serial"]),
+                lineage=str(data["lineage"]),
+                created=str(data["created"]),
+                last_updated=str(data["last_updated"]),
+                total_operations=int(data["total_operations"]),
+                resources={
+                    k: ResourceState.model_validate(v) for k, v in data["resources"].items()
+                },
+                stacks={k: Stack.model_validate(v) for k, v in data["stacks"].items()},
+                history_index={k: [int(s) for s in v] for k, v in data["history_index"].items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateCorrupt(
+                f"Snapshot {where} is malformed ({exc}).",
+                next_step="Delete the snapshot file; the state is rebuilt from the log.",
+            ) from exc
+
+    # ----------------------------------------------------------------- the seed document
+
+    def to_document(
+        self, lineage_of: dict[str, list[LineageEntry]], *, server_version: str, workspace: str
+    ) -> StateDocument:
+        resources = {}
+        for key, res in self.resources.items():
+            full = res.model_copy(deep=True)
+            full.lineage = lineage_of.get(key, [])
+            resources[key] = full
+        doc = StateDocument(
+            version=STATE_VERSION,
+            metadata=StateMetadata(
+                created=self.created,
+                last_updated=self.last_updated,
+                mcp_server_version=server_version,
+                total_resources=len(self.resources),
+                total_operations=self.total_operations,
+                lineage=self.lineage,
+                serial=self.serial,
+                workspace=workspace,
+            ),
+            resources=resources,
+            stacks=copy.deepcopy(self.stacks),
+        )
+        # Every field explicit, so the export does not depend on how the view was built.
+        return StateDocument.model_validate(doc.model_dump(mode="json"))
+
+
+def apply_commit(view: StateView, commit: Commit) -> None:
+    """Advance ``view`` by one commit, in place. Pure: no I/O."""
+    if commit.serial != view.serial + 1:
+        raise StateCorrupt(
+            f"Commit {commit.serial} does not follow serial {view.serial}.",
+            next_step="The log has a gap or a duplicate; run `ccstate state versions` and "
+            "restore the missing commit file from a backup.",
+        )
+    if view.serial and commit.lineage != view.lineage:
+        raise StateCorrupt(
+            f"Commit {commit.serial} belongs to lineage {commit.lineage}, not {view.lineage}.",
+            next_step="A commit from another state was copied into this log; remove it.",
+        )
+    if view.serial == 0:
+        view.lineage = commit.lineage
+        view.created = commit.committed_at
+    if commit.replace_state is not None:
+        _replace_state(view, commit)
+    for change in commit.changes:
+        _apply_change(view, commit, change)
+    for stack_change in commit.stacks:
+        if stack_change.stack is None:
+            view.stacks.pop(stack_change.name, None)
+        else:
+            view.stacks[stack_change.name] = stack_change.stack.model_copy(deep=True)
+    view.serial = commit.serial
+    view.last_updated = commit.committed_at
+    view.total_operations += len(commit.changes)
+
+
+def _apply_change(view: StateView, commit: Commit, change: ResourceChange) -> None:
+    view.history_index.setdefault(change.identifier, []).append(commit.serial)
+    existing = view.resources.get(change.identifier)
+    if change.outcome != "SUCCESS":
+        if existing is not None:
+            existing.last_modified = commit.committed_at
+        return
+    if change.drift_status is not None and existing is not None:
+        existing.drift_status = change.drift_status.model_copy(deep=True)
+    if change.operation == "drift_check":
+        return
+    if _removes(change):
+        view.resources.pop(change.identifier, None)
+        return
+    if change.properties_after is None:
+        return
+    if existing is None:
+        existing = ResourceState(
+            resource_type=change.resource_type,
+            identifier=change.identifier,
+            created_at=commit.committed_at,
+            managed_by=change.managed_by or MANAGED_BY,
+        )
+        view.resources[change.identifier] = existing
+    existing.resource_type = change.resource_type
+    existing.current_properties = copy.deepcopy(change.properties_after)
+    existing.region = change.region or existing.region
+    existing.account_id = change.account_id or existing.account_id
+    existing.last_modified = commit.committed_at
+    if change.dependencies is not None:
+        existing.dependencies = change.dependencies.model_copy(deep=True)
+
+
+def _removes(change: ResourceChange) -> bool:
+    if change.operation in REMOVING_OPERATIONS:
+        return True
+    return change.operation == "restore" and change.properties_after is None
+
+
+def _replace_state(view: StateView, commit: Commit) -> None:
+    """An import: the document becomes the state; its lineage stays readable in this commit."""
+    doc = StateDocument.model_validate(commit.replace_state)
+    view.resources = {}
+    for key, res in doc.resources.items():
+        bare = res.model_copy(deep=True)
+        bare.lineage = []
+        view.resources[key] = bare
+        # The document carries the resource's whole lineage, so its history restarts here.
+        view.history_index[key] = [commit.serial]
+    view.stacks = copy.deepcopy(doc.stacks)
+    view.total_operations = doc.metadata.total_operations
+
+
+def lineage_from_commit(commit: Commit, identifier: str) -> list[LineageEntry]:
+    """The lineage entries one commit contributes to one resource's history."""
+    entries: list[LineageEntry] = []
+    if commit.replace_state is not None:
+        res = commit.replace_state.get("resources", {}).get(identifier)
+        if res is not None:
+            entries += [LineageEntry.model_validate(e) for e in res.get("lineage", [])]
+            entries.append(
+                LineageEntry(
+                    execution_token=commit.execution_token,
+                    operation="import",
+                    timestamp=commit.committed_at,
+                    user=commit.principal.authenticated_user or commit.principal.user,
+                    aws_session=commit.principal.aws_session,
+                    properties_before=None,
+                    properties_after=res.get("current_properties"),
+                    explanation=commit.explanation,
+                    user_intent=commit.user_intent,
+                    outcome="SUCCESS",
+                    serial=commit.serial,
+                )
+            )
+    entries += [commit.lineage_entry(c) for c in commit.changes if c.identifier == identifier]
+    return entries

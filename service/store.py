@@ -1,0 +1,560 @@
+"""The state store: a transaction log of write-once numbered commits on an ObjectStore.
+
+Layout under the backend root (the Delta Lake ``_delta_log`` protocol)::
+
+    <workspace>/log/00000000000000000042.json        one commit, written once
+    <workspace>/snapshots/00000000000000000040.json  the materialized state at serial 40
+    <workspace>/_last_snapshot.json                  pointer to the newest snapshot
+
+A commit is ``put_if_absent(log/<head+1>)``. Losing that race means someone else committed
+first: their commits are read; if they touched none of our resources we retry on top of them
+(rebase), otherwise ``StateConflict`` names the resources and the authors. Nothing is ever
+overwritten. Load = newest snapshot + replay of the log after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from service import __version__
+from service.errors import (
+    ImportRefused,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    StateConflict,
+    StateCorrupt,
+    UnsupportedVersion,
+)
+from service.model import (
+    COMMIT_FORMAT,
+    Commit,
+    CommitMeta,
+    LineageEntry,
+    ResourceChange,
+    ResourceState,
+    StackChange,
+    StateDocument,
+    VersionInfo,
+    canonical_json,
+    sha256_hex,
+    utc_now_iso,
+)
+from service.names import validate_identifier, validate_workspace
+from service.ports import Clock, ObjectStore, SystemClock
+from service.replay import StateView, apply_commit, lineage_from_commit
+
+log = logging.getLogger(__name__)
+
+SERIAL_WIDTH = 20
+MAX_REBASES = 50
+FETCH_CONCURRENCY = 16
+COMMIT_CACHE_SIZE = 4096
+ALL_RESOURCES = "*"
+
+Exporter = Callable[[StateDocument], Awaitable[None]]
+
+
+def serial_key(prefix: str, serial: int) -> str:
+    return f"{prefix}{serial:0{SERIAL_WIDTH}d}.json"
+
+
+def serial_of(key: str) -> int | None:
+    name = key.rsplit("/", 1)[-1]
+    stem = name[: -len(".json")] if name.endswith(".json") else ""
+    return int(stem) if len(stem) == SERIAL_WIDTH and stem.isdigit() else None
+
+
+def encode_commit(commit: Commit) -> bytes:
+    body = commit.model_dump(mode="json", exclude={"sha256"})
+    body["sha256"] = sha256_hex(canonical_json(body))
+    return json.dumps(body, sort_keys=True, indent=1, ensure_ascii=False).encode()
+
+
+def decode_commit(raw: bytes, *, where: str) -> Commit:
+    next_step = (
+        "The file was truncated or edited by hand. Restore it from a backup (S3: the previous "
+        "object version), or run `ccstate state versions` to see the last good serial."
+    )
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateCorrupt(f"Commit {where} is not valid JSON ({exc}).", next_step=next_step)
+    if not isinstance(data, dict):
+        raise StateCorrupt(f"Commit {where} is not a JSON object.", next_step=next_step)
+    if data.get("format") != COMMIT_FORMAT:
+        raise UnsupportedVersion(
+            f"Commit {where} has format {data.get('format')!r}; this ccstate reads "
+            f"{COMMIT_FORMAT!r}.",
+            next_step="Upgrade ccstate to a version that knows this format.",
+        )
+    stored = data.pop("sha256", None)
+    if stored != sha256_hex(canonical_json(data)):
+        raise IntegrityError(
+            f"Commit {where} does not match its sha256: it was changed after it was written.",
+            next_step=next_step,
+        )
+    try:
+        return Commit.model_validate({**data, "sha256": stored})
+    except ValueError as exc:
+        raise StateCorrupt(f"Commit {where} is malformed: {exc}", next_step=next_step) from exc
+
+
+class StateStore:
+    """One workspace's state. Safe for concurrent use by tasks of one process; processes and
+    machines coordinate through the object store's write-once commits."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        workspace: str = "default",
+        *,
+        clock: Clock | None = None,
+        snapshot_every: int = 50,
+        exporter: Exporter | None = None,
+        export_max_resources: int = 1000,
+    ) -> None:
+        if snapshot_every < 1:
+            raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
+        self.objects = objects
+        self.workspace = validate_workspace(workspace)
+        self.clock = clock or SystemClock()
+        self.snapshot_every = snapshot_every
+        self.exporter = exporter
+        self.export_max_resources = export_max_resources
+        self._log_prefix = f"{self.workspace}/log/"
+        self._snap_prefix = f"{self.workspace}/snapshots/"
+        self._last_snapshot_key = f"{self.workspace}/_last_snapshot.json"
+        self._view: StateView | None = None
+        self._commit_cache: OrderedDict[int, Commit] = OrderedDict()
+        self._mutex = asyncio.Lock()
+
+    # ================================================================== reading
+
+    async def head(self) -> int:
+        return (await self._refreshed()).serial
+
+    async def current(self) -> StateView:
+        """The state at head. Treat it as read-only; it is the store's cache."""
+        return await self._refreshed()
+
+    async def get_resource(self, identifier: str) -> ResourceState | None:
+        view = await self._refreshed()
+        res = view.resources.get(validate_identifier(identifier))
+        return res.model_copy(deep=True) if res is not None else None
+
+    async def history(self, identifier: str) -> list[LineageEntry]:
+        view = await self._refreshed()
+        return await self._history(view, validate_identifier(identifier))
+
+    async def versions(self, limit: int | None = None) -> list[VersionInfo]:
+        head = await self.head()
+        low = 1 if limit is None else max(1, head - limit + 1)
+        commits = await self._read_commits(range(head, low - 1, -1))
+        return [
+            VersionInfo(
+                serial=c.serial,
+                committed_at=c.committed_at,
+                who=c.principal.describe(),
+                why=c.user_intent or c.explanation,
+                summary=c.summary(),
+                kind=c.kind,
+                execution_token=c.execution_token,
+            )
+            for c in commits
+        ]
+
+    async def commit_at(self, serial: int) -> Commit:
+        head = await self.head()
+        self._check_serial(serial, head)
+        return (await self._read_commits([serial]))[0]
+
+    async def view_at(self, serial: int) -> StateView:
+        head = await self.head()
+        self._check_serial(serial, head, allow_zero=True)
+        if serial == head:
+            return (await self._refreshed()).copy()
+        view = await self._nearest_snapshot(serial)
+        for commit in await self._read_commits(range(view.serial + 1, serial + 1)):
+            apply_commit(view, commit)
+        return view
+
+    async def materialize(self, serial: int) -> StateDocument:
+        view = await self.view_at(serial)
+        return await self._document(view)
+
+    async def export_document(self) -> StateDocument:
+        return await self._document(await self._refreshed())
+
+    async def find_lineage_entry(self, execution_token: str) -> tuple[str, LineageEntry] | None:
+        """The resource and lineage entry an execution token produced (newest first scan)."""
+        head = await self.head()
+        for serial in range(head, 0, -1):
+            commit = (await self._read_commits([serial]))[0]
+            if commit.execution_token == execution_token and commit.changes:
+                change = commit.changes[0]
+                return change.identifier, commit.lineage_entry(change)
+        return None
+
+    # ================================================================== writing
+
+    async def commit(
+        self,
+        changes: list[ResourceChange],
+        meta: CommitMeta,
+        *,
+        stacks: list[StackChange] | None = None,
+        base_serial: int | None = None,
+    ) -> Commit:
+        """Append one commit. ``base_serial`` is the serial the caller read before computing the
+        change; commits after it that touched the same resources raise ``StateConflict``."""
+        for change in changes:
+            validate_identifier(change.identifier)
+        touched = {c.identifier for c in changes} | {f"stack:{s.name}" for s in stacks or []}
+        if meta.kind in ("restore", "import"):
+            touched.add(ALL_RESOURCES)
+        return await self._append(meta, changes, stacks or [], None, touched, base_serial)
+
+    async def restore(self, serial: int, meta: CommitMeta) -> Commit:
+        """Make the state equal to what it was at ``serial``, as a new commit."""
+        async with self._mutex:
+            current = await self._refresh_locked()
+        target = await self.view_at(serial)
+        changes = _changes_between(current, target)
+        stacks = _stack_changes_between(current, target)
+        meta = meta.model_copy(update={"kind": "restore", "restored_from": serial})
+        return await self._append(
+            meta, changes, stacks, None, {ALL_RESOURCES}, base_serial=current.serial
+        )
+
+    async def import_document(
+        self, doc: StateDocument, meta: CommitMeta, *, force: bool = False
+    ) -> Commit:
+        """``state push``: guarded by lineage and serial like Terraform; ``force`` overrides and
+        is recorded in the commit."""
+        for key, res in doc.resources.items():
+            validate_identifier(key)
+            if res.identifier != key:
+                raise InvalidInput(
+                    f"Resource key {key!r} does not match its identifier {res.identifier!r}.",
+                    next_step="Fix the document so each resource is keyed by its identifier.",
+                )
+        async with self._mutex:
+            view = await self._refresh_locked()
+        if not force:
+            _guard_import(view, doc)
+        meta = meta.model_copy(update={"kind": "import", "forced": force})
+        replace = doc.model_dump(mode="json", exclude_unset=True)
+        return await self._append(meta, [], [], replace, {ALL_RESOURCES}, view.serial)
+
+    # ================================================================== internals: append
+
+    async def _append(
+        self,
+        meta: CommitMeta,
+        changes: list[ResourceChange],
+        stacks: list[StackChange],
+        replace_state: dict[str, Any] | None,
+        touched: set[str],
+        base_serial: int | None,
+    ) -> Commit:
+        async with self._mutex:
+            view = await self._refresh_locked()
+            base = view.serial if base_serial is None else base_serial
+            await self._check_conflicts(base, view, touched)
+            for _ in range(MAX_REBASES):
+                commit = self._new_commit(view, meta, changes, stacks, replace_state)
+                key = serial_key(self._log_prefix, commit.serial)
+                body = encode_commit(commit)
+                if await self.objects.put_if_absent(key, body):
+                    # Keep exactly what a reader of the file will see, not our in-memory draft.
+                    commit = decode_commit(body, where=key)
+                    await self._after_commit(view, commit)
+                    return commit
+                view = await self._refresh_locked()
+                await self._check_conflicts(base, view, touched)
+            raise StateConflict(
+                f"Gave up after {MAX_REBASES} rebases: the workspace is changing too fast.",
+                resources=sorted(touched),
+                authors=[],
+                next_step="Retry the operation; consider taking the workspace lock.",
+            )
+
+    def _new_commit(
+        self,
+        view: StateView,
+        meta: CommitMeta,
+        changes: list[ResourceChange],
+        stacks: list[StackChange],
+        replace_state: dict[str, Any] | None,
+    ) -> Commit:
+        return Commit(
+            serial=view.serial + 1,
+            parent=view.serial,
+            lineage=view.lineage or str(uuid.uuid4()),
+            committed_at=utc_now_iso(self.clock.now()),
+            principal=meta.principal,
+            execution_token=meta.execution_token,
+            explanation=meta.explanation,
+            user_intent=meta.user_intent,
+            kind=meta.kind,
+            restored_from=meta.restored_from,
+            forced=meta.forced,
+            changes=changes,
+            stacks=stacks,
+            replace_state=replace_state,
+        )
+
+    async def _check_conflicts(self, base: int, view: StateView, touched: set[str]) -> None:
+        if base >= view.serial:
+            return
+        newer = await self._read_commits(range(base + 1, view.serial + 1))
+        clashing: set[str] = set()
+        authors: list[str] = []
+        for commit in newer:
+            theirs = commit.resources_touched() | {f"stack:{s.name}" for s in commit.stacks}
+            overlap = _overlap(touched, theirs)
+            if overlap:
+                clashing |= overlap
+                authors.append(f"{commit.principal.describe()} (serial {commit.serial})")
+        if clashing:
+            names = sorted(clashing - {ALL_RESOURCES}) or ["the whole workspace"]
+            raise StateConflict(
+                f"Conflict: {', '.join(names)} changed since serial {base} by "
+                f"{', '.join(authors)}. Nothing was written.",
+                resources=names,
+                authors=authors,
+                next_step="Review `ccstate state history` for those resources, then retry "
+                "against the current state.",
+            )
+
+    async def _after_commit(self, view: StateView, commit: Commit) -> None:
+        apply_commit(view, commit)
+        self._remember(commit)
+        if commit.serial % self.snapshot_every == 0:
+            await self._write_snapshot(view)
+        if self.exporter is not None and len(view.resources) <= self.export_max_resources:
+            try:
+                await self.exporter(await self._document(view))
+            except OSError as exc:  # the export is a convenience copy; the log is the truth
+                log.warning("Could not write the readable state.json export: %s", exc)
+
+    async def _write_snapshot(self, view: StateView) -> None:
+        body = json.dumps(view.to_snapshot(), sort_keys=True, separators=(",", ":")).encode()
+        await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body)
+        pointer = json.dumps({"serial": view.serial}).encode()
+        await self.objects.put(self._last_snapshot_key, pointer)
+
+    # ================================================================== internals: loading
+
+    async def _refreshed(self) -> StateView:
+        async with self._mutex:
+            return await self._refresh_locked()
+
+    async def _ensure_loaded(self) -> StateView:
+        if self._view is None:
+            self._view = await self._load_latest_snapshot()
+            await self._catch_up(self._view)
+        return self._view
+
+    async def _refresh_locked(self) -> StateView:
+        view = await self._ensure_loaded()
+        await self._catch_up(view)
+        return view
+
+    async def _catch_up(self, view: StateView) -> None:
+        """Bring ``view`` to head. When it already is (the usual case), this costs one GET of
+        the next serial, not a listing of the log."""
+        nxt = await self.objects.get(serial_key(self._log_prefix, view.serial + 1))
+        if nxt is None:
+            return
+        where = serial_key(self._log_prefix, view.serial + 1)
+        self._remember(decode_commit(nxt.body, where=where))
+        keys = await self.objects.list_keys(
+            self._log_prefix, start_after=serial_key(self._log_prefix, view.serial)
+        )
+        serials = sorted(s for s in (serial_of(k) for k in keys) if s is not None)
+        expected = list(range(view.serial + 1, view.serial + 1 + len(serials)))
+        if serials != expected:
+            raise StateCorrupt(
+                f"The log of workspace '{self.workspace}' has a gap after serial {view.serial} "
+                f"(found {serials[:5]}...): commits are missing.",
+                next_step="Restore the missing log files from a backup; nothing was changed.",
+            )
+        for commit in await self._read_commits(serials):
+            apply_commit(view, commit)
+
+    async def _load_latest_snapshot(self) -> StateView:
+        pointer = await self.objects.get(self._last_snapshot_key)
+        candidates: list[int] = []
+        if pointer is not None:
+            try:
+                candidates.append(int(json.loads(pointer.body)["serial"]))
+            except (ValueError, KeyError, TypeError):
+                log.warning("Ignoring unreadable %s", self._last_snapshot_key)
+        if not candidates:
+            keys = await self.objects.list_keys(self._snap_prefix)
+            candidates = sorted((s for s in map(serial_of, keys) if s is not None), reverse=True)
+        for serial in candidates:
+            view = await self._read_snapshot(serial)
+            if view is not None:
+                return view
+        return StateView()
+
+    async def _nearest_snapshot(self, serial: int) -> StateView:
+        keys = await self.objects.list_keys(self._snap_prefix)
+        found = sorted((s for s in map(serial_of, keys) if s is not None and s <= serial))
+        for candidate in reversed(found):
+            view = await self._read_snapshot(candidate)
+            if view is not None:
+                return view
+        return StateView()
+
+    async def _read_snapshot(self, serial: int) -> StateView | None:
+        """A snapshot is derived data: an unreadable one is skipped (the log is replayed)."""
+        key = serial_key(self._snap_prefix, serial)
+        obj = await self.objects.get(key)
+        if obj is None:
+            return None
+        try:
+            return StateView.from_snapshot(json.loads(obj.body), where=key)
+        except (StateCorrupt, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            log.warning("Skipping unreadable snapshot %s (%s); replaying the log instead.", key, exc)
+            return None
+
+    async def _read_commits(self, serials: Iterable[int]) -> list[Commit]:
+        wanted = list(serials)
+        missing = [s for s in wanted if s not in self._commit_cache]
+        fetched = dict(zip(missing, await self._fetch_bounded(missing), strict=True))
+        out = []
+        for serial in wanted:
+            commit = self._commit_cache.get(serial) or fetched[serial]
+            self._remember(commit)
+            out.append(commit)
+        return out
+
+    async def _fetch_bounded(self, serials: list[int]) -> list[Commit]:
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(serial: int) -> Commit:
+            async with gate:
+                return await self._fetch_commit(serial)
+
+        return list(await asyncio.gather(*(one(s) for s in serials)))
+
+    def _remember(self, commit: Commit) -> None:
+        self._commit_cache[commit.serial] = commit
+        self._commit_cache.move_to_end(commit.serial)
+        while len(self._commit_cache) > COMMIT_CACHE_SIZE:
+            self._commit_cache.popitem(last=False)
+
+    async def _fetch_commit(self, serial: int) -> Commit:
+        key = serial_key(self._log_prefix, serial)
+        obj = await self.objects.get(key)
+        if obj is None:
+            raise StateCorrupt(
+                f"Commit {key} is missing from {self.objects.describe()}.",
+                next_step="Restore it from a backup; the log must be gap-free.",
+            )
+        commit = decode_commit(obj.body, where=key)
+        if commit.serial != serial:
+            raise StateCorrupt(
+                f"Commit {key} claims serial {commit.serial}.",
+                next_step="The file was renamed or copied; restore the original.",
+            )
+        return commit
+
+    async def _history(self, view: StateView, identifier: str) -> list[LineageEntry]:
+        serials = view.history_index.get(identifier)
+        if serials is None:
+            raise NotFound(
+                f"No resource {identifier!r} in workspace '{self.workspace}' at serial "
+                f"{view.serial}.",
+                next_step="See `ccstate state list` for the identifiers in state.",
+            )
+        entries: list[LineageEntry] = []
+        for commit in await self._read_commits(serials):
+            entries += lineage_from_commit(commit, identifier)
+        return entries
+
+    async def _document(self, view: StateView) -> StateDocument:
+        lineage_of = {key: await self._history(view, key) for key in view.resources}
+        return view.to_document(lineage_of, server_version=__version__, workspace=self.workspace)
+
+    @staticmethod
+    def _check_serial(serial: int, head: int, *, allow_zero: bool = False) -> None:
+        low = 0 if allow_zero else 1
+        if not isinstance(serial, int) or serial < low or serial > head:
+            raise NotFound(
+                f"No version {serial}: this state has serials {low} to {head}.",
+                next_step="See `ccstate state versions`.",
+            )
+
+
+# ====================================================================== pure helpers
+
+
+def _overlap(ours: set[str], theirs: set[str]) -> set[str]:
+    if ALL_RESOURCES in ours and theirs:
+        return theirs | {ALL_RESOURCES}
+    if ALL_RESOURCES in theirs and ours:
+        return ours | {ALL_RESOURCES}
+    return ours & theirs
+
+
+def _changes_between(current: StateView, target: StateView) -> list[ResourceChange]:
+    changes = []
+    for key in sorted(set(current.resources) | set(target.resources)):
+        now, then = current.resources.get(key), target.resources.get(key)
+        if now is not None and then is not None and now.current_properties == then.current_properties:
+            continue
+        model = then or now
+        assert model is not None
+        changes.append(
+            ResourceChange(
+                identifier=key,
+                resource_type=model.resource_type,
+                operation="restore",
+                region=model.region,
+                account_id=model.account_id,
+                properties_before=now.current_properties if now else None,
+                properties_after=then.current_properties if then else None,
+                dependencies=then.dependencies if then else None,
+            )
+        )
+    return changes
+
+
+def _stack_changes_between(current: StateView, target: StateView) -> list[StackChange]:
+    out = []
+    for name in sorted(set(current.stacks) | set(target.stacks)):
+        if current.stacks.get(name) != target.stacks.get(name):
+            out.append(StackChange(name=name, stack=target.stacks.get(name)))
+    return out
+
+
+def _guard_import(view: StateView, doc: StateDocument) -> None:
+    if view.serial == 0:
+        return
+    theirs = doc.metadata.lineage
+    if theirs != view.lineage:
+        raise ImportRefused(
+            f"The document belongs to lineage {theirs or '(none)'}, but workspace state has "
+            f"lineage {view.lineage}: it is a different state.",
+            next_step="Pull the current state with `ccstate state pull`, or pass --force to "
+            "replace the state anyway (recorded in history).",
+        )
+    serial = doc.metadata.serial or 0
+    if serial < view.serial:
+        raise ImportRefused(
+            f"The document is at serial {serial}, older than the state's serial {view.serial}: "
+            "pushing it would undo newer changes.",
+            next_step="Pull the latest state, re-apply your edits, and push that; or pass "
+            "--force (recorded in history).",
+        )
