@@ -30,7 +30,7 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every resource (moto's reset API)."""
-        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - loopback only
 
 

@@ -226,8 +226,10 @@ class Commit(_Model):
             return f"restore to serial {self.restored_from}"
         if self.kind == "import":
             return "import of a state document" + (" (forced)" if self.forced else "")
-        parts = [f"{c.operation} {c.identifier}" + ("" if c.outcome == "SUCCESS" else " FAILED")
-                 for c in self.changes[:3]]
+        parts = [
+            f"{c.operation} {c.identifier}" + ("" if c.outcome == "SUCCESS" else " FAILED")
+            for c in self.changes[:3]
+        ]
         if len(self.changes) > 3:
             parts.append(f"and {len(self.changes) - 3} more")
         parts += [f"stack {s.name}" for s in self.stacks[:2]]

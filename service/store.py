@@ -85,7 +85,9 @@ def decode_commit(raw: bytes, *, where: str) -> Commit:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateCorrupt(f"Commit {where} is not valid JSON ({exc}).", next_step=next_step)
+        raise StateCorrupt(
+            f"Commit {where} is not valid JSON ({exc}).", next_step=next_step
+        ) from exc
     if not isinstance(data, dict):
         raise StateCorrupt(f"Commit {where} is not a JSON object.", next_step=next_step)
     if data.get("format") != COMMIT_FORMAT:
@@ -409,7 +411,7 @@ class StateStore:
 
     async def _nearest_snapshot(self, serial: int) -> StateView:
         keys = await self.objects.list_keys(self._snap_prefix)
-        found = sorted((s for s in map(serial_of, keys) if s is not None and s <= serial))
+        found = sorted(s for s in map(serial_of, keys) if s is not None and s <= serial)
         for candidate in reversed(found):
             view = await self._read_snapshot(candidate)
             if view is not None:
@@ -425,7 +427,7 @@ class StateStore:
         try:
             return StateView.from_snapshot(json.loads(obj.body), where=key)
         except (StateCorrupt, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            log.warning("Skipping unreadable snapshot %s (%s); replaying the log instead.", key, exc)
+            log.warning("Skipping unreadable snapshot %s (%s); replaying the log.", key, exc)
             return None
 
     async def _read_commits(self, serials: Iterable[int]) -> list[Commit]:
@@ -512,7 +514,7 @@ def _changes_between(current: StateView, target: StateView) -> list[ResourceChan
     changes = []
     for key in sorted(set(current.resources) | set(target.resources)):
         now, then = current.resources.get(key), target.resources.get(key)
-        if now is not None and then is not None and now.current_properties == then.current_properties:
+        if now and then and now.current_properties == then.current_properties:
             continue
         model = then or now
         assert model is not None

@@ -20,12 +20,14 @@ from service.errors import (
     StateCorrupt,
     UnsupportedVersion,
 )
-from service.model import ResourceChange, StackChange, Stack, StateDocument
+from service.model import ResourceChange, Stack, StackChange, StateDocument
 from service.store import StateStore
 
 from .helpers import BUCKET, change, meta
 
-SEED = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "seed-state.json"
+REPO = Path(__file__).resolve().parents[3]
+SEED = REPO / "docs" / "examples" / "seed-state.json"
+SHARED_SEED = REPO.parent / "shared" / "examples" / "seed-state.json"
 
 
 @pytest.fixture
@@ -158,6 +160,12 @@ def _seed() -> dict:
     return json.loads(SEED.read_text())
 
 
+def test_repo_copy_of_the_seed_example_is_current() -> None:
+    if not SHARED_SEED.exists():
+        pytest.skip("../shared is not beside this checkout")
+    assert json.loads(SHARED_SEED.read_text()) == _seed()
+
+
 def test_seed_document_round_trips() -> None:
     original = _seed()
     doc = StateDocument.model_validate(original)
@@ -251,7 +259,7 @@ async def test_truncated_commit_is_reported_with_its_name(root: Path) -> None:
     await _three_commits(root)
     path = _log(root, 2)
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(StateCorrupt, match="00000000000000000002.json") as err:
+    with pytest.raises(StateCorrupt, match=r"00000000000000000002\.json") as err:
         await store_at(root).current()
     assert "not valid JSON" in str(err.value) and err.value.next_step
 

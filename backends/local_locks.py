@@ -1,0 +1,290 @@
+"""The LockManager port on files: the lease protocol of ARCHITECTURE.md under ``<ws>/locks/``.
+
+    <root>/<workspace>/locks/.mutex                     flock'd for one read-check-write (~1 ms)
+    <root>/<workspace>/locks/workspace.json             the workspace lease
+    <root>/<workspace>/locks/resources/<sha256>.json    one lease per resource identifier
+
+Identifiers may contain '/', so files are named by their sha256 and the identifier is kept inside.
+Correctness comes from the lease (``expires``), not from the flock: the flock only makes each
+read-check-write step atomic between processes, and the kernel drops it if its holder dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import socket
+import time
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from backends.local_files import (
+    ensure_private_dir,
+    exclusive_flock,
+    os_errors_as_backend_errors,
+    replace_atomically,
+)
+from service.errors import InvalidInput, LockLost, LockNotFound, LockTimeout
+from service.names import validate_identifier, validate_workspace
+from service.ports import Clock, LockInfo, LockScope, SystemClock
+
+log = logging.getLogger(__name__)
+
+_FORMAT = "ccstate.lock/1"
+_LOCK_ID = re.compile(r"^[0-9a-f]{16}$")
+_FIRST_DELAY = 0.05
+_MAX_DELAY = 2.0
+
+
+def ccstate_version() -> str:
+    try:
+        return metadata.version("ccstate")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class LocalLockManager:
+    def __init__(self, root: Path, clock: Clock | None = None) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.clock: Clock = clock or SystemClock()
+
+    # ------------------------------------------------------------------ paths and files
+
+    def _locks_dir(self, workspace: str) -> Path:
+        return self.root / validate_workspace(workspace) / "locks"
+
+    def _lock_path(self, scope: LockScope) -> Path:
+        locks = self._locks_dir(scope.workspace)
+        if scope.resource is None:
+            return locks / "workspace.json"
+        digest = hashlib.sha256(validate_identifier(scope.resource).encode()).hexdigest()
+        return locks / "resources" / f"{digest}.json"
+
+    def _mutex(self, workspace: str) -> AbstractContextManager[None]:
+        locks = self._locks_dir(workspace)
+        ensure_private_dir(locks)
+        return exclusive_flock(locks / ".mutex")
+
+    def _live(self, info: LockInfo | None) -> LockInfo | None:
+        return info if info is not None and info.expires >= self.clock.now() else None
+
+    def _blocker(self, scope: LockScope) -> LockInfo | None:
+        """The live lease that stands in the way of ``scope``, if any (caller holds the mutex)."""
+        own = self._live(_read_lock(self._lock_path(scope)))
+        if own is not None:
+            return own
+        if scope.is_workspace:
+            for info in _read_all(self._locks_dir(scope.workspace) / "resources"):
+                if self._live(info) is not None:
+                    return info
+            return None
+        return self._live(_read_lock(self._lock_path(LockScope(scope.workspace))))
+
+    # ------------------------------------------------------------------ the port
+
+    async def acquire(
+        self,
+        scope: LockScope,
+        *,
+        operation: str,
+        who: str,
+        lease_seconds: float,
+        timeout: float,
+    ) -> LockInfo:
+        _check_durations(lease_seconds, timeout)
+        path = self._lock_path(scope)
+        deadline = time.monotonic() + timeout
+        delay = _FIRST_DELAY
+        while True:
+            with os_errors_as_backend_errors("lock", path), self._mutex(scope.workspace):
+                blocker = self._blocker(scope)
+                if blocker is None:
+                    info = self._new_lock(scope, operation=operation, who=who, lease=lease_seconds)
+                    _write_lock(path, info)
+                    return info
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timeout_error(scope, blocker, timeout)
+            # Full jitter: contenders that collided once do not collide again in lockstep.
+            await asyncio.sleep(min(remaining, random.uniform(0, delay)))
+            delay = min(delay * 2, _MAX_DELAY)
+
+    async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
+        _check_durations(lease_seconds, 0)
+        scope = LockScope(lock.workspace, lock.resource)
+        path = self._lock_path(scope)
+        with os_errors_as_backend_errors("renew the lock", path), self._mutex(lock.workspace):
+            current = _read_lock(path)
+            if current is None or current.id != lock.id:
+                raise _lost_error(lock, current)
+            renewed = replace(current, expires=self.clock.now() + timedelta(seconds=lease_seconds))
+            _write_lock(path, renewed)
+        return renewed
+
+    async def release(self, lock: LockInfo) -> None:
+        path = self._lock_path(LockScope(lock.workspace, lock.resource))
+        with os_errors_as_backend_errors("release the lock", path), self._mutex(lock.workspace):
+            current = _read_lock(path)
+            if current is not None and current.id == lock.id:
+                path.unlink(missing_ok=True)
+
+    async def list_locks(self, workspace: str | None = None) -> list[LockInfo]:
+        workspaces = [validate_workspace(workspace)] if workspace else self._workspaces()
+        found: list[LockInfo] = []
+        with os_errors_as_backend_errors("list the locks in", self.root / "."):
+            for name in workspaces:
+                locks = self.root / name / "locks"
+                found.extend(info for info in [_read_lock(locks / "workspace.json")] if info)
+                found.extend(_read_all(locks / "resources"))
+        return sorted(found, key=lambda info: (info.created, info.id))
+
+    async def force_unlock(self, lock_id: str) -> LockInfo:
+        if isinstance(lock_id, str) and _LOCK_ID.fullmatch(lock_id):
+            for info in await self.list_locks():
+                if info.id == lock_id and self._remove_if_id(info):
+                    log.warning("force-unlocked %s held by %s", lock_id, info.who)
+                    return info
+        raise LockNotFound(
+            f"No lock with id {lock_id!r} is held under {self.root}.",
+            next_step="Run `ccstate lock list` to see the current lock ids.",
+            lock_id=lock_id,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _workspaces(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in os.scandir(self.root)
+            if entry.is_dir()
+            and not entry.name.startswith(".")
+            and os.path.isdir(os.path.join(entry.path, "locks"))
+        )
+
+    def _remove_if_id(self, info: LockInfo) -> bool:
+        path = self._lock_path(LockScope(info.workspace, info.resource))
+        with os_errors_as_backend_errors("remove the lock", path), self._mutex(info.workspace):
+            current = _read_lock(path)
+            if current is None or current.id != info.id:
+                return False
+            path.unlink(missing_ok=True)
+            return True
+
+    def _new_lock(self, scope: LockScope, *, operation: str, who: str, lease: float) -> LockInfo:
+        now = self.clock.now()
+        return LockInfo(
+            id=secrets.token_hex(8),
+            workspace=scope.workspace,
+            resource=scope.resource,
+            who=who,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            operation=operation,
+            created=now,
+            expires=now + timedelta(seconds=lease),
+            version=ccstate_version(),
+        )
+
+
+# ---------------------------------------------------------------------- lock files
+
+
+def _write_lock(path: Path, info: LockInfo) -> None:
+    body = {"format": _FORMAT, **info.to_dict()}
+    replace_atomically(path, json.dumps(body, indent=2, sort_keys=True).encode())
+
+
+def _read_lock(path: Path) -> LockInfo | None:
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return _lock_from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        # Lock files are replaced atomically, so this is outside tampering; a lease nobody can
+        # read protects nothing, and refusing forever would block the team.
+        log.warning("ignoring unreadable lock file %s: %s", path, exc)
+        return None
+
+
+def _read_all(directory: Path) -> list[LockInfo]:
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.name.endswith(".json") and not entry.name.startswith("."):
+            info = _read_lock(Path(entry.path))
+            if info is not None:
+                found.append(info)
+    return found
+
+
+def _lock_from_dict(data: dict[str, Any]) -> LockInfo:
+    return LockInfo(
+        id=str(data["id"]),
+        workspace=str(data["workspace"]),
+        resource=None if data["resource"] is None else str(data["resource"]),
+        who=str(data["who"]),
+        host=str(data["host"]),
+        pid=int(data["pid"]),
+        operation=str(data["operation"]),
+        created=datetime.fromisoformat(data["created"]),
+        expires=datetime.fromisoformat(data["expires"]),
+        version=str(data.get("version", "")),
+    )
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def _check_durations(lease_seconds: float, timeout: float) -> None:
+    if not lease_seconds > 0 or not timeout >= 0:
+        raise InvalidInput(
+            f"Invalid lock durations: lease {lease_seconds!r}s, timeout {timeout!r}s.",
+            next_step="Use a lease greater than 0 and a timeout of 0 or more seconds.",
+        )
+
+
+def describe_holder(info: LockInfo) -> str:
+    scope = LockScope(info.workspace, info.resource).describe()
+    return (
+        f"{scope} is held by {info.who} on host {info.host} (pid {info.pid}) for "
+        f"'{info.operation}' since {info.created.isoformat()}, lease expires "
+        f"{info.expires.isoformat()} (lock id {info.id})"
+    )
+
+
+def _timeout_error(scope: LockScope, holder: LockInfo, timeout: float) -> LockTimeout:
+    return LockTimeout(
+        f"Timed out after {timeout:g}s waiting for the lock on {scope.describe()}: "
+        f"{describe_holder(holder)}.",
+        next_step="Wait for that operation to finish and retry; if its holder is gone, run "
+        f"`ccstate lock force-unlock {holder.id}`.",
+        holder=holder.to_dict(),
+    )
+
+
+def _lost_error(lock: LockInfo, current: LockInfo | None) -> LockLost:
+    scope = LockScope(lock.workspace, lock.resource).describe()
+    if current is None:
+        why = "it was force-unlocked or released"
+    else:
+        why = f"its lease expired and {current.who} (lock id {current.id}) took it"
+    return LockLost(
+        f"Lost the lock {lock.id} on {scope}: {why}.",
+        next_step="Check `ccstate state history` for what was applied, then re-run the operation.",
+        lock_id=lock.id,
+    )

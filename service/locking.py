@@ -1,0 +1,109 @@
+"""Hold a lease lock for the duration of a block of work, with a heartbeat, whatever the backend.
+
+    async with hold_lock(locks, LockScope("default", "my-bucket"), operation="update",
+                         who=principal) as held:
+        ...                      # the work
+        held.ensure_held()       # optional: check before an irreversible step (e.g. a commit)
+
+- The lease is renewed every ``lease_seconds / 3`` by a background task, so work may run longer
+  than one lease. A failed renewal for another reason than LockLost (a network blip) is logged
+  and retried at the next beat; the lease covers two missed beats.
+- The lock is ALWAYS released on exit: normal end, exception, or cancellation of the task. The
+  release is shielded from a second cancellation. A release that fails is logged, not raised:
+  the work is over and the lease expires by itself within ``lease_seconds``.
+- If a renewal finds the lock is no longer ours (force-unlocked, or expired and taken by
+  someone else), nothing is cancelled: the work runs to the end of the block, ``held.lost`` is
+  set, ``held.ensure_held()`` raises, and the block raises ``LockLost`` on exit. When the block
+  itself raised, that exception propagates instead, with a note saying the lock was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from service.errors import LockLost
+from service.ports import LockInfo, LockManager, LockScope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeldLock:
+    """The lock a ``hold_lock`` block holds; ``info`` follows each renewal."""
+
+    info: LockInfo
+    lost: LockLost | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def ensure_held(self) -> None:
+        """Raise ``LockLost`` if a heartbeat found the lock taken away."""
+        if self.lost is not None:
+            raise self.lost
+
+
+@asynccontextmanager
+async def hold_lock(
+    locks: LockManager,
+    scope: LockScope,
+    *,
+    operation: str,
+    who: str,
+    lease_seconds: float = 60,
+    timeout: float = 30,
+) -> AsyncIterator[HeldLock]:
+    info = await locks.acquire(
+        scope, operation=operation, who=who, lease_seconds=lease_seconds, timeout=timeout
+    )
+    held = HeldLock(info)
+    heartbeat = asyncio.create_task(
+        _heartbeat(locks, held, lease_seconds), name=f"ccstate-lock-heartbeat-{info.id}"
+    )
+    try:
+        yield held
+    except BaseException as exc:
+        if held.lost is not None:
+            exc.add_note(f"While this ran, the lock was lost: {held.lost}")
+        raise
+    finally:
+        await _stop_and_release(locks, held, heartbeat)
+    held.ensure_held()
+
+
+async def _heartbeat(locks: LockManager, held: HeldLock, lease_seconds: float) -> None:
+    interval = lease_seconds / 3
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            held.info = await locks.renew(held.info, lease_seconds=lease_seconds)
+        except LockLost as exc:
+            log.error("%s", exc)
+            held.lost = exc
+            return
+        except Exception as exc:
+            log.warning("could not renew lock %s, retrying in %.1fs: %s", held.id, interval, exc)
+
+
+async def _stop_and_release(
+    locks: LockManager, held: HeldLock, heartbeat: asyncio.Task[None]
+) -> None:
+    heartbeat.cancel()
+    # wait() never raises the heartbeat's own CancelledError, only a cancellation of this task.
+    await asyncio.wait([heartbeat])
+    try:
+        await asyncio.shield(locks.release(held.info))
+    except asyncio.CancelledError:
+        raise  # the shielded release goes on in the background
+    except Exception as exc:
+        log.warning(
+            "could not release lock %s (it expires by itself at %s): %s",
+            held.id,
+            held.info.expires.isoformat(),
+            exc,
+        )

@@ -1,0 +1,414 @@
+"""Create, update and delete through Cloud Control, each recorded as one lineage entry.
+
+For every mutation, in this order:
+1. check the input and the token chain (nothing locked, nothing called yet);
+2. take the resource lock (released on every path, with a heartbeat while the work runs);
+3. consume the final token, once, in the shared backend;
+4. read the properties before, call Cloud Control, poll the request to a terminal state;
+5. read the properties after back from the cloud, redact write-only and secret values;
+6. commit one lineage entry: SUCCESS, or FAILED with the error (the audit trail has no holes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
+from service.locking import hold_lock
+from service.model import Commit, CommitMeta, ResourceChange
+from service.names import validate_identifier
+from service.ports import LockManager, LockScope, ProgressEvent
+from service.schema import ResourceSchema
+from service.store import StateStore
+from service.tokens import token_hash
+from service.validation import validate_patch, validate_type_name
+from service.workflow import Authorization, Workflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperationSettings:
+    workspace: str = "default"
+    lock_lease_seconds: float = 60
+    lock_timeout_seconds: float = 30
+    operation_timeout_seconds: float = 600
+
+
+class ResourceOperations:
+    def __init__(
+        self,
+        workflow: Workflow,
+        store: StateStore,
+        locks: LockManager,
+        settings: OperationSettings,
+    ) -> None:
+        self.workflow = workflow
+        self.cloud = workflow.cloud
+        self.schemas = workflow.schemas
+        self.store = store
+        self.locks = locks
+        self.settings = settings
+
+    # ------------------------------------------------------------------ create
+
+    async def create(
+        self,
+        *,
+        resource_type: str,
+        credentials_token: str,
+        explained_token: str,
+        security_scan_token: str = "",
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        schema = await self._schema(resource_type)
+        tokens = dict(
+            credentials_token=credentials_token,
+            explained_token=explained_token,
+            security_scan_token=security_scan_token,
+        )
+        checked = await self.workflow.authorize(
+            operation="create",
+            resource_type=resource_type,
+            identifier=None,
+            payload=None,
+            consume=False,
+            **tokens,
+        )
+        desired = checked.payload
+        planned = checked.record.identifier
+        lock_name = planned or f"{resource_type}/pending-create-{token_hash(checked.token)[:16]}"
+        async with self._locked(lock_name, "create"):
+            auth = await self.workflow.authorize(
+                operation="create",
+                resource_type=resource_type,
+                identifier=planned,
+                payload=desired,
+                **tokens,
+            )
+            change = _Change("create", schema, planned or lock_name, auth, region)
+
+            async def run() -> None:
+                event = await self._finish(
+                    await self.cloud.create_resource(
+                        resource_type, desired, client_token=_client_token(auth)
+                    )
+                )
+                change.request_token = event.request_token
+                if event.operation_status != "SUCCESS":
+                    raise _cloud_failure(event, "create", resource_type, planned)
+                change.identifier = event.identifier or change.identifier
+                change.after = await self._read_back(schema, change.identifier, event)
+
+            return await self._record(change, run)
+
+    # ------------------------------------------------------------------ update
+
+    async def update(
+        self,
+        *,
+        resource_type: str,
+        identifier: str,
+        credentials_token: str,
+        explained_token: str,
+        patch_document: list[dict[str, Any]] | None = None,
+        security_scan_token: str = "",
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        schema = await self._schema(resource_type)
+        identifier = validate_identifier(identifier)
+        patch = validate_patch(schema, patch_document) if patch_document else None
+        tokens = dict(
+            credentials_token=credentials_token,
+            explained_token=explained_token,
+            security_scan_token=security_scan_token,
+        )
+        checked = await self.workflow.authorize(
+            operation="update",
+            resource_type=resource_type,
+            identifier=identifier,
+            payload=patch,
+            consume=False,
+            **tokens,
+        )
+        # Without a patch_document the explained one is applied; with one, it must be that one.
+        patch = checked.payload
+        async with self._locked(identifier, "update"):
+            auth = await self.workflow.authorize(
+                operation="update",
+                resource_type=resource_type,
+                identifier=identifier,
+                payload=patch,
+                **tokens,
+            )
+            change = _Change("update", schema, identifier, auth, region, patch=patch)
+
+            async def run() -> None:
+                change.before = await self._current(schema, identifier)
+                event = await self._finish(
+                    await self.cloud.update_resource(
+                        resource_type, identifier, patch, client_token=_client_token(auth)
+                    )
+                )
+                change.request_token = event.request_token
+                if event.operation_status != "SUCCESS":
+                    raise _cloud_failure(event, "update", resource_type, identifier)
+                change.after = await self._read_back(schema, identifier, event)
+
+            return await self._record(change, run)
+
+    # ------------------------------------------------------------------ delete
+
+    async def delete(
+        self,
+        *,
+        resource_type: str,
+        identifier: str,
+        credentials_token: str,
+        explained_token: str,
+        confirmed: bool = False,
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        schema = await self._schema(resource_type)
+        identifier = validate_identifier(identifier)
+        tokens = dict(
+            credentials_token=credentials_token,
+            explained_token=explained_token,
+            security_scan_token="",
+        )
+        await self.workflow.authorize(
+            operation="delete",
+            resource_type=resource_type,
+            identifier=identifier,
+            payload=None,
+            consume=False,
+            **tokens,
+        )
+        if confirmed is not True:
+            raise InvalidInput(
+                f"Deleting {resource_type} '{identifier}' needs confirmed=True.",
+                next_step="Show the explanation to the user and ask them to confirm the delete.",
+                field="confirmed",
+            )
+        async with self._locked(identifier, "delete"):
+            auth = await self.workflow.authorize(
+                operation="delete",
+                resource_type=resource_type,
+                identifier=identifier,
+                payload=None,
+                **tokens,
+            )
+            change = _Change("delete", schema, identifier, auth, region)
+
+            async def run() -> None:
+                change.before = await self._current(schema, identifier)
+                event = await self._finish(
+                    await self.cloud.delete_resource(
+                        resource_type, identifier, client_token=_client_token(auth)
+                    )
+                )
+                change.request_token = event.request_token
+                if event.operation_status != "SUCCESS":
+                    raise _cloud_failure(event, "delete", resource_type, identifier)
+
+            return await self._record(change, run)
+
+    # ------------------------------------------------------------------ request status
+
+    async def request_status(self, request_token: str) -> dict[str, Any]:
+        if not isinstance(request_token, str) or not 1 <= len(request_token) <= 128:
+            raise InvalidInput(
+                "request_token must be the RequestToken a create, update or delete returned.",
+                next_step="Pass the request_token from the earlier response.",
+                field="request_token",
+            )
+        return _event_dict(await self.cloud.get_request_status(request_token))
+
+    # ------------------------------------------------------------------ internals
+
+    async def _schema(self, resource_type: str) -> ResourceSchema:
+        validate_type_name(resource_type)
+        return await self.schemas.get_schema(resource_type)
+
+    @asynccontextmanager
+    async def _locked(self, identifier: str, operation: str) -> AsyncIterator[None]:
+        who = await self.workflow.principal()
+        holder = f"{who.describe()}@{socket.gethostname()} (ccstate MCP server, pid {os.getpid()})"
+        scope = LockScope(self.settings.workspace, identifier)
+        async with hold_lock(
+            self.locks,
+            scope,
+            operation=operation,
+            who=holder,
+            lease_seconds=self.settings.lock_lease_seconds,
+            timeout=self.settings.lock_timeout_seconds,
+        ):
+            yield
+
+    async def _finish(self, event: ProgressEvent) -> ProgressEvent:
+        if event.is_terminal:
+            return event
+        return await self.cloud.wait_for_request(
+            event.request_token, timeout=self.settings.operation_timeout_seconds
+        )
+
+    async def _current(self, schema: ResourceSchema, identifier: str) -> dict[str, Any] | None:
+        try:
+            found = await self.cloud.get_resource(schema.type_name, identifier)
+        except NotFound:
+            return None
+        return found.properties
+
+    async def _read_back(
+        self, schema: ResourceSchema, identifier: str, event: ProgressEvent
+    ) -> dict[str, Any]:
+        try:
+            return (await self.cloud.get_resource(schema.type_name, identifier)).properties
+        except NotFound:
+            log.warning("%s %s succeeded but cannot be read back", schema.type_name, identifier)
+            return dict(event.resource_model or {})
+
+    async def _record(self, change: _Change, run: Any) -> dict[str, Any]:
+        """Run the cloud part; commit its lineage entry whatever happened; report."""
+        try:
+            await run()
+        except BaseException as exc:
+            change.error = _error_dict(exc)
+            commit = await self._commit(change)
+            if isinstance(exc, CcstateError):
+                exc.details.setdefault("recorded_serial", commit.serial)
+            raise
+        commit = await self._commit(change)
+        return self._report(change, commit)
+
+    async def _commit(self, change: _Change) -> Commit:
+        identity = await self.workflow.identity()
+        redact = self.workflow.redact
+        schema = change.schema
+        auth = change.auth
+        resource_change = ResourceChange(
+            identifier=change.identifier,
+            resource_type=schema.type_name,
+            operation=change.operation,
+            outcome="FAILED" if change.error else "SUCCESS",
+            region=change.region or identity.region,
+            account_id=identity.account,
+            properties_before=redact(schema, change.before) if change.before is not None else None,
+            properties_after=redact(schema, change.after) if change.after is not None else None,
+            patch_document=self.workflow.redact_patch(schema, change.patch)
+            if change.patch
+            else None,
+            checkov_results=auth.checkov_results,
+            error=change.error,
+        )
+        meta = CommitMeta(
+            principal=await self.workflow.principal(),
+            execution_token=auth.token,
+            explanation=auth.explanation or None,
+            user_intent=auth.user_intent or None,
+            kind="change",
+        )
+        return await self.store.commit([resource_change], meta)
+
+    def _report(self, change: _Change, commit: Commit) -> dict[str, Any]:
+        entry = commit.lineage_entry(commit.changes[0])
+        return {
+            "status": "SUCCESS",
+            "operation": change.operation,
+            "resource_type": change.schema.type_name,
+            "identifier": change.identifier,
+            "request_token": change.request_token,
+            "properties": entry.properties_after,
+            "security_scan": change.auth.checkov_results,
+            "state_serial": commit.serial,
+            "execution_token": change.auth.token,
+            "lineage_entry": entry.to_json_dict(),
+            "message": f"{change.operation} of {change.schema.type_name} '{change.identifier}' "
+            f"succeeded and is recorded in the state at serial {commit.serial}.",
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class _Change:
+    """What one mutation learned, filled in as it goes; committed whatever happened."""
+
+    def __init__(
+        self,
+        operation: str,
+        schema: ResourceSchema,
+        identifier: str,
+        auth: Authorization,
+        region: str | None,
+        *,
+        patch: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.operation = operation
+        self.schema = schema
+        self.identifier = identifier
+        self.auth = auth
+        self.region = region
+        self.patch = patch
+        self.before: dict[str, Any] | None = None
+        self.after: dict[str, Any] | None = None
+        self.request_token: str | None = None
+        self.error: dict[str, Any] | None = None
+
+
+def _client_token(auth: Authorization) -> str:
+    """Cloud Control's idempotency token: one per execution token, without revealing it."""
+    return token_hash(auth.token)[:64]
+
+
+def _cloud_failure(
+    event: ProgressEvent, operation: str, type_name: str, identifier: str | None
+) -> CloudOperationFailed:
+    what = f"{type_name} '{identifier}'" if identifier else f"a {type_name}"
+    if not event.is_terminal:
+        return CloudOperationFailed(
+            f"The {operation} of {what} did not finish in time (status "
+            f"{event.operation_status}); it may still complete.",
+            next_step=f"Call get_resource_request_status('{event.request_token}') to follow it.",
+            request_token=event.request_token,
+            status=event.operation_status,
+        )
+    return CloudOperationFailed(
+        f"Cloud Control could not {operation} {what}: "
+        f"{event.error_code or event.operation_status}: {event.status_message or ''}".rstrip(),
+        next_step="Read the error, correct the properties or the resource, and start again "
+        "with generate_infrastructure_code. The failure is recorded in the resource's history.",
+        request_token=event.request_token,
+        error_code=event.error_code,
+        status=event.operation_status,
+    )
+
+
+def _error_dict(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, CcstateError):
+        return exc.to_dict()
+    name = type(exc).__name__
+    return {
+        "error": "interrupted" if name == "CancelledError" else "internal_error",
+        "message": f"{name}: {exc}"[:500],
+    }
+
+
+def _event_dict(event: ProgressEvent) -> dict[str, Any]:
+    return {
+        "request_token": event.request_token,
+        "operation": event.operation,
+        "operation_status": event.operation_status,
+        "type_name": event.type_name,
+        "identifier": event.identifier,
+        "status_message": event.status_message,
+        "error_code": event.error_code,
+        "event_time": event.event_time.isoformat() if event.event_time else None,
+        "is_terminal": event.is_terminal,
+    }

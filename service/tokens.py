@@ -1,0 +1,574 @@
+"""Execution tokens: the chain that authorizes every change, stored in the shared backend.
+
+credentials -> generated_code -> explained -> scanned; the scanned token executes one change,
+once. A token is 256 random bits handed to the caller; the backend stores only its sha256, at
+``<workspace>/tokens/issued/<hash>.json``, so every server sharing the backend accepts it and a
+leaked state bucket leaks no usable token. The exact properties or patch a token authorizes
+travel with the record, sealed with a key derived from the token itself (AES-256-GCM): nobody
+without the token can read them, and nobody can swap them. Single use is a write-once marker
+``<workspace>/tokens/consumed/<hash>.json`` — atomic across processes and machines.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from service.errors import CcstateError, InvalidInput, StateCorrupt, TokenError
+from service.model import canonical_json, sha256_hex
+from service.names import validate_workspace
+from service.ports import Clock, ObjectStore, SystemClock
+from service.scanning import ScanResult
+
+log = logging.getLogger(__name__)
+
+TokenType = Literal["credentials", "generated_code", "explained", "scanned"]
+RECORD_FORMAT = "ccstate.token/1"
+# Each type's required parent type: the order of the chain.
+PARENT_TYPE: dict[str, str | None] = {
+    "credentials": None,
+    "generated_code": "credentials",
+    "explained": "generated_code",
+    "scanned": "explained",
+}
+OPERATIONS = frozenset({"create", "update", "delete"})
+CLEANUP_EVERY = 25  # issues between two opportunistic cleanups
+CLEANUP_BATCH = 20  # expired tokens removed per cleanup, at most
+CLEANUP_GRACE = timedelta(seconds=60)  # never race a consume that is in flight
+_RESTART = "Start again with generate_infrastructure_code"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def payload_digest(payload: Any) -> str:
+    """sha256 of the canonical JSON of the exact properties or patch a token authorizes."""
+    return sha256_hex(canonical_json(payload))
+
+
+@dataclass(frozen=True)
+class TokenPrincipal:
+    """Who a token was issued to: the AWS caller ARN and, on a shared server, the user."""
+
+    arn: str
+    user: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.user} ({self.arn})" if self.user else self.arn
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the backend stores about a token (never the token itself)."""
+
+    token_hash: str
+    type: str
+    principal: TokenPrincipal
+    issued_at: datetime
+    expires_at: datetime
+    parent_hash: str | None = None
+    operation: str | None = None
+    resource_type: str | None = None
+    identifier: str | None = None
+    payload_digest: str | None = None
+    explanation: str | None = None
+    user_intent: str | None = None
+    scan: ScanResult | None = None
+    sealed_payload: str | None = None
+    # Filled by validate()/inspect(), which know the token: the properties or patch authorized.
+    payload: Any = field(default=None, compare=False)
+
+    def to_json(self) -> bytes:
+        body = asdict(self)
+        body.pop("payload")
+        body["format"] = RECORD_FORMAT
+        body["issued_at"] = self.issued_at.isoformat()
+        body["expires_at"] = self.expires_at.isoformat()
+        body["scan"] = self.scan.to_dict() if self.scan else None
+        return json.dumps(body, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> TokenRecord:
+        body = json.loads(raw)
+        body.pop("format", None)
+        body["principal"] = TokenPrincipal(**body["principal"])
+        body["issued_at"] = datetime.fromisoformat(body["issued_at"])
+        body["expires_at"] = datetime.fromisoformat(body["expires_at"])
+        body["scan"] = ScanResult.from_dict(body["scan"]) if body.get("scan") else None
+        return cls(**body)
+
+    def checkov_results(self) -> dict[str, Any] | None:
+        """The scan as the lineage entry records it ('not scanned' when scanning was off)."""
+        return self.scan.checkov_results() if self.scan else None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    record: TokenRecord
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.record.expires_at
+
+
+class TokenService:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        workspace: str,
+        *,
+        clock: Clock | None = None,
+        ttl_seconds: float = 900,
+    ) -> None:
+        self._objects = objects
+        self._prefix = f"{validate_workspace(workspace)}/tokens"
+        self._clock = clock or SystemClock()
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._issued_since_cleanup = 0
+
+    # ----------------------------------------------------------------------- issue
+
+    async def issue(
+        self,
+        kind: TokenType,
+        *,
+        principal: TokenPrincipal,
+        parent: str | None = None,
+        operation: str | None = None,
+        resource_type: str | None = None,
+        identifier: str | None = None,
+        payload: Any = None,
+        explanation: str | None = None,
+        user_intent: str | None = None,
+        scan: ScanResult | None = None,
+    ) -> IssuedToken:
+        """Issue a token of ``kind`` under ``parent`` (the raw parent token).
+
+        A child inherits its parent's operation, resource and payload; an explained token must
+        carry an explanation; a scanned token needs a scan that authorizes execution.
+        """
+        if kind not in PARENT_TYPE:
+            raise ValueError(f"unknown token type {kind!r}")
+        base = await self._parent_for(kind, parent, principal)
+        now = self._clock.now()
+        token = secrets.token_urlsafe(32)
+        record = TokenRecord(
+            token_hash=token_hash(token),
+            type=kind,
+            principal=principal,
+            issued_at=now,
+            expires_at=now + self._ttl,
+            parent_hash=base.token_hash if base else None,
+            explanation=base.explanation if base else None,
+            user_intent=base.user_intent if base else None,
+        )
+        if kind == "generated_code":
+            record = _authorize(record, operation, resource_type, identifier, payload)
+        elif base is not None:
+            record = _inherit(record, base)
+        if kind == "explained":
+            record = _explain(record, explanation, user_intent)
+        if kind == "scanned":
+            record = replace(record, scan=_authorizing_scan(scan))
+        if record.payload is not None:
+            record = replace(record, sealed_payload=_seal(token, record.payload))
+        await self._objects.put_if_absent(self._issued_key(record.token_hash), record.to_json())
+        await self._maybe_cleanup()
+        return IssuedToken(token=token, record=replace(record, payload=record.payload))
+
+    async def _parent_for(
+        self, kind: str, parent: str | None, principal: TokenPrincipal
+    ) -> TokenRecord | None:
+        wanted = PARENT_TYPE[kind]
+        if wanted is None:
+            return None
+        if parent is None:
+            raise _refuse(
+                "wrong_chain",
+                f"A {kind} token needs a {wanted} token.",
+                f"Pass the {wanted} token you were given.",
+            )
+        try:
+            return await self.validate(parent, expected_type=wanted, principal=principal)
+        except TokenError as exc:
+            if exc.details.get("check") == "wrong_type":
+                raise _refuse(
+                    "wrong_chain",
+                    f"A {kind} token must come from a {wanted} token; "
+                    f"the token given is a {exc.details.get('actual')} token.",
+                    _next_for(wanted),
+                ) from exc
+            raise
+
+    # ----------------------------------------------------------------------- check, consume
+
+    async def inspect(self, token: str) -> TokenRecord:
+        """The record of a live, unconsumed token, payload unsealed; checks only existence."""
+        record = await self._load(token)
+        self._check_alive(record)
+        if await self._objects.get(self._consumed_key(record.token_hash)) is not None:
+            raise _refuse(
+                "consumed",
+                "This execution token was already used: tokens are single use.",
+                f"{_RESTART} to get a new token for another change.",
+            )
+        return record
+
+    async def validate(
+        self,
+        token: str,
+        *,
+        expected_type: TokenType,
+        principal: TokenPrincipal | None = None,
+        operation: str | None = None,
+        resource_type: str | None = None,
+        identifier: str | None = None,
+        payload_digest: str | None = None,
+    ) -> TokenRecord:
+        """Check every binding of ``token``; raise ``TokenError`` naming the failed check.
+
+        Arguments left ``None`` are not checked. The chain up to the credentials token is
+        walked and must be intact.
+        """
+        record = await self.inspect(token)
+        _check_type(record, expected_type)
+        if principal is not None:
+            _check_principal(record, principal)
+        _check_binding(record, operation, resource_type, identifier)
+        if payload_digest is not None:
+            _check_payload(record, payload_digest)
+        if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
+            raise _refuse("scan_failed", "This token's security scan did not pass.", _RESTART)
+        await self._check_chain(record)
+        return record
+
+    async def consume(
+        self,
+        token: str,
+        *,
+        expected_type: TokenType = "scanned",
+        principal: TokenPrincipal | None = None,
+        operation: str | None = None,
+        resource_type: str | None = None,
+        identifier: str | None = None,
+        payload_digest: str | None = None,
+    ) -> TokenRecord:
+        """Validate, then mark used; a second consume anywhere sharing the backend fails."""
+        record = await self.validate(
+            token,
+            expected_type=expected_type,
+            principal=principal,
+            operation=operation,
+            resource_type=resource_type,
+            identifier=identifier,
+            payload_digest=payload_digest,
+        )
+        marker = json.dumps(
+            {"consumed_at": self._clock.now().isoformat(), "by": record.principal.describe()}
+        ).encode()
+        if not await self._objects.put_if_absent(self._consumed_key(record.token_hash), marker):
+            raise _refuse(
+                "consumed",
+                "This execution token was used by another request a moment ago.",
+                f"{_RESTART} to get a new token for another change.",
+            )
+        return record
+
+    async def chain(self, token: str) -> list[TokenRecord]:
+        """The token's record and its ancestors, newest first (payload unsealed on the first)."""
+        record = await self._load(token)
+        return [record, *await self._ancestors(record)]
+
+    # ----------------------------------------------------------------------- internals
+
+    async def _load(self, token: str) -> TokenRecord:
+        if not isinstance(token, str) or not token or len(token) > 256:
+            raise _refuse("unknown", "That is not an execution token.", _RESTART)
+        digest = token_hash(token)
+        record = await self._read(digest)
+        if record is None or not hmac.compare_digest(record.token_hash, digest):
+            raise _refuse(
+                "unknown",
+                "This token is unknown here: it was never issued for this workspace, "
+                "or it expired and was cleaned up.",
+                f"{_RESTART}, using this server's workspace.",
+            )
+        if record.sealed_payload is not None:
+            record = replace(record, payload=_unseal(token, record.sealed_payload))
+        return record
+
+    async def _read(self, digest: str) -> TokenRecord | None:
+        stored = await self._objects.get(self._issued_key(digest))
+        if stored is None:
+            return None
+        try:
+            return TokenRecord.from_json(stored.body)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateCorrupt(
+                f"The stored record of a token ({digest[:12]}...) cannot be read: {exc}.",
+                next_step=f"{_RESTART}; the damaged record will expire.",
+            ) from exc
+
+    def _check_alive(self, record: TokenRecord) -> None:
+        if self._clock.now() >= record.expires_at:
+            raise _refuse(
+                "expired",
+                f"This {record.type} token expired at {record.expires_at.isoformat()}.",
+                _next_for(record.type),
+            )
+
+    async def _ancestors(self, record: TokenRecord) -> list[TokenRecord]:
+        out: list[TokenRecord] = []
+        current = record
+        while current.parent_hash is not None and len(out) < len(PARENT_TYPE):
+            parent = await self._read(current.parent_hash)
+            if parent is None:
+                break
+            out.append(parent)
+            current = parent
+        return out
+
+    async def _check_chain(self, record: TokenRecord) -> None:
+        child = record
+        for parent in await self._ancestors(record):
+            if not _links(child, parent):
+                raise _refuse(
+                    "wrong_chain",
+                    f"This {record.type} token's chain is broken: its {parent.type} ancestor "
+                    "authorizes something else or was issued to someone else.",
+                    _RESTART,
+                )
+            child = parent
+
+    async def _maybe_cleanup(self) -> None:
+        self._issued_since_cleanup += 1
+        if self._issued_since_cleanup < CLEANUP_EVERY:
+            return
+        self._issued_since_cleanup = 0
+        with contextlib.suppress(CcstateError, OSError):
+            await self.cleanup_expired()
+
+    async def cleanup_expired(self, *, limit: int = CLEANUP_BATCH) -> int:
+        """Delete up to ``limit`` token records expired for longer than a grace period."""
+        horizon = self._clock.now() - CLEANUP_GRACE
+        removed = 0
+        for key in await self._objects.list_keys(f"{self._prefix}/issued/"):
+            if removed >= limit:
+                break
+            digest = key.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                record = await self._read(digest)
+            except StateCorrupt:
+                record = None
+            if record is not None and record.expires_at >= horizon:
+                continue
+            await self._objects.delete(self._consumed_key(digest))
+            await self._objects.delete(key)
+            removed += 1
+        if removed:
+            log.info("removed %d expired execution token records", removed)
+        return removed
+
+    def _issued_key(self, digest: str) -> str:
+        return f"{self._prefix}/issued/{digest}.json"
+
+    def _consumed_key(self, digest: str) -> str:
+        return f"{self._prefix}/consumed/{digest}.json"
+
+
+# --------------------------------------------------------------------------- record building
+
+
+def _authorize(
+    record: TokenRecord,
+    operation: str | None,
+    resource_type: str | None,
+    identifier: str | None,
+    payload: Any,
+) -> TokenRecord:
+    if operation not in OPERATIONS:
+        raise InvalidInput(f"Operation must be one of {sorted(OPERATIONS)}, not {operation!r}.")
+    if not resource_type:
+        raise InvalidInput(
+            "Code generation needs a resource type.",
+            next_step="Pass resource_type, e.g. 'AWS::S3::Bucket'.",
+        )
+    if operation != "create" and not identifier:
+        raise InvalidInput(
+            f"A {operation} needs the identifier of the resource to {operation}.",
+            next_step="Pass the resource's primary identifier (see list_resources).",
+        )
+    return replace(
+        record,
+        operation=operation,
+        resource_type=resource_type,
+        identifier=identifier,
+        payload=payload,
+        payload_digest=payload_digest(payload),
+    )
+
+
+def _inherit(record: TokenRecord, base: TokenRecord) -> TokenRecord:
+    return replace(
+        record,
+        operation=base.operation,
+        resource_type=base.resource_type,
+        identifier=base.identifier,
+        payload=base.payload,
+        payload_digest=base.payload_digest,
+    )
+
+
+def _explain(record: TokenRecord, explanation: str | None, user_intent: str | None) -> TokenRecord:
+    if not explanation or not explanation.strip():
+        raise _refuse(
+            "wrong_chain",
+            "An explained token needs the explanation that was shown to the user.",
+            "Call explain with the generated_code token and record the explanation.",
+        )
+    return replace(record, explanation=explanation, user_intent=user_intent)
+
+
+def _authorizing_scan(scan: ScanResult | None) -> ScanResult:
+    if scan is None:
+        raise _refuse("scan_failed", "A scanned token needs a scan result.", "Run run_checkov.")
+    if not scan.authorizes_execution:
+        raise _refuse(
+            "scan_failed",
+            f"The security scan {scan.status}: {scan.summary()}. A scan that did not pass "
+            "authorizes nothing.",
+            "Fix the properties and start again with generate_infrastructure_code"
+            if scan.status == "FAILED"
+            else scan.message or "Install checkov, or set SECURITY_SCANNING=disabled.",
+            scan_status=scan.status,
+            failed_checks=scan.failed_checks,
+        )
+    return scan
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_type(record: TokenRecord, expected: str) -> None:
+    if record.type != expected:
+        raise _refuse(
+            "wrong_type",
+            f"A {expected} token is needed here; this is a {record.type} token.",
+            _next_for(expected),
+            actual=record.type,
+        )
+
+
+def _check_principal(record: TokenRecord, principal: TokenPrincipal) -> None:
+    same_arn = hmac.compare_digest(record.principal.arn.encode(), principal.arn.encode())
+    same_user = hmac.compare_digest(
+        (record.principal.user or "").encode(), (principal.user or "").encode()
+    )
+    if not (same_arn and same_user):
+        raise _refuse(
+            "wrong_principal",
+            f"This token was issued to {record.principal.describe()}, "
+            f"not to {principal.describe()}.",
+            "Tokens cannot be shared: get your own with check_environment_variables.",
+        )
+
+
+def _check_binding(
+    record: TokenRecord, operation: str | None, resource_type: str | None, identifier: str | None
+) -> None:
+    if operation is not None and record.operation != operation:
+        raise _refuse(
+            "wrong_operation",
+            f"This token authorizes a {record.operation}, not a {operation}.",
+            f"{_RESTART} for the {operation}.",
+        )
+    if resource_type is not None and record.resource_type != resource_type:
+        raise _refuse(
+            "wrong_resource",
+            f"This token authorizes a change to a {record.resource_type}, not a {resource_type}.",
+            f"{_RESTART} for {resource_type}.",
+        )
+    if identifier is not None and record.identifier != identifier:
+        raise _refuse(
+            "wrong_resource",
+            f"This token authorizes a change to '{record.identifier}', not to '{identifier}'.",
+            f"{_RESTART} for '{identifier}'.",
+        )
+
+
+def _check_payload(record: TokenRecord, digest: str) -> None:
+    if record.payload_digest is None or not hmac.compare_digest(record.payload_digest, digest):
+        raise _refuse(
+            "payload_mismatch",
+            "The properties or patch given differ from the ones that were explained and "
+            "scanned under this token.",
+            f"Apply exactly what was explained, or {_RESTART[0].lower()}{_RESTART[1:]}.",
+        )
+
+
+def _links(child: TokenRecord, parent: TokenRecord) -> bool:
+    if parent.type != PARENT_TYPE[child.type] or parent.principal != child.principal:
+        return False
+    if child.type == "generated_code":
+        return True
+    return (
+        parent.operation == child.operation
+        and parent.resource_type == child.resource_type
+        and parent.identifier == child.identifier
+        and hmac.compare_digest(parent.payload_digest or "", child.payload_digest or "")
+    )
+
+
+def _next_for(kind: str) -> str:
+    return {
+        "credentials": "Call check_environment_variables or get_aws_session_info for a new "
+        "credentials token",
+        "generated_code": _RESTART,
+        "explained": "Call explain with the generated_code token, then run_checkov",
+        "scanned": "Call run_checkov with the explained token to get an execution token",
+    }[kind]
+
+
+def _refuse(check: str, message: str, next_step: str, **details: Any) -> TokenError:
+    return TokenError(message, next_step=next_step.rstrip(".") + ".", check=check, **details)
+
+
+# --------------------------------------------------------------------------- payload sealing
+
+
+def _key(token: str) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ccstate token payload")
+    return hkdf.derive(token.encode())
+
+
+def _seal(token: str, payload: Any) -> str:
+    nonce = os.urandom(12)
+    aad = token_hash(token).encode()
+    sealed = AESGCM(_key(token)).encrypt(nonce, canonical_json(payload), aad)
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def _unseal(token: str, sealed: str) -> Any:
+    raw = base64.b64decode(sealed)
+    try:
+        plain = AESGCM(_key(token)).decrypt(raw[:12], raw[12:], token_hash(token).encode())
+    except Exception as exc:  # InvalidTag: the record was tampered with
+        raise _refuse(
+            "payload_mismatch", "This token's stored payload fails its integrity check.", _RESTART
+        ) from exc
+    return json.loads(plain)
