@@ -2,7 +2,7 @@
 
 Property paths are JSON pointers into the resource model, as the schema writes them without the
 ``/properties`` prefix: ``/Arn``, ``/Tags``, ``/VersioningConfiguration/Status``,
-``/SecurityGroupIngress/*/CidrIp`` (``*`` stands for any array index).
+``/SecurityGroupIngress/*/CidrIp`` (``*`` stands for any array index or map key).
 """
 
 from __future__ import annotations
@@ -87,6 +87,13 @@ def _unordered_arrays(doc: dict[str, Any]) -> list[str]:
         for name, child in node.get("properties", {}).items():
             if isinstance(child, dict):
                 walk(child, f"{path}/{name}", depth + 1)
+        for child in node.get("patternProperties", {}).values():  # map values: any key
+            if isinstance(child, dict):
+                walk(child, path + "/*", depth + 1)
+        for key in ("oneOf", "anyOf", "allOf"):
+            for child in node.get(key, []):
+                if isinstance(child, dict):
+                    walk(child, path, depth + 1)
 
     for name, prop in doc.get("properties", {}).items():
         if isinstance(prop, dict):
