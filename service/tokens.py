@@ -242,8 +242,8 @@ class TokenService:
     ) -> TokenRecord:
         """Check every binding of ``token``; raise ``TokenError`` naming the failed check.
 
-        Arguments left ``None`` are not checked. The chain up to the credentials token is
-        walked and must be intact.
+        Arguments left ``None`` are not checked. The ancestors still on record are walked and
+        must link up: same principal, same operation, resource and payload digest.
         """
         record = await self.inspect(token)
         _check_type(record, expected_type)
@@ -364,8 +364,12 @@ class TokenService:
             await self.cleanup_expired()
 
     async def cleanup_expired(self, *, limit: int = CLEANUP_BATCH) -> int:
-        """Delete up to ``limit`` token records expired for longer than a grace period."""
-        horizon = self._clock.now() - CLEANUP_GRACE
+        """Delete up to ``limit`` token records expired for longer than a TTL and a grace.
+
+        A child is issued only while its parent lives, so it expires at most one TTL after its
+        parent: waiting that long keeps every ancestor of a live token on record.
+        """
+        horizon = self._clock.now() - self._ttl - CLEANUP_GRACE
         removed = 0
         for key in await self._objects.list_keys(f"{self._prefix}/issued/"):
             if removed >= limit:

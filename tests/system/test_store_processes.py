@@ -84,7 +84,10 @@ def test_no_partial_files_are_ever_visible(tmp_path: Path) -> None:
 
     root = tmp_path / "state"
     procs = [spawn(root, f"w{i}", 10_000) for i in range(2)]
-    time.sleep(1.5)
+    for proc in procs:  # both are committing before the kill
+        assert proc.stdout is not None
+        for _ in range(20):
+            proc.stdout.readline()
     for proc in procs:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
