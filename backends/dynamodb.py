@@ -1,0 +1,354 @@
+"""Lease locks in one DynamoDB table, with conditional writes.
+
+Item layout: partition key ``pk`` = '<prefix>/<workspace>', sort key ``sk`` = '#workspace' for
+the workspace lock or 'r/<sha256(identifier)>' for a resource lock. One strongly consistent
+Query on ``pk`` therefore lists every lock of a workspace, without a secondary index.
+
+Acquire = conditional PutItem ``attribute_not_exists(pk) OR expires_at < :now``, then a
+consistent read of the opposite scope (the workspace item for a resource lock; every resource
+item for a workspace lock). If a live lock of the other scope exists, we delete our own item and
+back off. Two racing acquirers both write before they read, so at least one sees the other:
+they may both back off (jittered backoff breaks the tie) but never both hold. Renew requires the
+lease still to be ours *and* unexpired, so a lapsed resource lease cannot come back to life under
+a workspace lock taken meanwhile. The ``ttl`` attribute only lets DynamoDB garbage-collect.
+Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into the lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from backends import aws
+from service import errors
+from service.ports import LockInfo, LockScope
+
+log = logging.getLogger(__name__)
+
+WORKSPACE_SK = "#workspace"
+RESOURCE_SK_PREFIX = "r/"
+GC_GRACE_SECONDS = 86400
+FREE_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
+
+
+def ccstate_version() -> str:
+    try:
+        return metadata.version("ccstate")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def resource_sort_key(identifier: str) -> str:
+    return RESOURCE_SK_PREFIX + hashlib.sha256(identifier.encode()).hexdigest()
+
+
+class DynamoDBLockManager:
+    """LockManager on a table with string keys ``pk`` (hash) and ``sk`` (range)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        prefix: str = "",
+        *,
+        whoami: Callable[[], Awaitable[str | None]] | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.table = table
+        self.prefix = prefix.strip("/")
+        self.whoami = whoami
+        self._now = now
+
+    def aws_clients(self) -> list[Any]:
+        return [self.client]
+
+    # ------------------------------------------------------------------ LockManager
+
+    async def acquire(
+        self,
+        scope: LockScope,
+        *,
+        operation: str,
+        who: str,
+        lease_seconds: float,
+        timeout: float,
+    ) -> LockInfo:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = 0.05
+        while True:
+            taken, holder = await self._try_acquire(scope, operation, who, lease_seconds)
+            if taken and holder is not None:
+                return holder
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timeout(scope, holder, timeout)
+            await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+            delay = min(delay * 2, 2.0)
+
+    async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
+        now = self._now()
+        expires = now + lease_seconds
+        try:
+            await self._call(
+                "dynamodb:UpdateItem",
+                self.client.update_item,
+                TableName=self.table,
+                Key=self._key(LockScope(lock.workspace, lock.resource)),
+                UpdateExpression="SET expires_at = :exp, expires = :iso, #ttl = :ttl",
+                ConditionExpression="lock_id = :me AND expires_at >= :now",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":exp": _num(expires),
+                    ":iso": {"S": _iso(expires)},
+                    ":ttl": _num(int(expires) + GC_GRACE_SECONDS),
+                    ":me": {"S": lock.id},
+                    ":now": _num(now),
+                },
+            )
+        except _ConditionFailed as exc:
+            raise errors.LockLost(
+                f"Lock {lock.id} on {LockScope(lock.workspace, lock.resource).describe()} is no "
+                "longer ours: its lease expired or it was force-unlocked.",
+                next_step="Stop the operation; re-read the state and start it again.",
+                lock_id=lock.id,
+            ) from exc
+        return _replace_expiry(lock, expires)
+
+    async def release(self, lock: LockInfo) -> None:
+        scope = LockScope(lock.workspace, lock.resource)
+        await self._delete_if_ours(scope, lock.id)
+
+    async def list_locks(self, workspace: str | None = None) -> list[LockInfo]:
+        if workspace is not None:
+            items = await self._query_workspace(workspace)
+        else:
+            items = await self._scan()
+        return sorted((_info(item) for item in items), key=lambda info: info.created)
+
+    async def force_unlock(self, lock_id: str) -> LockInfo:
+        items = await self._scan("lock_id = :id", {":id": {"S": lock_id}})
+        if not items:
+            raise errors.LockNotFound(
+                f"No lock with id {lock_id} in DynamoDB table {self.table}.",
+                next_step="List the current locks with `ccstate lock list`.",
+                lock_id=lock_id,
+            )
+        info = _info(items[0])
+        if not await self._delete_if_ours(LockScope(info.workspace, info.resource), lock_id):
+            raise errors.LockNotFound(
+                f"Lock {lock_id} was released or taken over while force-unlocking it.",
+                next_step="List the current locks with `ccstate lock list`.",
+                lock_id=lock_id,
+            )
+        log.warning("force-unlocked %s held by %s (%s)", lock_id, info.who, info.operation)
+        return info
+
+    # ------------------------------------------------------------------ protocol steps
+
+    async def _try_acquire(
+        self, scope: LockScope, operation: str, who: str, lease_seconds: float
+    ) -> tuple[bool, LockInfo | None]:
+        """(True, our lock) when taken; else (False, the holder we saw, if any)."""
+        now = self._now()
+        item = self._new_item(scope, operation, who, now, now + lease_seconds)
+        try:
+            await self._call(
+                "dynamodb:PutItem",
+                self.client.put_item,
+                TableName=self.table,
+                Item=item,
+                ConditionExpression=FREE_OR_EXPIRED,
+                ExpressionAttributeValues={":now": _num(now)},
+            )
+        except _ConditionFailed:
+            return False, await self._holder(scope)
+        try:
+            blocker = await self._live_blocker(scope, item["lock_id"]["S"])
+        except BaseException:
+            # Never leave a lock behind on an error path (cancellation included).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._delete_if_ours(scope, item["lock_id"]["S"]))
+            raise
+        if blocker is None:
+            return True, _info(item)
+        await self._delete_if_ours(scope, item["lock_id"]["S"])
+        return False, blocker
+
+    async def _live_blocker(self, scope: LockScope, my_id: str) -> LockInfo | None:
+        """A live lock of the other scope in the same workspace, if any."""
+        now = self._now()
+        if scope.is_workspace:
+            items = await self._query_workspace(scope.workspace)
+        else:
+            found = await self._get(LockScope(scope.workspace))
+            items = [found] if found else []
+        for item in items:
+            if item["lock_id"]["S"] != my_id and float(item["expires_at"]["N"]) >= now:
+                return _info(item)
+        return None
+
+    async def _holder(self, scope: LockScope) -> LockInfo | None:
+        item = await self._get(scope)
+        return _info(item) if item else None
+
+    async def _delete_if_ours(self, scope: LockScope, lock_id: str) -> bool:
+        try:
+            await self._call(
+                "dynamodb:DeleteItem",
+                self.client.delete_item,
+                TableName=self.table,
+                Key=self._key(scope),
+                ConditionExpression="lock_id = :me",
+                ExpressionAttributeValues={":me": {"S": lock_id}},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ table access
+
+    async def _get(self, scope: LockScope) -> dict[str, Any] | None:
+        resp = await self._call(
+            "dynamodb:GetItem",
+            self.client.get_item,
+            TableName=self.table,
+            Key=self._key(scope),
+            ConsistentRead=True,
+        )
+        return resp.get("Item")
+
+    async def _query_workspace(self, workspace: str) -> list[dict[str, Any]]:
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": self._pk(workspace)}},
+            "ConsistentRead": True,
+        }
+        return await self._paginate("dynamodb:Query", self.client.query, args)
+
+    async def _scan(
+        self, condition: str = "", values: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every lock item under our prefix (another prefix may share the table)."""
+        values = dict(values or {})
+        if self.prefix:
+            values[":root"] = {"S": self.prefix + "/"}
+            condition = " AND ".join(filter(None, [condition, "begins_with(pk, :root)"]))
+        args: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        if condition:
+            args["FilterExpression"] = condition
+            args["ExpressionAttributeValues"] = values
+        return await self._paginate("dynamodb:Scan", self.client.scan, args)
+
+    async def _paginate(
+        self, action: str, fn: Callable[..., Awaitable[Any]], args: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            resp = await self._call(action, fn, **args)
+            items.extend(resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return items
+            args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    async def _call(self, action: str, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        try:
+            return await aws.call_with_retry(fn, **kwargs)
+        except aws.AWS_ERRORS as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                raise _ConditionFailed from exc
+            raise await aws.translate_with_caller(
+                exc, self.whoami, what=f"DynamoDB table {self.table}", iam_action=action
+            ) from exc
+
+    # ------------------------------------------------------------------ items
+
+    def _pk(self, workspace: str) -> str:
+        return f"{self.prefix}/{workspace}" if self.prefix else workspace
+
+    def _key(self, scope: LockScope) -> dict[str, Any]:
+        sk = WORKSPACE_SK if scope.is_workspace else resource_sort_key(str(scope.resource))
+        return {"pk": {"S": self._pk(scope.workspace)}, "sk": {"S": sk}}
+
+    def _new_item(
+        self, scope: LockScope, operation: str, who: str, now: float, expires: float
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **self._key(scope),
+            "lock_id": {"S": uuid.uuid4().hex},
+            "workspace": {"S": scope.workspace},
+            "who": {"S": who},
+            "host": {"S": socket.gethostname()},
+            "pid": _num(os.getpid()),
+            "operation": {"S": operation},
+            "created_at": _num(now),
+            "created": {"S": _iso(now)},
+            "expires_at": _num(expires),
+            "expires": {"S": _iso(expires)},
+            "version": {"S": ccstate_version()},
+            "ttl": _num(int(expires) + GC_GRACE_SECONDS),
+        }
+        if scope.resource is not None:
+            item["resource"] = {"S": scope.resource}
+        return item
+
+
+class _ConditionFailed(Exception):
+    """A conditional write lost; callers decide what that means."""
+
+
+def _num(value: float) -> dict[str, str]:
+    return {"N": repr(round(value, 6)) if isinstance(value, float) else str(value)}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _info(item: dict[str, Any]) -> LockInfo:
+    return LockInfo(
+        id=item["lock_id"]["S"],
+        workspace=item["workspace"]["S"],
+        resource=item["resource"]["S"] if "resource" in item else None,
+        who=item["who"]["S"],
+        host=item["host"]["S"],
+        pid=int(item["pid"]["N"]),
+        operation=item["operation"]["S"],
+        created=datetime.fromtimestamp(float(item["created_at"]["N"]), UTC),
+        expires=datetime.fromtimestamp(float(item["expires_at"]["N"]), UTC),
+        version=item.get("version", {}).get("S", "unknown"),
+    )
+
+
+def _replace_expiry(info: LockInfo, expires: float) -> LockInfo:
+    return replace(info, expires=datetime.fromtimestamp(expires, UTC))
+
+
+def _timeout(scope: LockScope, holder: LockInfo | None, timeout: float) -> errors.LockTimeout:
+    if holder is None:
+        return errors.LockTimeout(
+            f"Could not lock {scope.describe()} within {timeout:g}s: it kept changing hands.",
+            next_step="Retry with a longer --lock-timeout.",
+        )
+    return errors.LockTimeout(
+        f"Could not lock {scope.describe()} within {timeout:g}s: held by {holder.who} "
+        f"(operation '{holder.operation}', host {holder.host}, pid {holder.pid}, since "
+        f"{holder.created.isoformat()}, lease until {holder.expires.isoformat()}, "
+        f"lock id {holder.id}).",
+        next_step=f"Wait for it to finish and retry with a longer --lock-timeout; if the holder "
+        f"is gone, run `ccstate lock force-unlock {holder.id}`.",
+        holder=holder.to_dict(),
+    )
