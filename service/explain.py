@@ -114,8 +114,7 @@ def _notes(operation: str) -> list[str]:
     notes = {
         "create": "Creating it may incur AWS charges. Default management tags mark it as "
         "managed by this server.",
-        "update": "Only the operations above are applied; nothing else about the resource "
-        "changes.",
+        "update": "Only the operations above are applied; nothing else about the resource changes.",
         "delete": "Deletion cannot be undone; its history stays in the state.",
     }
     return ["", f"_{notes[operation]}_"]

@@ -429,6 +429,18 @@ class Workflow:
                     check="wrong_chain",
                 )
 
+    async def check_region(self, region: str | None) -> None:
+        """One server acts in one region; a call for another is refused, not silently moved."""
+        if not region:
+            return
+        ours = self.config.region or (await self.identity()).region
+        if region != ours:
+            raise InvalidInput(
+                f"This server acts in region {ours}, not {region}.",
+                next_step=f"Leave region empty, or start a server with AWS_REGION={region}.",
+                field="region",
+            )
+
     def _refuse_if_readonly(self, operation: str) -> None:
         if self.config.readonly:
             raise ReadOnlyMode(

@@ -1,0 +1,73 @@
+"""How tool results and errors reach the MCP client: structured JSON either way.
+
+A tool body returns a plain dict; ``tool_result`` turns it into a ``CallToolResult`` with the
+JSON as text (for clients that only read text) and as ``structuredContent``. A ``CcstateError``
+becomes ``isError: true`` with its ``to_dict()`` (error code, message, next step, details), so
+the assistant can tell the user what happened and what to do next. Anything else is a bug: it is
+logged with its traceback and reported as an internal error without leaking internals.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
+
+from mcp_types import CallToolResult, TextContent
+
+from service.errors import CcstateError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+
+
+def ok(data: dict[str, Any]) -> CallToolResult:
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=json.loads(text),
+    )
+
+
+def failed(error: dict[str, Any]) -> CallToolResult:
+    text = json.dumps(error, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=json.loads(text),
+        is_error=True,
+    )
+
+
+def tool_result(
+    fn: Callable[P, Awaitable[dict[str, Any]]],
+) -> Callable[P, Awaitable[CallToolResult]]:
+    """Wrap a tool body: dict -> structured result, CcstateError -> structured tool error."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
+        try:
+            return ok(await fn(*args, **kwargs))
+        except CcstateError as exc:
+            log.info("tool %s refused: %s", fn.__name__, exc)
+            return failed(exc.to_dict())
+        except Exception:
+            log.exception("tool %s failed unexpectedly", fn.__name__)
+            return failed(
+                {
+                    "error": "internal_error",
+                    "message": f"{fn.__name__} failed unexpectedly; nothing was committed "
+                    "to the state by this call unless its history shows otherwise.",
+                    "next_step": "Check the server log (stderr) and report the problem.",
+                }
+            )
+
+    # The SDK reads the parameters from the signature; the result is ours, already converted.
+    signature = inspect.signature(fn, eval_str=True)
+    wrapper.__signature__ = signature.replace(return_annotation=CallToolResult)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**fn.__annotations__, "return": CallToolResult}
+    del wrapper.__wrapped__  # type: ignore[attr-defined]
+    return wrapper

@@ -1,0 +1,70 @@
+"""Checks made before anything is locked or called: schema, patches, tags, identifiers."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.schemas import bundled_schema_document
+from service.errors import InvalidInput
+from service.schema import ResourceSchema
+from service.tagging import with_default_tags
+from service.validation import apply_patch, validate_patch, validate_properties
+from service.workflow import primary_identifier
+
+BUCKET = ResourceSchema.from_document(bundled_schema_document("AWS::S3::Bucket") or {})
+PARAMETER = ResourceSchema.from_document(bundled_schema_document("AWS::SSM::Parameter") or {})
+
+
+def test_valid_properties_pass() -> None:
+    props = {"BucketName": "my-bucket", "Tags": [{"Key": "k", "Value": "v"}]}
+    assert validate_properties(BUCKET, props) == props
+
+
+@pytest.mark.parametrize(
+    ("props", "words"),
+    [
+        ({"BucketName": 1}, "/BucketName"),
+        ({"Nope": 1}, "Nope"),
+        ({"Tags": [{"Key": "k"}]}, "'Value' is a required property"),
+        ({"Arn": "x"}, "read-only"),
+        ([], "JSON object"),
+    ],
+)
+def test_invalid_properties_name_the_problem(props: object, words: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate_properties(BUCKET, props)
+    assert words in caught.value.message
+
+
+def test_patch_must_be_rfc6902_and_leave_create_only_properties_alone() -> None:
+    good = [{"op": "replace", "path": "/Tags", "value": []}]
+    assert validate_patch(BUCKET, good) == good
+    for bad in (
+        [],
+        [{"op": "replace", "path": "/Tags"}],
+        [{"op": "move", "path": "/Tags"}],
+        [{"op": "add", "path": "/Tags", "value": 1, "extra": 2}],
+        [{"op": "replace", "path": "/BucketName", "value": "x"}],
+        [{"op": "remove", "path": "/Arn"}],
+    ):
+        with pytest.raises(InvalidInput):
+            validate_patch(BUCKET, bad)
+
+
+def test_a_patch_that_does_not_apply_is_the_callers_error() -> None:
+    with pytest.raises(InvalidInput):
+        apply_patch({"BucketName": "b"}, [{"op": "remove", "path": "/Tags"}])
+
+
+def test_default_tags_join_list_and_map_tags_without_overriding() -> None:
+    listed = with_default_tags(BUCKET, {"Tags": [{"Key": "MANAGED_BY", "Value": "me"}]})
+    assert listed["Tags"] == [{"Key": "MANAGED_BY", "Value": "me"}]
+    added = with_default_tags(BUCKET, {"BucketName": "b"})
+    assert added["Tags"] == [{"Key": "MANAGED_BY", "Value": "CCAPI-MCP-SERVER"}]
+    mapped = with_default_tags(PARAMETER, {"Type": "String", "Value": "v"})
+    assert mapped["Tags"] == {"MANAGED_BY": "CCAPI-MCP-SERVER"}
+
+
+def test_primary_identifier_comes_from_the_properties_when_named() -> None:
+    assert primary_identifier(BUCKET, {"BucketName": "b"}) == "b"
+    assert primary_identifier(BUCKET, {}) is None
