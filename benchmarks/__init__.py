@@ -1,0 +1,1 @@
+"""`make bench` scenarios; see benchmarks/__main__.py."""

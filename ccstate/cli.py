@@ -1,0 +1,179 @@
+"""The ``ccstate`` command line: argparse, one module per command group.
+
+Each module in ``COMMAND_MODULES`` defines ``register(subparsers, common)`` and gives each leaf
+parser ``parents=[common]`` and ``set_defaults(handler=...)``; a handler is
+``async def handler(ctx: CliContext) -> int | None`` (or a plain function for commands that run
+their own event loop, such as ``sandbox``). A module that does not exist yet is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ccstate.context import CliContext, output_format
+from ccstate.output import FORMATS, Output, to_json_text
+from service import __version__
+from service.errors import CcstateError
+
+log = logging.getLogger("ccstate")
+
+COMMAND_MODULES = [
+    "ccstate.commands.state",
+    "ccstate.commands.lock",
+    "ccstate.commands.sandbox",
+    "ccstate.commands.serve",
+    "ccstate.commands.drift",
+    "ccstate.commands.backend",
+]
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command accepts after its name (``ccstate state list --output json``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument(
+        "--backend",
+        metavar="URL",
+        help="state backend: file:///path or s3://bucket/prefix?table=... "
+        "(env CCSTATE_BACKEND; default ~/.aws/ccapi-mcp-server)",
+    )
+    group.add_argument(
+        "--workspace",
+        metavar="NAME",
+        help="workspace name (env CCSTATE_WORKSPACE; default default)",
+    )
+    group.add_argument(
+        "--output",
+        choices=FORMATS,
+        help="table for people, json for scripts (env CCSTATE_OUTPUT; default table)",
+    )
+    group.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        help="how long to wait for a lock held by someone else (default 30)",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more to stderr (-vv: debug)"
+    )
+    return common
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser. Given ``argv`` naming a command, only that command's module is imported (a
+    module's basename is its command name), so `ccstate state list` does not load the MCP
+    server's dependencies; `ccstate --help` imports them all."""
+    parser = argparse.ArgumentParser(
+        prog="ccstate",
+        description="Persistent, team-shared, audited state for the AWS Cloud Control API.",
+        epilog="Run 'ccstate <command> --help' for a command's options. Docs: docs/cli.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"ccstate {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    common = common_options()
+    for name in _modules_for(argv):
+        module = _import_optional(name)
+        if module is not None:
+            module.register(subparsers, common)
+    return parser
+
+
+def _modules_for(argv: Sequence[str] | None) -> list[str]:
+    first = next((arg for arg in argv or [] if not arg.startswith("-")), None)
+    named = [name for name in COMMAND_MODULES if name.rsplit(".", 1)[-1] == first]
+    return named or COMMAND_MODULES
+
+
+def _import_optional(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise  # the module exists but one of its own imports is missing: a real error
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _configure_logging(getattr(args, "verbose", 0))
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
+        return EXIT_USAGE
+    return _run(handler, args)
+
+
+def _run(handler: Any, args: argparse.Namespace) -> int:
+    json_requested = getattr(args, "output", None) == "json"
+    try:
+        out = Output(output_format(getattr(args, "output", None), os.environ))
+        json_requested = out.is_json
+        ctx = CliContext(args, out)
+        coroutine = inspect.iscoroutinefunction(handler)
+        result = asyncio.run(handler(ctx)) if coroutine else handler(ctx)
+        return EXIT_OK if result is None else int(result)
+    except CcstateError as err:
+        _report(err, json_requested)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ccstate state pull | head`: the reader left, which is fine
+        _silence_stdout()
+        return EXIT_OK
+    except Exception as exc:
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"Error: unexpected {type(exc).__name__}: {exc}\n"
+            "Next: this is a bug in ccstate; rerun with -vv and report the output.",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPECTED
+
+
+def _report(err: CcstateError, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(to_json_text(err.to_dict()) + "\n")
+        sys.stdout.flush()
+        return
+    lines = [f"Error: {err.message}"]
+    if err.next_step:
+        lines.append(f"Next: {err.next_step}")
+    for note in getattr(err, "__notes__", []):
+        lines.append(note)
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; point it at devnull so that flush cannot fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

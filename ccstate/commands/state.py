@@ -1,0 +1,328 @@
+"""``ccstate state ...``: read the state, its history and versions; restore, diff, pull, push.
+
+Handlers stay thin: every operation is a StateStore call. The JSON shape of each command is
+documented in docs/cli.md and covered by tests/system/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from backends.export import document_bytes, parse_document, read_document, write_document
+from ccstate.commands import add_group
+from ccstate.context import CliContext
+from ccstate.tables import (
+    history_table,
+    render_diff,
+    render_resource,
+    render_resources,
+    versions_table,
+)
+from service.errors import InvalidInput, NotFound
+from service.locking import hold_lock
+from service.model import CommitMeta, ResourceState, StateDocument
+from service.names import validate_identifier
+from service.ports import LockScope
+from service.replay import StateView
+from service.state_diff import diff_resources
+from service.store import StateStore
+
+DEFAULT_VERSIONS = 20
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    state = add_group(subparsers, "state", "Inspect, restore, export and import the state.")
+
+    def leaf(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        parser = state.add_parser(name, help=help_text, description=help_text, parents=[common])
+        parser.set_defaults(handler=handler)
+        return parser
+
+    leaf("list", "List the resources in the current state.", list_resources)
+
+    show = leaf("show", "Show one resource's current (or past) properties.", show_resource)
+    show.add_argument("identifier", metavar="ID", help="the resource's primary identifier")
+    show.add_argument("--at", type=serial_arg, metavar="SERIAL", help="as it was at this serial")
+
+    history = leaf("history", "Show every recorded change of one resource.", resource_history)
+    history.add_argument("identifier", metavar="ID", help="the resource's primary identifier")
+
+    versions = leaf("versions", "List state versions (commits), newest first.", list_versions)
+    amount = versions.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--limit",
+        type=positive_int,
+        default=DEFAULT_VERSIONS,
+        metavar="N",
+        help=f"show the newest N (default {DEFAULT_VERSIONS})",
+    )
+    amount.add_argument("--all", action="store_true", help="show every version")
+
+    diff = leaf("diff", "Differences between two serials, by resource and property.", diff_serials)
+    diff.add_argument("serial_a", type=serial_arg, metavar="A", help="the older serial")
+    diff.add_argument("serial_b", type=serial_arg, metavar="B", help="the newer serial")
+
+    restore = leaf(
+        "restore",
+        "Make the state equal to an earlier version, recorded as a new commit.",
+        restore_version,
+    )
+    restore.add_argument("serial", type=serial_arg, metavar="SERIAL", help="the version to restore")
+    restore.add_argument("--reason", metavar="TEXT", help="why, recorded in the history")
+
+    pull = leaf("pull", "Write the whole state as one state.json document.", pull_document)
+    pull.add_argument("file", nargs="?", metavar="FILE", help="where to write (default stdout)")
+
+    push = leaf("push", "Replace the state with a state.json document (guarded).", push_document)
+    push.add_argument("file", metavar="FILE", help="the document to import ('-' for stdin)")
+    push.add_argument(
+        "--force",
+        action="store_true",
+        help="import even from another lineage or an older serial (recorded in history)",
+    )
+    push.add_argument("--reason", metavar="TEXT", help="why, recorded in the history")
+
+
+def serial_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a serial number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("serials start at 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+# ====================================================================== reading
+
+
+async def list_resources(ctx: CliContext) -> None:
+    async with ctx.open_state() as (_, store):
+        view = await store.current()
+        data = {
+            "workspace": store.workspace,
+            "serial": view.serial,
+            "lineage": view.lineage,
+            "resources": [_resource_row(view.resources[k]) for k in sorted(view.resources)],
+        }
+    ctx.out.emit(data, lambda console: render_resources(console, data))
+
+
+def _resource_row(res: ResourceState) -> dict[str, Any]:
+    return {
+        "identifier": res.identifier,
+        "resource_type": res.resource_type,
+        "region": res.region,
+        "account_id": res.account_id,
+        "created_at": res.created_at,
+        "last_modified": res.last_modified,
+        "drift": res.drift_status.status,
+    }
+
+
+async def show_resource(ctx: CliContext) -> None:
+    identifier = validate_identifier(ctx.args.identifier)
+    async with ctx.open_state() as (_, store):
+        view = await _view(store, ctx.args.at)
+        res = view.resources.get(identifier)
+        if res is None:
+            raise _not_in_state(identifier, store.workspace, view)
+        body = res.model_dump(mode="json", exclude={"lineage"})
+    data = {"workspace": store.workspace, "serial": view.serial, "resource": body}
+    ctx.out.emit(data, lambda console: render_resource(console, data))
+
+
+async def _view(store: StateStore, serial: int | None) -> StateView:
+    return await store.current() if serial is None else await store.view_at(serial)
+
+
+def _not_in_state(identifier: str, workspace: str, view: StateView) -> NotFound:
+    if identifier in view.history_index:
+        return NotFound(
+            f"Resource {identifier!r} is not in workspace '{workspace}' at serial {view.serial}: "
+            "it was deleted or forgotten.",
+            next_step=f"See `ccstate state history {identifier}`, or `state show "
+            f"{identifier} --at SERIAL` for an earlier version.",
+        )
+    return NotFound(
+        f"No resource {identifier!r} in workspace '{workspace}' at serial {view.serial}.",
+        next_step="See `ccstate state list` for the identifiers in state.",
+    )
+
+
+async def resource_history(ctx: CliContext) -> None:
+    identifier = validate_identifier(ctx.args.identifier)
+    async with ctx.open_state() as (_, store):
+        entries = await store.history(identifier)
+        data = {
+            "workspace": store.workspace,
+            "identifier": identifier,
+            "entries": [entry.model_dump(mode="json") for entry in entries],
+        }
+    ctx.out.emit(data, lambda console: console.print(history_table(data)))
+
+
+async def list_versions(ctx: CliContext) -> None:
+    limit = None if ctx.args.all else ctx.args.limit
+    async with ctx.open_state() as (_, store):
+        head = await store.head()
+        versions = await store.versions(limit)
+        data = {
+            "workspace": store.workspace,
+            "head": head,
+            "versions": [v.model_dump(mode="json") for v in versions],
+        }
+    ctx.out.emit(data, lambda console: console.print(versions_table(data)))
+
+
+async def diff_serials(ctx: CliContext) -> None:
+    a, b = ctx.args.serial_a, ctx.args.serial_b
+    async with ctx.open_state() as (_, store):
+        before = await store.view_at(a)
+        after = await store.view_at(b)
+    diffs = [d.to_dict() for d in diff_resources(before.resources, after.resources)]
+    data = {
+        "workspace": store.workspace,
+        "from": a,
+        "to": b,
+        "summary": {kind: sum(d["change"] == kind for d in diffs) for kind in _DIFF_KINDS},
+        "resources": diffs,
+    }
+    ctx.out.emit(data, lambda console: render_diff(console, data))
+
+
+_DIFF_KINDS = ("added", "changed", "removed")
+
+
+# ====================================================================== writing
+
+
+async def restore_version(ctx: CliContext) -> None:
+    serial = ctx.args.serial
+    async with (
+        ctx.open_state() as (backend, store),
+        _workspace_lock(ctx, backend, store),
+    ):
+        meta = CommitMeta(
+            principal=ctx.principal(),
+            explanation=f"Restore workspace '{store.workspace}' to serial {serial} (ccstate CLI).",
+            user_intent=ctx.args.reason,
+        )
+        commit = await store.restore(serial, meta)
+    data = {
+        "workspace": store.workspace,
+        "restored_from": serial,
+        "serial": commit.serial,
+        "changes": [
+            {"identifier": c.identifier, "resource_type": c.resource_type, "effect": _effect(c)}
+            for c in commit.changes
+        ],
+    }
+    ctx.out.emit(data, lambda console: _render_restore(console, data))
+
+
+def _effect(change: Any) -> str:
+    if change.properties_before is None:
+        return "recreated in state"
+    if change.properties_after is None:
+        return "removed from state"
+    return "properties restored"
+
+
+def _render_restore(console: Any, data: dict[str, Any]) -> None:
+    console.print(
+        f"Restored workspace '{data['workspace']}' to serial {data['restored_from']} as new "
+        f"serial {data['serial']} ({len(data['changes'])} resource(s) changed)."
+    )
+    for change in data["changes"]:
+        console.print(f"  {change['identifier']}: {change['effect']}", markup=False)
+    console.print(
+        "Only the recorded state changed; the cloud resources themselves are untouched.",
+        style="dim",
+    )
+
+
+async def pull_document(ctx: CliContext) -> None:
+    async with ctx.open_state() as (_, store):
+        doc = await store.export_document()
+    if ctx.args.file is None:
+        ctx.out.write_text(document_bytes(doc).decode())
+        return
+    path = _write(ctx.args.file, doc)
+    data = {
+        "workspace": store.workspace,
+        "file": str(path),
+        "serial": doc.metadata.serial,
+        "lineage": doc.metadata.lineage,
+        "resources": len(doc.resources),
+    }
+    ctx.out.emit(
+        data,
+        lambda console: console.print(
+            f"Wrote {data['resources']} resource(s) at serial {data['serial']} to {path} "
+            "(mode 0600).",
+            markup=False,
+        ),
+    )
+
+
+def _write(file: str, doc: StateDocument) -> Any:
+    try:
+        return write_document(file, doc)
+    except OSError as exc:
+        raise InvalidInput(
+            f"Cannot write {file}: {exc.strerror or exc}.",
+            next_step="Pass a file path in a directory you can write to.",
+        ) from None
+
+
+async def push_document(ctx: CliContext) -> None:
+    file = ctx.args.file
+    doc = parse_document(sys.stdin.read(), where="<stdin>") if file == "-" else read_document(file)
+    async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
+        meta = CommitMeta(
+            principal=ctx.principal(),
+            explanation=f"Import of state document {file} (ccstate state push"
+            + (" --force)." if ctx.args.force else ")."),
+            user_intent=ctx.args.reason,
+        )
+        commit = await store.import_document(doc, meta, force=ctx.args.force)
+    data = {
+        "workspace": store.workspace,
+        "file": file,
+        "serial": commit.serial,
+        "resources": len(doc.resources),
+        "forced": commit.forced,
+    }
+    ctx.out.emit(
+        data,
+        lambda console: console.print(
+            f"Imported {data['resources']} resource(s) from {file} as serial {data['serial']}"
+            + (" (forced)." if data["forced"] else "."),
+            markup=False,
+        ),
+    )
+
+
+def _workspace_lock(ctx: CliContext, backend: Any, store: StateStore) -> Any:
+    """Hold the whole-workspace lock while a restore or import runs."""
+    return hold_lock(
+        backend.locks,
+        LockScope(store.workspace),
+        operation=f"ccstate state {ctx.args.state_command}",
+        who=ctx.who(),
+        lease_seconds=ctx.settings.lock_lease,
+        timeout=ctx.settings.lock_timeout,
+    )

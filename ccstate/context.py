@@ -1,0 +1,91 @@
+"""What every CLI command handler receives: parsed arguments, settings, output, and the state."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import cached_property
+from typing import Any
+
+from backends.base import Backend
+from backends.config import Settings, load_settings
+from backends.export import state_json_exporter
+from ccstate.output import FORMATS, Output, OutputFormat
+from service.errors import ConfigError
+from service.model import Principal
+from service.store import StateStore
+
+OUTPUT_ENV = "CCSTATE_OUTPUT"
+# Command-line options that override a setting of the same name (flags > env > config.json).
+SETTING_FLAGS = ("backend", "workspace", "lock_timeout")
+
+
+def output_format(flag: str | None, env: Mapping[str, str]) -> OutputFormat:
+    """``--output``, else $CCSTATE_OUTPUT, else table."""
+    value = flag or env.get(OUTPUT_ENV) or "table"
+    if value not in FORMATS:
+        raise ConfigError(
+            f"Invalid output format {value!r} in environment variable {OUTPUT_ENV}.",
+            next_step=f"Use one of: {', '.join(FORMATS)}.",
+        )
+    return value  # type: ignore[return-value]
+
+
+class CliContext:
+    def __init__(self, args: argparse.Namespace, out: Output) -> None:
+        self.args = args
+        self.out = out
+
+    @cached_property
+    def settings(self) -> Settings:
+        """Resolved on first use, so commands that need no backend never read config.json."""
+        overrides: dict[str, Any] = {name: getattr(self.args, name, None) for name in SETTING_FLAGS}
+        return load_settings(overrides)
+
+    @property
+    def workspace(self) -> str:
+        return self.settings.workspace
+
+    def principal(self) -> Principal:
+        """Who the CLI acts as: the local user on this host (recorded in commits and locks)."""
+        return Principal(user=_local_user(), host=socket.gethostname())
+
+    def who(self) -> str:
+        return f"{_local_user()}@{socket.gethostname()} (ccstate CLI, pid {os.getpid()})"
+
+    @asynccontextmanager
+    async def open_backend(self) -> AsyncIterator[Backend]:
+        from backends.factory import open_backend  # imported late: it pulls in the AWS SDK
+
+        backend = await open_backend(self.settings.backend_url, settings=self.settings)
+        try:
+            yield backend
+        finally:
+            await backend.close()
+
+    @asynccontextmanager
+    async def open_state(self) -> AsyncIterator[tuple[Backend, StateStore]]:
+        async with self.open_backend() as backend:
+            yield backend, build_store(backend, self.settings)
+
+
+def build_store(backend: Backend, settings: Settings) -> StateStore:
+    """A StateStore on ``backend``; local backends also keep the readable state.json export."""
+    exporter = state_json_exporter(backend.export_path) if backend.export_path else None
+    return StateStore(
+        backend.objects,
+        settings.workspace,
+        snapshot_every=settings.snapshot_every,
+        exporter=exporter,
+    )
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        return f"uid-{os.getuid()}"

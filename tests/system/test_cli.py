@@ -1,0 +1,161 @@
+"""The installed ``ccstate`` console script, run as a user would: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.cli.seed import BUCKET, BUCKET_V1, HEAD, QUEUE, seed
+
+CCSTATE = Path(sys.executable).with_name("ccstate")
+
+
+def ccstate(*args: str, backend: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CCSTATE_BACKEND": str(backend)} if backend else dict(os.environ)
+    return subprocess.run(
+        [str(CCSTATE), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Path:
+    return seed(tmp_path / "state")
+
+
+def test_console_script_and_module_entry_points() -> None:
+    assert CCSTATE.exists(), "run `make install`: the ccstate console script is missing"
+    script = ccstate("--version")
+    module = subprocess.run(
+        [sys.executable, "-m", "ccstate", "--version"], capture_output=True, text=True
+    )
+    assert script.returncode == module.returncode == 0
+    assert script.stdout.startswith("ccstate ") and script.stdout == module.stdout
+
+
+def test_read_commands_print_stable_json(backend: Path) -> None:
+    listed = ccstate("state", "list", "--output", "json", backend=backend)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["identifier"] for r in as_json(listed)["resources"]] == [BUCKET]
+
+    shown = as_json(
+        ccstate("state", "show", BUCKET, "--at", "1", "--output", "json", backend=backend)
+    )
+    assert shown["resource"]["current_properties"] == BUCKET_V1
+
+    history = as_json(ccstate("state", "history", QUEUE, "--output", "json", backend=backend))
+    assert [e["operation"] for e in history["entries"]] == ["create", "delete"]
+
+    versions = as_json(ccstate("state", "versions", "--output", "json", backend=backend))
+    assert sorted(versions) == ["head", "versions", "workspace"]
+    assert sorted(versions["versions"][0]) == [
+        "committed_at",
+        "execution_token",
+        "kind",
+        "serial",
+        "summary",
+        "who",
+        "why",
+    ]
+
+    diff = as_json(ccstate("state", "diff", "1", "2", "--output", "json", backend=backend))
+    assert diff["summary"] == {"added": 1, "changed": 0, "removed": 0}
+
+
+def test_table_output_is_for_people(backend: Path) -> None:
+    result = ccstate("state", "versions", backend=backend)
+    assert result.returncode == 0
+    assert "Serial" in result.stdout and "not needed" in result.stdout
+    assert not result.stdout.lstrip().startswith("{")
+
+
+def test_restore_records_a_commit_and_leaves_no_lock(backend: Path) -> None:
+    restored = ccstate("state", "restore", "2", "--output", "json", backend=backend)
+    assert restored.returncode == 0, restored.stderr
+    assert as_json(restored)["serial"] == HEAD + 1
+    locks = as_json(ccstate("lock", "list", "--output", "json", backend=backend))
+    assert locks["locks"] == []
+
+
+def test_pull_then_push_a_hand_edited_document(backend: Path, tmp_path: Path) -> None:
+    doc = tmp_path / "state.json"
+    pulled = ccstate("state", "pull", str(doc), backend=backend)
+    assert pulled.returncode == 0, pulled.stderr
+    assert stat.S_IMODE(doc.stat().st_mode) == 0o600
+
+    data = json.loads(doc.read_text())
+    data["metadata"]["total_resources"] = "many"
+    doc.write_text(json.dumps(data))
+    pushed = ccstate("state", "push", str(doc), backend=backend)
+    assert pushed.returncode == 2
+    assert "metadata.total_resources" in pushed.stderr
+    assert pushed.stderr.startswith("Error: ") and "\nNext: " in pushed.stderr
+
+    data["metadata"]["total_resources"] = 1
+    doc.write_text(json.dumps(data))
+    assert ccstate("state", "push", str(doc), backend=backend).returncode == 0
+    stale = ccstate("state", "push", str(doc), "--output", "json", backend=backend)
+    assert stale.returncode == 4
+    assert as_json(stale)["error"] == "import_refused"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["state", "show", "../x"], 2, "'..'"),
+        (["state", "list", "--workspace", "../x"], 2, "workspace"),
+        (["state", "restore", "abc"], 2, "not a serial"),
+        (["lock", "force-unlock", "ffffffffffffffff"], 6, "No lock"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_exit_code(backend, args, code, words) -> None:
+    result = ccstate(*args, backend=backend)
+    assert result.returncode == code
+    assert words in result.stderr
+    assert result.stdout == ""
+
+
+def test_truncated_log_file_is_a_clear_error(backend: Path) -> None:
+    log_file = backend / "default" / "log" / "00000000000000000002.json"
+    log_file.write_bytes(log_file.read_bytes()[:-30])
+    result = ccstate("state", "list", "--output", "json", backend=backend)
+    assert result.returncode == 5
+    error = as_json(result)
+    assert error["error"] == "state_corrupt"
+    assert "00000000000000000002.json" in error["message"] and error["next_step"]
+
+
+def test_sandbox_command_serves_until_interrupted() -> None:
+    proc = subprocess.Popen(
+        [str(CCSTATE), "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = ""
+        for line in proc.stdout:
+            if line.startswith("export AWS_ENDPOINT_URL="):
+                endpoint = line.split("=", 1)[1].strip()
+                break
+        assert endpoint.startswith("http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code in (0, 130)
+
+
+def test_sandbox_refuses_a_port_out_of_range() -> None:
+    result = ccstate("sandbox", "--port", "70000")
+    assert result.returncode == 2
+    assert "65535" in result.stderr
