@@ -92,26 +92,28 @@ class StateView:
     ) -> StateDocument:
         resources = {}
         for key, res in self.resources.items():
-            full = res.model_copy(deep=True)
-            full.lineage = lineage_of.get(key, [])
-            resources[key] = full
-        doc = StateDocument(
-            version=STATE_VERSION,
-            metadata=StateMetadata(
-                created=self.created,
-                last_updated=self.last_updated,
-                mcp_server_version=server_version,
-                total_resources=len(self.resources),
-                total_operations=self.total_operations,
-                lineage=self.lineage,
-                serial=self.serial,
-                workspace=workspace,
-            ),
-            resources=resources,
-            stacks=copy.deepcopy(self.stacks),
+            data = res.model_dump(mode="json")
+            data["lineage"] = [e.model_dump(mode="json") for e in lineage_of.get(key, [])]
+            resources[key] = data
+        metadata = StateMetadata(
+            created=self.created,
+            last_updated=self.last_updated,
+            mcp_server_version=server_version,
+            total_resources=len(self.resources),
+            total_operations=self.total_operations,
+            lineage=self.lineage,
+            serial=self.serial,
+            workspace=workspace,
         )
-        # Every field explicit, so the export does not depend on how the view was built.
-        return StateDocument.model_validate(doc.model_dump(mode="json"))
+        # Built from full dumps, so every field is explicit whatever way the view was built.
+        return StateDocument.model_validate(
+            {
+                "version": STATE_VERSION,
+                "metadata": metadata.model_dump(mode="json"),
+                "resources": resources,
+                "stacks": {k: s.model_dump(mode="json") for k, s in self.stacks.items()},
+            }
+        )
 
 
 def apply_commit(view: StateView, commit: Commit) -> None:

@@ -120,7 +120,7 @@ class StateStore:
         clock: Clock | None = None,
         snapshot_every: int = 50,
         exporter: Exporter | None = None,
-        export_max_resources: int = 1000,
+        export_max_resources: int = 200,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -486,7 +486,21 @@ class StateStore:
         return entries
 
     async def _document(self, view: StateView) -> StateDocument:
-        lineage_of = {key: await self._history(view, key) for key in view.resources}
+        """The seed document with every live resource's lineage, reading each commit once."""
+        wanted: dict[int, set[str]] = {}
+        for key in view.resources:
+            for serial in view.history_index.get(key, []):
+                wanted.setdefault(serial, set()).add(key)
+        lineage_of: dict[str, list[LineageEntry]] = {key: [] for key in view.resources}
+        for commit in await self._read_commits(sorted(wanted)):
+            keys = wanted[commit.serial]
+            if commit.replace_state is not None:
+                for key in keys:
+                    lineage_of[key] += lineage_from_commit(commit, key)
+                continue
+            for change in commit.changes:
+                if change.identifier in keys:
+                    lineage_of[change.identifier].append(commit.lineage_entry(change))
         return view.to_document(lineage_of, server_version=__version__, workspace=self.workspace)
 
     @staticmethod
