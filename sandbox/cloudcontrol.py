@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # The API exception a synchronous handler failure (GetResource, ListResources) surfaces as.
 _API_EXCEPTION = {
     "NotFound": "ResourceNotFoundException",
+    "AccessDenied": "AccessDeniedException",
     "AlreadyExists": "AlreadyExistsException",
     "InvalidRequest": "InvalidRequestException",
     "Throttling": "ThrottlingException",
@@ -223,7 +224,7 @@ class CloudControl:
             self.requests.finish(
                 request,
                 "FAILED",
-                error_code=handler_error_code(error_code(exc)),
+                error_code=_handler_code(exc),
                 status_message=str(exc),
             )
         except Exception as exc:
@@ -348,8 +349,17 @@ def _synchronously(call: Callable[[], Any]) -> Any:
         code = _API_EXCEPTION.get(exc.error_code, "HandlerFailureException")
         raise ApiError(code, exc.message) from exc
     except ClientError as exc:
-        code = _API_EXCEPTION.get(handler_error_code(error_code(exc)), "GeneralServiceException")
+        code = _API_EXCEPTION.get(_handler_code(exc), "GeneralServiceException")
         raise ApiError(code, str(exc)) from exc
+
+
+def _handler_code(exc: ClientError) -> str:
+    """The HandlerErrorCode of a service error. A 403 is a refusal whatever its body says
+    (botocore cannot read some services' error bodies and reports just the status)."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status == 403:
+        return "AccessDenied"
+    return handler_error_code(error_code(exc))
 
 
 def _fingerprint(*parts: Any) -> str:

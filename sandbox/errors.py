@@ -36,6 +36,15 @@ class HandlerError(Exception):
 
 # Substrings of AWS service error codes, in order, and the handler error code they mean.
 _SERVICE_CODE_MAP: tuple[tuple[str, str], ...] = (
+    # Credentials refused: before "Invalid", so InvalidClientTokenId is not an invalid request.
+    ("InvalidClientTokenId", "AccessDenied"),
+    ("InvalidAccessKeyId", "AccessDenied"),
+    ("UnrecognizedClient", "AccessDenied"),
+    ("SignatureDoesNotMatch", "AccessDenied"),
+    ("ExpiredToken", "AccessDenied"),
+    ("AuthFailure", "AccessDenied"),
+    ("Unauthorized", "AccessDenied"),
+    ("Forbidden", "AccessDenied"),
     ("AlreadyExists", "AlreadyExists"),
     ("AlreadyOwnedByYou", "AlreadyExists"),
     ("ResourceExists", "AlreadyExists"),

@@ -15,33 +15,13 @@ from typing import Any
 
 from sandbox.aws import forget_in_process, serve_in_process
 from sandbox.cloudcontrol import CloudControl
+from sandbox.moto_server import make_moto_server, moto_app
 from sandbox.wire import SandboxApp
 
 log = logging.getLogger(__name__)
 
 FAKE_ACCESS_KEY = "testing"
 FAKE_SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials
-
-
-def _moto_dispatcher() -> Any:
-    """moto's per-host dispatcher, remembering which backend serves which host.
-
-    moto works that out by listing its package directories on every request; caching the
-    answer (a pure function of the host name) roughly halves the CPU time of a moto call.
-    """
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    class CachingDispatcher(DomainDispatcherApplication):
-        def __init__(self) -> None:
-            super().__init__(create_backend_app)
-            self._backends: dict[str | None, Any] = {}
-
-        def get_backend_for_host(self, host: str | None) -> Any:
-            if host not in self._backends:
-                self._backends[host] = super().get_backend_for_host(host)
-            return self._backends[host]
-
-    return CachingDispatcher()
 
 
 class Sandbox:
@@ -71,20 +51,14 @@ class Sandbox:
         self.endpoint_url = ""
 
     def start(self) -> Sandbox:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.cloudcontrol = CloudControl(operation_ms=self._operation_ms)
         app = SandboxApp(
             self.cloudcontrol,
-            _moto_dispatcher(),
+            moto_app(),
             latency_ms=self.latency_ms,
             default_region=self.region,
         )
-        self._server = make_server(
-            self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
-        )
+        self._server = make_moto_server(self._host, self._port, app)
         host, port = self._server.server_address[:2]
         self.endpoint_url = app.endpoint_url = f"http://{host}:{port}"
         serve_in_process(self.endpoint_url, app)

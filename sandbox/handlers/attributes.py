@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -53,5 +54,5 @@ class AttributeHandler(Handler):
 
         return set_attribute
 
-    def set_attribute(self, identifier: str, name: str, value: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def set_attribute(self, identifier: str, name: str, value: str) -> None: ...

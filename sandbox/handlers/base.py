@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ Model = dict[str, Any]
 Setter = Callable[[str, Any, Any], None]
 
 
-class Handler:
+class Handler(ABC):
     type_name: ClassVar[str]
     service: ClassVar[str]
     # Top-level property that holds the primary identifier.
@@ -36,19 +37,21 @@ class Handler:
 
     # ---- the five handler operations ---------------------------------------------------
 
+    @abstractmethod
     def create(self, model: Model) -> str:
         """Create from ``model``; return the new primary identifier."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def read(self, identifier: str) -> Model:
         """The current model, read from the service. Raises HandlerError('NotFound')."""
-        raise NotImplementedError
+        ...
 
-    def delete(self, identifier: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def delete(self, identifier: str) -> None: ...
 
-    def list_identifiers(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def list_identifiers(self) -> list[str]: ...
 
     def update(self, identifier: str, before: Model, after: Model) -> None:
         for prop in sorted(set(before) | set(after)):

@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sandbox.errors import HandlerError
 from sandbox.handlers.base import (
     Handler,
     Model,
@@ -48,8 +49,16 @@ class BucketHandler(Handler):
         try:
             self.client.head_bucket(Bucket=identifier)
         except ClientError as exc:
-            if error_code(exc) in {"404", "NoSuchBucket", "403"}:
+            code = error_code(exc)
+            if code in {"404", "NoSuchBucket"}:
                 raise self.not_found(identifier) from exc
+            if code in {"403", "AccessDenied", "Forbidden"}:
+                # HEAD carries no error body: 403 is all S3 says. Refused is not absent.
+                raise HandlerError(
+                    "AccessDenied",
+                    f"Access to {self.type_name} '{identifier}' was denied (HeadBucket 403): "
+                    "the credentials are not valid or lack s3:ListBucket.",
+                ) from exc
             raise
         model: Model = {"BucketName": identifier, **self._read_only(identifier)}
         versioning = self.client.get_bucket_versioning(Bucket=identifier).get("Status")

@@ -334,14 +334,35 @@ async def test_refused_credentials_fail_the_check_and_never_delete(
         assert (await world.store.history(queue))[-1].outcome == "FAILED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sandbox's S3 handler reads HeadBucket 403 as NotFound, so a bucket seen with "
-    "bad credentials looks deleted (sandbox/handlers/s3.py read)",
-)
 async def test_refused_credentials_never_make_a_bucket_look_deleted(
     world: World, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = await world.adopt("AWS::S3::Bucket", {"BucketName": unique("bucket")})
     report = await scan_with_unknown_credentials(world, sandbox, monkeypatch)
     assert {r.identifier: r.status for r in report.results} == {bucket: "FAILED"}
+
+
+async def test_refused_credentials_are_access_denied_and_stop_the_scan(
+    world: World, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cloud Control answers AccessDeniedException; after half the checks are refused the
+    scan stops sending requests with keys that do not work."""
+    queues = [await world.adopt(QUEUE, {"QueueName": unique("queue")}) for _ in range(6)]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    cloud = CloudControlProvider(endpoint_url=sandbox.endpoint_url, region="us-east-1")
+    detector = DriftDetector(
+        cloud, world.detector.schemas, world.store, concurrency=1, auth_abort_min_checks=2
+    )
+    try:
+        with credentials_checked(sandbox):
+            report = await detector.scan()
+    finally:
+        await cloud.close()
+    assert report.stopped_reason is not None
+    assert {r.identifier: r.status for r in report.results} == dict.fromkeys(queues, "FAILED")
+    assert {(r.error or {}).get("error") for r in report.results} == {"access_denied"}
+    assert all(
+        (r.error or {}).get("details", {}).get("aws_code") == "AccessDeniedException"
+        for r in report.results[:2]
+    )
+    assert all("not checked" in (r.error or {})["message"] for r in report.results[2:])
