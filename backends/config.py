@@ -95,6 +95,7 @@ class Settings(BaseModel):
     dynamodb_table: str | None = None
     region: str | None = None
     prefix: str | None = None
+    drift_rules: str | None = None  # path of a JSON file: extra severity rules, tried first
 
     _config_file: Path | None = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -142,6 +143,7 @@ ENV_VARS = {
     "CCSTATE_DYNAMODB_TABLE": "dynamodb_table",
     "CCSTATE_REGION": "region",
     "CCSTATE_PREFIX": "prefix",
+    "CCSTATE_DRIFT_RULES": "drift_rules",
 }
 
 
@@ -265,3 +267,33 @@ def _check_remote_state(settings: Settings) -> None:
             next_step=f'Set "{BLOCK}": {{"remote_state": {{"s3_bucket": "<bucket>"}}}}, or set '
             '"backend" to an s3:// URL, or disable remote_state.',
         )
+
+
+def load_drift_rules(settings: Settings) -> list[dict[str, Any]]:
+    """The user's extra drift severity rules from the ``drift_rules`` file ([] when unset)."""
+    if not settings.drift_rules:
+        return []
+    path = Path(settings.drift_rules).expanduser()
+    next_step = (
+        "Make it a JSON list of rules such as "
+        '[{"path": "/LoggingConfiguration", "severity": "high"}] (see docs/drift.md), '
+        "or unset drift_rules."
+    )
+    try:
+        rules = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the drift rules file {path}: {exc.strerror or exc}.",
+            next_step=next_step,
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"The drift rules file {path} is not valid JSON (line {exc.lineno}, column "
+            f"{exc.colno}: {exc.msg}).",
+            next_step=next_step,
+        ) from exc
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise ConfigError(
+            f"The drift rules file {path} is not a list of objects.", next_step=next_step
+        )
+    return rules

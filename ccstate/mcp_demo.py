@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from ccstate.demo_drift import drift_step
 from ccstate.demo_output import DemoPrinter
 
 BUCKET = "demo-app-logs"
@@ -133,6 +134,8 @@ async def _story(session: DemoSession, printer: DemoPrinter) -> None:
         show=["message", "state_serial"],
         **tokens,
     )
+
+    await drift_step(session, printer, BUCKET)
 
     printer.step("The bucket's history: who, when, why, with which token.")
     history = await session.call("show_resource_history", identifier=BUCKET)

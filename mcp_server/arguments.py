@@ -37,6 +37,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long to wait for Cloud Control to finish a change (default 600)",
     )
     parser.add_argument(
+        "--drift-interval",
+        type=_duration,
+        metavar="DURATION",
+        help="check every managed resource for drift this often (e.g. 1h, 15m), recording each "
+        "check in history; fixes drift when the auto_remediation setting is on",
+    )
+    parser.add_argument(
         "--transport",
         choices=("stdio", "http"),
         default="stdio",
@@ -66,6 +73,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         port=args.port,
         sandbox=bool(args.sandbox),
         sandbox_endpoint=args.sandbox_endpoint,
+        drift_interval=_get(args, "drift_interval"),
     )
 
 
@@ -81,3 +89,15 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+def _duration(text: str) -> float:
+    from backends.config import parse_duration
+
+    try:
+        seconds = float(parse_duration(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than zero")
+    return seconds

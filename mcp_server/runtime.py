@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.base import Backend
-from backends.config import Settings, load_settings
+from backends.config import Settings, load_drift_rules, load_settings
+from service.drift import DriftDetector
 from service.model import Principal, StateDocument
 from service.operations import OperationSettings, ResourceOperations
 from service.redaction import load_salt
@@ -119,6 +120,16 @@ async def open_runtime(options: ServerOptions) -> AsyncIterator[Runtime]:
             " (read-only)" if options.readonly else "",
         )
         yield Runtime(settings, backend, store, workflow, operations, state_tools, options)
+
+
+def drift_detector(runtime: Runtime, *, concurrency: int | None = None) -> DriftDetector:
+    """The drift detector of this runtime, with the user's ``drift_rules`` file applied; the
+    CLI and the MCP tools both build it here."""
+    options: dict[str, Any] = {"severity_rules": load_drift_rules(runtime.settings)}
+    if concurrency is not None:
+        options["concurrency"] = concurrency
+    workflow = runtime.workflow
+    return DriftDetector(workflow.cloud, workflow.schemas, runtime.store, **options)
 
 
 def local_principal(env: Mapping[str, str]) -> Principal:

@@ -43,6 +43,7 @@ class ServeConfig:
     port: int = DEFAULT_PORT
     sandbox: bool = False
     sandbox_endpoint: str | None = None
+    drift_interval: float | None = None  # seconds between scheduled drift checks
 
 
 def build_server(runtime: Runtime) -> MCPServer:
@@ -65,13 +66,21 @@ def build_server(runtime: Runtime) -> MCPServer:
 
 
 async def serve_async(config: ServeConfig) -> None:
+    import anyio
+
     async with open_runtime(config.options) as runtime:
         server = build_server(runtime)
-        if config.transport == "http":
-            log.info("MCP server on http://%s:%d/mcp", config.host, config.port)
-            await server.run_streamable_http_async(host=config.host, port=config.port)
-        else:
-            await server.run_stdio_async()
+        async with anyio.create_task_group() as tasks:
+            if config.drift_interval:
+                from mcp_server.tools_drift import monitor_drift
+
+                tasks.start_soon(monitor_drift, runtime, config.drift_interval)
+            if config.transport == "http":
+                log.info("MCP server on http://%s:%d/mcp", config.host, config.port)
+                await server.run_streamable_http_async(host=config.host, port=config.port)
+            else:
+                await server.run_stdio_async()
+            tasks.cancel_scope.cancel()
 
 
 def serve(config: ServeConfig) -> int:

@@ -17,7 +17,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from mcp_server.results import tool_result
-from mcp_server.runtime import Runtime
+from mcp_server.runtime import Runtime, drift_detector
 from service.drift import DriftDetector
 from service.drift_monitor import DriftRun, run_drift_check, run_drift_monitor
 from service.errors import CcstateError, NotFound, ReadOnlyMode
@@ -36,9 +36,8 @@ def drift_parts(runtime: Runtime) -> tuple[DriftDetector, DriftRemediator]:
     """The runtime's detector and remediator, built once and shared by tools and monitor."""
     parts = runtime.extras.get(DRIFT_KEY)
     if parts is None:
-        workflow = runtime.workflow
-        detector = DriftDetector(workflow.cloud, workflow.schemas, runtime.store)
-        parts = (detector, DriftRemediator(detector, workflow, runtime.operations))
+        detector = drift_detector(runtime)
+        parts = (detector, DriftRemediator(detector, runtime.workflow, runtime.operations))
         runtime.extras[DRIFT_KEY] = parts
     return parts
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
 from service.locking import hold_lock
-from service.model import Commit, CommitMeta, ResourceChange
+from service.model import Commit, CommitMeta, DriftStatus, ResourceChange
 from service.names import validate_identifier
 from service.ports import LockManager, LockScope, ProgressEvent
 from service.schema import ResourceSchema
@@ -120,7 +120,11 @@ class ResourceOperations:
         patch_document: list[dict[str, Any]] | None = None,
         security_scan_token: str = "",
         region: str | None = None,
+        record_as: str = "update",
+        drift_status: DriftStatus | None = None,
     ) -> dict[str, Any]:
+        """``record_as``/``drift_status``: a drift remediation is an update recorded as
+        operation 'remediate' with the drift it fixed."""
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
         patch = validate_patch(schema, patch_document) if patch_document else None
@@ -148,6 +152,8 @@ class ResourceOperations:
                 **tokens,
             )
             change = _Change("update", schema, identifier, auth, region, patch=patch)
+            change.recorded_as = record_as
+            change.drift_status = drift_status
 
             async def run() -> None:
                 change.before = await self._current(schema, identifier)
@@ -295,8 +301,9 @@ class ResourceOperations:
         resource_change = ResourceChange(
             identifier=change.identifier,
             resource_type=schema.type_name,
-            operation=change.operation,
+            operation=change.recorded_as or change.operation,
             outcome="FAILED" if change.error else "SUCCESS",
+            drift_status=None if change.error else change.drift_status,
             region=change.region or identity.region,
             account_id=identity.account,
             properties_before=redact(schema, change.before) if change.before is not None else None,
@@ -360,6 +367,8 @@ class _Change:
         self.after: dict[str, Any] | None = None
         self.request_token: str | None = None
         self.error: dict[str, Any] | None = None
+        self.recorded_as: str | None = None  # the lineage operation, when not ``operation``
+        self.drift_status: DriftStatus | None = None
 
 
 def _client_token(auth: Authorization) -> str:

@@ -19,9 +19,8 @@ from service.drift import DriftDetector, ResourceDrift
 from service.drift_compare import PropertyDifference
 from service.drift_remediation import RemediationPlan
 from service.errors import CcstateError
-from service.model import Commit, CommitMeta, DriftStatus, ResourceChange, utc_now_iso
+from service.model import DriftStatus, utc_now_iso
 from service.operations import ResourceOperations
-from service.store import StateStore
 from service.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -138,20 +137,15 @@ class DriftRemediator:
                 explanation=explained["explanation"],
                 scan=scan,
             )
-        recorder = _RemediationRecorder(self.operations.store, plan)
-        operations = ResourceOperations(
-            flow,
-            recorder,  # type: ignore[arg-type]
-            self.operations.locks,
-            self.operations.settings,
-        )
-        done = await operations.update(
+        done = await self.operations.update(
             resource_type=plan.resource_type,
             identifier=plan.identifier,
             patch_document=plan.patch,
             credentials_token=credentials,
             explained_token=explained["explained_token"],
             security_scan_token=scanned["security_scan_token"],
+            record_as=REMEDIATE,
+            drift_status=remediated_status(plan),
         )
         return FixOutcome(
             plan.identifier,
@@ -165,36 +159,6 @@ class DriftRemediator:
             execution_token=done.get("execution_token"),
             properties=done.get("properties"),
         )
-
-
-class _RemediationRecorder:
-    """The state store as ``ResourceOperations.update`` sees it during a remediation: its one
-    commit is recorded as operation ``remediate`` with the drift it fixed.
-
-    Stands in until ``ResourceOperations.update`` takes ``record_as`` and ``drift_status``
-    itself; every other call goes to the real store.
-    """
-
-    def __init__(self, store: StateStore, plan: RemediationPlan) -> None:
-        self._store = store
-        self._plan = plan
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def commit(
-        self, changes: list[ResourceChange], meta: CommitMeta, **kwargs: Any
-    ) -> Commit:
-        recorded = [self._as_remediation(c) for c in changes]
-        return await self._store.commit(recorded, meta, **kwargs)
-
-    def _as_remediation(self, change: ResourceChange) -> ResourceChange:
-        if change.identifier != self._plan.identifier:
-            return change
-        update: dict[str, Any] = {"operation": REMEDIATE}
-        if change.outcome == "SUCCESS":
-            update["drift_status"] = remediated_status(self._plan)
-        return change.model_copy(update=update)
 
 
 def remediated_status(plan: RemediationPlan) -> DriftStatus:

@@ -106,7 +106,7 @@ async def _drift_parts(
     ctx: CliContext,
 ) -> AsyncIterator[tuple[DriftDetector, DriftRemediator, CommitMeta]]:
     """The same wiring the MCP server uses (backend, Cloud Control, schemas, token workflow)."""
-    from mcp_server.runtime import ServerOptions, open_runtime
+    from mcp_server.runtime import ServerOptions, drift_detector, open_runtime
 
     options = ServerOptions(
         backend=getattr(ctx.args, "backend", None),
@@ -115,9 +115,7 @@ async def _drift_parts(
     )
     async with open_runtime(options) as runtime:
         workflow = runtime.workflow
-        detector = DriftDetector(
-            workflow.cloud, workflow.schemas, runtime.store, concurrency=ctx.args.concurrency
-        )
+        detector = drift_detector(runtime, concurrency=ctx.args.concurrency)
         remediator = DriftRemediator(detector, workflow, runtime.operations)
         principal = (await workflow.principal()).model_copy(update={"host": ctx.principal().host})
         meta = CommitMeta(

@@ -1,4 +1,5 @@
-"""``ccstate state ...``: read the state, its history and versions; restore, diff, pull, push.
+"""``ccstate state ...``: read the state, its history and versions; restore, diff, pull, push,
+migrate to another backend.
 
 Handlers stay thin: every operation is a StateStore call. The JSON shape of each command is
 documented in docs/cli.md and covered by tests/system/test_cli.py.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 from backends.export import document_bytes, parse_document, read_document, write_document
 from ccstate.commands import add_group
 from ccstate.context import CliContext
+from ccstate.output import Output, ProgressBar
 from ccstate.tables import (
     history_table,
     render_diff,
@@ -83,6 +86,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="import even from another lineage or an older serial (recorded in history)",
     )
     push.add_argument("--reason", metavar="TEXT", help="why, recorded in the history")
+
+    migrate = leaf(
+        "migrate",
+        "Copy the workspace's whole state, with its history, to another backend.",
+        migrate_state,
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        dest="target",
+        metavar="URL",
+        help="the backend to copy into (file:///path or s3://...); it must hold no state for "
+        "this workspace",
+    )
 
 
 def serial_arg(text: str) -> int:
@@ -314,6 +331,70 @@ async def push_document(ctx: CliContext) -> None:
             markup=False,
         ),
     )
+
+
+async def migrate_state(ctx: CliContext) -> None:
+    from backends.factory import open_backend  # imported late: it pulls in the AWS SDK
+    from service.migrate import migrate
+
+    async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
+        if await store.head() == 0:
+            raise NotFound(
+                f"Workspace '{store.workspace}' in {backend.url} has no state to migrate.",
+                next_step="Check --backend and --workspace; nothing was copied.",
+            )
+        target = await open_backend(ctx.args.target, settings=ctx.settings)
+        try:
+            with PhaseProgress(ctx.out) as progress:
+                report = await migrate(
+                    backend.objects, target.objects, store.workspace, progress=progress
+                )
+        finally:
+            await target.close()
+    data = report.to_dict()
+    ctx.out.emit(data, lambda console: _render_migration(console, data))
+
+
+def _render_migration(console: Any, data: dict[str, Any]) -> None:
+    console.print(
+        f"Migrated workspace '{data['workspace']}' from {data['source']} to {data['target']}: "
+        f"{data['objects_copied']} object(s) copied; the state at each of serials 1 to "
+        f"{data['serials_verified']} is identical in both.",
+        markup=False,
+    )
+    console.print(
+        "The source is unchanged. Point --backend or CCSTATE_BACKEND at the target to use it.",
+        style="dim",
+    )
+
+
+class PhaseProgress:
+    """``service.migrate``'s progress callback as one bar per phase (copy, verify) on stderr."""
+
+    LABELS = {"copy": "Copying objects", "verify": "Verifying serials"}
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._stack = ExitStack()
+        self._phase: str | None = None
+        self._bar: ProgressBar | None = None
+        self._done = 0
+
+    def __enter__(self) -> PhaseProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase != self._phase or self._bar is None:
+            self._stack.close()
+            self._stack = ExitStack()
+            label = self.LABELS.get(phase, phase)
+            self._bar = self._stack.enter_context(self._out.progress(total, label))
+            self._phase, self._done = phase, 0
+        self._bar.advance(done - self._done)
+        self._done = done
 
 
 def _workspace_lock(ctx: CliContext, backend: Any, store: StateStore) -> Any:

@@ -241,3 +241,25 @@ def test_the_demo_drift_step_detects_and_fixes_an_out_of_band_change(tmp_path: P
     assert "demo-drift: REMEDIATED" in text
     assert "remediate SUCCESS by demo-user" in text
     assert '"PublicAccessBlockConfiguration": null' in text
+
+
+def test_drift_rules_file_changes_the_severity(
+    sandbox: Sandbox, env: dict[str, str], tmp_path: Path
+) -> None:
+    queue = adopt_queue(sandbox, env["CCSTATE_BACKEND"])
+    sqs(sandbox).set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "77"})
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        json.dumps(
+            [{"resource_type": QUEUE, "path": "/VisibilityTimeout", "severity": "critical"}]
+        )
+    )
+    env = {**env, "CCSTATE_DRIFT_RULES": str(rules)}
+    report = json.loads(ccstate(env, "drift", queue, "--output", "json").stdout)
+    (difference,) = report["resources"][0]["differences"]
+    assert difference["Severity"] == "critical"
+
+    rules.write_text("[{not json")
+    broken = ccstate(env, "drift", queue)
+    assert broken.returncode == 2
+    assert "rules.json is not valid JSON (line 1" in broken.stderr
