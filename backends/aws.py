@@ -101,6 +101,9 @@ TRANSIENT_NETWORK_ERRORS = (
 # --------------------------------------------------------------------------- sessions, clients
 
 
+MAX_POOL_CONNECTIONS = 64
+
+
 def endpoint_configured(service: str, explicit: str | None = None) -> str | None:
     """The endpoint URL botocore will use for ``service`` when one is configured, else None."""
     if explicit:
@@ -116,6 +119,9 @@ def client_config(service: str, endpoint_url: str | None = None) -> Config:
         "connect_timeout": 10,
         "read_timeout": 60,
         "user_agent_extra": "ccstate",
+        # botocore's default pool of 10 would cap drift scans and concurrent commits at 10
+        # requests in flight, whatever concurrency the caller asks for.
+        "max_pool_connections": MAX_POOL_CONNECTIONS,
     }
     if service == "s3" and endpoint_configured("s3", endpoint_url):
         options["s3"] = {"addressing_style": "path"}
@@ -367,11 +373,13 @@ class RequestCounter:
     """Counts HTTP requests sent by aiobotocore clients (retries included), per operation.
 
     ``counter.attach(client)`` registers a ``before-send`` hook; ``attach_backend(backend)``
-    finds the clients of an opened backend. ``counts`` maps 'S3.PutObject' to a number.
+    finds the clients of an opened backend. ``counts`` maps 's3.PutObject' to a number;
+    ``calls`` lists the same names in the order the requests were sent.
     """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.calls: list[str] = []
         self._attached: list[Any] = []
 
     @property
@@ -380,6 +388,7 @@ class RequestCounter:
 
     def reset(self) -> None:
         self.counts.clear()
+        self.calls.clear()
 
     def snapshot(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
@@ -408,3 +417,4 @@ class RequestCounter:
         # event_name is 'before-send.<service-id>.<Operation>'
         _, service, operation = [*event_name.split(".", 2), "", ""][:3]
         self.counts[f"{service}.{operation}"] += 1
+        self.calls.append(f"{service}.{operation}")

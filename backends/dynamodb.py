@@ -4,14 +4,18 @@ Item layout: partition key ``pk`` = '<prefix>/<workspace>', sort key ``sk`` = '#
 the workspace lock or 'r/<sha256(identifier)>' for a resource lock. One strongly consistent
 Query on ``pk`` therefore lists every lock of a workspace, without a secondary index.
 
-Acquire = conditional PutItem ``attribute_not_exists(pk) OR expires_at < :now``, then a
-consistent read of the opposite scope (the workspace item for a resource lock; every resource
-item for a workspace lock). If a live lock of the other scope exists, we delete our own item and
-back off. Two racing acquirers both write before they read, so at least one sees the other:
-they may both back off (jittered backoff breaks the tie) but never both hold. Renew requires the
-lease still to be ours *and* unexpired, so a lapsed resource lease cannot come back to life under
-a workspace lock taken meanwhile. The ``ttl`` attribute only lets DynamoDB garbage-collect.
-Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into the lease).
+A resource lock is taken in ONE request: ``TransactWriteItems`` with a ``Put`` of our item
+(condition ``attribute_not_exists(pk) OR expires_at < :now``) and a ``ConditionCheck`` that the
+workspace item is absent or expired. A workspace lock is a conditional ``PutItem`` followed by a
+consistent ``Query`` for live resource locks; if one exists we delete our item and back off.
+The transaction is serializable against the workspace PutItem: either it ran first, and the
+Query sees its resource item, or it ran after, and its ConditionCheck sees the live workspace
+item. So a workspace lock and a resource lock are never held together; only the workspace
+acquirer ever backs off, and jittered backoff lets it in once the resource locks are released.
+Renew requires the lease still to be ours *and* unexpired, so a lapsed resource lease cannot come
+back to life under a workspace lock taken meanwhile. The ``ttl`` attribute only lets DynamoDB
+garbage-collect. Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into
+the lease).
 """
 
 from __future__ import annotations
@@ -164,6 +168,43 @@ class DynamoDBLockManager:
         """(True, our lock) when taken; else (False, the holder we saw, if any)."""
         now = self._now()
         item = self._new_item(scope, operation, who, now, now + lease_seconds)
+        if scope.is_workspace:
+            return await self._try_acquire_workspace(scope, item, now)
+        return await self._try_acquire_resource(scope, item, now)
+
+    async def _try_acquire_resource(
+        self, scope: LockScope, item: dict[str, Any], now: float
+    ) -> tuple[bool, LockInfo | None]:
+        """One TransactWriteItems: put our item, provided the workspace lock is not live."""
+        free = {
+            "TableName": self.table,
+            "ConditionExpression": FREE_OR_EXPIRED,
+            "ExpressionAttributeValues": {":now": _num(now)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        my_id = item["lock_id"]["S"]
+        try:
+            await self._call(
+                # IAM authorizes each part of a transaction by its own action.
+                "dynamodb:PutItem and dynamodb:ConditionCheckItem",
+                self.client.transact_write_items,
+                # The lock id as idempotency token: a retry after a lost answer is a no-op.
+                ClientRequestToken=my_id,
+                TransactItems=[
+                    {"Put": {**free, "Item": item}},
+                    {"ConditionCheck": {**free, "Key": self._key(LockScope(scope.workspace))}},
+                ],
+            )
+        except _TransactionCanceled as exc:
+            holder = exc.holder()
+            if holder is not None and holder.id == my_id:
+                return True, holder  # our own earlier attempt, whose answer was lost
+            return False, holder
+        return True, _info(item)
+
+    async def _try_acquire_workspace(
+        self, scope: LockScope, item: dict[str, Any], now: float
+    ) -> tuple[bool, LockInfo | None]:
         try:
             await self._call(
                 "dynamodb:PutItem",
@@ -188,14 +229,9 @@ class DynamoDBLockManager:
         return False, blocker
 
     async def _live_blocker(self, scope: LockScope, my_id: str) -> LockInfo | None:
-        """A live lock of the other scope in the same workspace, if any."""
+        """A live resource lock in the workspace we are locking, if any."""
         now = self._now()
-        if scope.is_workspace:
-            items = await self._query_workspace(scope.workspace)
-        else:
-            found = await self._get(LockScope(scope.workspace))
-            items = [found] if found else []
-        for item in items:
+        for item in await self._query_workspace(scope.workspace):
             if item["lock_id"]["S"] != my_id and float(item["expires_at"]["N"]) >= now:
                 return _info(item)
         return None
@@ -268,8 +304,11 @@ class DynamoDBLockManager:
         try:
             return await aws.call_with_retry(fn, **kwargs)
         except aws.AWS_ERRORS as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
+            code = aws.error_code(exc)
+            if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed from exc
+            if code == "TransactionCanceledException" and _only_contention(exc):
+                raise _TransactionCanceled(exc) from exc
             raise await aws.translate_with_caller(
                 exc, self.whoami, what=f"DynamoDB table {self.table}", iam_action=action
             ) from exc
@@ -308,6 +347,44 @@ class DynamoDBLockManager:
 
 class _ConditionFailed(Exception):
     """A conditional write lost; callers decide what that means."""
+
+
+# Cancellation reasons that mean "someone else got there first": back off and retry.
+CONTENTION_REASONS = frozenset(
+    {
+        "None",
+        "ConditionalCheckFailed",
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    }
+)
+
+
+def _cancellation_reasons(exc: BaseException) -> list[dict[str, Any]]:
+    response = getattr(exc, "response", {}) or {}
+    return list(response.get("CancellationReasons") or [])
+
+
+def _only_contention(exc: BaseException) -> bool:
+    reasons = _cancellation_reasons(exc)
+    return bool(reasons) and all(r.get("Code", "None") in CONTENTION_REASONS for r in reasons)
+
+
+class _TransactionCanceled(Exception):
+    """A lock transaction lost to a live lock or a concurrent transaction."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.reasons = _cancellation_reasons(cause)
+
+    def holder(self) -> LockInfo | None:
+        """The live lock that failed a condition (returned with ALL_OLD), if any."""
+        for reason in self.reasons:
+            item = reason.get("Item")
+            if reason.get("Code") == "ConditionalCheckFailed" and item and "lock_id" in item:
+                return _info(item)
+        return None
 
 
 def _num(value: float) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 Accepted forms:
     file:///absolute/path   file://~/path   /a/plain/path   ./relative/path      -> local directory
+                            (client-side encrypted when the ``kms_key`` setting is set)
     s3://BUCKET/PREFIX?table=T&kms_key=K&region=R&encrypt=client                  -> S3 + DynamoDB
 """
 
@@ -38,9 +39,12 @@ async def open_backend(url: str | None = None, *, settings: Settings | None = No
     settings = settings or load_settings()
     spec = parse_backend_url(url or settings.backend_url, settings=settings)
     if spec.scheme == "file":
-        from backends.local import open_local_backend
+        from backends.local import encrypt_local_backend, open_local_backend
 
-        return open_local_backend(spec, settings)
+        backend = open_local_backend(spec, settings)
+        if settings.kms_key:
+            return await encrypt_local_backend(backend, settings.kms_key, settings.region)
+        return backend
     from backends.s3 import open_s3_backend
 
     return await open_s3_backend(spec, settings)

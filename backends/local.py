@@ -5,12 +5,16 @@
 <root>/<workspace>/log/...         the transaction log     (LocalObjectStore)
 <root>/<workspace>/snapshots/...   materialized snapshots  (LocalObjectStore)
 <root>/<workspace>/locks/...       lease files             (LocalLockManager)
+
+With the ``kms_key`` setting (``CCSTATE_KMS_KEY``), every object body is envelope-encrypted
+under a KMS data key (``backends.crypto``), and no plaintext state.json export is written.
 """
 
 from __future__ import annotations
 
 import logging
 import stat
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from backends.base import Backend, BackendSpec
@@ -39,6 +43,30 @@ def open_local_backend(
         export_path=str(local_export_path(root, settings)),
         options={"workspace": settings.workspace},
     )
+
+
+async def encrypt_local_backend(backend: Backend, kms_key: str, region: str | None) -> Backend:
+    """Wrap ``backend``'s objects in client-side envelope encryption under ``kms_key``.
+
+    The readable state.json export is switched off: it would hold the state in plaintext.
+    """
+    from backends import aws
+    from backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
+
+    stack = AsyncExitStack()
+    try:
+        session = aws.new_session(region)
+        kms = await aws.open_client(stack, session, "kms", region=region)
+        whoami = aws.CallerLookup(session, region=region)
+        cipher = KmsEnvelopeCipher(kms, kms_key, whoami=whoami)
+    except BaseException:
+        await stack.aclose()
+        raise
+    backend.objects = EncryptingObjectStore(backend.objects, cipher)
+    backend.export_path = None
+    backend.options.update(encrypt="client", kms_key=kms_key)
+    backend._closers.append(stack.aclose)
+    return backend
 
 
 def local_export_path(root: Path, settings: Settings) -> Path:

@@ -7,6 +7,7 @@ Write-once commits use S3 conditional writes (``If-None-Match: *``), compare-and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 SHA256_METADATA = "sha256"  # sent as the x-amz-meta-sha256 header
 ENCRYPT_MODES = frozenset({"", "none", "sse", "client"})
+METADATA_LAG_RETRIES = (0.02, 0.1, 0.0)  # pauses after reads that lack the sha256 header
 
 
 def validate_key(key: str) -> str:
@@ -73,13 +75,20 @@ class S3ObjectStore:
 
     async def get(self, key: str) -> StoredObject | None:
         full = self._full_key(key)
-        try:
-            resp, body = await aws.call_with_retry(self._fetch, full)
-        except aws.AWS_ERRORS as exc:
-            if aws.error_code(exc) in {"NoSuchKey", "404"}:
-                return None
-            raise await self._error(exc, full, "s3:GetObject") from exc
-        self._check_integrity(full, body, resp.get("Metadata") or {})
+        for delay in METADATA_LAG_RETRIES:
+            try:
+                resp, body = await aws.call_with_retry(self._fetch, full)
+            except aws.AWS_ERRORS as exc:
+                if aws.error_code(exc) in {"NoSuchKey", "404"}:
+                    return None
+                raise await self._error(exc, full, "s3:GetObject") from exc
+            metadata = resp.get("Metadata") or {}
+            if SHA256_METADATA in metadata:
+                break
+            # moto publishes a new object a moment before its metadata (AWS S3 never does):
+            # look again before calling an object without the header foreign.
+            await asyncio.sleep(delay)
+        self._check_integrity(full, body, metadata)
         return StoredObject(body=body, etag=str(resp["ETag"]))
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 SCENARIOS = [
     "benchmarks.store_bench",
-    "benchmarks.s3_requests_bench",
+    "benchmarks.s3_bench",
     "benchmarks.drift_bench",
 ]
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,12 +46,13 @@ GOAL_REQUESTS = 4
 TERRAFORM_REQUESTS = 7
 GOAL_RATIO = 4.0
 WRITERS = (1, 4, 16)
-COMMITS_PER_WRITER = {1: 80, 4: 40, 16: 15}
+COMMITS_PER_WRITER = {1: 60, 4: 25, 16: 10}
 ROUND_TRIP_MS = (0, 20)
 EXISTING_COMMITS = 60
 SNAPSHOT_EVERY = 50
 META = CommitMeta(principal=Principal(user="bench"), explanation="benchmark commit")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 
 
 def change(identifier: str) -> ResourceChange:
@@ -143,6 +144,7 @@ async def count_requests(setup: dict[str, str]) -> dict[str, Any]:
         counter.reset()
         await resource_cycle(backend, StateStore(backend.objects), "cold")
         out[f"cold store, existing state of {EXISTING_COMMITS} commits"] = measured(counter)
+        await resource_cycle(backend, store, "catch-up")  # reads the cold store's commit
         warm = [await _one_cycle(backend, store, counter, f"warm-{i}") for i in range(5)]
         out["warm store (each of 5 cycles)"] = warm[0] if _all_same(warm) else warm
         counter.reset()
@@ -191,8 +193,10 @@ def throughput(setup: dict[str, str], writers: int, round_trip_ms: int, pid: int
     commits = COMMITS_PER_WRITER[writers]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.s3_bench", "writer", json.dumps(setup), prefix]
-            + [f"w{n}", str(commits), str(round_trip_ms)],
+            [
+                *(sys.executable, "-m", "benchmarks.s3_bench", "writer", json.dumps(setup)),
+                *(prefix, f"w{n}", str(commits), str(round_trip_ms)),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,
@@ -207,14 +211,19 @@ def throughput(setup: dict[str, str], writers: int, round_trip_ms: int, pid: int
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    results = []
+    results, failed = [], 0
     for proc in procs:
         out, _ = proc.communicate(timeout=900)
-        if proc.returncode != 0:
-            raise RuntimeError(f"writer failed with exit code {proc.returncode}")
-        results.append(json.loads(out))
+        if proc.returncode == 0:
+            results.append(json.loads(out))
+        else:
+            failed += 1  # its error is on stderr; the report counts it
     moto_after = cpu_seconds(pid)
-    return summarise(results, writers, round_trip_ms, moto_before, moto_after)
+    if not results:
+        raise RuntimeError(f"all {writers} writers failed")
+    row = summarise(results, writers, round_trip_ms, moto_before, moto_after)
+    print(f"  {writers} writer(s), +{round_trip_ms} ms: {row}", file=sys.stderr, flush=True)
+    return {**row, "writers_failed": failed}
 
 
 def summarise(
@@ -241,7 +250,7 @@ def summarise(
         "moto_cpu_share_of_one_core": None if moto_cpu is None else round(moto_cpu / wall, 2),
         "writers_cpu_seconds": round(client_cpu, 2),
         "writers_cpu_ms_per_commit": round(1000 * client_cpu / total, 1),
-        "machine_cpu_busy": round(((moto_cpu or 0) + client_cpu) / (wall * (os.cpu_count() or 1)), 2),
+        "machine_cpu_busy": round(((moto_cpu or 0) + client_cpu) / (wall * CORES), 2),
     }
 
 
@@ -309,9 +318,7 @@ def run() -> dict[str, Any]:
             "met": isinstance(warm, dict) and warm["total"] <= GOAL_REQUESTS,
         },
         "throughput": runs,
-        "throughput_goal": {
-            f"{rtt}ms": _ratio_goal(runs, rtt) for rtt in ROUND_TRIP_MS
-        },
+        "throughput_goal": {f"{rtt}ms": _ratio_goal(runs, rtt) for rtt in ROUND_TRIP_MS},
     }
 
 
@@ -355,13 +362,40 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {r['requests_per_second']} | {r['moto_cpu_share_of_one_core']} "
             f"| {r['writers_cpu_ms_per_commit']} | {r['machine_cpu_busy']} |"
         )
-    lines.append("")
+    lines += ["", *analysis(result["throughput"]), ""]
     for rtt, g in result["throughput_goal"].items():
         lines.append(
             f"- **Goal** ({rtt} added round trip): {g['statement']}. **Measured ratio: "
             f"{g['ratio']}x — {'met' if g['met'] else 'NOT met'}.**"
         )
     return "\n".join(lines)
+
+
+def analysis(runs: list[dict[str, Any]]) -> list[str]:
+    """Where the time goes, from the measured rows."""
+    single = next(r for r in runs if r["writers"] == 1 and r["round_trip_ms"] == 0)
+    most = max(runs, key=lambda r: r["writers"])
+    per_request_ms = 1000 / single["requests_per_second"]
+    requests = single["requests_per_second"] * single["seconds"]
+    moto_ms = 1000 * single["moto_cpu_seconds"] / requests
+    client_ms = single["writers_cpu_ms_per_commit"] / single["requests_per_commit"]
+    busiest = max(r["machine_cpu_busy"] for r in runs)
+    failed = sum(r.get("writers_failed", 0) for r in runs)
+    return [
+        "Where the time goes: one writer waits "
+        f"{per_request_ms:.1f} ms per request, of which moto spends {moto_ms:.1f} ms CPU and our "
+        f"client {client_ms:.1f} ms CPU; the rest is time neither spent on a CPU for this work "
+        "(most likely moto's thread start per connection and the other jobs on this shared "
+        "machine, see the load average; not profiled further). The CPU of moto plus the "
+        f"writers never exceeded {busiest:.0%} of the machine, so the limit is not CPU. It is "
+        f"the single log: requests per commit rise from {single['requests_per_commit']} with one "
+        f"writer to {most['requests_per_commit']} with {most['writers']}, because all writers "
+        "claim the same next serial with a conditional put and all but one lose each round, "
+        "then pay a refresh (GET, LIST) and a retried put. More writers add requests per commit, "
+        "not commits per second, and the added round trip does not change that. Parallel "
+        "throughput needs separate workspaces (one log each); "
+        f"{failed} writer(s) gave up in these runs.",
+    ]
 
 
 def main(argv: list[str]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -53,7 +54,12 @@ from service.replay import StateView, apply_commit, lineage_from_commit
 log = logging.getLogger(__name__)
 
 SERIAL_WIDTH = 20
-MAX_REBASES = 50
+MAX_REBASES = 200
+# After a lost race, wait a random 0..(5 ms * 2^n, at most 250 ms) before rebasing, so that many
+# writers on one log spread out instead of all racing for every serial (16 writers that retried
+# at once starved one of them past 50 lost races).
+REBASE_BACKOFF_BASE = 0.005
+REBASE_BACKOFF_MAX = 0.25
 FETCH_CONCURRENCY = 16
 COMMIT_CACHE_SIZE = 4096
 ALL_RESOURCES = "*"
@@ -270,7 +276,7 @@ class StateStore:
             view = await self._refresh_locked()
             base = view.serial if base_serial is None else base_serial
             await self._check_conflicts(base, view, touched)
-            for _ in range(MAX_REBASES):
+            for attempt in range(MAX_REBASES):
                 commit = self._new_commit(view, meta, changes, stacks, replace_state)
                 key = serial_key(self._log_prefix, commit.serial)
                 body = encode_commit(commit)
@@ -279,6 +285,7 @@ class StateStore:
                     commit = decode_commit(body, where=key)
                     await self._after_commit(view, commit)
                     return commit
+                await asyncio.sleep(_rebase_backoff(attempt))
                 view = await self._refresh_locked()
                 await self._check_conflicts(base, view, touched)
             raise StateConflict(
@@ -514,6 +521,10 @@ class StateStore:
 
 
 # ====================================================================== pure helpers
+
+
+def _rebase_backoff(attempt: int) -> float:
+    return random.uniform(0, min(REBASE_BACKOFF_MAX, REBASE_BACKOFF_BASE * 2 ** min(attempt, 10)))
 
 
 def _overlap(ours: set[str], theirs: set[str]) -> set[str]:

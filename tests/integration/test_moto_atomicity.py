@@ -18,7 +18,12 @@ def test_only_one_of_many_racing_if_none_match_puts_wins() -> None:
             wins: list[int] = []
             start = threading.Barrier(8)
 
-            def put(worker: int, key: str = f"k{round_no}") -> None:
+            def put(
+                worker: int,
+                key: str = f"k{round_no}",
+                wins: list[int] = wins,
+                start: threading.Barrier = start,
+            ) -> None:
                 start.wait()
                 try:
                     s3.put_object(Bucket="race", Key=key, Body=b"x", IfNoneMatch="*")

@@ -250,9 +250,7 @@ def test_drift_rules_file_changes_the_severity(
     sqs(sandbox).set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "77"})
     rules = tmp_path / "rules.json"
     rules.write_text(
-        json.dumps(
-            [{"resource_type": QUEUE, "path": "/VisibilityTimeout", "severity": "critical"}]
-        )
+        json.dumps([{"resource_type": QUEUE, "path": "/VisibilityTimeout", "severity": "critical"}])
     )
     env = {**env, "CCSTATE_DRIFT_RULES": str(rules)}
     report = json.loads(ccstate(env, "drift", queue, "--output", "json").stdout)

@@ -1,0 +1,52 @@
+"""Commit N changes to one shared S3 state through StateStore, each under its resource lock.
+
+argv: bucket prefix table kms_key worker_name count. The worker owns the resources
+'<worker_name>-<i>' (disjoint from other workers'). Prints the serials it committed as JSON.
+The endpoint and credentials come from the environment (AWS_ENDPOINT_URL...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from backends.s3 import open_s3_backend_from_options
+from service.locking import hold_lock
+from service.model import CommitMeta, Principal, ResourceChange
+from service.ports import LockScope
+from service.store import StateStore
+
+
+def change(identifier: str) -> ResourceChange:
+    return ResourceChange(
+        identifier=identifier,
+        resource_type="AWS::S3::Bucket",
+        operation="create",
+        region="us-east-1",
+        properties_after={"BucketName": identifier},
+    )
+
+
+async def commit_all(bucket: str, prefix: str, table: str, kms_key: str, name: str, count: int):
+    backend = await open_s3_backend_from_options(
+        bucket, prefix, table=table, kms_key=kms_key, region=None, encrypt=None
+    )
+    store = StateStore(backend.objects, "default")
+    meta = CommitMeta(principal=Principal(user=name), explanation=f"worker {name}")
+    serials: list[int] = []
+    try:
+        for i in range(count):
+            identifier = f"{name}-{i}"
+            scope = LockScope("default", identifier)
+            async with hold_lock(backend.locks, scope, operation="commit", who=name, timeout=60):
+                commit = await store.commit([change(identifier)], meta)
+            serials.append(commit.serial)
+    finally:
+        await backend.close()
+    print(json.dumps(serials))
+
+
+if __name__ == "__main__":
+    bucket, prefix, table, kms_key, name, count = sys.argv[1:7]
+    asyncio.run(commit_all(bucket, prefix, table, kms_key, name, int(count)))
