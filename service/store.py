@@ -276,6 +276,7 @@ class StateStore:
             view = await self._refresh_locked()
             base = view.serial if base_serial is None else base_serial
             await self._check_conflicts(base, view, touched)
+            _check_resource_types(view, changes)
             for attempt in range(MAX_REBASES):
                 commit = self._new_commit(view, meta, changes, stacks, replace_state)
                 key = serial_key(self._log_prefix, commit.serial)
@@ -288,6 +289,7 @@ class StateStore:
                 await asyncio.sleep(_rebase_backoff(attempt))
                 view = await self._refresh_locked()
                 await self._check_conflicts(base, view, touched)
+            _check_resource_types(view, changes)
             raise StateConflict(
                 f"Gave up after {MAX_REBASES} rebases: the workspace is changing too fast.",
                 resources=sorted(touched),
@@ -525,6 +527,21 @@ class StateStore:
 
 def _rebase_backoff(attempt: int) -> float:
     return random.uniform(0, min(REBASE_BACKOFF_MAX, REBASE_BACKOFF_BASE * 2 ** min(attempt, 10)))
+
+
+def _check_resource_types(view: StateView, changes: list[ResourceChange]) -> None:
+    """Resources are keyed by identifier, as in the seed's document, so one identifier cannot
+    name two resources of different types (say a bucket and a queue both called 'logs')."""
+    for change in changes:
+        existing = view.resources.get(change.identifier)
+        if existing is not None and existing.resource_type != change.resource_type:
+            raise InvalidInput(
+                f"The state already records {change.identifier!r} as {existing.resource_type}; "
+                f"this change is for {change.resource_type}.",
+                next_step="Use another name for the new resource, or remove the recorded one "
+                "first (delete it, or forget it from state).",
+                identifier=change.identifier,
+            )
 
 
 def _overlap(ours: set[str], theirs: set[str]) -> set[str]:

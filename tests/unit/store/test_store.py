@@ -317,3 +317,20 @@ async def test_files_are_private(root: Path) -> None:
     for path in root.rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+async def test_one_identifier_cannot_name_two_resource_types(root: Path) -> None:
+    st = store_at(root)
+    await st.commit([change("logs")], meta())
+    queue = ResourceChange(
+        identifier="logs",
+        resource_type="AWS::SQS::Queue",
+        operation="create",
+        properties_after={"QueueName": "logs"},
+    )
+    with pytest.raises(InvalidInput, match="already records"):
+        await st.commit([queue], meta())
+    assert await st.head() == 1
+    await st.commit([change("logs", "delete")], meta())
+    await st.commit([queue], meta())
+    assert (await st.get_resource("logs")).resource_type == "AWS::SQS::Queue"
