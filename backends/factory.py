@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from backends.base import Backend, BackendSpec
 from backends.config import Settings, load_settings
 from service.errors import ConfigError
+from service.store import StateStore
 
 __all__ = ["ACCEPTED_FORMS", "BackendSpec", "open_backend", "parse_backend_url", "redact_url"]
 
@@ -147,6 +148,20 @@ def _s3_options(url: str, query: str) -> dict[str, str]:
     if options.get("encrypt", "sse") not in _ENCRYPT_VALUES:
         raise _bad_url(url, f"encrypt must be one of {', '.join(_ENCRYPT_VALUES)}")
     return options
+
+
+def build_store(backend: Backend, settings: Settings) -> StateStore:
+    """The workspace's StateStore on ``backend``; local backends also keep the readable
+    state.json export. The CLI and the MCP server both build their store here."""
+    from backends.export import state_json_exporter
+
+    exporter = state_json_exporter(backend.export_path) if backend.export_path else None
+    return StateStore(
+        backend.objects,
+        settings.workspace,
+        snapshot_every=settings.snapshot_every,
+        exporter=exporter,
+    )
 
 
 def redact_url(url: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from backends.base import Backend
 from backends.config import Settings, load_settings
-from backends.export import state_json_exporter
+from backends.factory import build_store
 from ccstate.output import FORMATS, Output, OutputFormat
 from service.errors import ConfigError
 from service.model import Principal
@@ -71,17 +71,6 @@ class CliContext:
     async def open_state(self) -> AsyncIterator[tuple[Backend, StateStore]]:
         async with self.open_backend() as backend:
             yield backend, build_store(backend, self.settings)
-
-
-def build_store(backend: Backend, settings: Settings) -> StateStore:
-    """A StateStore on ``backend``; local backends also keep the readable state.json export."""
-    exporter = state_json_exporter(backend.export_path) if backend.export_path else None
-    return StateStore(
-        backend.objects,
-        settings.workspace,
-        snapshot_every=settings.snapshot_every,
-        exporter=exporter,
-    )
 
 
 def _local_user() -> str:

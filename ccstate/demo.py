@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.config import load_settings
-from backends.factory import open_backend
-from ccstate.context import build_store
+from backends.factory import build_store, open_backend
 from ccstate.demo_output import DemoPrinter
 from service.model import CommitMeta, Principal, ResourceChange
 from service.store import StateStore

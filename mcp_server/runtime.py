@@ -23,6 +23,7 @@ from typing import Any
 
 from backends.base import Backend
 from backends.config import Settings, load_drift_rules, load_settings
+from backends.factory import build_store
 from service.drift import DriftDetector
 from service.model import Principal, StateDocument
 from service.operations import OperationSettings, ResourceOperations
@@ -79,7 +80,7 @@ async def open_runtime(options: ServerOptions) -> AsyncIterator[Runtime]:
         backend = await open_backend(settings.backend_url, settings=settings)
         stack.push_async_callback(backend.close)
         cloud = await _cloud(stack, settings)
-        store = _store(backend, settings)
+        store = build_store(backend, settings)
         salt = await load_salt(backend.objects, settings.workspace)
         tokens = TokenService(backend.objects, settings.workspace, ttl_seconds=settings.token_ttl)
         env = options.env
@@ -141,18 +142,6 @@ def local_principal(env: Mapping[str, str]) -> Principal:
         except (KeyError, OSError):
             user = f"uid-{os.getuid()}"
     return Principal(user=user, host=socket.gethostname())
-
-
-def _store(backend: Backend, settings: Settings) -> StateStore:
-    from backends.export import state_json_exporter
-
-    exporter = state_json_exporter(backend.export_path) if backend.export_path else None
-    return StateStore(
-        backend.objects,
-        settings.workspace,
-        snapshot_every=settings.snapshot_every,
-        exporter=exporter,
-    )
 
 
 def _saver(export_path: str | None) -> Any:

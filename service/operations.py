@@ -26,7 +26,7 @@ from service.names import validate_identifier
 from service.ports import LockManager, LockScope, ProgressEvent
 from service.schema import ResourceSchema
 from service.store import StateStore
-from service.tokens import token_hash
+from service.tokens import recorded_token_id, token_hash
 from service.validation import validate_patch, validate_type_name
 from service.workflow import Authorization, Workflow
 
@@ -316,7 +316,7 @@ class ResourceOperations:
         )
         meta = CommitMeta(
             principal=await self.workflow.principal(),
-            execution_token=auth.token,
+            execution_token=recorded_token_id(auth.token),
             explanation=auth.explanation or None,
             user_intent=auth.user_intent or None,
             kind="change",
@@ -334,7 +334,7 @@ class ResourceOperations:
             "properties": entry.properties_after,
             "security_scan": change.auth.checkov_results,
             "state_serial": commit.serial,
-            "execution_token": change.auth.token,
+            "execution_token": recorded_token_id(change.auth.token),
             "lineage_entry": entry.to_json_dict(),
             "message": f"{change.operation} of {change.schema.type_name} '{change.identifier}' "
             f"succeeded and is recorded in the state at serial {commit.serial}.",

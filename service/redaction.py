@@ -181,10 +181,6 @@ def _redact_relative(value: Any, target: list[str], pattern: list[str], salt: by
     return _replace_at(value, pattern[len(target) :], lambda v: redacted(v, salt))
 
 
-def _segment_matches(pattern: str, actual: str) -> bool:
-    return pattern == "*" or pattern == actual or (actual == "-" and pattern == "*")
-
-
 # --------------------------------------------------------------------------- the salt
 
 

@@ -21,10 +21,12 @@ import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from service import __version__
 from service.errors import (
+    CcstateError,
     ImportRefused,
     IntegrityError,
     InvalidInput,
@@ -55,9 +57,9 @@ log = logging.getLogger(__name__)
 
 SERIAL_WIDTH = 20
 MAX_REBASES = 200
-# After a lost race, wait a random 0..(5 ms * 2^n, at most 250 ms) before rebasing, so that many
-# writers on one log spread out instead of all racing for every serial (16 writers that retried
-# at once starved one of them past 50 lost races).
+# After a lost race, wait before rebasing (see _rebase_backoff), so that many writers on one log
+# spread out instead of all racing for every serial (16 writers that retried at once starved one
+# of them past 50 lost races).
 REBASE_BACKOFF_BASE = 0.005
 REBASE_BACKOFF_MAX = 0.25
 FETCH_CONCURRENCY = 16
@@ -114,6 +116,14 @@ def decode_commit(raw: bytes, *, where: str) -> Commit:
         raise StateCorrupt(f"Commit {where} is malformed: {exc}", next_step=next_step) from exc
 
 
+@dataclass
+class Contention:
+    """How often this store lost the race for the next serial, and how long it backed off."""
+
+    lost_races: int = 0
+    backoff_seconds: float = 0.0
+
+
 class StateStore:
     """One workspace's state. Safe for concurrent use by tasks of one process; processes and
     machines coordinate through the object store's write-once commits."""
@@ -142,6 +152,7 @@ class StateStore:
         self._view: StateView | None = None
         self._commit_cache: OrderedDict[int, Commit] = OrderedDict()
         self._mutex = asyncio.Lock()
+        self.contention = Contention()
 
     # ================================================================== reading
 
@@ -199,16 +210,6 @@ class StateStore:
 
     async def export_document(self) -> StateDocument:
         return await self._document(await self._refreshed())
-
-    async def find_lineage_entry(self, execution_token: str) -> tuple[str, LineageEntry] | None:
-        """The resource and lineage entry an execution token produced (newest first scan)."""
-        head = await self.head()
-        for serial in range(head, 0, -1):
-            commit = (await self._read_commits([serial]))[0]
-            if commit.execution_token == execution_token and commit.changes:
-                change = commit.changes[0]
-                return change.identifier, commit.lineage_entry(change)
-        return None
 
     # ================================================================== writing
 
@@ -277,17 +278,24 @@ class StateStore:
             base = view.serial if base_serial is None else base_serial
             await self._check_conflicts(base, view, touched)
             _check_resource_types(view, changes)
-            for attempt in range(MAX_REBASES):
+            pause = 0.0
+            for _ in range(MAX_REBASES):
                 commit = self._new_commit(view, meta, changes, stacks, replace_state)
                 key = serial_key(self._log_prefix, commit.serial)
                 body = encode_commit(commit)
+                started = asyncio.get_running_loop().time()
                 if await self.objects.put_if_absent(key, body):
                     # Keep exactly what a reader of the file will see, not our in-memory draft.
                     commit = decode_commit(body, where=key)
                     await self._after_commit(view, commit)
                     return commit
-                await asyncio.sleep(_rebase_backoff(attempt))
-                view = await self._refresh_locked()
+                put_seconds = asyncio.get_running_loop().time() - started
+                pause = _rebase_backoff(pause, put_seconds)
+                self.contention.lost_races += 1
+                self.contention.backoff_seconds += pause
+                await asyncio.sleep(pause)
+                # We lost: log/<serial> exists, so go straight to listing what is new.
+                await self._catch_up(view, next_exists=True)
                 await self._check_conflicts(base, view, touched)
             _check_resource_types(view, changes)
             raise StateConflict(
@@ -349,7 +357,10 @@ class StateStore:
         apply_commit(view, commit)
         self._remember(commit)
         if commit.serial % self.snapshot_every == 0:
-            await self._write_snapshot(view)
+            try:
+                await self._write_snapshot(view)
+            except (CcstateError, OSError) as exc:  # derived data: the commit is in the log
+                log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
         if self.exporter is not None and len(view.resources) <= self.export_max_resources:
             try:
                 await self.exporter(await self._document(view))
@@ -379,14 +390,16 @@ class StateStore:
         await self._catch_up(view)
         return view
 
-    async def _catch_up(self, view: StateView) -> None:
+    async def _catch_up(self, view: StateView, *, next_exists: bool = False) -> None:
         """Bring ``view`` to head. When it already is (the usual case), this costs one GET of
-        the next serial, not a listing of the log."""
-        nxt = await self.objects.get(serial_key(self._log_prefix, view.serial + 1))
-        if nxt is None:
-            return
-        where = serial_key(self._log_prefix, view.serial + 1)
-        self._remember(decode_commit(nxt.body, where=where))
+        the next serial, not a listing of the log; ``next_exists`` (we just lost the race for
+        it) skips that GET. New commits are then listed once and fetched in parallel."""
+        if not next_exists:
+            where = serial_key(self._log_prefix, view.serial + 1)
+            nxt = await self.objects.get(where)
+            if nxt is None:
+                return
+            self._remember(decode_commit(nxt.body, where=where))
         keys = await self.objects.list_keys(
             self._log_prefix, start_after=serial_key(self._log_prefix, view.serial)
         )
@@ -525,8 +538,12 @@ class StateStore:
 # ====================================================================== pure helpers
 
 
-def _rebase_backoff(attempt: int) -> float:
-    return random.uniform(0, min(REBASE_BACKOFF_MAX, REBASE_BACKOFF_BASE * 2 ** min(attempt, 10)))
+def _rebase_backoff(previous: float, put_seconds: float) -> float:
+    """Decorrelated jitter scaled by the round trip of the put we just lost: a writer that keeps
+    losing waits longer, each wait is random, and the scale follows the backend's latency
+    (a millisecond on a local disk, tens on S3) instead of a fixed constant."""
+    base = max(REBASE_BACKOFF_BASE, put_seconds)
+    return min(REBASE_BACKOFF_MAX, random.uniform(base, max(base, 3 * previous)))
 
 
 def _check_resource_types(view: StateView, changes: list[ResourceChange]) -> None:

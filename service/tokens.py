@@ -55,6 +55,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def recorded_token_id(token: str) -> str:
+    """How a used execution token appears in the state and in tool results: its SHA-256.
+
+    A stable key for the lineage entry it produced (rollback by token, audit), while a reader of
+    the state learns nothing that could unseal a token record, even an old S3 object version."""
+    return "sha256:" + token_hash(token)
+
+
 def payload_digest(payload: Any) -> str:
     """sha256 of the canonical JSON of the exact properties or patch a token authorizes."""
     return sha256_hex(canonical_json(payload))
@@ -245,6 +253,28 @@ class TokenService:
         Arguments left ``None`` are not checked. The ancestors still on record are walked and
         must link up: same principal, same operation, resource and payload digest.
         """
+        record, _ = await self._validated(
+            token,
+            expected_type=expected_type,
+            principal=principal,
+            operation=operation,
+            resource_type=resource_type,
+            identifier=identifier,
+            payload_digest=payload_digest,
+        )
+        return record
+
+    async def _validated(
+        self,
+        token: str,
+        *,
+        expected_type: TokenType,
+        principal: TokenPrincipal | None,
+        operation: str | None,
+        resource_type: str | None,
+        identifier: str | None,
+        payload_digest: str | None,
+    ) -> tuple[TokenRecord, list[TokenRecord]]:
         record = await self.inspect(token)
         _check_type(record, expected_type)
         if principal is not None:
@@ -254,8 +284,7 @@ class TokenService:
             _check_payload(record, payload_digest)
         if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
             raise _refuse("scan_failed", "This token's security scan did not pass.", _RESTART)
-        await self._check_chain(record)
-        return record
+        return record, await self._check_chain(record)
 
     async def consume(
         self,
@@ -268,8 +297,14 @@ class TokenService:
         identifier: str | None = None,
         payload_digest: str | None = None,
     ) -> TokenRecord:
-        """Validate, then mark used; a second consume anywhere sharing the backend fails."""
-        record = await self.validate(
+        """Validate, then mark used; a second consume anywhere sharing the backend fails.
+
+        The generated_code ancestor is marked used first, so one generated change executes
+        once, however many explained or scanned tokens were issued from it. Once used, the
+        record forgets the sealed payload: the token is recorded in the state, and a reader of
+        the state must not be able to unseal the properties (secrets included) it authorized.
+        """
+        record, ancestors = await self._validated(
             token,
             expected_type=expected_type,
             principal=principal,
@@ -281,13 +316,37 @@ class TokenService:
         marker = json.dumps(
             {"consumed_at": self._clock.now().isoformat(), "by": record.principal.describe()}
         ).encode()
+        for generated in (a for a in ancestors if a.type == "generated_code"):
+            if not await self._objects.put_if_absent(
+                self._consumed_key(generated.token_hash), marker
+            ):
+                raise _refuse(
+                    "consumed",
+                    "This change was already executed with another token issued from the "
+                    "same generated code: a prepared change runs once.",
+                    f"{_RESTART} to prepare the change again.",
+                )
         if not await self._objects.put_if_absent(self._consumed_key(record.token_hash), marker):
             raise _refuse(
                 "consumed",
                 "This execution token was used by another request a moment ago.",
                 f"{_RESTART} to get a new token for another change.",
             )
+        await self._forget_payload(record)
         return record
+
+    async def _forget_payload(self, record: TokenRecord) -> None:
+        if record.sealed_payload is None:
+            return
+        forgotten = replace(record, sealed_payload=None, payload=None)
+        try:
+            await self._objects.put(self._issued_key(record.token_hash), forgotten.to_json())
+        except (CcstateError, OSError) as exc:
+            log.warning(
+                "could not drop the sealed payload of used token %s...: %s",
+                record.token_hash[:12],
+                exc,
+            )
 
     async def chain(self, token: str) -> list[TokenRecord]:
         """The token's record and its ancestors, newest first (payload unsealed on the first)."""
@@ -343,9 +402,11 @@ class TokenService:
             current = parent
         return out
 
-    async def _check_chain(self, record: TokenRecord) -> None:
+    async def _check_chain(self, record: TokenRecord) -> list[TokenRecord]:
+        """The ancestors still on record, checked to link up with ``record``."""
+        ancestors = await self._ancestors(record)
         child = record
-        for parent in await self._ancestors(record):
+        for parent in ancestors:
             if not _links(child, parent):
                 raise _refuse(
                     "wrong_chain",
@@ -354,6 +415,7 @@ class TokenService:
                     _RESTART,
                 )
             child = parent
+        return ancestors
 
     async def _maybe_cleanup(self) -> None:
         self._issued_since_cleanup += 1

@@ -211,7 +211,8 @@ class Workflow:
             "explanation to the user.",
         }
         if operation == "update":
-            result["patch_document"] = plan.payload
+            # Shown, not replayed: update_resource applies the patch the tokens carry.
+            result["patch_document"] = self.redact_patch(schema, plan.payload)
             result["properties_before"] = self.redact(schema, plan.before or {})
         return result
 

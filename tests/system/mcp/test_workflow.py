@@ -162,6 +162,8 @@ def test_history_lists_complete_entries_in_order(lifecycle: Lifecycle) -> None:
     assert update["properties_after"]["VersioningConfiguration"] == {"Status": "Enabled"}
     assert create["execution_token"] == lifecycle.created["execution_token"]
     assert create["execution_token"] != update["execution_token"]
+    # The state keys each entry by the token's SHA-256, never by the token itself.
+    assert create["execution_token"].startswith("sha256:") and len(create["execution_token"]) == 71
 
 
 def test_delete_removes_the_resource_and_keeps_its_history(lifecycle: Lifecycle) -> None:
