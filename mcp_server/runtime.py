@@ -112,7 +112,11 @@ async def open_runtime(options: ServerOptions) -> AsyncIterator[Runtime]:
             ),
         )
         state_tools = StateTools(
-            workflow, store, readonly=options.readonly, save=_saver(backend.export_path)
+            workflow,
+            store,
+            readonly=options.readonly,
+            save=_saver(backend.export_path),
+            lock=operations.locked,
         )
         log.info(
             "serving workspace '%s' on %s%s",

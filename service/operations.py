@@ -84,7 +84,7 @@ class ResourceOperations:
         desired = checked.payload
         planned = checked.record.identifier
         lock_name = planned or f"{resource_type}/pending-create-{token_hash(checked.token)[:16]}"
-        async with self._locked(lock_name, "create"):
+        async with self.locked(lock_name, "create"):
             auth = await self.workflow.authorize(
                 operation="create",
                 resource_type=resource_type,
@@ -143,7 +143,7 @@ class ResourceOperations:
         )
         # Without a patch_document the explained one is applied; with one, it must be that one.
         patch = checked.payload
-        async with self._locked(identifier, "update"):
+        async with self.locked(identifier, "update"):
             auth = await self.workflow.authorize(
                 operation="update",
                 resource_type=resource_type,
@@ -202,7 +202,7 @@ class ResourceOperations:
                 next_step="Show the explanation to the user and ask them to confirm the delete.",
                 field="confirmed",
             )
-        async with self._locked(identifier, "delete"):
+        async with self.locked(identifier, "delete"):
             auth = await self.workflow.authorize(
                 operation="delete",
                 resource_type=resource_type,
@@ -243,7 +243,8 @@ class ResourceOperations:
         return await self.schemas.get_schema(resource_type)
 
     @asynccontextmanager
-    async def _locked(self, identifier: str, operation: str) -> AsyncIterator[None]:
+    async def locked(self, identifier: str | None, operation: str) -> AsyncIterator[None]:
+        """Hold the lock of one resource, or (identifier None) of the whole workspace."""
         who = await self.workflow.principal()
         holder = f"{who.describe()}@{socket.gethostname()} (ccstate MCP server, pid {os.getpid()})"
         scope = LockScope(self.settings.workspace, identifier)

@@ -8,6 +8,7 @@ back in AWS is a change like any other and goes through the token workflow.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from service.errors import InvalidInput, NotFound, ReadOnlyMode
@@ -21,6 +22,7 @@ MAX_VERSIONS = 200
 MAX_LOADED_RESOURCES = 500
 
 Exporter = Callable[[StateDocument], Awaitable[str | None]]
+Locker = Callable[[str | None, str], AbstractAsyncContextManager[None]]
 
 
 class StateTools:
@@ -31,11 +33,18 @@ class StateTools:
         *,
         readonly: bool = False,
         save: Exporter | None = None,
+        lock: Locker | None = None,
     ) -> None:
+        """``lock(identifier | None, operation)``: the lock to hold while the state is
+        rewritten (``ResourceOperations.locked``); restores take the workspace lock."""
         self.workflow = workflow
         self.store = store
         self.readonly = readonly
         self._save = save
+        self._lock = lock
+
+    def _holding(self, identifier: str | None, operation: str) -> AbstractAsyncContextManager[None]:
+        return self._lock(identifier, operation) if self._lock else nullcontext()
 
     async def load(
         self, *, identifier: str = "", resource_type: str = "", include_lineage: bool = False
@@ -125,7 +134,8 @@ class StateTools:
             user_intent=user_intent or None,
             explanation=f"Restore of the state record to version {serial}",
         )
-        commit = await self.store.restore(serial, meta)
+        async with self._holding(None, "restore_state_version"):
+            commit = await self.store.restore(serial, meta)
         return {
             "restored_from": serial,
             "serial": commit.serial,
@@ -151,32 +161,34 @@ class StateTools:
                 next_step="Ask the user why the resource should be managed and pass it.",
                 field="user_intent",
             )
-        if await self.store.get_resource(identifier) is not None:
-            raise InvalidInput(
-                f"Resource '{identifier}' is already in the state.",
-                next_step="Use show_resource_history to see it; drift detection compares it "
-                "with AWS.",
-                field="identifier",
+        async with self._holding(identifier, "import_resource"):
+            base = await self.store.head()
+            if await self.store.get_resource(identifier) is not None:
+                raise InvalidInput(
+                    f"Resource '{identifier}' is already in the state.",
+                    next_step="Use show_resource_history to see it; drift detection compares it "
+                    "with AWS.",
+                    field="identifier",
+                )
+            schema = await self.workflow.schemas.get_schema(resource_type)
+            found = await self.workflow.cloud.get_resource(resource_type, identifier)
+            identity = await self.workflow.identity()
+            change = ResourceChange(
+                identifier=identifier,
+                resource_type=resource_type,
+                operation="import",
+                region=region or identity.region,
+                account_id=identity.account,
+                properties_before=None,
+                properties_after=self.workflow.redact(schema, found.properties),
+                managed_by="ccstate import",
             )
-        schema = await self.workflow.schemas.get_schema(resource_type)
-        found = await self.workflow.cloud.get_resource(resource_type, identifier)
-        identity = await self.workflow.identity()
-        change = ResourceChange(
-            identifier=identifier,
-            resource_type=resource_type,
-            operation="import",
-            region=region or identity.region,
-            account_id=identity.account,
-            properties_before=None,
-            properties_after=self.workflow.redact(schema, found.properties),
-            managed_by="ccstate import",
-        )
-        meta = CommitMeta(
-            principal=await self.workflow.principal(),
-            explanation=f"Adopted existing {resource_type} '{identifier}' into the state",
-            user_intent=user_intent,
-        )
-        commit = await self.store.commit([change], meta)
+            meta = CommitMeta(
+                principal=await self.workflow.principal(),
+                explanation=f"Adopted existing {resource_type} '{identifier}' into the state",
+                user_intent=user_intent,
+            )
+            commit = await self.store.commit([change], meta, base_serial=base)
         return {
             "identifier": identifier,
             "resource_type": resource_type,
