@@ -15,6 +15,9 @@
   someone else), nothing is cancelled: the work runs to the end of the block, ``held.lost`` is
   set, ``held.ensure_held()`` raises, and the block raises ``LockLost`` on exit. When the block
   itself raised, that exception propagates instead, with a note saying the lock was lost.
+  With ``raise_if_lost=False`` a block that ended normally only logs the loss: for work that has
+  already been done and recorded (a Cloud Control change and its commit), where an error would
+  tell the caller that a change which happened did not.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ async def hold_lock(
     who: str,
     lease_seconds: float = 60,
     timeout: float = 30,
+    raise_if_lost: bool = True,
 ) -> AsyncIterator[HeldLock]:
     info = await locks.acquire(
         scope, operation=operation, who=who, lease_seconds=lease_seconds, timeout=timeout
@@ -73,7 +77,12 @@ async def hold_lock(
         raise
     finally:
         await _stop_and_release(locks, held, heartbeat)
-    held.ensure_held()
+    if raise_if_lost:
+        held.ensure_held()
+    elif held.lost is not None:
+        log.warning(
+            "%s; the work itself completed: check the resource for concurrent changes.", held.lost
+        )
 
 
 async def _heartbeat(locks: LockManager, held: HeldLock, lease_seconds: float) -> None:

@@ -255,6 +255,7 @@ class ResourceOperations:
             who=holder,
             lease_seconds=self.settings.lock_lease_seconds,
             timeout=self.settings.lock_timeout_seconds,
+            raise_if_lost=False,  # the change happened and is recorded: report it as it is
         ):
             yield
 

@@ -84,6 +84,22 @@ async def test_a_lost_lock_raises_lock_lost_on_exit(locks: LocalLockManager) -> 
     assert finished
 
 
+async def test_completed_work_can_ask_only_for_a_warning(
+    locks: LocalLockManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def change_and_record() -> str:
+        async with hold_lock(
+            locks, SCOPE, operation="update", who="alice", lease_seconds=0.3, raise_if_lost=False
+        ) as held:
+            await locks.force_unlock(held.id)
+            await wait_until(lambda: held.lost is not None)
+            return "recorded at serial 7"
+
+    assert await change_and_record() == "recorded at serial 7"
+    assert "the work itself completed" in caplog.text
+    assert await locks.list_locks("default") == []
+
+
 async def test_the_works_own_error_wins_over_a_lost_lock(locks: LocalLockManager) -> None:
     with pytest.raises(ValueError, match="bad input") as caught:
         async with hold_lock(
