@@ -3,21 +3,22 @@ in the caller's region and with the caller's access key, so the caller sees what
 
 from __future__ import annotations
 
-import io
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore import UNSIGNED
 from botocore.config import Config
 
+from sandbox.inprocess import InProcessMoto
+
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=64)
+# In-process calls are not signed: the hook writes the credential scope moto reads.
+_IN_PROCESS_CONFIG = _CONFIG.merge(Config(signature_version=UNSIGNED))
 _clients: dict[tuple[str, str, str, str], Any] = {}
-# endpoint URL -> the WSGI app serving it in this process (handler calls skip the socket)
-_local_apps: dict[str, Any] = {}
+# endpoint URL -> the moto serving it in this process (handler calls skip the socket)
+_local_motos: dict[str, InProcessMoto] = {}
 _accounts: dict[tuple[str, str], str] = {}
 _lock = threading.Lock()
 
@@ -30,20 +31,29 @@ class AwsContext:
 
     def client(self, service: str) -> Any:
         key = (self.endpoint_url, service, self.region, self.access_key)
+        found = _clients.get(key)  # every GetResource asks: no lock once the client exists
+        if found is not None:
+            return found
         with _lock:  # boto3 client creation is not thread-safe; the clients themselves are
             if key not in _clients:
-                _clients[key] = boto3.session.Session().client(
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    region_name=self.region,
-                    aws_access_key_id=self.access_key,
-                    aws_secret_access_key="sandbox",  # noqa: S106 - moto does not check
-                    config=_CONFIG,
-                )
-                app = _local_apps.get(self.endpoint_url)
-                if app is not None:
-                    _clients[key].meta.events.register("before-send", _in_process(app))
+                _clients[key] = self._new_client(service, _local_motos.get(self.endpoint_url))
             return _clients[key]
+
+    def _new_client(self, service: str, moto: InProcessMoto | None) -> Any:
+        client = boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key="sandbox",  # noqa: S106 - moto does not check
+            config=_CONFIG if moto is None else _IN_PROCESS_CONFIG,
+        )
+        if moto is not None:
+            signing_name = client.meta.service_model.signing_name
+            hook = moto.hook(service=signing_name, region=self.region, access_key=self.access_key)
+            client.meta.events.register("before-send", hook)
+            _fixed_user_agent(client)
+        return client
 
     @property
     def account_id(self) -> str:
@@ -57,51 +67,27 @@ class AwsContext:
         return f"arn:aws:{service}:{where}:{self.account_id}:{resource}"
 
 
-def serve_in_process(endpoint_url: str, app: Any) -> None:
-    """Send handler calls for ``endpoint_url`` straight to ``app`` (same moto, no socket)."""
+def serve_in_process(endpoint_url: str, moto_app: Any) -> None:
+    """Send handler calls for ``endpoint_url`` straight to ``moto_app`` (same moto, no
+    socket): see ``sandbox.inprocess``."""
     with _lock:
-        _local_apps[endpoint_url] = app
+        _local_motos[endpoint_url] = InProcessMoto(moto_app)
 
 
 def forget_in_process(endpoint_url: str) -> None:
     with _lock:
-        _local_apps.pop(endpoint_url, None)
+        _local_motos.pop(endpoint_url, None)
         for key in [k for k in _clients if k[0] == endpoint_url]:
             del _clients[key]
 
 
-class _RawBody(io.BytesIO):
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        chunk = self.read()
-        while chunk:
-            yield chunk
-            chunk = self.read()
-
-
-def _in_process(app: Any) -> Callable[..., AWSResponse]:
-    """A botocore ``before-send`` hook that answers from the WSGI app instead of HTTP."""
-    from werkzeug.test import EnvironBuilder, run_wsgi_app
-
-    def send(request: Any, **_: Any) -> AWSResponse:
-        url = urlsplit(request.url)
-        body = request.body
-        if hasattr(body, "read"):
-            body = body.read()
-        environ = EnvironBuilder(
-            path=url.path,
-            query_string=url.query,
-            method=request.method,
-            headers=[
-                (k, v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()
-            ],
-            data=body or b"",
-            base_url=f"{url.scheme}://{url.netloc}",
-        ).get_environ()
-        chunks, status, headers = run_wsgi_app(app, environ, buffered=True)
-        payload = b"".join(chunks)
-        return AWSResponse(request.url, int(status.split()[0]), dict(headers), _RawBody(payload))
-
-    return send
+def _fixed_user_agent(client: Any) -> None:
+    """botocore renders the User-Agent string twice per request (a tenth of an in-process
+    call's CPU); nothing reads it in-process, so the client keeps the one it started with."""
+    creator = getattr(client, "_user_agent_creator", None)
+    if creator is not None:
+        rendered = creator.to_string()
+        creator.to_string = lambda: rendered
 
 
 def context_from_authorization(endpoint_url: str, header: str, default_region: str) -> AwsContext:

@@ -13,9 +13,11 @@ import urllib.request
 from types import TracebackType
 from typing import Any
 
+from sandbox import moto_speedups
 from sandbox.aws import forget_in_process, serve_in_process
 from sandbox.cloudcontrol import CloudControl
-from sandbox.moto_server import make_moto_server, moto_app
+from sandbox.keepalive import make_keepalive_server
+from sandbox.moto_server import moto_app
 from sandbox.wire import SandboxApp
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class Sandbox:
         self.endpoint_url = ""
 
     def start(self) -> Sandbox:
+        moto_speedups.apply()
         self.cloudcontrol = CloudControl(operation_ms=self._operation_ms)
         app = SandboxApp(
             self.cloudcontrol,
@@ -58,10 +61,10 @@ class Sandbox:
             latency_ms=self.latency_ms,
             default_region=self.region,
         )
-        self._server = make_moto_server(self._host, self._port, app)
+        self._server = make_keepalive_server(self._host, self._port, app)
         host, port = self._server.server_address[:2]
         self.endpoint_url = app.endpoint_url = f"http://{host}:{port}"
-        serve_in_process(self.endpoint_url, app)
+        serve_in_process(self.endpoint_url, app.moto_app)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ccstate-sandbox", daemon=True
         )
