@@ -25,7 +25,7 @@ from typing import Any
 from backends.export import state_json_exporter, write_document
 from backends.local_objects import LocalObjectStore
 from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore
+from service.store import EXPORT_MAX_RESOURCES, StateStore
 
 NAME = "store"
 TITLE = "State store: load and commit cost by state size"
@@ -126,7 +126,7 @@ async def interleaved_rounds(roots: dict[int, Path]) -> dict[int, dict[str, list
 
 async def one_off_costs(root: Path, size: int) -> dict[str, Any]:
     exported = None
-    if size <= 1_000:  # the store's export_max_resources: beyond it, no automatic export
+    if size <= EXPORT_MAX_RESOURCES:  # beyond it, the store writes no automatic export
         store, _ = await cold_store(root, state_json_exporter(root / "state.json"))
         exported = statistics.median(await commit_times(store, size, EXPORTED_COMMITS))
     store, _ = await cold_store(root)
@@ -213,12 +213,13 @@ def markdown(result: dict[str, Any]) -> str:
         "| history of 1 resource ms | full export ms |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    no_export = f"n/a (> {EXPORT_MAX_RESOURCES:,}: no auto-export)"
     for row in result["sizes"].values():
         with_export = row["commit_with_export_ms_median"]
         lines.append(
             f"| {row['resources']:,} | {row['load_ms_median']} | {row['commit_ms_median']} "
             f"| {row['commit_ms_p95']} | {row['commit_ms_amortised']} "
-            f"| {with_export if with_export is not None else 'n/a (> 1,000: no auto-export)'} "
+            f"| {with_export if with_export is not None else no_export} "
             f"| {row['history_ms']} | {row['export_ms']} |"
         )
     return "\n".join(lines)

@@ -66,7 +66,7 @@ class InProcessMoto:
         return send
 
     def call(self, environ: dict[str, Any]) -> Response:
-        if self._dispatcher is None or (self._atomic and self._atomic._needs_lock(environ)):
+        if self._dispatcher is None or (self._atomic and self._atomic.needs_lock(environ)):
             return self._through_wsgi(environ)
         app = self._dispatcher.get_application(environ)
         try:

@@ -33,12 +33,12 @@ class AtomicConditionalWrites:
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if not self._needs_lock(environ):
+        if not self.needs_lock(environ):
             return self.app(environ, start_response)
         with self._lock:
             return list(self.app(environ, start_response))
 
-    def _needs_lock(self, environ: dict[str, Any]) -> bool:
+    def needs_lock(self, environ: dict[str, Any]) -> bool:
         if environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH"):
             return environ.get("REQUEST_METHOD") in ("PUT", "POST", "DELETE")
         target = environ.get("HTTP_X_AMZ_TARGET", "")

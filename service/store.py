@@ -63,6 +63,8 @@ MAX_REBASES = 200
 REBASE_BACKOFF_BASE = 0.005
 REBASE_BACKOFF_MAX = 0.25
 FETCH_CONCURRENCY = 16
+# Beyond this many resources the readable state.json is not rewritten after each commit.
+EXPORT_MAX_RESOURCES = 200
 COMMIT_CACHE_SIZE = 4096
 ALL_RESOURCES = "*"
 
@@ -136,7 +138,7 @@ class StateStore:
         clock: Clock | None = None,
         snapshot_every: int = 50,
         exporter: Exporter | None = None,
-        export_max_resources: int = 200,
+        export_max_resources: int = EXPORT_MAX_RESOURCES,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
