@@ -140,11 +140,13 @@ async def _story(session: DemoSession, printer: DemoPrinter) -> None:
     printer.step("The bucket's history: who, when, why, with which token.")
     history = await session.call("show_resource_history", identifier=BUCKET)
     for entry in history.get("entries", []):
+        token = entry.get("execution_token")
+        authorized = f"token {token[:17]}..." if token else "no token (a check, not a change)"
+        scan = (entry.get("checkov_results") or {}).get("status")
         printer.say(
             f"serial {entry['serial']}: {entry['operation']} {entry['outcome']} by "
-            f"{entry['user']} ({entry['aws_session']}) - {entry.get('user_intent')!r} - "
-            f"token {entry['execution_token'][:10]}... - scan "
-            f"{(entry.get('checkov_results') or {}).get('status')}"
+            f"{entry['user']} - {entry.get('user_intent') or entry.get('explanation')!r} - "
+            f"{authorized}" + (f" - scan {scan}" if scan else "")
         )
 
     printer.step("Every version of the state, newest first.")

@@ -1,0 +1,37 @@
+"""`make demo` runs end to end: the MCP session, drift and restore, then the CLI's view."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_runs_to_the_end_and_tells_its_story(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CCSTATE_"))}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "ccstate.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    for expected in (
+        "create_resource",
+        "already used",
+        "update_resource",
+        "detect_drift",
+        "REMEDIATED",
+        "remediate SUCCESS",
+        "restore_state_version",
+        "ccstate state versions",
+    ):
+        assert expected in out, expected
+    assert "Traceback" not in out + done.stderr
