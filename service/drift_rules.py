@@ -25,6 +25,10 @@ IGNORE = "ignore"
 DEFAULT_SEVERITY = "medium"
 TAG_SEVERITY = "low"
 SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES), start=1)}
+# Verdicts remembered per table: a scan judges the same few paths of the same types thousands of
+# times, and walking the globs costs more than the rest of a comparison. Bounded, since paths
+# with list indexes or free-form keys are unbounded.
+MAX_REMEMBERED_VERDICTS = 4096
 
 
 def split_pointer(pointer: str) -> list[str]:
@@ -154,6 +158,7 @@ class SeverityRules:
     def __init__(self, rules: Iterable[SeverityRule]) -> None:
         self.rules: tuple[SeverityRule, ...] = tuple(rules)
         self._by_type: dict[str, SeverityRules] = {}
+        self._verdicts: dict[tuple[str, str, bool], Verdict] = {}
 
     def with_extra(self, extra: Iterable[Mapping[str, Any] | SeverityRule]) -> SeverityRules:
         """A table that tries ``extra`` (a user's rules) first, then these."""
@@ -171,6 +176,15 @@ class SeverityRules:
         return found
 
     def judge(self, resource_type: str, pointer: str, *, is_tag: bool = False) -> Verdict:
+        key = (resource_type, pointer, is_tag)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._first_match(resource_type, pointer, is_tag=is_tag)
+            if len(self._verdicts) < MAX_REMEMBERED_VERDICTS:
+                self._verdicts[key] = verdict
+        return verdict
+
+    def _first_match(self, resource_type: str, pointer: str, *, is_tag: bool) -> Verdict:
         segments = split_pointer(pointer)
         for rule in self.rules:
             if rule.matches(resource_type, pointer, segments):

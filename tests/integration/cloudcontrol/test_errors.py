@@ -96,6 +96,16 @@ async def test_throttling_and_server_errors_are_retried(
     assert endpoint.cloudcontrol_calls == 3
 
 
+async def test_retries_give_up_after_five_attempts_with_the_last_error(
+    cloud: CloudControlProvider, endpoint: ScriptedEndpoint
+) -> None:
+    endpoint.answers += [(400, error("ThrottlingException", "Rate exceeded"))] * 6
+    with pytest.raises(BackendError) as gave_up:
+        await cloud.get_resource("AWS::S3::Bucket", "demo")
+    assert "ThrottlingException" in gave_up.value.message
+    assert endpoint.cloudcontrol_calls == 5
+
+
 async def test_a_refusal_of_our_request_is_not_retried(
     cloud: CloudControlProvider, endpoint: ScriptedEndpoint
 ) -> None:
