@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ccstate.argtypes import duration
 from mcp_server.runtime import ServerOptions
 from mcp_server.server import DEFAULT_HOST, DEFAULT_PORT, ServeConfig
 
@@ -38,7 +39,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--drift-interval",
-        type=_duration,
+        type=duration,
         metavar="DURATION",
         help="check every managed resource for drift this often (e.g. 1h, 15m), recording each "
         "check in history; fixes drift when the auto_remediation setting is on",
@@ -89,15 +90,3 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
-
-
-def _duration(text: str) -> float:
-    from backends.config import parse_duration
-
-    try:
-        seconds = float(parse_duration(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be longer than zero")
-    return seconds

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from backends.config import parse_duration
+from ccstate.argtypes import duration, positive_int
 from ccstate.context import CliContext
 from ccstate.output import to_json_text
 from ccstate.tables import short, when
@@ -65,17 +65,17 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument(
         "--interval",
-        type=_duration,
+        type=duration,
         metavar="DURATION",
         help="time between checks with --watch: 90, 30s, 15m, 1h (default: the "
         "drift_check_interval setting, 1h)",
     )
     parser.add_argument(
-        "--max-runs", type=_positive_int, metavar="N", help="with --watch: stop after N checks"
+        "--max-runs", type=positive_int, metavar="N", help="with --watch: stop after N checks"
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"resources checked at the same time (default {DEFAULT_CONCURRENCY})",
@@ -292,26 +292,6 @@ def _severity(severity: str | None) -> Text:
 
 
 # ====================================================================== arguments
-
-
-def _duration(text: str) -> float:
-    try:
-        seconds = float(parse_duration(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return seconds
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _usage(message: str, next_step: str) -> CcstateError:

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from backends.export import document_bytes, parse_document, read_document, write_document
+from ccstate.argtypes import positive_int, serial_arg
 from ccstate.commands import add_group
 from ccstate.context import CliContext
 from ccstate.output import Output, ProgressBar
@@ -100,26 +101,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="the backend to copy into (file:///path or s3://...); it must hold no state for "
         "this workspace",
     )
-
-
-def serial_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a serial number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("serials start at 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 # ====================================================================== reading
