@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.ports import LockManager, ObjectStore
+from service.ports import LockManager, ObjectStore, Sequencer
+from service.store import StateStore
 
 
 @dataclass
@@ -17,7 +18,14 @@ class Backend:
     # Local backends write a readable state.json export here after each commit; None elsewhere.
     export_path: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Hands out commit serials (S3: a DynamoDB counter); None: commits race for head + 1.
+    sequencer: Sequencer | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
+
+    def state_store(self, workspace: str = "default", **options: Any) -> StateStore:
+        """A StateStore on this backend; every store of one state must use the same sequencer
+        (or none), so stores are made here rather than from ``objects`` alone."""
+        return StateStore(self.objects, workspace, sequencer=self.sequencer, **options)
 
     async def close(self) -> None:
         for closer in reversed(self._closers):

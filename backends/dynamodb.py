@@ -1,7 +1,8 @@
 """Lease locks in one DynamoDB table, with conditional writes.
 
 Item layout: partition key ``pk`` = '<prefix>/<workspace>', sort key ``sk`` = '#workspace' for
-the workspace lock or 'r/<sha256(identifier)>' for a resource lock. One strongly consistent
+the workspace lock or 'r/<sha256(identifier)>' for a resource lock ('#serial' is the workspace's
+serial counter, ``backends/dynamodb_serials.py``). One strongly consistent
 Query on ``pk`` therefore lists every lock of a workspace, without a secondary index.
 
 A resource lock is taken in ONE request: ``TransactWriteItems`` with a ``Put`` of our item
@@ -52,6 +53,11 @@ def ccstate_version() -> str:
         return metadata.version("ccstate")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def partition_key(prefix: str, workspace: str) -> str:
+    """Every item of a workspace (its locks and its serial counter) shares this key."""
+    return f"{prefix}/{workspace}" if prefix else workspace
 
 
 def resource_sort_key(identifier: str) -> str:
@@ -122,7 +128,7 @@ class DynamoDBLockManager:
                     ":now": _num(now),
                 },
             )
-        except _ConditionFailed as exc:
+        except ConditionFailed as exc:
             raise errors.LockLost(
                 f"Lock {lock.id} on {LockScope(lock.workspace, lock.resource).describe()} is no "
                 "longer ours: its lease expired or it was force-unlocked.",
@@ -214,7 +220,7 @@ class DynamoDBLockManager:
                 ConditionExpression=FREE_OR_EXPIRED,
                 ExpressionAttributeValues={":now": _num(now)},
             )
-        except _ConditionFailed:
+        except ConditionFailed:
             return False, await self._holder(scope)
         try:
             blocker = await self._live_blocker(scope, item["lock_id"]["S"])
@@ -250,7 +256,7 @@ class DynamoDBLockManager:
                 ConditionExpression="lock_id = :me",
                 ExpressionAttributeValues={":me": {"S": lock_id}},
             )
-        except _ConditionFailed:
+        except ConditionFailed:
             return False
         return True
 
@@ -292,31 +298,22 @@ class DynamoDBLockManager:
     async def _paginate(
         self, action: str, fn: Callable[..., Awaitable[Any]], args: dict[str, Any]
     ) -> list[dict[str, Any]]:
+        """The lock items of every page (the table also holds serial counters: skipped)."""
         items: list[dict[str, Any]] = []
         while True:
             resp = await self._call(action, fn, **args)
-            items.extend(resp.get("Items", []))
+            items.extend(item for item in resp.get("Items", []) if "lock_id" in item)
             if "LastEvaluatedKey" not in resp:
                 return items
             args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     async def _call(self, action: str, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
-        try:
-            return await aws.call_with_retry(fn, **kwargs)
-        except aws.AWS_ERRORS as exc:
-            code = aws.error_code(exc)
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from exc
-            if code == "TransactionCanceledException" and _only_contention(exc):
-                raise _TransactionCanceled(exc) from exc
-            raise await aws.translate_with_caller(
-                exc, self.whoami, what=f"DynamoDB table {self.table}", iam_action=action
-            ) from exc
+        return await call_table(self.table, self.whoami, action, fn, **kwargs)
 
     # ------------------------------------------------------------------ items
 
     def _pk(self, workspace: str) -> str:
-        return f"{self.prefix}/{workspace}" if self.prefix else workspace
+        return partition_key(self.prefix, workspace)
 
     def _key(self, scope: LockScope) -> dict[str, Any]:
         sk = WORKSPACE_SK if scope.is_workspace else resource_sort_key(str(scope.resource))
@@ -345,7 +342,29 @@ class DynamoDBLockManager:
         return item
 
 
-class _ConditionFailed(Exception):
+async def call_table(
+    table: str,
+    whoami: Callable[[], Awaitable[str | None]] | None,
+    action: str,
+    fn: Callable[..., Awaitable[Any]],
+    **kwargs: Any,
+) -> Any:
+    """One DynamoDB request with retries; a lost condition raises ``ConditionFailed``, other
+    errors become ccstate errors that name the table and the IAM action."""
+    try:
+        return await aws.call_with_retry(fn, **kwargs)
+    except aws.AWS_ERRORS as exc:
+        code = aws.error_code(exc)
+        if code == "ConditionalCheckFailedException":
+            raise ConditionFailed from exc
+        if code == "TransactionCanceledException" and _only_contention(exc):
+            raise _TransactionCanceled(exc) from exc
+        raise await aws.translate_with_caller(
+            exc, whoami, what=f"DynamoDB table {table}", iam_action=action
+        ) from exc
+
+
+class ConditionFailed(Exception):
     """A conditional write lost; callers decide what that means."""
 
 

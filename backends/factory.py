@@ -156,11 +156,8 @@ def build_store(backend: Backend, settings: Settings) -> StateStore:
     from backends.export import state_json_exporter
 
     exporter = state_json_exporter(backend.export_path) if backend.export_path else None
-    return StateStore(
-        backend.objects,
-        settings.workspace,
-        snapshot_every=settings.snapshot_every,
-        exporter=exporter,
+    return backend.state_store(
+        settings.workspace, snapshot_every=settings.snapshot_every, exporter=exporter
     )
 
 

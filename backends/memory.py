@@ -62,5 +62,22 @@ class MemoryObjectStore:
         self._objects[key] = bytes(body)
 
 
+class MemorySequencer:
+    """The Sequencer port in memory: a counter per workspace, for tests of ticketed commits."""
+
+    def __init__(self) -> None:
+        self.handed_out: dict[str, int] = {}
+
+    async def next_serial(self, workspace: str) -> int:
+        self.handed_out[workspace] = self.handed_out.get(workspace, 0) + 1
+        return self.handed_out[workspace]
+
+    async def current(self, workspace: str) -> int:
+        return self.handed_out.get(workspace, 0)
+
+    async def advance_to(self, workspace: str, serial: int) -> None:
+        self.handed_out[workspace] = max(serial, self.handed_out.get(workspace, 0))
+
+
 def _etag(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()

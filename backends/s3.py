@@ -240,6 +240,7 @@ async def open_s3_backend_from_options(
     """
     from backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
     from backends.dynamodb import DynamoDBLockManager
+    from backends.dynamodb_serials import DynamoDBSequencer
 
     mode = _check_options(bucket, table, kms_key, encrypt)
     stack = AsyncExitStack()
@@ -259,6 +260,7 @@ async def open_s3_backend_from_options(
             cipher = KmsEnvelopeCipher(kms, str(kms_key), whoami=whoami)
             objects = EncryptingObjectStore(objects, cipher)
         locks = DynamoDBLockManager(ddb, str(table), prefix, whoami=whoami)
+        sequencer = DynamoDBSequencer(ddb, str(table), prefix, whoami=whoami)
     except BaseException:
         await stack.aclose()
         raise
@@ -266,6 +268,7 @@ async def open_s3_backend_from_options(
         url=_backend_url(bucket, prefix, table, kms_key, region, mode),
         objects=objects,
         locks=locks,
+        sequencer=sequencer,
         options={"workspace": workspace, "table": table, "kms_key": kms_key, "encrypt": mode},
         _closers=[stack.aclose],
     )

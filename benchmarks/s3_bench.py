@@ -139,7 +139,7 @@ async def resource_cycle(
     async with hold_lock(backend.locks, scope, operation="bench", who="bench", timeout=300):
         if hold_seconds:
             await asyncio.sleep(hold_seconds)
-        await store.commit([change(identifier)], META)
+        await store.commit([change(identifier)], META, under_lock=True)
 
 
 # ====================================================================== (a) requests
@@ -150,14 +150,14 @@ async def count_requests(setup: dict[str, str]) -> dict[str, Any]:
     prefix = f"requests-{uuid.uuid4().hex[:8]}"
     backend = await open_backend(setup, prefix)
     try:
-        store = StateStore(backend.objects, snapshot_every=SNAPSHOT_EVERY)
+        store = backend.state_store(snapshot_every=SNAPSHOT_EVERY)
         counter = RequestCounter().attach_backend(backend)
         await resource_cycle(backend, store, "first")
         out["first commit of a new state"] = measured(counter)
         for i in range(1, EXISTING_COMMITS):
             await store.commit([change(f"existing-{i}")], META)
         counter.reset()
-        await resource_cycle(backend, StateStore(backend.objects), "cold")
+        await resource_cycle(backend, backend.state_store(), "cold")
         out[f"cold store, existing state of {EXISTING_COMMITS} commits"] = measured(counter)
         await resource_cycle(backend, store, "catch-up")  # reads the cold store's commit
         warm = [await _one_cycle(backend, store, counter, f"warm-{i}") for i in range(5)]
@@ -183,7 +183,7 @@ async def _one_cycle(
 async def _encrypted_cycle(setup: dict[str, str]) -> dict[str, Any]:
     backend = await open_backend(setup, f"encrypted-{uuid.uuid4().hex[:8]}", encrypt="client")
     try:
-        store = StateStore(backend.objects)
+        store = backend.state_store()
         await resource_cycle(backend, store, "warm-up")
         counter = RequestCounter().attach_backend(backend)
         await resource_cycle(backend, store, "measured")
@@ -341,7 +341,7 @@ async def writer(
         clock = RequestClock().attach(backend)
         if rtt_ms:
             add_round_trip(backend, rtt_ms / 1000)
-        store = StateStore(backend.objects, snapshot_every=SNAPSHOT_EVERY)
+        store = backend.state_store(snapshot_every=SNAPSHOT_EVERY)
         await store.head()
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

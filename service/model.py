@@ -187,7 +187,7 @@ class CommitMeta(_Model):
     execution_token: str | None = None
     explanation: str | None = None
     user_intent: str | None = None
-    kind: str = "change"  # change | restore | import | drift | migrate
+    kind: str = "change"  # change | restore | import | drift | migrate | void
     restored_from: int | None = None
     forced: bool = False
 
@@ -224,6 +224,8 @@ class Commit(_Model):
     def summary(self) -> str:
         if self.kind == "restore":
             return f"restore to serial {self.restored_from}"
+        if self.kind == "void":
+            return "void: a serial handed out but never written"
         if self.kind == "import":
             return "import of a state document" + (" (forced)" if self.forced else "")
         parts = [

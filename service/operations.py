@@ -323,7 +323,9 @@ class ResourceOperations:
             user_intent=auth.user_intent or None,
             kind="change",
         )
-        return await self.store.commit([resource_change], meta)
+        # A create's identifier can come back from AWS, other than the name we locked.
+        under_lock = change.identifier == change.locked_identifier
+        return await self.store.commit([resource_change], meta, under_lock=under_lock)
 
     def _report(self, change: _Change, commit: Commit) -> dict[str, Any]:
         entry = commit.lineage_entry(commit.changes[0])
@@ -362,6 +364,7 @@ class _Change:
         self.operation = operation
         self.schema = schema
         self.identifier = identifier
+        self.locked_identifier = identifier  # what ``locked`` holds for this change
         self.auth = auth
         self.region = region
         self.patch = patch

@@ -62,6 +62,32 @@ class ObjectStore(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------- serials
+
+
+@runtime_checkable
+class Sequencer(Protocol):
+    """Hands out the serials of a workspace's log, each to exactly one caller (a ticket).
+
+    With a sequencer, writers on disjoint resources put their commits in parallel, each at its
+    own serial, instead of racing for ``head + 1``. A ticket that is never written leaves a hole
+    that readers fill with an empty ``void`` commit after a grace period (the store does that).
+    """
+
+    async def next_serial(self, workspace: str) -> int:
+        """One more than the highest serial handed out so far; nobody else gets it."""
+        ...
+
+    async def current(self, workspace: str) -> int:
+        """The highest serial handed out so far (0 when none)."""
+        ...
+
+    async def advance_to(self, workspace: str, serial: int) -> None:
+        """Make ``current`` at least ``serial`` (commits written without a ticket, e.g. copied
+        in by a migration)."""
+        ...
+
+
 # --------------------------------------------------------------------------- locks
 
 

@@ -10,11 +10,21 @@ A commit is ``put_if_absent(log/<head+1>)``. Losing that race means someone else
 first: their commits are read; if they touched none of our resources we retry on top of them
 (rebase), otherwise ``StateConflict`` names the resources and the authors. Nothing is ever
 overwritten. Load = newest snapshot + replay of the log after it.
+
+With a ``Sequencer`` (the S3 backend's DynamoDB counter) every commit first takes a ticket, its
+own serial, and puts it there: writers on disjoint resources then commit in parallel instead of
+racing for one serial. A commit made under the locks of everything it touches (``under_lock``)
+reads nothing: ticket + put. Others catch up to their ticket and check for conflicts first.
+A ticket nobody writes (its writer died) is a hole: readers wait ``hole_grace`` seconds for it,
+then fill it with an empty ``void`` commit; a late writer then loses its put and takes a new
+ticket (Corfu's hole filling). Readers see every commit written before they started: they read
+up to the highest serial handed out, waiting for holes below the highest one written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -40,6 +50,7 @@ from service.model import (
     Commit,
     CommitMeta,
     LineageEntry,
+    Principal,
     ResourceChange,
     ResourceState,
     StackChange,
@@ -50,7 +61,7 @@ from service.model import (
     utc_now_iso,
 )
 from service.names import validate_identifier, validate_workspace
-from service.ports import Clock, ObjectStore, SystemClock
+from service.ports import Clock, ObjectStore, Sequencer, SystemClock
 from service.replay import StateView, apply_commit, lineage_from_commit
 
 log = logging.getLogger(__name__)
@@ -67,6 +78,12 @@ FETCH_CONCURRENCY = 16
 EXPORT_MAX_RESOURCES = 200
 COMMIT_CACHE_SIZE = 4096
 ALL_RESOURCES = "*"
+# How long a reader waits for a handed-out serial to be written before voiding it. A writer puts
+# its commit right after taking the ticket; only a crash (or minutes of retries) leaves it empty.
+HOLE_GRACE_SECONDS = 30.0
+HOLE_POLL_FIRST = 0.005
+HOLE_POLL_MAX = 0.25
+VOID_PRINCIPAL = Principal(user="ccstate")
 
 Exporter = Callable[[StateDocument], Awaitable[None]]
 
@@ -139,6 +156,8 @@ class StateStore:
         snapshot_every: int = 50,
         exporter: Exporter | None = None,
         export_max_resources: int = EXPORT_MAX_RESOURCES,
+        sequencer: Sequencer | None = None,
+        hole_grace: float = HOLE_GRACE_SECONDS,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -148,6 +167,8 @@ class StateStore:
         self.snapshot_every = snapshot_every
         self.exporter = exporter
         self.export_max_resources = export_max_resources
+        self.sequencer = sequencer
+        self.hole_grace = hole_grace
         self._log_prefix = f"{self.workspace}/log/"
         self._snap_prefix = f"{self.workspace}/snapshots/"
         self._last_snapshot_key = f"{self.workspace}/_last_snapshot.json"
@@ -222,15 +243,21 @@ class StateStore:
         *,
         stacks: list[StackChange] | None = None,
         base_serial: int | None = None,
+        under_lock: bool = False,
     ) -> Commit:
         """Append one commit. ``base_serial`` is the serial the caller read before computing the
-        change; commits after it that touched the same resources raise ``StateConflict``."""
+        change; commits after it that touched the same resources raise ``StateConflict``.
+
+        ``under_lock``: the caller holds the lock of every resource it changes (or the workspace
+        lock), taken before it read them, so nobody else can have changed them. With a
+        sequencer such a commit does not read other writers' commits at all."""
         for change in changes:
             validate_identifier(change.identifier)
         touched = {c.identifier for c in changes} | {f"stack:{s.name}" for s in stacks or []}
         if meta.kind in ("restore", "import"):
             touched.add(ALL_RESOURCES)
-        return await self._append(meta, changes, stacks or [], None, touched, base_serial)
+        draft = _Draft(meta, changes, stacks or [], None, touched, base_serial)
+        return await self._write(draft, under_lock=under_lock)
 
     async def restore(self, serial: int, meta: CommitMeta) -> Commit:
         """Make the state equal to what it was at ``serial``, as a new commit."""
@@ -240,8 +267,8 @@ class StateStore:
         changes = _changes_between(current, target)
         stacks = _stack_changes_between(current, target)
         meta = meta.model_copy(update={"kind": "restore", "restored_from": serial})
-        return await self._append(
-            meta, changes, stacks, None, {ALL_RESOURCES}, base_serial=current.serial
+        return await self._write(
+            _Draft(meta, changes, stacks, None, {ALL_RESOURCES}, current.serial)
         )
 
     async def import_document(
@@ -262,27 +289,25 @@ class StateStore:
             _guard_import(view, doc)
         meta = meta.model_copy(update={"kind": "import", "forced": force})
         replace = doc.model_dump(mode="json", exclude_unset=True)
-        return await self._append(meta, [], [], replace, {ALL_RESOURCES}, view.serial)
+        return await self._write(_Draft(meta, [], [], replace, {ALL_RESOURCES}, view.serial))
 
     # ================================================================== internals: append
 
-    async def _append(
-        self,
-        meta: CommitMeta,
-        changes: list[ResourceChange],
-        stacks: list[StackChange],
-        replace_state: dict[str, Any] | None,
-        touched: set[str],
-        base_serial: int | None,
-    ) -> Commit:
+    async def _write(self, draft: _Draft, *, under_lock: bool = False) -> Commit:
+        if self.sequencer is not None:
+            return await self._append_ticketed(draft, self.sequencer, under_lock=under_lock)
+        return await self._append(draft)
+
+    async def _append(self, draft: _Draft) -> Commit:
+        touched = draft.touched
         async with self._mutex:
             view = await self._refresh_locked()
-            base = view.serial if base_serial is None else base_serial
+            base = view.serial if draft.base_serial is None else draft.base_serial
             await self._check_conflicts(base, view, touched)
-            _check_resource_types(view, changes)
+            _check_resource_types(view, draft.changes)
             pause = 0.0
             for _ in range(MAX_REBASES):
-                commit = self._new_commit(view, meta, changes, stacks, replace_state)
+                commit = self._new_commit(view.serial + 1, view.lineage, draft)
                 key = serial_key(self._log_prefix, commit.serial)
                 body = encode_commit(commit)
                 started = asyncio.get_running_loop().time()
@@ -299,26 +324,90 @@ class StateStore:
                 # We lost: log/<serial> exists, so go straight to listing what is new.
                 await self._catch_up(view, next_exists=True)
                 await self._check_conflicts(base, view, touched)
-            _check_resource_types(view, changes)
-            raise StateConflict(
-                f"Gave up after {MAX_REBASES} rebases: the workspace is changing too fast.",
-                resources=sorted(touched),
-                authors=[],
-                next_step="Retry the operation; consider taking the workspace lock.",
-            )
+            _check_resource_types(view, draft.changes)
+            raise _gave_up(touched)
 
-    def _new_commit(
-        self,
-        view: StateView,
-        meta: CommitMeta,
-        changes: list[ResourceChange],
-        stacks: list[StackChange],
-        replace_state: dict[str, Any] | None,
+    async def _append_ticketed(
+        self, draft: _Draft, sequencer: Sequencer, *, under_lock: bool
     ) -> Commit:
+        """Take a serial from the sequencer and put the commit there. Under the caller's locks
+        nothing is read; otherwise the commits before our serial are read and checked first."""
+        async with self._mutex:
+            view = await (self._ensure_loaded() if under_lock else self._refresh_locked())
+            base = view.serial if draft.base_serial is None else draft.base_serial
+            if not under_lock:
+                await self._check_conflicts(base, view, draft.touched)
+            _check_resource_types(view, draft.changes)
+            for _ in range(MAX_REBASES):
+                serial = await sequencer.next_serial(self.workspace)
+                try:
+                    commit = await self._put_ticketed(view, serial, draft, base, under_lock)
+                except BaseException:
+                    await self._withdraw(view, serial)
+                    raise
+                if commit is not None:
+                    await self._after_ticketed_commit(view, commit)
+                    return commit
+                # Our serial was voided (we were too slow) or written without a ticket.
+                self.contention.lost_races += 1
+                await self._advance_past_written(sequencer, serial)
+            raise _gave_up(draft.touched)
+
+    async def _put_ticketed(
+        self, view: StateView, serial: int, draft: _Draft, base: int, under_lock: bool
+    ) -> Commit | None:
+        """Our commit at ``serial``; None when another commit is there already."""
+        if not under_lock:
+            await self._catch_up_to(view, serial - 1)
+            await self._check_conflicts(base, view, draft.touched)
+            _check_resource_types(view, draft.changes)
+        lineage = await self._lineage_for(view, serial)
+        key = serial_key(self._log_prefix, serial)
+        body = encode_commit(self._new_commit(serial, lineage, draft))
+        if not await self.objects.put_if_absent(key, body):
+            return None
+        return decode_commit(body, where=key)
+
+    async def _withdraw(self, view: StateView, serial: int) -> None:
+        """Void our own serial at once when we will not write it (a conflict, an error), so
+        that readers need not wait ``hole_grace`` for it. Best effort: they void it otherwise."""
+
+        async def void() -> None:
+            await self._void(serial, await self._lineage_for(view, serial), withdrawn=True)
+
+        with contextlib.suppress(Exception):
+            await asyncio.shield(void())
+
+    async def _lineage_for(self, view: StateView, serial: int) -> str:
+        if view.lineage or serial == 1:
+            return view.lineage or str(uuid.uuid4())
+        return (await self._resolve([1], {}))[1].lineage
+
+    async def _advance_past_written(self, sequencer: Sequencer, serial: int) -> None:
+        keys = await self.objects.list_keys(
+            self._log_prefix, start_after=serial_key(self._log_prefix, serial)
+        )
+        written = [s for s in map(serial_of, keys) if s is not None]
+        await sequencer.advance_to(self.workspace, max([serial, *written]))
+
+    async def _after_ticketed_commit(self, view: StateView, commit: Commit) -> None:
+        """Apply our commit when the view is just before it; otherwise other writers' commits
+        lie between and a later read applies them all. The writer of every
+        ``snapshot_every``-th serial catches up to it and writes the snapshot."""
+        self._remember(commit)
+        if commit.serial % self.snapshot_every == 0:
+            await self._catch_up_to(view, commit.serial)
+        elif view.serial == commit.serial - 1:
+            apply_commit(view, commit)
+        if view.serial == commit.serial:
+            await self._derive(view)
+
+    def _new_commit(self, serial: int, lineage: str, draft: _Draft) -> Commit:
+        meta = draft.meta
         return Commit(
-            serial=view.serial + 1,
-            parent=view.serial,
-            lineage=view.lineage or str(uuid.uuid4()),
+            serial=serial,
+            parent=serial - 1,
+            lineage=lineage or str(uuid.uuid4()),
             committed_at=utc_now_iso(self.clock.now()),
             principal=meta.principal,
             execution_token=meta.execution_token,
@@ -327,9 +416,9 @@ class StateStore:
             kind=meta.kind,
             restored_from=meta.restored_from,
             forced=meta.forced,
-            changes=changes,
-            stacks=stacks,
-            replace_state=replace_state,
+            changes=draft.changes,
+            stacks=draft.stacks,
+            replace_state=draft.replace_state,
         )
 
     async def _check_conflicts(self, base: int, view: StateView, touched: set[str]) -> None:
@@ -358,7 +447,11 @@ class StateStore:
     async def _after_commit(self, view: StateView, commit: Commit) -> None:
         apply_commit(view, commit)
         self._remember(commit)
-        if commit.serial % self.snapshot_every == 0:
+        await self._derive(view)
+
+    async def _derive(self, view: StateView) -> None:
+        """The snapshot (every ``snapshot_every`` serials) and the readable export, at head."""
+        if view.serial % self.snapshot_every == 0:
             try:
                 await self._write_snapshot(view)
             except (CcstateError, OSError) as exc:  # derived data: the commit is in the log
@@ -383,14 +476,124 @@ class StateStore:
 
     async def _ensure_loaded(self) -> StateView:
         if self._view is None:
-            self._view = await self._load_latest_snapshot()
-            await self._catch_up(self._view)
+            view = await self._load_latest_snapshot()
+            if self.sequencer is None:
+                await self._catch_up(view)
+            else:
+                await self._discover(view, self.sequencer)
+            self._view = view
         return self._view
 
     async def _refresh_locked(self) -> StateView:
-        view = await self._ensure_loaded()
-        await self._catch_up(view)
+        if self._view is None:
+            return await self._ensure_loaded()
+        view = self._view
+        if self.sequencer is None:
+            await self._catch_up(view)
+        else:
+            await self._catch_up_sequenced(view, self.sequencer)
         return view
+
+    # ================================================================== internals: tickets
+
+    async def _discover(self, view: StateView, sequencer: Sequencer) -> None:
+        """First load with a sequencer: list the log, since commits may have been copied in
+        without tickets (a migration), and move the sequencer past them."""
+        keys = await self.objects.list_keys(
+            self._log_prefix, start_after=serial_key(self._log_prefix, view.serial)
+        )
+        written = [s for s in map(serial_of, keys) if s is not None]
+        await self._catch_up_sequenced(view, sequencer, written_up_to=max(written, default=0))
+
+    async def _catch_up_sequenced(
+        self, view: StateView, sequencer: Sequencer, *, written_up_to: int = 0
+    ) -> None:
+        """Read up to the highest serial written, which lies at or below the highest handed
+        out: one sequencer request when nothing is new. Tickets above the highest written one
+        are commits still being put, not yet acknowledged to anyone: they are left for later."""
+        handed_out = await sequencer.current(self.workspace)
+        if written_up_to > handed_out:
+            await sequencer.advance_to(self.workspace, written_up_to)
+            handed_out = written_up_to
+        if handed_out <= view.serial:
+            return
+        found = await self._fetch_present(list(range(view.serial + 1, handed_out + 1)))
+        top = max((s for s, c in found.items() if c is not None), default=view.serial)
+        await self._catch_up_to(view, top, found)
+
+    async def _catch_up_to(
+        self, view: StateView, target: int, found: dict[int, Commit | None] | None = None
+    ) -> None:
+        """Apply every commit up to ``target``, waiting for (and at last voiding) holes."""
+        if target <= view.serial:
+            return
+        wanted = list(range(view.serial + 1, target + 1))
+        commits = await self._resolve(wanted, found or {}, lineage=view.lineage)
+        for serial in wanted:
+            apply_commit(view, commits[serial])
+
+    async def _resolve(
+        self, serials: list[int], found: dict[int, Commit | None], *, lineage: str = ""
+    ) -> dict[int, Commit]:
+        """The commits at ``serials``. A missing one is a ticket still being written: poll for
+        it, and after ``hole_grace`` seconds fill it with a void commit."""
+        have = {s: c for s, c in found.items() if c is not None}
+        have.update({s: self._commit_cache[s] for s in serials if s in self._commit_cache})
+        missing = [s for s in serials if s not in have and s not in found]
+        have.update({s: c for s, c in (await self._fetch_present(missing)).items() if c})
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + self.hole_grace, HOLE_POLL_FIRST
+        while holes := [s for s in serials if s not in have]:
+            if loop.time() >= deadline:
+                # One lineage for all: with nothing written yet, the voids start the state.
+                known = lineage or next((c.lineage for c in have.values()), str(uuid.uuid4()))
+                for serial in holes:
+                    have[serial] = await self._void(serial, known)
+                    known = have[serial].lineage  # another reader's void may have won
+                break
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, HOLE_POLL_MAX)
+            have.update({s: c for s, c in (await self._fetch_present(holes)).items() if c})
+        for serial in serials:
+            self._remember(have[serial])
+        return have
+
+    async def _void(self, serial: int, lineage: str, *, withdrawn: bool = False) -> Commit:
+        reason = (
+            "its writer withdrew it (a conflict or an error)"
+            if withdrawn
+            else f"it was not written within {self.hole_grace:g} s (its writer stopped)"
+        )
+        commit = Commit(
+            serial=serial,
+            parent=serial - 1,
+            lineage=lineage,
+            committed_at=utc_now_iso(self.clock.now()),
+            principal=VOID_PRINCIPAL,
+            kind="void",
+            explanation=f"Serial {serial} was handed out but {reason}; this empty commit keeps "
+            "the log gap-free.",
+        )
+        key = serial_key(self._log_prefix, serial)
+        body = encode_commit(commit)
+        if await self.objects.put_if_absent(key, body):
+            if not withdrawn:
+                log.warning("Voided serial %d of workspace '%s': %s", serial, self.workspace, key)
+            return decode_commit(body, where=key)
+        return await self._fetch_commit(serial)  # its writer got there after all
+
+    async def _fetch_present(self, serials: list[int]) -> dict[int, Commit | None]:
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(serial: int) -> Commit | None:
+            if serial in self._commit_cache:
+                return self._commit_cache[serial]
+            async with gate:
+                key = serial_key(self._log_prefix, serial)
+                obj = await self.objects.get(key)
+            return None if obj is None else _checked(decode_commit(obj.body, where=key), serial)
+
+        return dict(zip(serials, await asyncio.gather(*(one(s) for s in serials)), strict=True))
 
     async def _catch_up(self, view: StateView, *, next_exists: bool = False) -> None:
         """Bring ``view`` to head. When it already is (the usual case), this costs one GET of
@@ -488,13 +691,7 @@ class StateStore:
                 f"Commit {key} is missing from {self.objects.describe()}.",
                 next_step="Restore it from a backup; the log must be gap-free.",
             )
-        commit = decode_commit(obj.body, where=key)
-        if commit.serial != serial:
-            raise StateCorrupt(
-                f"Commit {key} claims serial {commit.serial}.",
-                next_step="The file was renamed or copied; restore the original.",
-            )
-        return commit
+        return _checked(decode_commit(obj.body, where=key), serial)
 
     async def _history(self, view: StateView, identifier: str) -> list[LineageEntry]:
         serials = view.history_index.get(identifier)
@@ -538,6 +735,36 @@ class StateStore:
 
 
 # ====================================================================== pure helpers
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A commit before it has a serial: what the caller asked to record."""
+
+    meta: CommitMeta
+    changes: list[ResourceChange]
+    stacks: list[StackChange]
+    replace_state: dict[str, Any] | None
+    touched: set[str]
+    base_serial: int | None
+
+
+def _checked(commit: Commit, serial: int) -> Commit:
+    if commit.serial != serial:
+        raise StateCorrupt(
+            f"Commit {serial_key('log/', serial)} claims serial {commit.serial}.",
+            next_step="The file was renamed or copied; restore the original.",
+        )
+    return commit
+
+
+def _gave_up(touched: set[str]) -> StateConflict:
+    return StateConflict(
+        f"Gave up after {MAX_REBASES} rebases: the workspace is changing too fast.",
+        resources=sorted(touched),
+        authors=[],
+        next_step="Retry the operation; consider taking the workspace lock.",
+    )
 
 
 def _rebase_backoff(previous: float, put_seconds: float) -> float:

@@ -30,7 +30,7 @@ async def test_local_state_is_encrypted_at_rest_with_kms(s3_setup: S3Setup, tmp_
     encrypted = load_settings({"kms_key": s3_setup.kms_key}, env={})
     backend = await open_backend(f"file://{root}", settings=encrypted)
     try:
-        await StateStore(backend.objects).commit([secret_bucket()], META)
+        await backend.state_store().commit([secret_bucket()], META)
         assert backend.export_path is None  # no plaintext state.json beside the log
     finally:
         await backend.close()

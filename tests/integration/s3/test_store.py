@@ -60,7 +60,7 @@ async def test_four_processes_commit_to_one_state_without_losing_anything(
     assert sorted(s for serials in serials_of.values() for s in serials) == list(
         range(1, total + 1)
     )
-    store = StateStore(backend.objects, "default")
+    store = backend.state_store("default")
     view = await store.current()
     assert view.serial == total
     assert sorted(view.resources) == sorted(
@@ -78,7 +78,7 @@ async def test_same_resource_conflicts_and_different_resources_both_land(
 ) -> None:
     first, second = await s3_setup.open(), await s3_setup.open()
     try:
-        alice, bob = StateStore(first.objects), StateStore(second.objects)
+        alice, bob = first.state_store(), second.state_store()
         await alice.commit([bucket_change("shared", 0)], ALICE)
         base = await bob.head()
 
@@ -89,7 +89,7 @@ async def test_same_resource_conflicts_and_different_resources_both_land(
 
         assert "shared" in str(conflict.value) and "alice" in str(conflict.value)
         assert landed.serial == 3
-        view = await StateStore(first.objects).current()
+        view = await first.state_store().current()
         assert sorted(view.resources) == ["bobs-own", "shared"]
         assert view.resources["shared"].current_properties["V"] == 1
     finally:
@@ -113,7 +113,7 @@ async def test_migration_round_trip_local_s3_local(backend: Backend, tmp_path: P
     assert (to_s3.serial, to_s3.serials_verified) == (4, 4)
     assert to_s3.target.startswith("s3://") and set(phases) == {"copy", "verify"}
     assert to_local.objects_copied == to_s3.objects_copied
-    for store in (StateStore(backend.objects), StateStore(back)):
+    for store in (backend.state_store(), StateStore(back)):
         assert (await store.export_document()).model_dump() == original.model_dump()
         assert [v.serial for v in await store.versions()] == [4, 3, 2, 1]
     with pytest.raises(errors.InvalidInput, match="already has a state"):
@@ -121,7 +121,7 @@ async def test_migration_round_trip_local_s3_local(backend: Backend, tmp_path: P
 
 
 async def test_restore_on_s3_is_recorded_as_a_new_commit(backend: Backend) -> None:
-    store = StateStore(backend.objects)
+    store = backend.state_store()
     await store.commit([bucket_change("b", 0)], ALICE)
     await store.commit([bucket_change("b", 1)], ALICE)
     await store.commit([bucket_change("c", 0)], ALICE)
@@ -129,7 +129,7 @@ async def test_restore_on_s3_is_recorded_as_a_new_commit(backend: Backend) -> No
     restored = await store.restore(1, BOB)
 
     assert (restored.serial, restored.kind, restored.restored_from) == (4, "restore", 1)
-    fresh = StateStore(backend.objects)
+    fresh = backend.state_store()
     view = await fresh.current()
     assert sorted(view.resources) == ["b"]
     assert view.resources["b"].current_properties["V"] == 0
@@ -140,7 +140,7 @@ async def test_restore_on_s3_is_recorded_as_a_new_commit(backend: Backend) -> No
 async def test_tampered_commit_object_is_rejected_on_load(
     s3_setup: S3Setup, backend: Backend, metadata_too: bool
 ) -> None:
-    store = StateStore(backend.objects)
+    store = backend.state_store()
     await store.commit([bucket_change("b", 0)], ALICE)
     await store.commit([bucket_change("b", 1)], ALICE)
     key = f"{s3_setup.prefix}/{serial_key('default/log/', 1)}"
@@ -153,23 +153,54 @@ async def test_tampered_commit_object_is_rejected_on_load(
     s3.put_object(Bucket=s3_setup.bucket, Key=key, Body=body, Metadata=metadata)
 
     with pytest.raises(errors.IntegrityError) as rejected:
-        await StateStore(backend.objects).current()
+        await backend.state_store().current()
     assert "00000000000000000001.json" in str(rejected.value)
 
 
 async def test_a_resource_commit_cycle_costs_four_requests(backend: Backend) -> None:
-    store = StateStore(backend.objects)
+    store = backend.state_store()
     await store.commit([bucket_change("warm-up", 0)], ALICE)
     counter = RequestCounter().attach_backend(backend)
 
     async with hold_lock(backend.locks, LockScope("default", "b"), operation="t", who="me"):
-        await store.commit([bucket_change("b", 0)], ALICE)
+        await store.commit([bucket_change("b", 0)], ALICE, under_lock=True)
 
-    # lock, probe for a newer commit (none), write the commit, unlock: Terraform's S3 backend
-    # spends 7 requests on the same cycle.
+    # lock, take a serial, write the commit, unlock: Terraform's S3 backend spends 7 requests on
+    # the same cycle. Under the lock nothing of other writers' needs reading.
     assert counter.calls == [
         "dynamodb.TransactWriteItems",
-        "s3.GetObject",
+        "dynamodb.UpdateItem",
         "s3.PutObject",
         "dynamodb.DeleteItem",
     ]
+
+
+async def test_a_commit_without_the_lock_first_checks_for_newer_commits(
+    backend: Backend,
+) -> None:
+    store = backend.state_store()
+    await store.commit([bucket_change("warm-up", 0)], ALICE)
+    counter = RequestCounter().attach_backend(backend)
+
+    await store.commit([bucket_change("b", 0)], ALICE)
+
+    # how far the log goes (nothing new), a serial, the commit
+    assert counter.calls == ["dynamodb.GetItem", "dynamodb.UpdateItem", "s3.PutObject"]
+
+
+async def test_a_serial_taken_by_a_writer_that_died_is_voided_and_the_log_goes_on(
+    backend: Backend,
+) -> None:
+    store = backend.state_store()
+    await store.commit([bucket_change("before", 0)], ALICE)
+    assert backend.sequencer is not None
+    died_holding = await backend.sequencer.next_serial("default")  # then SIGKILL, say
+    after = await store.commit([bucket_change("after", 0)], BOB, under_lock=True)
+
+    reader = backend.state_store(hole_grace=0.2)
+    view = await reader.current()
+
+    assert (died_holding, after.serial, view.serial) == (2, 3, 3)
+    assert sorted(view.resources) == ["after", "before"]
+    assert [v.kind for v in await reader.versions()] == ["change", "void", "change"]
+    assert await backend.locks.list_locks("default") == []  # the counter is not a lock

@@ -1,0 +1,77 @@
+"""The Sequencer port on the lock table: one counter item per workspace.
+
+Item: ``pk`` = '<prefix>/<workspace>' (the workspace's lock partition), ``sk`` = '#serial',
+attribute ``serial`` (N). A ticket is one ``UpdateItem ADD serial 1`` returning the new value:
+DynamoDB serializes updates of an item, so each caller gets its own serial without a race to
+lose. ``UpdateItem`` is not idempotent: if an answer is lost and the request retried, the first
+serial is skipped; the store fills such a hole with a void commit after its grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from backends.dynamodb import ConditionFailed, call_table, partition_key
+
+SERIAL_SK = "#serial"
+
+
+class DynamoDBSequencer:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        prefix: str = "",
+        *,
+        whoami: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
+        self.client = client
+        self.table = table
+        self.prefix = prefix.strip("/")
+        self.whoami = whoami
+
+    def aws_clients(self) -> list[Any]:
+        return [self.client]
+
+    async def next_serial(self, workspace: str) -> int:
+        resp = await self._on_counter(
+            "UpdateItem",
+            workspace,
+            UpdateExpression="ADD #n :one",
+            ExpressionAttributeNames={"#n": "serial"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(resp["Attributes"]["serial"]["N"])
+
+    async def current(self, workspace: str) -> int:
+        resp = await self._on_counter("GetItem", workspace, ConsistentRead=True)
+        return int(resp.get("Item", {}).get("serial", {}).get("N", 0))
+
+    async def advance_to(self, workspace: str, serial: int) -> None:
+        with contextlib.suppress(ConditionFailed):  # already there or beyond
+            await self._on_counter(
+                "UpdateItem",
+                workspace,
+                UpdateExpression="SET #n = :s",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :s",
+                ExpressionAttributeNames={"#n": "serial"},
+                ExpressionAttributeValues={":s": {"N": str(serial)}},
+            )
+
+    async def _on_counter(self, action: str, workspace: str, **kwargs: Any) -> Any:
+        fn = getattr(self.client, "update_item" if action == "UpdateItem" else "get_item")
+        return await call_table(
+            self.table,
+            self.whoami,
+            f"dynamodb:{action}",
+            fn,
+            TableName=self.table,
+            Key=self._key(workspace),
+            **kwargs,
+        )
+
+    def _key(self, workspace: str) -> dict[str, Any]:
+        return {"pk": {"S": partition_key(self.prefix, workspace)}, "sk": {"S": SERIAL_SK}}

@@ -1,0 +1,241 @@
+"""Commits with a sequencer (the S3 backend's protocol) on the memory backend: each writer puts
+its commit at its own serial; holes left by writers that stopped are waited for, then voided; a
+late writer lands at a new serial; conflicts still surface. The same store code runs on S3 in
+tests/integration/s3."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.memory import MemoryObjectStore, MemorySequencer
+from service.errors import StateConflict
+from service.replay import StateView, apply_commit
+from service.store import StateStore, serial_key
+
+from .helpers import change, meta
+
+
+class GatedObjectStore(MemoryObjectStore):
+    """The memory backend, except that putting ``gated_key`` waits until ``gate`` is set: a
+    writer that took its serial and is slow (or stuck) writing it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gated_key: str | None = None
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        if key == self.gated_key:  # only the first put of it: a void may overtake
+            self.gated_key = None
+            self.waiting.set()
+            await self.gate.wait()
+        return await super().put_if_absent(key, body)
+
+
+class Shared:
+    """One state: objects and a sequencer that several stores (writers) share."""
+
+    def __init__(self, objects: MemoryObjectStore | None = None) -> None:
+        self.objects = objects or MemoryObjectStore()
+        self.sequencer = MemorySequencer()
+
+    def store(self, **kw: Any) -> StateStore:
+        return StateStore(self.objects, sequencer=self.sequencer, **kw)
+
+
+def log_key(serial: int) -> str:
+    return serial_key("default/log/", serial)
+
+
+async def kinds(store: StateStore) -> list[str]:
+    return [v.kind for v in reversed(await store.versions())]
+
+
+async def test_writers_under_lock_interleave_and_everyone_reads_everything() -> None:
+    state = Shared()
+    alice, bob = state.store(), state.store()
+    landed = []
+    for i in range(3):
+        landed.append(await alice.commit([change(f"a{i}")], meta("alice"), under_lock=True))
+        landed.append(await bob.commit([change(f"b{i}")], meta("bob"), under_lock=True))
+
+    assert [c.serial for c in landed] == [1, 2, 3, 4, 5, 6]
+    expected = sorted(f"{w}{i}" for w in "ab" for i in range(3))
+    for reader in (alice, bob, state.store()):
+        assert sorted((await reader.current()).resources) == expected
+        assert await reader.head() == 6
+    assert len({c.lineage for c in landed}) == 1
+
+
+async def test_a_serial_whose_writer_stopped_is_voided_after_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = Shared()
+    await state.store().commit([change("first")], meta())
+    abandoned = await state.sequencer.next_serial("default")  # its writer died here
+    after = await state.store().commit([change("after")], meta("bob"), under_lock=True)
+
+    with caplog.at_level(logging.WARNING):
+        reader = state.store(hole_grace=0.05)
+        view = await reader.current()
+
+    assert (abandoned, after.serial, view.serial) == (2, 3, 3)
+    assert sorted(view.resources) == ["after", "first"]
+    assert await kinds(reader) == ["change", "void", "change"]
+    void = await reader.commit_at(2)
+    assert void.changes == [] and "not written within" in (void.explanation or "")
+    assert f"Voided serial 2 of workspace 'default': {log_key(2)}" in caplog.text
+
+
+async def test_a_reader_waits_for_a_serial_being_written_instead_of_skipping_it() -> None:
+    state = Shared(GatedObjectStore())
+    objects = state.objects
+    assert isinstance(objects, GatedObjectStore)
+    await state.store().commit([change("first")], meta())
+    objects.gated_key = log_key(2)
+    slow = asyncio.create_task(state.store().commit([change("slow")], meta(), under_lock=True))
+    await objects.waiting.wait()
+    await state.store().commit([change("fast")], meta("bob"), under_lock=True)
+
+    reading = asyncio.create_task(state.store(hole_grace=30).current())
+    await asyncio.sleep(0.05)
+    waited = not reading.done()  # it knows serial 3 exists, so it waits for serial 2
+    objects.gate.set()
+    view = await reading
+
+    assert waited
+    assert (await slow).serial == 2
+    assert view.serial == 3 and sorted(view.resources) == ["fast", "first", "slow"]
+
+
+async def test_a_writer_whose_serial_was_voided_lands_at_a_new_one() -> None:
+    state = Shared(GatedObjectStore())
+    objects = state.objects
+    assert isinstance(objects, GatedObjectStore)
+    objects.gated_key = log_key(2)
+    await state.store().commit([change("first")], meta())
+    late = asyncio.create_task(state.store().commit([change("late")], meta(), under_lock=True))
+    await objects.waiting.wait()
+    await state.store().commit([change("other")], meta("bob"), under_lock=True)
+    await state.store(hole_grace=0).current()  # voids serial 2
+    objects.gate.set()
+
+    landed = await late
+    reader = state.store()
+    assert landed.serial == 4
+    assert await kinds(reader) == ["change", "void", "change", "change"]
+    assert sorted((await reader.current()).resources) == ["first", "late", "other"]
+
+
+async def test_a_conflict_found_after_taking_a_serial_gives_the_serial_back_at_once() -> None:
+    state = Shared(GatedObjectStore())
+    objects = state.objects
+    assert isinstance(objects, GatedObjectStore)
+    await state.store().commit([change("shared", Version=0)], meta())
+    bob = state.store(hole_grace=3600)
+    base = await bob.head()
+    objects.gated_key = log_key(2)
+    alice = asyncio.create_task(
+        state.store().commit([change("shared", "update", Version=1)], meta("alice"))
+    )
+    await objects.waiting.wait()  # alice holds serial 2 and is writing it
+
+    bobs = asyncio.create_task(
+        bob.commit([change("shared", "update", Version=2)], meta("bob"), base_serial=base)
+    )
+    await asyncio.sleep(0.02)
+    objects.gate.set()
+    with pytest.raises(StateConflict, match="alice"):
+        await bobs
+    await alice
+
+    # Bob's serial 3 was voided by bob himself: nobody waits an hour for it.
+    after = await state.store(hole_grace=3600).commit([change("next")], meta("carol"))
+    assert after.serial == 4
+    assert await kinds(state.store()) == ["change", "change", "void", "change"]
+    assert "withdrew" in ((await state.store().commit_at(3)).explanation or "")
+    assert (await state.store().get_resource("shared")).current_properties["Version"] == 1
+
+
+async def test_a_state_written_without_serials_handed_out_moves_the_sequencer_on() -> None:
+    objects = MemoryObjectStore()
+    plain = StateStore(objects)  # as `state migrate` copies a log in
+    for i in range(3):
+        await plain.commit([change(f"old{i}")], meta())
+    state = Shared(objects)
+
+    landed = await state.store().commit([change("new")], meta(), under_lock=True)
+
+    assert landed.serial == 4 and await state.sequencer.current("default") == 4
+    assert len((await state.store().current()).resources) == 4
+
+
+async def test_a_commit_at_a_snapshot_serial_writes_the_snapshot_at_it() -> None:
+    state = Shared()
+    alice, bob = state.store(snapshot_every=4), state.store(snapshot_every=4)
+    for i in range(2):
+        await alice.commit([change(f"a{i}")], meta(), under_lock=True)
+        await bob.commit([change(f"b{i}")], meta(), under_lock=True)  # bob writes serial 4
+
+    assert await state.objects.get(serial_key("default/snapshots/", 4)) is not None
+    fresh = state.store(snapshot_every=4)
+    assert len((await fresh.current()).resources) == 4
+
+
+# ---------------------------------------------------------------------------- property
+
+
+action = st.one_of(
+    st.tuples(st.just("commit"), st.integers(0, 2), st.sampled_from("xyz"), st.booleans()),
+    st.tuples(st.just("abandon"), st.just(0), st.just(""), st.just(False)),
+    st.tuples(st.just("read"), st.integers(0, 2), st.just(""), st.just(False)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(action, min_size=1, max_size=25))
+def test_any_mix_of_writers_abandoned_serials_and_readers_keeps_one_gap_free_log(
+    actions: list[tuple[str, int, str, bool]],
+) -> None:
+    asyncio.run(_check_log(actions))
+
+
+async def _check_log(actions: list[tuple[str, int, str, bool]]) -> None:
+    state = Shared()
+    writers = [state.store(hole_grace=0, snapshot_every=3) for _ in range(3)]
+    acknowledged: dict[int, str] = {}
+    abandoned: set[int] = set()
+    for n, (kind, who, resource, under_lock) in enumerate(actions):
+        if kind == "commit":
+            props = {"Step": n}
+            commit = await writers[who].commit(
+                [change(resource, **props)], meta(f"w{who}"), under_lock=under_lock
+            )
+            acknowledged[commit.serial] = resource
+        elif kind == "abandon":
+            abandoned.add(await state.sequencer.next_serial("default"))
+        else:
+            await writers[who].current()
+
+    reader = state.store(hole_grace=0)
+    view = await reader.current()
+    commits = [await reader.commit_at(s) for s in range(1, view.serial + 1)]
+    replayed = StateView()
+    for commit in commits:
+        apply_commit(replayed, commit)
+    assert [c.serial for c in commits] == list(range(1, view.serial + 1))
+    assert set(acknowledged) <= {c.serial for c in commits if c.kind != "void"}
+    assert {c.serial for c in commits if c.kind == "void"} <= abandoned
+    assert {c.serial: c.changes[0].identifier for c in commits if c.kind != "void"} == (
+        acknowledged
+    )
+    for writer in writers:  # every writer, however stale, catches up to the same state
+        assert (await writer.current()).to_snapshot() == view.to_snapshot()
+    assert replayed.to_snapshot() == view.to_snapshot()
