@@ -10,7 +10,6 @@ time; everything else stays concurrent.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import subprocess
@@ -68,13 +67,10 @@ def moto_app() -> Any:
 
 
 def make_moto_server(host: str, port: int, app: Any | None = None) -> Any:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server
+    """Threaded, and keeping connections open as AWS endpoints do (``sandbox/keepalive.py``)."""
+    from sandbox.keepalive import make_keepalive_server
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    return make_server(
-        host, port, app or moto_app(), threaded=True, request_handler=MotoRequestHandler
-    )
+    return make_keepalive_server(host, port, app or moto_app())
 
 
 def free_port() -> int:

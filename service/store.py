@@ -175,6 +175,7 @@ class StateStore:
         self._view: StateView | None = None
         self._commit_cache: OrderedDict[int, Commit] = OrderedDict()
         self._mutex = asyncio.Lock()
+        self._pointer_serial = 0  # the newest snapshot _last_snapshot.json is known to name
         self.contention = Contention()
 
     # ================================================================== reading
@@ -391,15 +392,13 @@ class StateStore:
         await sequencer.advance_to(self.workspace, max([serial, *written]))
 
     async def _after_ticketed_commit(self, view: StateView, commit: Commit) -> None:
-        """Apply our commit when the view is just before it; otherwise other writers' commits
-        lie between and a later read applies them all. The writer of every
-        ``snapshot_every``-th serial catches up to it and writes the snapshot."""
+        """Apply our commit when the view is just before it, else leave it (and the snapshot,
+        if one is due at it) to a later read: other writers' commits lie between. With
+        tickets, whoever first reads past every ``snapshot_every``-th serial writes the
+        snapshot there, so a writer never reads other commits just to snapshot them."""
         self._remember(commit)
-        if commit.serial % self.snapshot_every == 0:
-            await self._catch_up_to(view, commit.serial)
-        elif view.serial == commit.serial - 1:
+        if view.serial == commit.serial - 1:
             apply_commit(view, commit)
-        if view.serial == commit.serial:
             await self._derive(view)
 
     def _new_commit(self, serial: int, lineage: str, draft: _Draft) -> Commit:
@@ -451,22 +450,30 @@ class StateStore:
 
     async def _derive(self, view: StateView) -> None:
         """The snapshot (every ``snapshot_every`` serials) and the readable export, at head."""
-        if view.serial % self.snapshot_every == 0:
-            try:
-                await self._write_snapshot(view)
-            except (CcstateError, OSError) as exc:  # derived data: the commit is in the log
-                log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
+        await self._snapshot_if_due(view)
         if self.exporter is not None and len(view.resources) <= self.export_max_resources:
             try:
                 await self.exporter(await self._document(view))
             except OSError as exc:  # the export is a convenience copy; the log is the truth
                 log.warning("Could not write the readable state.json export: %s", exc)
 
+    async def _snapshot_if_due(self, view: StateView) -> None:
+        if view.serial % self.snapshot_every:
+            return
+        try:
+            await self._write_snapshot(view)
+        except (CcstateError, OSError) as exc:  # derived data: the commit is in the log
+            log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
+
     async def _write_snapshot(self, view: StateView) -> None:
+        """Write once; the pointer only ever moves forward."""
         body = json.dumps(view.to_snapshot(), sort_keys=True, separators=(",", ":")).encode()
-        await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body)
-        pointer = json.dumps({"serial": view.serial}).encode()
-        await self.objects.put(self._last_snapshot_key, pointer)
+        if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
+            return  # someone who read this far first wrote it
+        if view.serial > self._pointer_serial:
+            pointer = json.dumps({"serial": view.serial}).encode()
+            await self.objects.put(self._last_snapshot_key, pointer)
+            self._pointer_serial = view.serial
 
     # ================================================================== internals: loading
 
@@ -531,6 +538,7 @@ class StateStore:
         commits = await self._resolve(wanted, found or {}, lineage=view.lineage)
         for serial in wanted:
             apply_commit(view, commits[serial])
+            await self._snapshot_if_due(view)
 
     async def _resolve(
         self, serials: list[int], found: dict[int, Commit | None], *, lineage: str = ""
@@ -625,6 +633,7 @@ class StateStore:
         if pointer is not None:
             try:
                 candidates.append(int(json.loads(pointer.body)["serial"]))
+                self._pointer_serial = candidates[0]
             except (ValueError, KeyError, TypeError):
                 log.warning("Ignoring unreadable %s", self._last_snapshot_key)
         if not candidates:

@@ -177,14 +177,19 @@ async def test_a_state_written_without_serials_handed_out_moves_the_sequencer_on
     assert len((await state.store().current()).resources) == 4
 
 
-async def test_a_commit_at_a_snapshot_serial_writes_the_snapshot_at_it() -> None:
+async def test_the_first_to_read_past_a_snapshot_serial_writes_the_snapshot() -> None:
     state = Shared()
     alice, bob = state.store(snapshot_every=4), state.store(snapshot_every=4)
-    for i in range(2):
+    for i in range(2):  # bob's view stays behind: his commits do not read alice's
         await alice.commit([change(f"a{i}")], meta(), under_lock=True)
-        await bob.commit([change(f"b{i}")], meta(), under_lock=True)  # bob writes serial 4
+        await bob.commit([change(f"b{i}")], meta(), under_lock=True)
+    snapshot = serial_key("default/snapshots/", 4)
+    assert await state.objects.get(snapshot) is None
 
-    assert await state.objects.get(serial_key("default/snapshots/", 4)) is not None
+    assert len((await bob.current()).resources) == 4
+
+    assert await state.objects.get(snapshot) is not None
+    assert await state.objects.get("default/_last_snapshot.json") is not None
     fresh = state.store(snapshot_every=4)
     assert len((await fresh.current()).resources) == 4
 
