@@ -176,6 +176,7 @@ class StateStore:
         self._commit_cache: OrderedDict[int, Commit] = OrderedDict()
         self._mutex = asyncio.Lock()
         self._pointer_serial = 0  # the newest snapshot _last_snapshot.json is known to name
+        self._unwritten_since: dict[int, float] = {}  # handed-out serials seen unwritten
         self.contention = Contention()
 
     # ================================================================== reading
@@ -526,7 +527,19 @@ class StateStore:
             return
         found = await self._fetch_present(list(range(view.serial + 1, handed_out + 1)))
         top = max((s for s, c in found.items() if c is not None), default=view.serial)
+        top = max(top, self._overdue([s for s, c in found.items() if c is None and s > top]))
         await self._catch_up_to(view, top, found)
+
+    def _overdue(self, unwritten: list[int]) -> int:
+        """The highest of the serials above everything written that this store has now seen
+        unwritten for ``hole_grace``: their writers are gone (or a ticket's answer was lost),
+        so reading up to it voids them. 0 when none."""
+        now = asyncio.get_running_loop().time()
+        self._unwritten_since = {s: self._unwritten_since.get(s, now) for s in unwritten}
+        overdue = [
+            s for s, since in self._unwritten_since.items() if now - since >= self.hole_grace
+        ]
+        return max(overdue, default=0)
 
     async def _catch_up_to(
         self, view: StateView, target: int, found: dict[int, Commit | None] | None = None
