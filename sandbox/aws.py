@@ -55,6 +55,15 @@ class AwsContext:
             _fixed_user_agent(client)
         return client
 
+    def moto_backend(self, backends: Any) -> Any | None:
+        """moto's backend in ``backends`` (e.g. ``moto.sqs.models.sqs_backends``) that this
+        context's calls reach, for a handler to read directly; None unless this process's moto
+        serves the endpoint and may be read so (``InProcessMoto.backend``)."""
+        moto = _local_motos.get(self.endpoint_url)
+        if moto is None:
+            return None
+        return moto.backend(backends, region=self.region, access_key=self.access_key)
+
     @property
     def account_id(self) -> str:
         key = (self.endpoint_url, self.access_key)

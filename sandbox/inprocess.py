@@ -7,11 +7,17 @@ and botocore parses that. What the hook leaves out is what only a socket needs: 
 the HTTP round trip, and Flask's request context around moto's view. Requests moto's
 ``AtomicConditionalWrites`` must serialize, and anything the shortcut cannot route, go
 through the whole WSGI application instead.
+
+A handler may also read moto's backend objects directly (``InProcessMoto.backend``) for reads
+that matter to a drift scan, when nothing observes moto's requests: then skipping the call
+changes nothing but its cost.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,11 +25,14 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from moto import settings
+from moto.core.base_backend import BackendDict
 from moto.core.request import (
     PRESERVED_HEADER_NAMES_ENVIRON_KEY,
     environ_key_for_header,
     should_preserve_original_header_name,
 )
+from moto.core.responses import BaseResponse
 from moto.moto_api import recorder
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import run_wsgi_app
@@ -54,16 +63,24 @@ class InProcessMoto:
 
     def hook(self, *, service: str, region: str, access_key: str) -> Callable[..., AWSResponse]:
         """A ``before-send`` handler for an unsigned client of ``service`` (its signing name)."""
-        authorization = (
-            f"AWS4-HMAC-SHA256 Credential={access_key}/20250101/{region}/{service}/aws4_request, "
-            "SignedHeaders=host, Signature=sandbox"
-        )
+        authorization = _authorization(service, region, access_key)
 
         def send(request: Any, **_: Any) -> AWSResponse:
             status, headers, body = self.call(wsgi_environ(request, authorization))
             return AWSResponse(request.url, status, headers, RawBody(body))
 
         return send
+
+    def backend(self, backends: BackendDict[Any], *, region: str, access_key: str) -> Any | None:
+        """The backend in ``backends`` (e.g. moto's ``sqs_backends``) that a call from
+        ``access_key`` in ``region`` reaches, marking the key used as moto's call would; None
+        when a call must go through moto's request path because something observes it: the
+        request recorder, or IAM authorization (which also counts requests until it starts)."""
+        if recorder._user_enabled or not math.isinf(settings.INITIAL_NO_AUTH_ACTION_COUNT):
+            return None
+        service = backends.service_name
+        key = _moto_access_key(_authorization(service, region, access_key))
+        return backends[_visited_account(key, service, region)][region]
 
     def call(self, environ: dict[str, Any]) -> Response:
         if self._dispatcher is None or (self._atomic and self._atomic.needs_lock(environ)):
@@ -93,6 +110,36 @@ class InProcessMoto:
     def _through_wsgi(self, environ: dict[str, Any]) -> Response:
         chunks, status, headers = run_wsgi_app(self._wsgi, environ, buffered=True)
         return int(status.split()[0]), dict(headers), b"".join(chunks)
+
+
+def _authorization(service: str, region: str, access_key: str) -> str:
+    """The Authorization header of an in-process call: moto reads only its credential scope."""
+    return (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/20250101/{region}/{service}/aws4_request, "
+        "SignedHeaders=host, Signature=sandbox"
+    )
+
+
+def _moto_access_key(authorization: str) -> str:
+    """The access key moto finds in an Authorization header (``BaseResponse.get_access_key``)."""
+    found = BaseResponse.access_key_regex.search(authorization)
+    return found.group(1) if found else "AKIAEXAMPLE"
+
+
+def _visited_account(access_key: str, service: str, region: str) -> str:
+    """The account moto serves a call from ``access_key`` in, marking the key used, as moto's
+    ``BaseResponse.setup_class`` does (and, as there, moto.iam is imported only when needed:
+    it is large)."""
+    from moto.iam.models import get_account_id_from, mark_account_as_visited
+
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        account = os.environ["MOTO_ACCOUNT_ID"]
+    else:
+        account = get_account_id_from(access_key)
+    mark_account_as_visited(
+        account_id=account, access_key=access_key, service=service, region=region
+    )
+    return account
 
 
 def _response(status: int, headers: dict[str, Any], content: Any) -> Response:

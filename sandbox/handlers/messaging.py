@@ -1,10 +1,17 @@
-"""AWS::SQS::Queue (identified by QueueUrl) and AWS::SNS::Topic (identified by TopicArn)."""
+"""AWS::SQS::Queue (identified by QueueUrl) and AWS::SNS::Topic (identified by TopicArn).
+
+A queue's read is what a drift scan asks for most: when the sandbox's own moto serves the
+endpoint, it reads the queue's attributes and tags from moto's SQS backend in one step, with the
+same backend calls moto's GetQueueAttributes and ListQueueTags make, instead of two SQS calls.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from botocore.exceptions import ClientError
+from moto.sqs.exceptions import QueueDoesNotExist
+from moto.sqs.models import sqs_backends
 
 from sandbox.handlers.attributes import (
     BOOLEAN,
@@ -62,10 +69,9 @@ class QueueHandler(AttributeHandler):
 
     def read(self, identifier: str) -> Model:
         try:
-            attrs = self.client.get_queue_attributes(QueueUrl=identifier, AttributeNames=["All"])[
-                "Attributes"
-            ]
-            tags = self.client.list_queue_tags(QueueUrl=identifier).get("Tags", {})
+            attrs, tags = self._attributes_and_tags(identifier)
+        except QueueDoesNotExist as exc:
+            raise self.not_found(identifier) from exc
         except ClientError as exc:
             if is_not_found(exc, "AWS.SimpleQueueService.NonExistentQueue"):
                 raise self.not_found(identifier) from exc
@@ -77,6 +83,14 @@ class QueueHandler(AttributeHandler):
             **self.from_service(attrs),
         }
         return with_tags(model, tags)
+
+    def _attributes_and_tags(self, identifier: str) -> tuple[dict[str, str], dict[str, str]]:
+        backend = self.aws.moto_backend(sqs_backends)
+        if backend is not None:
+            return _attributes_and_tags_in(backend, identifier)
+        attrs = self.client.get_queue_attributes(QueueUrl=identifier, AttributeNames=["All"])
+        tags = self.client.list_queue_tags(QueueUrl=identifier).get("Tags", {})
+        return attrs["Attributes"], tags
 
     def delete(self, identifier: str) -> None:
         self.read(identifier)
@@ -99,6 +113,15 @@ class QueueHandler(AttributeHandler):
     def _generated(self, model: Model) -> str:
         name = self.generated_name(75)
         return name + ".fifo" if model.get("FifoQueue") else name
+
+
+def _attributes_and_tags_in(backend: Any, queue_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What GetQueueAttributes(All) and ListQueueTags answer, from moto's SQS backend: moto's
+    responses name the queue by the URL's last segment and send attribute values as strings."""
+    name = queue_url.split("/")[-1] if queue_url.startswith(("http://", "https://")) else queue_url
+    attrs = backend.get_queue_attributes(name, ["All"])
+    tags = backend.list_queue_tags(name).tags
+    return {k: str(v) for k, v in attrs.items() if v is not None}, dict(tags)
 
 
 class TopicHandler(AttributeHandler):
