@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -48,6 +49,18 @@ class Shared:
 
     def store(self, **kw: Any) -> StateStore:
         return StateStore(self.objects, sequencer=self.sequencer, **kw)
+
+
+@pytest.fixture
+async def gated() -> AsyncIterator[tuple[Shared, GatedObjectStore]]:
+    """A state whose one gated put is released at the end whatever happened, so that a failing
+    test cannot leave a writer waiting forever."""
+    objects = GatedObjectStore()
+    try:
+        yield Shared(objects), objects
+    finally:
+        objects.gate.set()
+        await asyncio.sleep(0)
 
 
 def log_key(serial: int) -> str:
@@ -108,10 +121,10 @@ async def test_a_serial_left_unwritten_after_the_last_commit_is_voided_too() -> 
     assert landed.serial == 3
 
 
-async def test_a_reader_waits_for_a_serial_being_written_instead_of_skipping_it() -> None:
-    state = Shared(GatedObjectStore())
-    objects = state.objects
-    assert isinstance(objects, GatedObjectStore)
+async def test_a_reader_waits_for_a_serial_being_written_instead_of_skipping_it(
+    gated: tuple[Shared, GatedObjectStore],
+) -> None:
+    state, objects = gated
     await state.store().commit([change("first")], meta())
     objects.gated_key = log_key(2)
     slow = asyncio.create_task(state.store().commit([change("slow")], meta(), under_lock=True))
@@ -129,10 +142,10 @@ async def test_a_reader_waits_for_a_serial_being_written_instead_of_skipping_it(
     assert view.serial == 3 and sorted(view.resources) == ["fast", "first", "slow"]
 
 
-async def test_a_writer_whose_serial_was_voided_lands_at_a_new_one() -> None:
-    state = Shared(GatedObjectStore())
-    objects = state.objects
-    assert isinstance(objects, GatedObjectStore)
+async def test_a_writer_whose_serial_was_voided_lands_at_a_new_one(
+    gated: tuple[Shared, GatedObjectStore],
+) -> None:
+    state, objects = gated
     objects.gated_key = log_key(2)
     await state.store().commit([change("first")], meta())
     late = asyncio.create_task(state.store().commit([change("late")], meta(), under_lock=True))
@@ -148,10 +161,10 @@ async def test_a_writer_whose_serial_was_voided_lands_at_a_new_one() -> None:
     assert sorted((await reader.current()).resources) == ["first", "late", "other"]
 
 
-async def test_a_conflict_found_after_taking_a_serial_gives_the_serial_back_at_once() -> None:
-    state = Shared(GatedObjectStore())
-    objects = state.objects
-    assert isinstance(objects, GatedObjectStore)
+async def test_a_conflict_found_after_taking_a_serial_gives_the_serial_back_at_once(
+    gated: tuple[Shared, GatedObjectStore],
+) -> None:
+    state, objects = gated
     await state.store().commit([change("shared", Version=0)], meta())
     bob = state.store(hole_grace=3600)
     base = await bob.head()
