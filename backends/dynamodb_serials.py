@@ -3,13 +3,17 @@
 Item: ``pk`` = '<prefix>/<workspace>' (the workspace's lock partition), ``sk`` = '#serial',
 attribute ``serial`` (N). A ticket is one ``UpdateItem ADD serial 1`` returning the new value:
 DynamoDB serializes updates of an item, so each caller gets its own serial without a race to
-lose. ``UpdateItem`` is not idempotent: if an answer is lost and the request retried, the first
-serial is skipped; the store fills such a hole with a void commit after its grace period.
+lose. ``ADD`` alone is not idempotent, so the update also records the caller's random ticket id
+and is conditioned on it not being the last one: a retry whose first answer was lost fails the
+condition and reads its serial from the item returned with the failure. Only when another
+caller took a serial in between is the first one skipped; the store fills such a hole with a
+void commit after its grace period.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,14 +40,25 @@ class DynamoDBSequencer:
         return [self.client]
 
     async def next_serial(self, workspace: str) -> int:
-        resp = await self._on_counter(
-            "UpdateItem",
-            workspace,
-            UpdateExpression="ADD #n :one",
-            ExpressionAttributeNames={"#n": "serial"},
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
+        return await self.take(workspace, uuid.uuid4().hex)
+
+    async def take(self, workspace: str, ticket: str) -> int:
+        """The serial for ``ticket``; asking again with the same ticket (a retry whose first
+        answer was lost) returns the same serial, unless another ticket came between."""
+        try:
+            resp = await self._on_counter(
+                "UpdateItem",
+                workspace,
+                UpdateExpression="ADD #n :one SET #t = :ticket",
+                ConditionExpression="attribute_not_exists(#t) OR #t <> :ticket",
+                ExpressionAttributeNames={"#n": "serial", "#t": "last_ticket"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":ticket": {"S": ticket}},
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as exc:  # our earlier attempt got it: the item says which
+            item = getattr(exc.__cause__, "response", {}).get("Item") or {}
+            return int(item["serial"]["N"])
         return int(resp["Attributes"]["serial"]["N"])
 
     async def current(self, workspace: str) -> int:

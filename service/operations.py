@@ -25,7 +25,7 @@ from service.model import Commit, CommitMeta, DriftStatus, ResourceChange
 from service.names import validate_identifier
 from service.ports import LockManager, LockScope, ProgressEvent
 from service.schema import ResourceSchema
-from service.store import StateStore
+from service.store import StateStore, ensure_same_type
 from service.tokens import recorded_token_id, token_hash
 from service.validation import validate_patch, validate_type_name
 from service.workflow import Authorization, Workflow
@@ -85,6 +85,8 @@ class ResourceOperations:
         planned = checked.record.identifier
         lock_name = planned or f"{resource_type}/pending-create-{token_hash(checked.token)[:16]}"
         async with self.locked(lock_name, "create"):
+            if planned:  # refuse a name the state has for another type before AWS creates it
+                ensure_same_type(await self.store.get_resource(planned), resource_type)
             auth = await self.workflow.authorize(
                 operation="create",
                 resource_type=resource_type,

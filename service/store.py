@@ -41,6 +41,7 @@ from service.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
     StateConflict,
     StateCorrupt,
     UnsupportedVersion,
@@ -84,6 +85,9 @@ HOLE_GRACE_SECONDS = 30.0
 HOLE_POLL_FIRST = 0.005
 HOLE_POLL_MAX = 0.25
 VOID_PRINCIPAL = Principal(user="ccstate")
+POINTER_ATTEMPTS = 5
+# More unwritten serials than this between commits is not writers in flight but a broken log.
+MAX_HOLES = 1000
 
 Exporter = Callable[[StateDocument], Awaitable[None]]
 
@@ -175,7 +179,6 @@ class StateStore:
         self._view: StateView | None = None
         self._commit_cache: OrderedDict[int, Commit] = OrderedDict()
         self._mutex = asyncio.Lock()
-        self._pointer_serial = 0  # the newest snapshot _last_snapshot.json is known to name
         self._unwritten_since: dict[int, float] = {}  # handed-out serials seen unwritten
         self.contention = Contention()
 
@@ -339,7 +342,7 @@ class StateStore:
             base = view.serial if draft.base_serial is None else draft.base_serial
             if not under_lock:
                 await self._check_conflicts(base, view, draft.touched)
-            _check_resource_types(view, draft.changes)
+            await self._check_types_freshly(view, draft.changes, fresh=not under_lock)
             for _ in range(MAX_REBASES):
                 serial = await sequencer.next_serial(self.workspace)
                 try:
@@ -355,12 +358,25 @@ class StateStore:
                 await self._advance_past_written(sequencer, serial)
             raise _gave_up(draft.touched)
 
+    async def _check_types_freshly(
+        self, view: StateView, changes: list[ResourceChange], *, fresh: bool
+    ) -> None:
+        """The identifier/type guard. A view not refreshed for this commit (under a lock) may
+        be stale, so a clash is confirmed on a refreshed view before it refuses."""
+        try:
+            _check_resource_types(view, changes)
+        except InvalidInput:
+            if fresh:
+                raise
+            await self._refresh_locked()
+            _check_resource_types(view, changes)
+
     async def _put_ticketed(
         self, view: StateView, serial: int, draft: _Draft, base: int, under_lock: bool
     ) -> Commit | None:
         """Our commit at ``serial``; None when another commit is there already."""
         if not under_lock:
-            await self._catch_up_to(view, serial - 1)
+            await self._catch_up_to(view, serial - 1, snapshots=False)  # ours is waited for
             await self._check_conflicts(base, view, draft.touched)
             _check_resource_types(view, draft.changes)
         lineage = await self._lineage_for(view, serial)
@@ -386,11 +402,24 @@ class StateStore:
         return (await self._resolve([1], {}))[1].lineage
 
     async def _advance_past_written(self, sequencer: Sequencer, serial: int) -> None:
+        await sequencer.advance_to(self.workspace, await self._last_written(serial))
+
+    async def _last_written(self, after: int) -> int:
+        """The highest serial in the log after ``after`` (``after`` if none). A log key far
+        beyond the others is not a hole to fill but a misplaced file: refused."""
         keys = await self.objects.list_keys(
-            self._log_prefix, start_after=serial_key(self._log_prefix, serial)
+            self._log_prefix, start_after=serial_key(self._log_prefix, after)
         )
-        written = [s for s in map(serial_of, keys) if s is not None]
-        await sequencer.advance_to(self.workspace, max([serial, *written]))
+        written = sorted(s for s in map(serial_of, keys) if s is not None)
+        if written and written[-1] - after - len(written) > MAX_HOLES:
+            raise StateCorrupt(
+                f"The log of workspace '{self.workspace}' has a key at serial {written[-1]}, "
+                f"{written[-1] - after - len(written)} serials beyond the others after {after}: "
+                "commits are missing or a file was put under the wrong name.",
+                next_step="Move the misplaced file back or restore the missing commits; "
+                "nothing was changed.",
+            )
+        return written[-1] if written else after
 
     async def _after_ticketed_commit(self, view: StateView, commit: Commit) -> None:
         """Apply our commit when the view is just before it, else leave it (and the snapshot,
@@ -467,14 +496,22 @@ class StateStore:
             log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
 
     async def _write_snapshot(self, view: StateView) -> None:
-        """Write once; the pointer only ever moves forward."""
+        """Write once; then move the pointer to it unless it already names a newer one."""
         body = json.dumps(view.to_snapshot(), sort_keys=True, separators=(",", ":")).encode()
         if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
             return  # someone who read this far first wrote it
-        if view.serial > self._pointer_serial:
-            pointer = json.dumps({"serial": view.serial}).encode()
-            await self.objects.put(self._last_snapshot_key, pointer)
-            self._pointer_serial = view.serial
+        pointer = json.dumps({"serial": view.serial}).encode()
+        for _ in range(POINTER_ATTEMPTS):
+            current = await self.objects.get(self._last_snapshot_key)
+            if current is None:
+                if await self.objects.put_if_absent(self._last_snapshot_key, pointer):
+                    return
+                continue
+            if _pointer_serial(current.body) >= view.serial:
+                return
+            with contextlib.suppress(PreconditionFailed):  # moved meanwhile: look again
+                await self.objects.put(self._last_snapshot_key, pointer, if_match=current.etag)
+                return
 
     # ================================================================== internals: loading
 
@@ -507,11 +544,8 @@ class StateStore:
     async def _discover(self, view: StateView, sequencer: Sequencer) -> None:
         """First load with a sequencer: list the log, since commits may have been copied in
         without tickets (a migration), and move the sequencer past them."""
-        keys = await self.objects.list_keys(
-            self._log_prefix, start_after=serial_key(self._log_prefix, view.serial)
-        )
-        written = [s for s in map(serial_of, keys) if s is not None]
-        await self._catch_up_sequenced(view, sequencer, written_up_to=max(written, default=0))
+        written_up_to = await self._last_written(view.serial)
+        await self._catch_up_sequenced(view, sequencer, written_up_to=written_up_to)
 
     async def _catch_up_sequenced(
         self, view: StateView, sequencer: Sequencer, *, written_up_to: int = 0
@@ -533,25 +567,33 @@ class StateStore:
     def _overdue(self, unwritten: list[int]) -> int:
         """The highest of the serials above everything written that this store has now seen
         unwritten for ``hole_grace``: their writers are gone (or a ticket's answer was lost),
-        so reading up to it voids them. 0 when none."""
-        now = asyncio.get_running_loop().time()
-        self._unwritten_since = {s: self._unwritten_since.get(s, now) for s in unwritten}
-        overdue = [
-            s for s, since in self._unwritten_since.items() if now - since >= self.hole_grace
-        ]
-        return max(overdue, default=0)
+        so reading up to it voids them at once. 0 when none."""
+        return max((s for s in unwritten if self._waited_out(s)), default=0)
+
+    def _waited_out(self, serial: int) -> bool:
+        """Whether ``serial`` has been seen unwritten for ``hole_grace`` (the clock starts at
+        the first time this store saw it unwritten)."""
+        now = self.clock.now().timestamp()
+        return now - self._unwritten_since.setdefault(serial, now) >= self.hole_grace
 
     async def _catch_up_to(
-        self, view: StateView, target: int, found: dict[int, Commit | None] | None = None
+        self,
+        view: StateView,
+        target: int,
+        found: dict[int, Commit | None] | None = None,
+        *,
+        snapshots: bool = True,
     ) -> None:
-        """Apply every commit up to ``target``, waiting for (and at last voiding) holes."""
+        """Apply every commit up to ``target``, waiting for (and at last voiding) holes; write
+        the snapshots due on the way."""
         if target <= view.serial:
             return
         wanted = list(range(view.serial + 1, target + 1))
         commits = await self._resolve(wanted, found or {}, lineage=view.lineage)
         for serial in wanted:
             apply_commit(view, commits[serial])
-            await self._snapshot_if_due(view)
+            if snapshots:
+                await self._snapshot_if_due(view)
 
     async def _resolve(
         self, serials: list[int], found: dict[int, Commit | None], *, lineage: str = ""
@@ -562,20 +604,19 @@ class StateStore:
         have.update({s: self._commit_cache[s] for s in serials if s in self._commit_cache})
         missing = [s for s in serials if s not in have and s not in found]
         have.update({s: c for s, c in (await self._fetch_present(missing)).items() if c})
-        loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + self.hole_grace, HOLE_POLL_FIRST
+        delay = HOLE_POLL_FIRST
+        # One lineage for all: with nothing written yet, the voids start the state.
+        known = lineage or next((c.lineage for c in have.values()), str(uuid.uuid4()))
         while holes := [s for s in serials if s not in have]:
-            if loop.time() >= deadline:
-                # One lineage for all: with nothing written yet, the voids start the state.
-                known = lineage or next((c.lineage for c in have.values()), str(uuid.uuid4()))
-                for serial in holes:
-                    have[serial] = await self._void(serial, known)
-                    known = have[serial].lineage  # another reader's void may have won
-                break
-            await asyncio.sleep(delay)
-            delay = min(2 * delay, HOLE_POLL_MAX)
-            have.update({s: c for s, c in (await self._fetch_present(holes)).items() if c})
+            for serial in [s for s in holes if self._waited_out(s)]:
+                have[serial] = await self._void(serial, known)
+                known = have[serial].lineage  # another reader's void may have won
+            if holes := [s for s in holes if s not in have]:
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, HOLE_POLL_MAX)
+                have.update({s: c for s, c in (await self._fetch_present(holes)).items() if c})
         for serial in serials:
+            self._unwritten_since.pop(serial, None)
             self._remember(have[serial])
         return have
 
@@ -646,7 +687,6 @@ class StateStore:
         if pointer is not None:
             try:
                 candidates.append(int(json.loads(pointer.body)["serial"]))
-                self._pointer_serial = candidates[0]
             except (ValueError, KeyError, TypeError):
                 log.warning("Ignoring unreadable %s", self._last_snapshot_key)
         if not candidates:
@@ -771,6 +811,13 @@ class _Draft:
     base_serial: int | None
 
 
+def _pointer_serial(body: bytes) -> int:
+    try:
+        return int(json.loads(body)["serial"])
+    except (ValueError, KeyError, TypeError):
+        return 0  # unreadable: any snapshot is better
+
+
 def _checked(commit: Commit, serial: int) -> Commit:
     if commit.serial != serial:
         raise StateCorrupt(
@@ -801,15 +848,19 @@ def _check_resource_types(view: StateView, changes: list[ResourceChange]) -> Non
     """Resources are keyed by identifier, as in the seed's document, so one identifier cannot
     name two resources of different types (say a bucket and a queue both called 'logs')."""
     for change in changes:
-        existing = view.resources.get(change.identifier)
-        if existing is not None and existing.resource_type != change.resource_type:
-            raise InvalidInput(
-                f"The state already records {change.identifier!r} as {existing.resource_type}; "
-                f"this change is for {change.resource_type}.",
-                next_step="Use another name for the new resource, or remove the recorded one "
-                "first (delete it, or forget it from state).",
-                identifier=change.identifier,
-            )
+        ensure_same_type(view.resources.get(change.identifier), change.resource_type)
+
+
+def ensure_same_type(existing: ResourceState | None, resource_type: str) -> None:
+    """Refuse to record ``resource_type`` under an identifier the state has for another type."""
+    if existing is not None and existing.resource_type != resource_type:
+        raise InvalidInput(
+            f"The state already records {existing.identifier!r} as {existing.resource_type}; "
+            f"this change is for {resource_type}.",
+            next_step="Use another name for the new resource, or remove the recorded one "
+            "first (delete it, or forget it from state).",
+            identifier=existing.identifier,
+        )
 
 
 def _overlap(ours: set[str], theirs: set[str]) -> set[str]:

@@ -12,6 +12,7 @@ import pytest
 
 from backends.aws import RequestCounter
 from backends.base import Backend
+from backends.dynamodb_serials import DynamoDBSequencer
 from backends.local_objects import LocalObjectStore
 from service import errors
 from service.locking import hold_lock
@@ -204,3 +205,17 @@ async def test_a_serial_taken_by_a_writer_that_died_is_voided_and_the_log_goes_o
     assert sorted(view.resources) == ["after", "before"]
     assert [v.kind for v in await reader.versions()] == ["change", "void", "change"]
     assert await backend.locks.list_locks("default") == []  # the counter is not a lock
+
+
+async def test_asking_for_a_serial_again_with_the_same_ticket_gets_the_same_serial(
+    backend: Backend,
+) -> None:
+    sequencer = backend.sequencer
+    assert isinstance(sequencer, DynamoDBSequencer)
+
+    first = await sequencer.take("default", "ticket-a")
+    again = await sequencer.take("default", "ticket-a")  # a retry whose answer was lost
+    other = await sequencer.take("default", "ticket-b")
+
+    assert (first, again, other) == (1, 1, 2)
+    assert await sequencer.current("default") == 2

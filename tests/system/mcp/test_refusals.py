@@ -320,3 +320,26 @@ def test_default_tags_can_be_switched_off(start_server: ServerFactory, backend_d
         properties={"BucketName": "no-default-tags"},
     )
     assert "Tags" not in generated["properties_for_explanation"]
+
+
+def test_a_name_the_state_has_for_another_type_is_refused_before_aws_creates_it(
+    server: McpSession, sandbox: Sandbox, backend_dir: Path
+) -> None:
+    server.ok("create_resource", resource_type=S3, **_create_tokens(server, "taken-name"))
+    head = server.ok("list_state_versions", limit=1)
+    table = {
+        "TableName": "taken-name",
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+    }
+    tokens = server.prepare(resource_type="AWS::DynamoDB::Table", properties=table)
+
+    refused = server.call("create_resource", resource_type="AWS::DynamoDB::Table", **tokens)
+
+    assert refused.error == "invalid_input"
+    assert "already records 'taken-name' as AWS::S3::Bucket" in refused["message"]
+    dynamodb = boto3.client("dynamodb", **_aws(sandbox))
+    assert "taken-name" not in dynamodb.list_tables()["TableNames"]
+    assert server.ok("list_state_versions", limit=1) == head
+    assert held_locks(backend_dir) == []

@@ -6,8 +6,10 @@ tests/integration/s3."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 from backends.memory import MemoryObjectStore, MemorySequencer
 from service.errors import StateConflict
+from service.model import ResourceChange
 from service.replay import StateView, apply_commit
 from service.store import StateStore, serial_key
 
@@ -119,6 +122,103 @@ async def test_a_serial_left_unwritten_after_the_last_commit_is_voided_too() -> 
     assert await kinds(reader) == ["change", "void"]
     landed = await state.store().commit([change("next")], meta(), under_lock=True)
     assert landed.serial == 3
+
+
+class StoppedClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+async def test_a_serial_seen_unwritten_for_the_grace_is_voided_without_waiting_again() -> None:
+    state, clock = Shared(), StoppedClock()
+    await state.store().commit([change("first")], meta())
+    await state.sequencer.next_serial("default")
+    reader = state.store(hole_grace=30, clock=clock)
+    assert await reader.head() == 1
+
+    clock.at += timedelta(seconds=30)
+    # Voided now, not after another 30 s (the clock does not move: a second wait never ends).
+    assert await asyncio.wait_for(reader.head(), timeout=10) == 2
+
+
+async def test_an_under_lock_commit_is_not_refused_by_a_stale_view() -> None:
+    state = Shared()
+    p1, p2 = state.store(), state.store()
+    await p1.commit([change("logs")], meta())  # p1's view: bucket 'logs' at serial 1
+    await p2.commit([change("logs", "delete")], meta("bob"), under_lock=True)
+    queue = ResourceChange(
+        identifier="logs",
+        resource_type="AWS::SQS::Queue",
+        operation="create",
+        properties_after={"QueueName": "logs"},
+    )
+
+    landed = await p1.commit([queue], meta(), under_lock=True)
+
+    assert landed.serial == 3
+    assert (await state.store().get_resource("logs")).resource_type == "AWS::SQS::Queue"
+
+
+async def test_a_log_that_ends_at_a_snapshot_moves_the_sequencer_on_first_load() -> None:
+    objects = MemoryObjectStore()
+    plain = StateStore(objects, snapshot_every=3)
+    for i in range(3):
+        await plain.commit([change(f"old{i}")], meta())
+    state = Shared(objects)
+    store = state.store(snapshot_every=3)
+
+    await store.current()
+    landed = await store.commit([change("new")], meta(), under_lock=True)
+
+    assert await state.sequencer.current("default") == 4
+    assert landed.serial == 4 and store.contention.lost_races == 0
+
+
+class PointerGated(MemoryObjectStore):
+    """Holds the first update of the snapshot pointer until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.waiting, self.armed = asyncio.Event(), asyncio.Event(), True
+
+    async def put(self, key: str, body: bytes, *, if_match: str | None = None) -> str:
+        if key.endswith("_last_snapshot.json") and self.armed:
+            self.armed = False
+            self.waiting.set()
+            await self.gate.wait()
+        return await super().put(key, body, if_match=if_match)
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        if key.endswith("_last_snapshot.json") and self.armed:
+            self.armed = False
+            self.waiting.set()
+            await self.gate.wait()
+        return await super().put_if_absent(key, body)
+
+
+async def test_the_snapshot_pointer_never_moves_backwards() -> None:
+    objects = PointerGated()
+    state = Shared(objects)
+    writer = state.store(snapshot_every=4)
+    for i in range(4):
+        await state.store().commit([change(f"a{i}")], meta(), under_lock=True)
+    slow = asyncio.create_task(state.store(snapshot_every=4).current())  # snapshot 4, then..
+    await objects.waiting.wait()
+    try:
+        for i in range(4):
+            await writer.commit([change(f"b{i}")], meta(), under_lock=True)
+        await state.store(snapshot_every=4).current()  # snapshot 8, pointer 8
+    finally:
+        objects.gate.set()
+    await slow
+
+    pointer = await objects.get("default/_last_snapshot.json")
+    assert pointer is not None and json.loads(pointer.body) == {"serial": 8}
 
 
 async def test_a_reader_waits_for_a_serial_being_written_instead_of_skipping_it(
