@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -371,3 +372,55 @@ async def _check_log(actions: list[tuple[str, int, str, bool]]) -> None:
     for writer in writers:  # every writer, however stale, catches up to the same state
         assert (await writer.current()).to_snapshot() == view.to_snapshot()
     assert replayed.to_snapshot() == view.to_snapshot()
+
+
+class SlowObjectStore(MemoryObjectStore):
+    """Puts and gets that take a random while, so that writers, readers and voiders overlap."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.random = random.Random(seed)
+
+    async def _pause(self) -> None:
+        await asyncio.sleep(self.random.choice([0, 0, 0.001, 0.003, 0.02]))
+
+    async def put_if_absent(self, key: str, body: bytes) -> bool:
+        await self._pause()
+        return await super().put_if_absent(key, body)
+
+    async def get(self, key: str) -> Any:
+        await self._pause()
+        return await super().get(key)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_concurrent_slow_writers_readers_and_voids_lose_and_duplicate_nothing(
+    seed: int,
+) -> None:
+    """Writers whose puts are slower than the readers' grace get voided and commit again; at
+    the end every acknowledged commit is in the log exactly once, at the serial it was
+    acknowledged with, and every store reads the same state."""
+    state = Shared(SlowObjectStore(seed))
+    stores = [state.store(hole_grace=0.005) for _ in range(4)]
+    acknowledged: dict[str, int] = {}
+
+    async def write(n: int) -> None:
+        for i in range(6):
+            name = f"w{n}-{i}"
+            commit = await stores[n].commit([change(name)], meta(f"w{n}"), under_lock=n % 2 == 0)
+            acknowledged[name] = commit.serial
+
+    async def read(n: int) -> None:
+        for _ in range(8):
+            await stores[n].current()
+
+    await asyncio.gather(*(write(n) for n in range(4)), *(read(n) for n in range(4)))
+
+    reader = state.store(hole_grace=0.005)
+    view = await reader.current()
+    commits = [await reader.commit_at(s) for s in range(1, view.serial + 1)]
+    landed = {c.changes[0].identifier: c.serial for c in commits if c.kind != "void"}
+    assert landed == acknowledged  # each once, where its writer was told it is
+    assert sorted(view.resources) == sorted(acknowledged)
+    for store in stores:
+        assert (await store.current()).to_snapshot() == view.to_snapshot()
