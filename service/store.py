@@ -337,45 +337,61 @@ class StateStore:
     ) -> Commit:
         """Take a serial from the sequencer and put the commit there. Under the caller's locks
         nothing is read; otherwise the commits before our serial are read and checked first."""
+        if under_lock:
+            return await self._append_under_lock(draft, sequencer)
         async with self._mutex:
-            view = await (self._ensure_loaded() if under_lock else self._refresh_locked())
+            view = await self._refresh_locked()
             base = view.serial if draft.base_serial is None else draft.base_serial
-            if not under_lock:
-                await self._check_conflicts(base, view, draft.touched)
-            await self._check_types_freshly(view, draft.changes, fresh=not under_lock)
-            for _ in range(MAX_REBASES):
-                serial = await sequencer.next_serial(self.workspace)
-                try:
-                    commit = await self._put_ticketed(view, serial, draft, base, under_lock)
-                except BaseException:
-                    await self._withdraw(view, serial)
-                    raise
-                if commit is not None:
-                    await self._after_ticketed_commit(view, commit)
-                    return commit
-                # Our serial was voided (we were too slow) or written without a ticket.
-                self.contention.lost_races += 1
-                await self._advance_past_written(sequencer, serial)
-            raise _gave_up(draft.touched)
+            await self._check_conflicts(base, view, draft.touched)
+            _check_resource_types(view, draft.changes)
+            commit = await self._take_and_put(view, draft, sequencer, base=base)
+            await self._after_ticketed_commit(view, commit)
+            return commit
 
-    async def _check_types_freshly(
-        self, view: StateView, changes: list[ResourceChange], *, fresh: bool
-    ) -> None:
-        """The identifier/type guard. A view not refreshed for this commit (under a lock) may
-        be stale, so a clash is confirmed on a refreshed view before it refuses."""
+    async def _append_under_lock(self, draft: _Draft, sequencer: Sequencer) -> Commit:
+        """The store's own lock is taken only to load, to confirm a type clash and to apply the
+        commit, so this process's other commits, and a read waiting out a hole, do not hold
+        up the ticket and the put."""
+        view = self._view
+        if view is None:
+            async with self._mutex:
+                view = await self._ensure_loaded()
         try:
-            _check_resource_types(view, changes)
-        except InvalidInput:
-            if fresh:
+            _check_resource_types(view, draft.changes)
+        except InvalidInput:  # the view may be stale: confirm on a refreshed one
+            async with self._mutex:
+                _check_resource_types(await self._refresh_locked(), draft.changes)
+        commit = await self._take_and_put(view, draft, sequencer, base=None)
+        if not self._mutex.locked():  # else whoever holds it is reading: it will apply ours
+            async with self._mutex:
+                await self._after_ticketed_commit(view, commit)
+        else:
+            self._remember(commit)
+        return commit
+
+    async def _take_and_put(
+        self, view: StateView, draft: _Draft, sequencer: Sequencer, *, base: int | None
+    ) -> Commit:
+        for _ in range(MAX_REBASES):
+            serial = await sequencer.next_serial(self.workspace)
+            try:
+                commit = await self._put_ticketed(view, serial, draft, base)
+            except BaseException:
+                await self._withdraw(view, serial)
                 raise
-            await self._refresh_locked()
-            _check_resource_types(view, changes)
+            if commit is not None:
+                return commit
+            # Our serial was voided (we were too slow) or written without a ticket.
+            self.contention.lost_races += 1
+            await self._advance_past_written(sequencer, serial)
+        raise _gave_up(draft.touched)
 
     async def _put_ticketed(
-        self, view: StateView, serial: int, draft: _Draft, base: int, under_lock: bool
+        self, view: StateView, serial: int, draft: _Draft, base: int | None
     ) -> Commit | None:
-        """Our commit at ``serial``; None when another commit is there already."""
-        if not under_lock:
+        """Our commit at ``serial``; None when another commit is there already. With a
+        ``base`` (not under a lock) the commits before ``serial`` are read and checked first."""
+        if base is not None:
             await self._catch_up_to(view, serial - 1, snapshots=False)  # ours is waited for
             await self._check_conflicts(base, view, draft.touched)
             _check_resource_types(view, draft.changes)

@@ -222,6 +222,24 @@ async def test_the_snapshot_pointer_never_moves_backwards() -> None:
     assert pointer is not None and json.loads(pointer.body) == {"serial": 8}
 
 
+async def test_a_read_waiting_out_a_hole_does_not_hold_up_a_commit_under_lock() -> None:
+    state = Shared()
+    await state.store().commit([change("first")], meta())
+    server = state.store(hole_grace=3600)  # one MCP server's store, loaded
+    assert await server.head() == 1
+    await state.sequencer.next_serial("default")  # serial 2: its writer died
+    await state.store().commit([change("other")], meta("bob"), under_lock=True)  # serial 3
+    reading = asyncio.create_task(server.current())  # waits an hour for serial 2
+    await asyncio.sleep(0.01)
+    try:
+        mine = await asyncio.wait_for(
+            server.commit([change("mine")], meta(), under_lock=True), timeout=10
+        )
+        assert mine.serial == 4 and not reading.done()
+    finally:
+        reading.cancel()
+
+
 async def test_a_reader_waits_for_a_serial_being_written_instead_of_skipping_it(
     gated: tuple[Shared, GatedObjectStore],
 ) -> None:
