@@ -736,24 +736,21 @@ class StateStore:
             return None
 
     async def _read_commits(self, serials: Iterable[int]) -> list[Commit]:
+        """The commits at ``serials``, all of which must exist (a gap is corruption here)."""
         wanted = list(serials)
-        missing = [s for s in wanted if s not in self._commit_cache]
-        fetched = dict(zip(missing, await self._fetch_bounded(missing), strict=True))
+        found = await self._fetch_present(wanted)
         out = []
         for serial in wanted:
-            commit = self._commit_cache.get(serial) or fetched[serial]
+            commit = found[serial]
+            if commit is None:
+                raise StateCorrupt(
+                    f"Commit {serial_key(self._log_prefix, serial)} is missing from "
+                    f"{self.objects.describe()}.",
+                    next_step="Restore it from a backup; the log must be gap-free.",
+                )
             self._remember(commit)
             out.append(commit)
         return out
-
-    async def _fetch_bounded(self, serials: list[int]) -> list[Commit]:
-        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-
-        async def one(serial: int) -> Commit:
-            async with gate:
-                return await self._fetch_commit(serial)
-
-        return list(await asyncio.gather(*(one(s) for s in serials)))
 
     def _remember(self, commit: Commit) -> None:
         self._commit_cache[commit.serial] = commit
@@ -762,14 +759,7 @@ class StateStore:
             self._commit_cache.popitem(last=False)
 
     async def _fetch_commit(self, serial: int) -> Commit:
-        key = serial_key(self._log_prefix, serial)
-        obj = await self.objects.get(key)
-        if obj is None:
-            raise StateCorrupt(
-                f"Commit {key} is missing from {self.objects.describe()}.",
-                next_step="Restore it from a backup; the log must be gap-free.",
-            )
-        return _checked(decode_commit(obj.body, where=key), serial)
+        return (await self._read_commits([serial]))[0]
 
     async def _history(self, view: StateView, identifier: str) -> list[LineageEntry]:
         serials = view.history_index.get(identifier)

@@ -187,18 +187,18 @@ class PointerGated(MemoryObjectStore):
         super().__init__()
         self.gate, self.waiting, self.armed = asyncio.Event(), asyncio.Event(), True
 
-    async def put(self, key: str, body: bytes, *, if_match: str | None = None) -> str:
+    async def _hold(self, key: str) -> None:
         if key.endswith("_last_snapshot.json") and self.armed:
             self.armed = False
             self.waiting.set()
             await self.gate.wait()
+
+    async def put(self, key: str, body: bytes, *, if_match: str | None = None) -> str:
+        await self._hold(key)
         return await super().put(key, body, if_match=if_match)
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:
-        if key.endswith("_last_snapshot.json") and self.armed:
-            self.armed = False
-            self.waiting.set()
-            await self.gate.wait()
+        await self._hold(key)
         return await super().put_if_absent(key, body)
 
 
