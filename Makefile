@@ -3,7 +3,7 @@
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
 .PHONY: help install test lint format bench demo serve sandbox clean
@@ -15,7 +15,7 @@ help:
 	@echo "make bench   run benchmarks -> benchmarks/report.json, docs/performance.md"
 	@echo "make serve   run the MCP server (stdio) against the offline sandbox"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,sandbox]'

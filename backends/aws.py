@@ -37,14 +37,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.loaders import Loader, create_loader
+from ccstate.service import errors
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
-
-from service import errors
 
 log = logging.getLogger(__name__)
 

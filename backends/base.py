@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.ports import LockManager, ObjectStore, Sequencer
-from service.store import StateStore
+from ccstate.service.ports import LockManager, ObjectStore, Sequencer
+from ccstate.service.state.store import StateStore
 
 
 @dataclass

@@ -15,8 +15,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends import aws
-from service import errors
+from ccstate.backends import aws
+from ccstate.service import errors
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.scanning import INSTALL_HINT, ScanResult, completed_result
+from ccstate.service.changes.scanning import INSTALL_HINT, ScanResult, completed_result
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,7 @@ from typing import Any
 
 import aioboto3
 from botocore.exceptions import ClientError
-
-from backends.aws import (
+from ccstate.backends.aws import (
     AWS_ERRORS,
     call_with_retry,
     error_code,
@@ -30,8 +29,8 @@ from backends.aws import (
     open_client,
     translate,
 )
-from service import errors
-from service.ports import CallerIdentity, ProgressEvent, ResourceDescription, ResourcePage
+from ccstate.service import errors
+from ccstate.service.ports import CallerIdentity, ProgressEvent, ResourceDescription, ResourcePage
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from ccstate.service.errors import ConfigError, InvalidInput
+from ccstate.service.names import validate_workspace
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -36,9 +38,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-
-from service.errors import ConfigError, InvalidInput
-from service.names import validate_workspace
 
 HOME_DIR = "~/.aws/ccapi-mcp-server"
 DEFAULT_CONFIG_FILE = f"{HOME_DIR}/config.json"

@@ -28,12 +28,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ccstate.backends import aws
+from ccstate.service import errors
+from ccstate.service.ports import ObjectStore, StoredObject
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from backends import aws
-from service import errors
-from service.ports import ObjectStore, StoredObject
 
 MAGIC = b"CCENV"
 VERSION = 1

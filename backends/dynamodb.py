@@ -36,9 +36,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
-from backends import aws
-from service import errors
-from service.ports import LockInfo, LockScope
+from ccstate.backends import aws
+from ccstate.service import errors
+from ccstate.service.ports import LockInfo, LockScope
 
 log = logging.getLogger(__name__)
 

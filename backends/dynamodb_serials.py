@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from backends.dynamodb import ConditionFailed, call_table, partition_key
+from ccstate.backends.dynamodb import ConditionFailed, call_table, partition_key
 
 SERIAL_SK = "#serial"
 

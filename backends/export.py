@@ -12,11 +12,10 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from ccstate.backends.local_files import replace_atomically
+from ccstate.service.errors import InvalidInput
+from ccstate.service.state.model import STATE_VERSION, StateDocument
 from pydantic import ValidationError
-
-from backends.local_files import replace_atomically
-from service.errors import InvalidInput
-from service.model import STATE_VERSION, StateDocument
 
 StateExporter = Callable[[StateDocument], Awaitable[None]]
 

@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from backends.base import Backend, BackendSpec
-from backends.config import Settings, load_settings
-from service.errors import ConfigError
-from service.store import StateStore
+from ccstate.backends.base import Backend, BackendSpec
+from ccstate.backends.config import Settings, load_settings
+from ccstate.service.errors import ConfigError
+from ccstate.service.state.store import StateStore
 
 __all__ = ["ACCEPTED_FORMS", "BackendSpec", "open_backend", "parse_backend_url", "redact_url"]
 
@@ -40,13 +40,13 @@ async def open_backend(url: str | None = None, *, settings: Settings | None = No
     settings = settings or load_settings()
     spec = parse_backend_url(url or settings.backend_url, settings=settings)
     if spec.scheme == "file":
-        from backends.local import encrypt_local_backend, open_local_backend
+        from ccstate.backends.local import encrypt_local_backend, open_local_backend
 
         backend = open_local_backend(spec, settings)
         if settings.kms_key:
             return await encrypt_local_backend(backend, settings.kms_key, settings.region)
         return backend
-    from backends.s3 import open_s3_backend
+    from ccstate.backends.s3 import open_s3_backend
 
     return await open_s3_backend(spec, settings)
 
@@ -153,7 +153,7 @@ def _s3_options(url: str, query: str) -> dict[str, str]:
 def build_store(backend: Backend, settings: Settings) -> StateStore:
     """The workspace's StateStore on ``backend``; local backends also keep the readable
     state.json export. The CLI and the MCP server both build their store here."""
-    from backends.export import state_json_exporter
+    from ccstate.backends.export import state_json_exporter
 
     exporter = state_json_exporter(backend.export_path) if backend.export_path else None
     return backend.state_store(

@@ -17,11 +17,11 @@ import stat
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from backends.base import Backend, BackendSpec
-from backends.config import Settings
-from backends.local_locks import LocalLockManager
-from backends.local_objects import LocalObjectStore
-from service.ports import Clock
+from ccstate.backends.base import Backend, BackendSpec
+from ccstate.backends.config import Settings
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.ports import Clock
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ async def encrypt_local_backend(backend: Backend, kms_key: str, region: str | No
 
     The readable state.json export is switched off: it would hold the state in plaintext.
     """
-    from backends import aws
-    from backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
+    from ccstate.backends import aws
+    from ccstate.backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
 
     stack = AsyncExitStack()
     try:

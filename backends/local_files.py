@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.errors import BackendError
+from ccstate.service.errors import BackendError
 
 log = logging.getLogger(__name__)
 

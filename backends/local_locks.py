@@ -28,15 +28,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from backends.local_files import (
+from ccstate.backends.local_files import (
     ensure_private_dir,
     exclusive_flock,
     os_errors_as_backend_errors,
     replace_atomically,
 )
-from service.errors import InvalidInput, LockLost, LockNotFound, LockTimeout
-from service.names import validate_identifier, validate_workspace
-from service.ports import Clock, LockInfo, LockScope, SystemClock
+from ccstate.service.errors import InvalidInput, LockLost, LockNotFound, LockTimeout
+from ccstate.service.names import validate_identifier, validate_workspace
+from ccstate.service.ports import Clock, LockInfo, LockScope, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from backends.local_files import (
+from ccstate.backends.local_files import (
     ensure_private_dir,
     exclusive_flock,
     fsync_dir,
@@ -28,8 +28,8 @@ from backends.local_files import (
     remove_if_stale_temp,
     write_temp,
 )
-from service.errors import BackendError, InvalidInput, PreconditionFailed
-from service.ports import StoredObject
+from ccstate.service.errors import BackendError, InvalidInput, PreconditionFailed
+from ccstate.service.ports import StoredObject
 
 # Serialises put/delete against if_match checks of other processes, per directory.
 _CAS_LOCK_NAME = ".ccstate-cas.lock"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 
-from service.errors import PreconditionFailed
-from service.ports import StoredObject
+from ccstate.service.errors import PreconditionFailed
+from ccstate.service.ports import StoredObject
 
 
 class MemoryObjectStore:

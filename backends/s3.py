@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from backends import aws
-from backends.base import Backend
-from service import errors
-from service.ports import StoredObject
+from ccstate.backends import aws
+from ccstate.backends.base import Backend
+from ccstate.service import errors
+from ccstate.service.ports import StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +238,9 @@ async def open_s3_backend_from_options(
     ``encrypt='client'`` adds client-side envelope encryption under ``kms_key``.
     ``endpoint_url`` overrides AWS_ENDPOINT_URL (botocore reads that one by itself).
     """
-    from backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
-    from backends.dynamodb import DynamoDBLockManager
-    from backends.dynamodb_serials import DynamoDBSequencer
+    from ccstate.backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
+    from ccstate.backends.dynamodb import DynamoDBLockManager
+    from ccstate.backends.dynamodb_serials import DynamoDBSequencer
 
     mode = _check_options(bucket, table, kms_key, encrypt)
     stack = AsyncExitStack()

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service import errors
-from service.schema import ResourceSchema
+from ccstate.service import errors
+from ccstate.service.changes.schema import ResourceSchema
 
 log = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ def goal_seconds(size: int, concurrency: int) -> float:
 
 
 def run() -> dict[str, Any]:
-    from sandbox.moto_server import free_port
-    from service.drift import DriftDetector
+    from ccstate.sandbox.moto_server import free_port
+    from ccstate.service.drift.detect import DriftDetector
 
     concurrency = DriftDetector.__init__.__kwdefaults__["concurrency"]
     port = free_port()
@@ -91,7 +91,7 @@ def run() -> dict[str, Any]:
 def _stub_scan(backend: Path, pool: int | None = None) -> dict[str, Any]:
     """The same scan against the latency-only stub (no moto behind it); ``pool`` raises
     botocore's connection pool (default 10) for an experiment."""
-    from sandbox.moto_server import free_port
+    from ccstate.sandbox.moto_server import free_port
 
     port = free_port()
     stub = subprocess.Popen(
@@ -147,9 +147,9 @@ def _sqs(endpoint: str) -> Any:
 
 async def _build_state(endpoint: str, backend: Path, size: int) -> None:
     """``size`` queues in moto, recorded in a local state as ccstate would have created them."""
-    from backends.local_objects import LocalObjectStore
-    from service.model import CommitMeta, Principal, ResourceChange
-    from service.store import StateStore
+    from ccstate.backends.local_objects import LocalObjectStore
+    from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+    from ccstate.service.state.store import StateStore
 
     sqs = _sqs(endpoint)
     names = [f"bench-{size}-{i:05d}" for i in range(size)]
@@ -272,9 +272,8 @@ def _maybe_widen_pool() -> None:
     pool = os.environ.get(POOL_ENV)
     if not pool:
         return
+    import ccstate.backends.aws as aws
     from botocore.config import Config
-
-    import backends.aws as aws
 
     shipped = aws.client_config
 
@@ -285,12 +284,12 @@ def _maybe_widen_pool() -> None:
 
 
 async def _measure(backend: Path) -> dict[str, Any]:
-    from backends.cloudcontrol import CloudControlProvider
-    from backends.local_objects import LocalObjectStore
-    from backends.schemas import CloudFormationSchemaProvider
-    from service.drift import DriftDetector
-    from service.model import CommitMeta, Principal
-    from service.store import StateStore
+    from ccstate.backends.cloudcontrol import CloudControlProvider
+    from ccstate.backends.local_objects import LocalObjectStore
+    from ccstate.backends.schemas import CloudFormationSchemaProvider
+    from ccstate.service.drift.detect import DriftDetector
+    from ccstate.service.state.model import CommitMeta, Principal
+    from ccstate.service.state.store import StateStore
 
     _maybe_widen_pool()
     store = StateStore(LocalObjectStore(backend), "default")

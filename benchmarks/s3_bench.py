@@ -35,15 +35,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from backends.aws import RequestCounter
-from backends.base import Backend
-from backends.bootstrap import bootstrap
-from backends.s3 import open_s3_backend_from_options
-from sandbox.moto_server import start_moto
-from service.locking import hold_lock
-from service.model import CommitMeta, Principal, ResourceChange
-from service.ports import LockScope
-from service.store import StateStore
+from ccstate.backends.aws import RequestCounter
+from ccstate.backends.base import Backend
+from ccstate.backends.bootstrap import bootstrap
+from ccstate.backends.s3 import open_s3_backend_from_options
+from ccstate.sandbox.moto_server import start_moto
+from ccstate.service.locking import hold_lock
+from ccstate.service.ports import LockScope
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 NAME = "s3"
 TITLE = "S3 + DynamoDB backend: AWS requests per commit, concurrent writers"

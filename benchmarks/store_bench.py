@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backends.export import state_json_exporter, write_document
-from backends.local_objects import LocalObjectStore
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import EXPORT_MAX_RESOURCES, StateStore
+from ccstate.backends.export import state_json_exporter, write_document
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import EXPORT_MAX_RESOURCES, StateStore
 
 NAME = "store"
 TITLE = "State store: load and commit cost by state size"

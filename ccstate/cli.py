@@ -20,8 +20,8 @@ from typing import Any
 
 from ccstate.context import CliContext, output_format
 from ccstate.output import FORMATS, Output, to_json_text
-from service import __version__
-from service.errors import CcstateError
+from ccstate.service import __version__
+from ccstate.service.errors import CcstateError
 
 log = logging.getLogger("ccstate")
 

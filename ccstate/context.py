@@ -11,13 +11,13 @@ from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any
 
-from backends.base import Backend
-from backends.config import Settings, load_settings
-from backends.factory import build_store
+from ccstate.backends.base import Backend
+from ccstate.backends.config import Settings, load_settings
+from ccstate.backends.factory import build_store
 from ccstate.output import FORMATS, Output, OutputFormat
-from service.errors import ConfigError
-from service.model import Principal
-from service.store import StateStore
+from ccstate.service.errors import ConfigError
+from ccstate.service.state.model import Principal
+from ccstate.service.state.store import StateStore
 
 OUTPUT_ENV = "CCSTATE_OUTPUT"
 # Command-line options that override a setting of the same name (flags > env > config.json).
@@ -59,7 +59,7 @@ class CliContext:
 
     @asynccontextmanager
     async def open_backend(self) -> AsyncIterator[Backend]:
-        from backends.factory import open_backend  # imported late: it pulls in the AWS SDK
+        from ccstate.backends.factory import open_backend  # imported late: it pulls in the AWS SDK
 
         backend = await open_backend(self.settings.backend_url, settings=self.settings)
         try:

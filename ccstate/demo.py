@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.config import load_settings
-from backends.factory import build_store, open_backend
+from ccstate.backends.config import load_settings
+from ccstate.backends.factory import build_store, open_backend
 from ccstate.demo_output import DemoPrinter
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

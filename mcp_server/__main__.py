@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from mcp_server.arguments import add_serve_arguments, config_from_args
-from mcp_server.server import serve
-from service.errors import CcstateError
+from ccstate.mcp_server.arguments import add_serve_arguments, config_from_args
+from ccstate.mcp_server.server import serve
+from ccstate.service.errors import CcstateError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ccstate.mcp_server.runtime import ServerOptions
+from ccstate.mcp_server.server import DEFAULT_HOST, DEFAULT_PORT, ServeConfig
+
 from ccstate.argtypes import duration
-from mcp_server.runtime import ServerOptions
-from mcp_server.server import DEFAULT_HOST, DEFAULT_PORT, ServeConfig
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

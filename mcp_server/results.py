@@ -16,9 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
+from ccstate.service.errors import CcstateError
 from mcp_types import CallToolResult, TextContent
-
-from service.errors import CcstateError
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.base import Backend
-from backends.config import Settings, load_drift_rules, load_settings
-from backends.factory import build_store
-from service.drift import DriftDetector
-from service.model import Principal, StateDocument
-from service.operations import OperationSettings, ResourceOperations
-from service.redaction import load_salt
-from service.scanning import DisabledScanner, ScanResult, scanning_disabled
-from service.state_tools import StateTools
-from service.store import StateStore
-from service.tagging import default_tags_enabled
-from service.tokens import TokenService
-from service.workflow import Redactor, Workflow, WorkflowConfig
+from ccstate.backends.base import Backend
+from ccstate.backends.config import Settings, load_drift_rules, load_settings
+from ccstate.backends.factory import build_store
+from ccstate.service.authz.tokens import TokenService
+from ccstate.service.changes.executor import OperationSettings, ResourceOperations
+from ccstate.service.changes.redaction import load_salt
+from ccstate.service.changes.scanning import DisabledScanner, ScanResult, scanning_disabled
+from ccstate.service.changes.tagging import default_tags_enabled
+from ccstate.service.changes.workflow import Redactor, Workflow, WorkflowConfig
+from ccstate.service.drift.detect import DriftDetector
+from ccstate.service.state.model import Principal, StateDocument
+from ccstate.service.state.store import StateStore
+from ccstate.service.state.usecases import StateTools
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(options: ServerOptions) -> AsyncIterator[Runtime]:
-    from backends.factory import open_backend
+    from ccstate.backends.factory import open_backend
 
     settings = load_settings(
         {
@@ -153,7 +153,7 @@ def _saver(export_path: str | None) -> Any:
         return None
 
     async def save(doc: StateDocument) -> str:
-        from backends.export import write_document
+        from ccstate.backends.export import write_document
 
         return str(write_document(Path(export_path), doc))
 
@@ -161,7 +161,7 @@ def _saver(export_path: str | None) -> Any:
 
 
 async def _cloud(stack: AsyncExitStack, settings: Settings) -> Any:
-    from backends.cloudcontrol import CloudControlProvider
+    from ccstate.backends.cloudcontrol import CloudControlProvider
 
     cloud = CloudControlProvider(region=settings.region)
     closer = getattr(cloud, "close", None)
@@ -171,7 +171,7 @@ async def _cloud(stack: AsyncExitStack, settings: Settings) -> Any:
 
 
 def _schemas(settings: Settings, options: ServerOptions) -> Any:
-    from backends.schemas import CloudFormationSchemaProvider
+    from ccstate.backends.schemas import CloudFormationSchemaProvider
 
     return CloudFormationSchemaProvider(region=settings.region, offline=options.offline_schemas)
 
@@ -190,7 +190,7 @@ def _scanner(enabled: bool) -> Any:
     if not enabled:
         return DisabledScanner()
     try:
-        from backends.checkov_scanner import CheckovScanner
+        from ccstate.backends.checkov_scanner import CheckovScanner
     except ImportError as exc:
         return UnavailableScanner(
             f"The security scanner cannot be loaded ({exc}). Install it with "

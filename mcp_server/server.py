@@ -15,19 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from ccstate.mcp_server.instructions import INSTRUCTIONS
+from ccstate.mcp_server.runtime import Runtime, ServerOptions, open_runtime
+from ccstate.service import __version__
 from mcp.server.mcpserver import MCPServer
-
-from mcp_server.instructions import INSTRUCTIONS
-from mcp_server.runtime import Runtime, ServerOptions, open_runtime
-from service import __version__
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "ccstate"
 TOOL_MODULES = [
-    "mcp_server.tools_cloud",
-    "mcp_server.tools_state",
-    "mcp_server.tools_drift",
+    "ccstate.mcp_server.tools_cloud",
+    "ccstate.mcp_server.tools_state",
+    "ccstate.mcp_server.tools_drift",
 ]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -72,7 +71,7 @@ async def serve_async(config: ServeConfig) -> None:
         server = build_server(runtime)
         async with anyio.create_task_group() as tasks:
             if config.drift_interval:
-                from mcp_server.tools_drift import monitor_drift
+                from ccstate.mcp_server.tools_drift import monitor_drift
 
                 tasks.start_soon(monitor_drift, runtime, config.drift_interval)
             if config.transport == "http":
@@ -103,7 +102,7 @@ def _aws_endpoint(config: ServeConfig) -> Iterator[ServerOptions]:
     if not config.sandbox:
         yield options
         return
-    from sandbox import Sandbox
+    from ccstate.sandbox import Sandbox
 
     with Sandbox() as sandbox, _sandbox_backend(options) as options:
         os.environ.update(sandbox.env())

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from ccstate.mcp_server.results import tool_result
+from ccstate.mcp_server.runtime import Runtime
+from ccstate.service.changes.validation import validate_type_name
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
-
-from mcp_server.results import tool_result
-from mcp_server.runtime import Runtime
-from service.validation import validate_type_name
 
 ResourceType = Annotated[
     str, Field(description='The AWS resource type, e.g. "AWS::S3::Bucket", "AWS::SQS::Queue"')
@@ -99,7 +98,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     ) -> dict[str, Any]:
         """Read one resource's current properties from AWS (secret values are fingerprinted)."""
         await workflow.check_region(region)
-        from service.names import validate_identifier
+        from ccstate.service.names import validate_identifier
 
         validate_type_name(resource_type)
         validate_identifier(identifier)

@@ -1,6 +1,7 @@
 """The drift tools: ``detect_drift`` and ``refresh_state``; and the monitor ``serve`` runs.
 
-Each tool only translates parameters to ``service.drift_monitor`` / ``service.drift`` calls.
+Each tool only translates parameters to ``service.drift.monitor`` and ``service.drift.detect``
+calls.
 ``detect_drift`` records every scan in the state (one commit); with ``auto_fix`` (or the
 ``auto_remediation`` setting) it fixes each drifted resource through the same token workflow
 as a human change, recorded as ``remediate``. A read-only server detects but records nothing.
@@ -12,18 +13,17 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
+from ccstate.mcp_server.results import tool_result
+from ccstate.mcp_server.runtime import Runtime, drift_detector
+from ccstate.service.drift.detect import DriftDetector
+from ccstate.service.drift.monitor import DriftRun, run_drift_check, run_drift_monitor
+from ccstate.service.drift.remediate import DriftRemediator
+from ccstate.service.errors import CcstateError, NotFound, ReadOnlyMode
+from ccstate.service.names import validate_identifier
+from ccstate.service.state.model import CommitMeta
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
-
-from mcp_server.results import tool_result
-from mcp_server.runtime import Runtime, drift_detector
-from service.drift import DriftDetector
-from service.drift_monitor import DriftRun, run_drift_check, run_drift_monitor
-from service.errors import CcstateError, NotFound, ReadOnlyMode
-from service.model import CommitMeta
-from service.names import validate_identifier
-from service.remediation import DriftRemediator
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from ccstate.mcp_server.results import tool_result
+from ccstate.mcp_server.runtime import Runtime
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
-
-from mcp_server.results import tool_result
-from mcp_server.runtime import Runtime
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES_STATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)

@@ -4,6 +4,6 @@ A test double for AWS, shipped so a newcomer can try everything offline; never t
 path. ``with Sandbox() as sb: os.environ.update(sb.env())``.
 """
 
-from sandbox.server import Sandbox
+from ccstate.sandbox.server import Sandbox
 
 __all__ = ["Sandbox"]

@@ -1,3 +1,3 @@
-from sandbox.cli import main
+from ccstate.sandbox.cli import main
 
 main()

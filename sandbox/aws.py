@@ -10,8 +10,7 @@ from typing import Any
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
-
-from sandbox.inprocess import InProcessMoto
+from ccstate.sandbox.inprocess import InProcessMoto
 
 _CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=64)
 # In-process calls are not signed: the hook writes the credential scope moto reads.

@@ -11,7 +11,7 @@ import sys
 import threading
 from types import FrameType
 
-from sandbox.server import Sandbox
+from ccstate.sandbox.server import Sandbox
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,14 @@ from typing import Any
 
 import jsonpatch
 from botocore.exceptions import ClientError
-
-from backends.schemas import bundled_schema_document
-from sandbox.aws import AwsContext
-from sandbox.errors import ApiError, HandlerError, handler_error_code, not_found, validation
-from sandbox.handlers import HANDLERS
-from sandbox.handlers.base import Handler, Model, error_code
-from sandbox.paths import value_at, without_paths
-from sandbox.requests import RequestStore, ResourceRequest, page
-from service.schema import ResourceSchema
+from ccstate.backends.schemas import bundled_schema_document
+from ccstate.sandbox.aws import AwsContext
+from ccstate.sandbox.errors import ApiError, HandlerError, handler_error_code, not_found, validation
+from ccstate.sandbox.handlers import HANDLERS
+from ccstate.sandbox.handlers.base import Handler, Model, error_code
+from ccstate.sandbox.paths import value_at, without_paths
+from ccstate.sandbox.requests import RequestStore, ResourceRequest, page
+from ccstate.service.changes.schema import ResourceSchema
 
 log = logging.getLogger(__name__)
 

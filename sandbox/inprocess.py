@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from ccstate.sandbox.moto_server import AtomicConditionalWrites
 from moto import settings
 from moto.core.base_backend import BackendDict
 from moto.core.request import (
@@ -36,8 +37,6 @@ from moto.core.responses import BaseResponse
 from moto.moto_api import recorder
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import run_wsgi_app
-
-from sandbox.moto_server import AtomicConditionalWrites
 
 Response = tuple[int, dict[str, str], bytes]
 

@@ -68,7 +68,7 @@ def moto_app() -> Any:
 
 def make_moto_server(host: str, port: int, app: Any | None = None) -> Any:
     """Threaded, and keeping connections open as AWS endpoints do (``sandbox/keepalive.py``)."""
-    from sandbox.keepalive import make_keepalive_server
+    from ccstate.sandbox.keepalive import make_keepalive_server
 
     return make_keepalive_server(host, port, app or moto_app())
 
@@ -109,7 +109,7 @@ def start_moto(*, port: int = 0, separate_process: bool = False) -> MotoServer:
     if separate_process:
         port = port or free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.moto_server", str(port)],
+            [sys.executable, "-m", "ccstate.sandbox.moto_server", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.errors import ApiError, validation
+from ccstate.sandbox.errors import ApiError, validation
 
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCEL_COMPLETE"})
 

@@ -13,12 +13,12 @@ import urllib.request
 from types import TracebackType
 from typing import Any
 
-from sandbox import moto_speedups
-from sandbox.aws import forget_in_process, serve_in_process
-from sandbox.cloudcontrol import CloudControl
-from sandbox.keepalive import make_keepalive_server
-from sandbox.moto_server import moto_app
-from sandbox.wire import SandboxApp
+from ccstate.sandbox import moto_speedups
+from ccstate.sandbox.aws import forget_in_process, serve_in_process
+from ccstate.sandbox.cloudcontrol import CloudControl
+from ccstate.sandbox.keepalive import make_keepalive_server
+from ccstate.sandbox.moto_server import moto_app
+from ccstate.sandbox.wire import SandboxApp
 
 log = logging.getLogger(__name__)
 

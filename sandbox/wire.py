@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from backends.schemas import bundled_schema_document
-from sandbox.aws import context_from_authorization, scope_service
-from sandbox.cloudcontrol import CloudControl, pause
-from sandbox.errors import ApiError
+from ccstate.backends.schemas import bundled_schema_document
+from ccstate.sandbox.aws import context_from_authorization, scope_service
+from ccstate.sandbox.cloudcontrol import CloudControl, pause
+from ccstate.sandbox.errors import ApiError
 
 log = logging.getLogger(__name__)
 

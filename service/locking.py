@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from service.errors import LockLost
-from service.ports import LockInfo, LockManager, LockScope
+from ccstate.service.errors import LockLost
+from ccstate.service.ports import LockInfo, LockManager, LockScope
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from service.schema import ResourceSchema
+from ccstate.service.changes.schema import ResourceSchema
 
 # --------------------------------------------------------------------------- object store
 

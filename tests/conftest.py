@@ -36,7 +36,7 @@ def aws_endpoint() -> Iterator[str]:
     if given:
         yield given
         return
-    from sandbox.moto_server import start_moto
+    from ccstate.sandbox.moto_server import start_moto
 
     server = start_moto(separate_process=True)
     try:

@@ -58,7 +58,7 @@ def _positive_days(text: str) -> int:
 
 
 async def bootstrap_backend(ctx: CliContext) -> None:
-    from backends.bootstrap import bootstrap  # imported late: it pulls in the AWS SDK
+    from ccstate.backends.bootstrap import bootstrap  # imported late: it pulls in the AWS SDK
 
     args = ctx.args
     report = await bootstrap(

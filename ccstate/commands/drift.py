@@ -22,13 +22,13 @@ from rich.text import Text
 from ccstate.argtypes import duration, positive_int
 from ccstate.context import CliContext
 from ccstate.output import to_json_text
+from ccstate.service.drift.detect import DriftDetector
+from ccstate.service.drift.monitor import DriftRun, run_drift_check, run_drift_monitor
+from ccstate.service.drift.remediate import DriftRemediator
+from ccstate.service.errors import CcstateError, InvalidInput, NotFound
+from ccstate.service.names import validate_identifier
+from ccstate.service.state.model import CommitMeta
 from ccstate.tables import short, when
-from service.drift import DriftDetector
-from service.drift_monitor import DriftRun, run_drift_check, run_drift_monitor
-from service.errors import CcstateError, InvalidInput, NotFound
-from service.model import CommitMeta
-from service.names import validate_identifier
-from service.remediation import DriftRemediator
 
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
@@ -106,7 +106,7 @@ async def _drift_parts(
     ctx: CliContext,
 ) -> AsyncIterator[tuple[DriftDetector, DriftRemediator, CommitMeta]]:
     """The same wiring the MCP server uses (backend, Cloud Control, schemas, token workflow)."""
-    from mcp_server.runtime import ServerOptions, drift_detector, open_runtime
+    from ccstate.mcp_server.runtime import ServerOptions, drift_detector, open_runtime
 
     options = ServerOptions(
         backend=getattr(ctx.args, "backend", None),

@@ -8,8 +8,8 @@ from typing import Any
 
 from ccstate.commands import add_group
 from ccstate.context import CliContext
+from ccstate.service.ports import LockInfo
 from ccstate.tables import locks_table
-from service.ports import LockInfo
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run_sandbox(ctx: CliContext) -> int | None:
     """A plain function: the sandbox runs its own servers and event loop."""
-    from sandbox.cli import run  # imported late: it pulls in moto
+    from ccstate.sandbox.cli import run  # imported late: it pulls in moto
 
     result = run(ctx.args.port, ctx.args.latency_ms)
     if inspect.isawaitable(result):

@@ -8,7 +8,7 @@ from ccstate.context import CliContext
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from mcp_server.arguments import add_serve_arguments
+    from ccstate.mcp_server.arguments import add_serve_arguments
 
     parser = subparsers.add_parser(
         "serve",
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run_serve(ctx: CliContext) -> int:
     """A plain function: the server runs its own event loop."""
-    from mcp_server.arguments import config_from_args
-    from mcp_server.server import serve
+    from ccstate.mcp_server.arguments import config_from_args
+    from ccstate.mcp_server.server import serve
 
     return serve(config_from_args(ctx.args))

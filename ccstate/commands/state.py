@@ -12,11 +12,19 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from backends.export import document_bytes, parse_document, read_document, write_document
 from ccstate.argtypes import positive_int, serial_arg
+from ccstate.backends.export import document_bytes, parse_document, read_document, write_document
 from ccstate.commands import add_group
 from ccstate.context import CliContext
 from ccstate.output import Output, ProgressBar
+from ccstate.service.errors import InvalidInput, NotFound
+from ccstate.service.locking import hold_lock
+from ccstate.service.names import validate_identifier
+from ccstate.service.ports import LockScope
+from ccstate.service.state.diff import diff_resources
+from ccstate.service.state.model import CommitMeta, ResourceState, StateDocument
+from ccstate.service.state.replay import StateView
+from ccstate.service.state.store import StateStore
 from ccstate.tables import (
     history_table,
     render_diff,
@@ -24,14 +32,6 @@ from ccstate.tables import (
     render_resources,
     versions_table,
 )
-from service.errors import InvalidInput, NotFound
-from service.locking import hold_lock
-from service.model import CommitMeta, ResourceState, StateDocument
-from service.names import validate_identifier
-from service.ports import LockScope
-from service.replay import StateView
-from service.state_diff import diff_resources
-from service.store import StateStore
 
 DEFAULT_VERSIONS = 20
 
@@ -315,8 +315,8 @@ async def push_document(ctx: CliContext) -> None:
 
 
 async def migrate_state(ctx: CliContext) -> None:
-    from backends.factory import open_backend  # imported late: it pulls in the AWS SDK
-    from service.migrate import migrate
+    from ccstate.backends.factory import open_backend  # imported late: it pulls in the AWS SDK
+    from ccstate.service.state.migrate import migrate
 
     async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
         if await store.head() == 0:
@@ -350,7 +350,7 @@ def _render_migration(console: Any, data: dict[str, Any]) -> None:
 
 
 class PhaseProgress:
-    """``service.migrate``'s progress callback as one bar per phase (copy, verify) on stderr."""
+    """The migration's progress callback as one bar per phase (copy, verify) on stderr."""
 
     LABELS = {"copy": "Copying objects", "verify": "Verifying serials"}
 

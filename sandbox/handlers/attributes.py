@@ -7,7 +7,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sandbox.handlers.base import Handler, Setter
+from ccstate.sandbox.handlers.base import Handler, Setter
 
 Codec = tuple[Callable[[Any], str], Callable[[str], Any]]  # (to the service, from the service)
 

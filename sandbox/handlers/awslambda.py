@@ -9,8 +9,14 @@ import zipfile
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.handlers.base import Handler, Model, drop_none, is_not_found, sync_tags, with_tags
+from ccstate.sandbox.handlers.base import (
+    Handler,
+    Model,
+    drop_none,
+    is_not_found,
+    sync_tags,
+    with_tags,
+)
 
 # CloudFormation property -> Lambda configuration field, for the plain settings.
 _SETTINGS = {

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
-
-from sandbox.aws import AwsContext
-from sandbox.errors import HandlerError
+from ccstate.sandbox.aws import AwsContext
+from ccstate.sandbox.errors import HandlerError
 
 Model = dict[str, Any]
 Setter = Callable[[str, Any, Any], None]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.handlers.base import (
+from ccstate.sandbox.handlers.base import (
     Handler,
     Model,
     dict_to_tags,

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.handlers.base import Handler, Model, drop_none, is_not_found, sync_tags, with_tags
-from sandbox.handlers.base import tags_to_dict as _tags
+from ccstate.sandbox.handlers.base import (
+    Handler,
+    Model,
+    drop_none,
+    is_not_found,
+    sync_tags,
+    with_tags,
+)
+from ccstate.sandbox.handlers.base import tags_to_dict as _tags
 
 
 class Ec2Handler(Handler):

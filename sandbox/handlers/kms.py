@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.handlers.base import (
+from ccstate.sandbox.handlers.base import (
     Handler,
     Model,
     drop_none,

@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.handlers.base import Handler, Model, drop_none, is_not_found, sync_tags, with_tags
+from ccstate.sandbox.handlers.base import (
+    Handler,
+    Model,
+    drop_none,
+    is_not_found,
+    sync_tags,
+    with_tags,
+)
 
 
 class LogGroupHandler(Handler):

@@ -10,17 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-from moto.sqs.exceptions import QueueDoesNotExist
-from moto.sqs.models import sqs_backends
-
-from sandbox.handlers.attributes import (
+from ccstate.sandbox.handlers.attributes import (
     BOOLEAN,
     INTEGER,
     JSON_OBJECT,
     STRING,
     AttributeHandler,
 )
-from sandbox.handlers.base import (
+from ccstate.sandbox.handlers.base import (
     Model,
     dict_to_tags,
     is_not_found,
@@ -28,6 +25,8 @@ from sandbox.handlers.base import (
     sync_tags,
     with_tags,
 )
+from moto.sqs.exceptions import QueueDoesNotExist
+from moto.sqs.models import sqs_backends
 
 
 class QueueHandler(AttributeHandler):

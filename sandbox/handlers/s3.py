@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.errors import HandlerError
-from sandbox.handlers.base import (
+from ccstate.sandbox.errors import HandlerError
+from ccstate.sandbox.handlers.base import (
     Handler,
     Model,
     dict_to_tags,

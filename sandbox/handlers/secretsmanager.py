@@ -9,8 +9,7 @@ import string
 from typing import Any
 
 from botocore.exceptions import ClientError
-
-from sandbox.handlers.base import (
+from ccstate.sandbox.handlers.base import (
     Handler,
     Model,
     dict_to_tags,

@@ -6,8 +6,7 @@ import threading
 
 import boto3
 from botocore.exceptions import ClientError
-
-from sandbox.moto_server import running_moto
+from ccstate.sandbox.moto_server import running_moto
 
 
 def test_only_one_of_many_racing_if_none_match_puts_wins() -> None:

@@ -9,9 +9,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from backends.local_objects import LocalObjectStore
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 
 async def main(root: str, name: str, count: int) -> None:

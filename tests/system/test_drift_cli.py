@@ -17,12 +17,11 @@ from typing import Any
 
 import boto3
 import pytest
-
-from backends.cloudcontrol import CloudControlProvider
-from backends.local_objects import LocalObjectStore
-from sandbox import Sandbox
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore
+from ccstate.backends.cloudcontrol import CloudControlProvider
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.sandbox import Sandbox
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "AWS::SQS::Queue"

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from backends.local_locks import LocalLockManager
-from backends.local_objects import LocalObjectStore
-from service.errors import LockTimeout
-from service.ports import LockScope
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.errors import LockTimeout
+from ccstate.service.ports import LockScope
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,8 +25,8 @@ pytestmark = pytest.mark.timeout(120)
 HOLDER = r"""
 import asyncio, os, sys
 from pathlib import Path
-from backends.local_locks import LocalLockManager
-from service.ports import LockScope
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.service.ports import LockScope
 
 root, workspace, resource, who, lease, order_log = sys.argv[1:7]
 scope = LockScope(workspace, resource or None)
@@ -56,7 +55,7 @@ asyncio.run(main())
 RACER = r"""
 import asyncio, sys
 from pathlib import Path
-from backends.local_objects import LocalObjectStore
+from ccstate.backends.local_objects import LocalObjectStore
 
 root, key, name = sys.argv[1:4]
 store = LocalObjectStore(Path(root))
@@ -69,8 +68,8 @@ print("WON" if asyncio.run(store.put_if_absent(key, name.encode())) else "LOST",
 INCREMENTER = r"""
 import asyncio, sys
 from pathlib import Path
-from backends.local_objects import LocalObjectStore
-from service.errors import PreconditionFailed
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.errors import PreconditionFailed
 
 root, key, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
@@ -92,7 +91,7 @@ asyncio.run(main())
 WRITER = r"""
 import asyncio, hashlib, os, sys
 from pathlib import Path
-from backends.local_objects import LocalObjectStore
+from ccstate.backends.local_objects import LocalObjectStore
 
 root, first = sys.argv[1], int(sys.argv[2])
 

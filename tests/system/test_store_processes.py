@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from backends.local_objects import LocalObjectStore
-from service.model import CommitMeta, ResourceChange
-from service.store import StateStore
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.state.model import CommitMeta, ResourceChange
+from ccstate.service.state.store import StateStore
 
 WORKER = Path(__file__).with_name("store_worker.py")
 

@@ -7,11 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from backends.local_objects import LocalObjectStore
-from service.redaction import (
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.changes.redaction import (
     MARKER,
     is_redacted,
     load_salt,
@@ -19,7 +16,9 @@ from service.redaction import (
     redact,
     redact_patch,
 )
-from service.schema import ResourceSchema
+from ccstate.service.changes.schema import ResourceSchema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SALT = bytes(range(32))
 DB = ResourceSchema.from_document(

@@ -8,9 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from backends.checkov_scanner import CheckovScanner, find_checkov, parse_report
-from service.scanning import DisabledScanner, SecurityScanner, scanning_disabled
+from ccstate.backends.checkov_scanner import CheckovScanner, find_checkov, parse_report
+from ccstate.service.changes.scanning import DisabledScanner, SecurityScanner, scanning_disabled
 
 PUBLIC_BUCKET = {
     "BucketName": "public-demo",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backends.schemas import bundled_schema_document
-from service.schema import ResourceSchema
+from ccstate.backends.schemas import bundled_schema_document
+from ccstate.service.changes.schema import ResourceSchema
 
 
 def schema(type_name: str) -> ResourceSchema:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from backends.local_objects import LocalObjectStore
-from service.errors import TokenError
-from service.scanning import completed_result
-from service.tokens import TokenPrincipal, TokenService
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.authz.tokens import TokenPrincipal, TokenService
+from ccstate.service.changes.scanning import completed_result
+from ccstate.service.errors import TokenError
 
 ALICE = TokenPrincipal(arn="arn:aws:iam::123456789012:user/alice")
 PASSED = completed_result(12, [], scanner="checkov")

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from backends.local_objects import LocalObjectStore
-from service.errors import InvalidInput, TokenError
-from service.scanning import ScanResult, completed_result, skipped_result
-from service.tokens import TokenPrincipal, TokenService, payload_digest, token_hash
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.authz.tokens import TokenPrincipal, TokenService, payload_digest, token_hash
+from ccstate.service.changes.scanning import ScanResult, completed_result, skipped_result
+from ccstate.service.errors import InvalidInput, TokenError
 
 ALICE = TokenPrincipal(arn="arn:aws:iam::123456789012:user/alice")
 BOB = TokenPrincipal(arn="arn:aws:iam::123456789012:user/bob")

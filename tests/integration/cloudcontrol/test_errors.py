@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from backends.cloudcontrol import CloudControlProvider
-from service.errors import AccessDenied, BackendError, InvalidInput, NotFound
+from ccstate.backends.cloudcontrol import CloudControlProvider
+from ccstate.service.errors import AccessDenied, BackendError, InvalidInput, NotFound
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 IDENTITY = f"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import boto3
 import pytest
-
-from backends.cloudcontrol import CloudControlProvider
-from sandbox import Sandbox
-from service.errors import InvalidInput, NotFound
-from service.ports import CloudProvider
+from ccstate.backends.cloudcontrol import CloudControlProvider
+from ccstate.sandbox import Sandbox
+from ccstate.service.errors import InvalidInput, NotFound
+from ccstate.service.ports import CloudProvider
 
 BUCKET = "AWS::S3::Bucket"
 

@@ -12,15 +12,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-
-from backends.cloudcontrol import CloudControlProvider
-from backends.local_objects import LocalObjectStore
-from backends.schemas import CloudFormationSchemaProvider
-from sandbox import Sandbox
-from service.drift import DriftDetector
-from service.model import CommitMeta, Principal, ResourceChange
-from service.redaction import load_salt, redact
-from service.store import StateStore
+from ccstate.backends.cloudcontrol import CloudControlProvider
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.backends.schemas import CloudFormationSchemaProvider
+from ccstate.sandbox import Sandbox
+from ccstate.service.changes.redaction import load_salt, redact
+from ccstate.service.drift.detect import DriftDetector
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 AwsClient = Callable[[str], Any]
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccstate.mcp_server.runtime import Runtime, ServerOptions, open_runtime
+from ccstate.mcp_server.server import build_server
+from ccstate.mcp_server.tools_drift import drift_parts
+from ccstate.sandbox import Sandbox
+from ccstate.service.drift.monitor import DriftRun, run_drift_monitor
+from ccstate.service.state.model import CommitMeta, Principal
 from mcp.client import Client
 
 from ccstate.cli import main as cli_main
-from mcp_server.runtime import Runtime, ServerOptions, open_runtime
-from mcp_server.server import build_server
-from mcp_server.tools_drift import drift_parts
-from sandbox import Sandbox
-from service.drift_monitor import DriftRun, run_drift_monitor
-from service.model import CommitMeta, Principal
 from tests.integration.drift.conftest import AwsClient, unique
 
 S3 = "AWS::S3::Bucket"

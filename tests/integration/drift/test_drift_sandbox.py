@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from backends.cloudcontrol import CloudControlProvider
-from sandbox import Sandbox
-from service.drift import DriftDetector, DriftReport
+from ccstate.backends.cloudcontrol import CloudControlProvider
+from ccstate.sandbox import Sandbox
+from ccstate.service.drift.detect import DriftDetector, DriftReport
 
 from .conftest import AwsClient, World, meta, unique
 

@@ -18,10 +18,9 @@ from typing import Any
 
 import boto3
 import pytest
-
-from backends.base import Backend
-from backends.bootstrap import bootstrap
-from backends.s3 import open_s3_backend_from_options
+from ccstate.backends.base import Backend
+from ccstate.backends.bootstrap import bootstrap
+from ccstate.backends.s3 import open_s3_backend_from_options
 
 WORKERS = Path(__file__).parent / "workers"
 REPO = Path(__file__).resolve().parents[3]

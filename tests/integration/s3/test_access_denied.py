@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from ccstate.backends.bootstrap import bootstrap
+from ccstate.backends.s3 import open_s3_backend_from_options
+from ccstate.sandbox.moto_server import MotoServer, start_moto
+from ccstate.service import errors
+from ccstate.service.ports import LockScope
 
-from backends.bootstrap import bootstrap
-from backends.s3 import open_s3_backend_from_options
-from sandbox.moto_server import MotoServer, start_moto
-from service import errors
-from service.ports import LockScope
 from tests.integration.s3.conftest import unique
 
 READ_ONLY = {

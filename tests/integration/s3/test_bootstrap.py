@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from ccstate.backends.bootstrap import bootstrap
+from ccstate.service import errors
 
-from backends.bootstrap import bootstrap
-from service import errors
 from tests.integration.s3.conftest import clean_up, unique
 
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from ccstate.backends import aws
+from ccstate.backends.base import Backend
+from ccstate.backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service import errors
 
-from backends import aws
-from backends.base import Backend
-from backends.crypto import EncryptingObjectStore, KmsEnvelopeCipher
-from backends.local_objects import LocalObjectStore
-from service import errors
 from tests.integration.s3.conftest import S3Setup
 
 SECRET = b'{"MasterUserPassword": "hunter2-but-longer"}'

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from botocore.exceptions import ClientError, NoCredentialsError
-
-from backends import aws
-from service import errors
+from ccstate.backends import aws
+from ccstate.service import errors
 
 
 def client_error(code: str, status: int, message: str = "no") -> ClientError:

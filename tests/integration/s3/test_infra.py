@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ccstate.backends.bootstrap import LIFECYCLE_RULE_ID, TLS_SID, TTL_ATTRIBUTE
 from cfnlint.api import lint_file
 from cfnlint.decode import decode_str
-
-from backends.bootstrap import LIFECYCLE_RULE_ID, TLS_SID, TTL_ATTRIBUTE
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "infra" / "state-backend.yaml"
 

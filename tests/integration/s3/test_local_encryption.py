@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ccstate.backends.config import load_settings
+from ccstate.backends.factory import open_backend
+from ccstate.service import errors
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore, serial_key
 
-from backends.config import load_settings
-from backends.factory import open_backend
-from service import errors
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore, serial_key
 from tests.integration.s3.conftest import S3Setup
 
 META = CommitMeta(principal=Principal(user="alice"), explanation="create")

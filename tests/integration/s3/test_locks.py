@@ -6,10 +6,10 @@ import asyncio
 import uuid
 
 import pytest
+from ccstate.backends.base import Backend
+from ccstate.service import errors
+from ccstate.service.ports import LockScope
 
-from backends.base import Backend
-from service import errors
-from service.ports import LockScope
 from tests.integration.s3.conftest import S3Setup
 
 WORKSPACE = LockScope("default")

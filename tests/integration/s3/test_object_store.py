@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 
 import pytest
+from ccstate.backends.base import Backend
+from ccstate.service import errors
 
-from backends.base import Backend
-from service import errors
 from tests.integration.s3.conftest import S3Setup, unique
 
 KEY = "default/log/00000000000000000001.json"
@@ -128,8 +128,8 @@ async def test_missing_bucket_names_the_fix(s3_setup: S3Setup) -> None:
 
 
 async def test_opens_from_a_backend_url(s3_setup: S3Setup) -> None:
-    from backends.config import Settings
-    from backends.factory import open_backend
+    from ccstate.backends.config import Settings
+    from ccstate.backends.factory import open_backend
 
     url = (
         f"s3://{s3_setup.bucket}/{s3_setup.prefix}?table={s3_setup.table}"

@@ -8,10 +8,10 @@ import signal
 import subprocess
 
 import pytest
+from ccstate.backends.base import Backend
+from ccstate.service import errors
+from ccstate.service.ports import LockScope
 
-from backends.base import Backend
-from service import errors
-from service.ports import LockScope
 from tests.integration.s3.conftest import REPO, S3Setup
 
 WORKERS, CLAIMS = 4, 50

@@ -9,17 +9,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ccstate.backends.aws import RequestCounter
+from ccstate.backends.base import Backend
+from ccstate.backends.dynamodb_serials import DynamoDBSequencer
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service import errors
+from ccstate.service.locking import hold_lock
+from ccstate.service.ports import LockScope
+from ccstate.service.state.migrate import migrate
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore, serial_key
 
-from backends.aws import RequestCounter
-from backends.base import Backend
-from backends.dynamodb_serials import DynamoDBSequencer
-from backends.local_objects import LocalObjectStore
-from service import errors
-from service.locking import hold_lock
-from service.migrate import migrate
-from service.model import CommitMeta, Principal, ResourceChange
-from service.ports import LockScope
-from service.store import StateStore, serial_key
 from tests.integration.s3.conftest import REPO, S3Setup
 
 WORKERS, COMMITS_EACH = 4, 25

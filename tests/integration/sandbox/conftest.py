@@ -11,8 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-
-from sandbox import Sandbox
+from ccstate.sandbox import Sandbox
 
 TERMINAL = {"SUCCESS", "FAILED", "CANCEL_COMPLETE"}
 

@@ -13,8 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from sandbox import Sandbox
+from ccstate.sandbox import Sandbox
 
 from .conftest import create, delete, get, unique, update, wait
 

@@ -11,8 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
-
-from sandbox import Sandbox
+from ccstate.sandbox import Sandbox
 
 CC_HEADERS = {
     "Content-Type": "application/x-amz-json-1.0",

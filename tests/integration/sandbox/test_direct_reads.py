@@ -13,11 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from ccstate.sandbox import Sandbox
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.moto_api import recorder
-
-from sandbox import Sandbox
 
 from .conftest import create, get, unique
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
-from backends.schemas import bundled_schema_document
+from ccstate.backends.schemas import bundled_schema_document
 
 from .conftest import create, delete, get, unique, update
 

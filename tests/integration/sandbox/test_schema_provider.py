@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from backends.schemas import CloudFormationSchemaProvider, default_cache_dir
-from sandbox import Sandbox
-from sandbox.moto_server import free_port
-from service import errors
+from ccstate.backends.schemas import CloudFormationSchemaProvider, default_cache_dir
+from ccstate.sandbox import Sandbox
+from ccstate.sandbox.moto_server import free_port
+from ccstate.service import errors
 
 BUCKET = "AWS::S3::Bucket"
 

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.sandbox import Sandbox
 
-from backends.local_locks import LocalLockManager
-from sandbox import Sandbox
 from tests.system.mcp.harness import McpSession, server_env
 
 ServerFactory = Callable[..., McpSession]

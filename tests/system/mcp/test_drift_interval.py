@@ -6,9 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from backends.local_objects import LocalObjectStore
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
+
 from tests.system.mcp.conftest import ServerFactory
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from ccstate.sandbox import Sandbox
 
-from sandbox import Sandbox
 from tests.system.mcp.conftest import ServerFactory, held_locks
 from tests.system.mcp.harness import McpSession, aws_kwargs
 

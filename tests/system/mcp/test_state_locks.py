@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from backends.local_locks import LocalLockManager
-from service.ports import LockScope
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.service.ports import LockScope
+
 from tests.system.mcp.conftest import ServerFactory
 
 

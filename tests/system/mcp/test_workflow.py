@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+from ccstate.sandbox import Sandbox
 
-from sandbox import Sandbox
 from tests.system.mcp.conftest import held_locks
 from tests.system.mcp.harness import McpSession, aws_kwargs
 

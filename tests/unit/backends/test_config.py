@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from backends.config import load_settings, parse_duration
-from service.errors import ConfigError
+from ccstate.backends.config import load_settings, parse_duration
+from ccstate.service.errors import ConfigError
 
 SEED_BLOCK = {
     "enabled": True,

@@ -6,12 +6,11 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from backends.config import load_settings
-from backends.factory import open_backend, parse_backend_url, redact_url
-from backends.local_locks import LocalLockManager
-from backends.local_objects import LocalObjectStore
-from service.errors import ConfigError
+from ccstate.backends.config import load_settings
+from ccstate.backends.factory import open_backend, parse_backend_url, redact_url
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.errors import ConfigError
 
 
 @pytest.mark.parametrize(

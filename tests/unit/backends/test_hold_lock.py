@@ -7,11 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from backends.local_locks import LocalLockManager
-from service.errors import LockLost, LockTimeout
-from service.locking import hold_lock
-from service.ports import LockScope
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.service.errors import LockLost, LockTimeout
+from ccstate.service.locking import hold_lock
+from ccstate.service.ports import LockScope
 
 SCOPE = LockScope("default", "my-bucket")
 

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from backends.local_locks import LocalLockManager
-from service.errors import BackendError, InvalidInput, LockLost, LockNotFound, LockTimeout
-from service.ports import LockInfo, LockScope
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.service.errors import BackendError, InvalidInput, LockLost, LockNotFound, LockTimeout
+from ccstate.service.ports import LockInfo, LockScope
 
 WS = LockScope("default")
 BUCKET = LockScope("default", "my-bucket")

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from backends.local_files import STALE_TEMP_SECONDS, TEMP_PREFIX
-from backends.local_objects import LocalObjectStore, etag_of
-from service.errors import BackendError, InvalidInput, PreconditionFailed
+from ccstate.backends.local_files import STALE_TEMP_SECONDS, TEMP_PREFIX
+from ccstate.backends.local_objects import LocalObjectStore, etag_of
+from ccstate.service.errors import BackendError, InvalidInput, PreconditionFailed
 
 KEY = "default/log/00000000000000000001.json"
 
@@ -214,8 +213,8 @@ def test_describe_is_a_file_url(store: LocalObjectStore) -> None:
 
 @pytest.mark.parametrize("key", ["state.json", "prod/state.json", "default/locks/workspace.json"])
 async def test_lock_files_and_exports_are_not_objects(tmp_path: Path, key: str) -> None:
-    from backends.local_locks import LocalLockManager
-    from service.ports import LockScope
+    from ccstate.backends.local_locks import LocalLockManager
+    from ccstate.service.ports import LockScope
 
     store = LocalObjectStore(tmp_path)
     with pytest.raises(InvalidInput, match="reserved"):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from backends.local_objects import LocalObjectStore
-from service.model import CommitMeta, Principal, ResourceChange
-from service.store import StateStore
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 BUCKET = "logs-bucket"
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"

@@ -9,10 +9,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from ccstate.backends.local_locks import LocalLockManager
+from ccstate.service.ports import LockScope
 
-from backends.local_locks import LocalLockManager
 from ccstate.cli import main
-from service.ports import LockScope
 from tests.unit.cli.seed import BUCKET, BUCKET_V1, BUCKET_V2, HEAD, QUEUE, seed
 
 

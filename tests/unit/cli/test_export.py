@@ -7,10 +7,14 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from backends.export import parse_document, read_document, state_json_exporter, write_document
-from service.errors import InvalidInput
-from service.model import StateDocument
+from ccstate.backends.export import (
+    parse_document,
+    read_document,
+    state_json_exporter,
+    write_document,
+)
+from ccstate.service.errors import InvalidInput
+from ccstate.service.state.model import StateDocument
 
 SEED = Path("/work/shared/examples/seed-state.json")
 

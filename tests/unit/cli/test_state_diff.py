@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.model import ResourceState
-from service.state_diff import diff_properties, diff_resources
+from ccstate.service.state.diff import diff_properties, diff_resources
+from ccstate.service.state.model import ResourceState
 
 
 def res(identifier: str, **props) -> ResourceState:

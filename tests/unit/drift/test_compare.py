@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from service.drift_compare import PropertyDifference, compare
-from service.schema import ResourceSchema
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.drift.compare import PropertyDifference, compare
 
 BUCKET = ResourceSchema.from_document(
     {

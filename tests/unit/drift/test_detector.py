@@ -14,15 +14,14 @@ from typing import Any
 
 import jsonpatch
 import pytest
-
-from backends.memory import MemoryObjectStore
-from backends.schemas import CloudFormationSchemaProvider
-from service.drift import AUTH_ABORT_MIN_CHECKS, DriftDetector
-from service.errors import AccessDenied, BackendError, NotFound
-from service.model import CommitMeta, DriftStatus, Principal, ResourceChange
-from service.ports import ResourceDescription
-from service.redaction import is_redacted
-from service.store import StateStore
+from ccstate.backends.memory import MemoryObjectStore
+from ccstate.backends.schemas import CloudFormationSchemaProvider
+from ccstate.service.changes.redaction import is_redacted
+from ccstate.service.drift.detect import AUTH_ABORT_MIN_CHECKS, DriftDetector
+from ccstate.service.errors import AccessDenied, BackendError, NotFound
+from ccstate.service.ports import ResourceDescription
+from ccstate.service.state.model import CommitMeta, DriftStatus, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
 
 QUEUE = "AWS::SQS::Queue"
 BUCKET = "AWS::S3::Bucket"

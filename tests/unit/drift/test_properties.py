@@ -8,12 +8,11 @@ import random
 from typing import Any
 
 import jsonpatch
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.drift.compare import compare
+from ccstate.service.drift.plan import remediation_patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from service.drift_compare import compare
-from service.drift_remediation import remediation_patch
-from service.schema import ResourceSchema
 
 SCHEMA = ResourceSchema(
     type_name="Test::Any::Thing",

@@ -6,10 +6,9 @@ import copy
 from typing import Any
 
 import jsonpatch
-
-from service.drift_compare import compare
-from service.drift_remediation import build_plan, plan_patch, remediation_patch
-from service.schema import ResourceSchema
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.drift.compare import compare
+from ccstate.service.drift.plan import build_plan, plan_patch, remediation_patch
 
 SCHEMA = ResourceSchema.from_document(
     {

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from service.drift_rules import DEFAULT_RULES, SeverityRule, rules_with
-from service.errors import InvalidInput
+from ccstate.service.drift.rules import DEFAULT_RULES, SeverityRule, rules_with
+from ccstate.service.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
-from backends.schemas import bundled_schema_document
-from service.errors import InvalidInput
-from service.schema import ResourceSchema
-from service.tagging import with_default_tags
-from service.validation import apply_patch, validate_patch, validate_properties
-from service.workflow import primary_identifier
+from ccstate.backends.schemas import bundled_schema_document
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.tagging import with_default_tags
+from ccstate.service.changes.validation import apply_patch, validate_patch, validate_properties
+from ccstate.service.changes.workflow import primary_identifier
+from ccstate.service.errors import InvalidInput
 
 BUCKET = ResourceSchema.from_document(bundled_schema_document("AWS::S3::Bucket") or {})
 PARAMETER = ResourceSchema.from_document(bundled_schema_document("AWS::SSM::Parameter") or {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
 
 BUCKET = "AWS::S3::Bucket"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.local_objects import LocalObjectStore
-from service.store import StateStore
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.state.store import StateStore
 
 from .helpers import change, meta
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from backends.local_objects import LocalObjectStore
-from service.errors import InvalidInput
-from service.migrate import migrate
-from service.store import StateStore
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.errors import InvalidInput
+from ccstate.service.state.migrate import migrate
+from ccstate.service.state.store import StateStore
 
 from .helpers import change, meta
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ccstate.backends.memory import MemoryObjectStore
+from ccstate.service.state.model import ResourceChange
+from ccstate.service.state.replay import StateView, apply_commit
+from ccstate.service.state.store import StateStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from backends.memory import MemoryObjectStore
-from service.model import ResourceChange
-from service.replay import StateView, apply_commit
-from service.store import StateStore
 
 from .helpers import BUCKET, meta
 
@@ -31,7 +30,7 @@ def to_change(identifier: str, kind: str, props: dict[str, Any]) -> ResourceChan
             identifier=identifier, resource_type=BUCKET, operation="update", outcome="FAILED"
         )
     if kind == "drift_check":
-        from service.model import DriftStatus
+        from ccstate.service.state.model import DriftStatus
 
         return ResourceChange(
             identifier=identifier,

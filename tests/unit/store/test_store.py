@@ -9,9 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from backends.local_objects import LocalObjectStore
-from service.errors import (
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.errors import (
     ImportRefused,
     IntegrityError,
     InvalidInput,
@@ -20,8 +19,8 @@ from service.errors import (
     StateCorrupt,
     UnsupportedVersion,
 )
-from service.model import ResourceChange, Stack, StackChange, StateDocument
-from service.store import StateStore
+from ccstate.service.state.model import ResourceChange, Stack, StackChange, StateDocument
+from ccstate.service.state.store import StateStore
 
 from .helpers import BUCKET, change, meta
 
@@ -233,7 +232,7 @@ async def test_bad_identifiers_are_refused_before_anything_is_written(root: Path
 
 
 def test_identifiers_may_be_urls_and_log_group_paths(root: Path) -> None:
-    from service.names import validate_identifier
+    from ccstate.service.names import validate_identifier
 
     for ok in ["https://sqs.us-east-1.amazonaws.com/1/q", "/aws/lambda/fn", "arn:aws:sns:x:1:t"]:
         assert validate_identifier(ok) == ok

@@ -14,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from ccstate.backends.memory import MemoryObjectStore, MemorySequencer
+from ccstate.service.errors import StateConflict
+from ccstate.service.state.model import ResourceChange
+from ccstate.service.state.replay import StateView, apply_commit
+from ccstate.service.state.store import StateStore, serial_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from backends.memory import MemoryObjectStore, MemorySequencer
-from service.errors import StateConflict
-from service.model import ResourceChange
-from service.replay import StateView, apply_commit
-from service.store import StateStore, serial_key
 
 from .helpers import change, meta
 

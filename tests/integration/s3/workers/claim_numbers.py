@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 
-from backends.s3 import open_s3_backend_from_options
+from ccstate.backends.s3 import open_s3_backend_from_options
 
 
 def key_of(number: int) -> str:

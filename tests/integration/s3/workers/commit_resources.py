@@ -13,10 +13,10 @@ import asyncio
 import json
 import sys
 
-from backends.s3 import open_s3_backend_from_options
-from service.locking import hold_lock
-from service.model import CommitMeta, Principal, ResourceChange
-from service.ports import LockScope
+from ccstate.backends.s3 import open_s3_backend_from_options
+from ccstate.service.locking import hold_lock
+from ccstate.service.ports import LockScope
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
 
 
 def change(identifier: str) -> ResourceChange:

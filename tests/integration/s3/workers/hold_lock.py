@@ -9,8 +9,8 @@ import asyncio
 import json
 import sys
 
-from backends.s3 import open_s3_backend_from_options
-from service.ports import LockScope
+from ccstate.backends.s3 import open_s3_backend_from_options
+from ccstate.service.ports import LockScope
 
 
 async def hold(bucket: str, prefix: str, table: str, kms_key: str, workspace: str, lease: float):

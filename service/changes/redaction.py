@@ -17,11 +17,11 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from service.errors import StateCorrupt
-from service.model import canonical_json
-from service.names import validate_workspace
-from service.ports import ObjectStore
-from service.schema import ResourceSchema
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.errors import StateCorrupt
+from ccstate.service.names import validate_workspace
+from ccstate.service.ports import ObjectStore
+from ccstate.service.state.model import canonical_json
 
 MARKER = "ccstate:redacted"
 PREFIX = "hmac-sha256:"

@@ -1,6 +1,6 @@
 """The steps before a change: who we are, what will change, the explanation, the scan.
 
-Each step checks the token of the step before and issues the next one (``service.tokens``),
+Each step checks the token of the step before and issues the next one (``authz.tokens``),
 bound to the same principal, operation, resource and exact properties or patch:
 
     get_aws_session_info -> credentials -> generate_infrastructure_code -> generated_code
@@ -20,17 +20,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import redaction
-from service.errors import InvalidInput, ReadOnlyMode, TokenError
-from service.explain import explain_content, explain_create, explain_delete, explain_update
-from service.model import Principal
-from service.names import validate_identifier
-from service.ports import CallerIdentity, CloudProvider, SchemaProvider
-from service.scanning import SecurityScanner
-from service.schema import ResourceSchema
-from service.tagging import with_default_tags
-from service.tokens import TokenPrincipal, TokenRecord, TokenService, payload_digest, token_hash
-from service.validation import (
+from ccstate.service.authz.tokens import (
+    TokenPrincipal,
+    TokenRecord,
+    TokenService,
+    payload_digest,
+    token_hash,
+)
+from ccstate.service.changes import redaction
+from ccstate.service.changes.explain import (
+    explain_content,
+    explain_create,
+    explain_delete,
+    explain_update,
+)
+from ccstate.service.changes.scanning import SecurityScanner
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.tagging import with_default_tags
+from ccstate.service.changes.validation import (
     apply_patch,
     check_against_schema,
     validate_patch,
@@ -38,6 +45,10 @@ from service.validation import (
     validate_text,
     validate_type_name,
 )
+from ccstate.service.errors import InvalidInput, ReadOnlyMode, TokenError
+from ccstate.service.names import validate_identifier
+from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider
+from ccstate.service.state.model import Principal
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +58,7 @@ MAX_CONTENT_CHARS = 200_000
 
 
 class Redactor:
-    """Write-only and secret-looking values -> salted fingerprints (``service.redaction``)."""
+    """Write-only and secret-looking values -> salted fingerprints (``changes.redaction``)."""
 
     def __init__(self, salt: bytes) -> None:
         self._salt = salt

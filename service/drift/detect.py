@@ -1,7 +1,7 @@
 """Drift detection, refresh and remediation planning: the use case over cloud, schemas and state.
 
 ``DriftDetector.scan`` reads every resource back through Cloud Control with bounded concurrency
-and compares it with the recorded state (``service.drift_compare``); ``record`` writes one
+and compares it with the recorded state (``ccstate.service.drift.compare``); ``record`` writes one
 commit with a ``drift_check`` change per checked resource; ``refresh`` accepts the cloud's
 properties into state; ``plan_remediation`` gives the patch that restores the recorded state,
 which the token workflow applies and records as a ``remediate`` operation.
@@ -20,22 +20,26 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from service.drift_compare import (
+from ccstate.service.changes.redaction import load_salt, matches_fingerprint, redact
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.drift.compare import (
     Comparer,
     PropertyDifference,
     compare,
     schema_path_matches,
 )
-from service.drift_remediation import RemediationPlan, build_plan, plan_patch, remediation_patch
-from service.drift_rules import (
+from ccstate.service.drift.plan import RemediationPlan, build_plan, plan_patch, remediation_patch
+from ccstate.service.drift.rules import (
     DEFAULT_RULES,
     SEVERITY_RANK,
     SeverityRules,
     rules_with,
     split_pointer,
 )
-from service.errors import AccessDenied, CcstateError, NotFound, StateConflict
-from service.model import (
+from ccstate.service.errors import AccessDenied, CcstateError, NotFound, StateConflict
+from ccstate.service.ports import Clock as ClockPort
+from ccstate.service.ports import CloudProvider, SchemaProvider, SystemClock
+from ccstate.service.state.model import (
     Commit,
     CommitMeta,
     DriftStatus,
@@ -43,11 +47,7 @@ from service.model import (
     ResourceState,
     utc_now_iso,
 )
-from service.ports import Clock as ClockPort
-from service.ports import CloudProvider, SchemaProvider, SystemClock
-from service.redaction import load_salt, matches_fingerprint, redact
-from service.schema import ResourceSchema
-from service.store import StateStore
+from ccstate.service.state.store import StateStore
 
 log = logging.getLogger(__name__)
 

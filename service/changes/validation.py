@@ -13,13 +13,12 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.errors import InvalidInput
+from ccstate.service.names import validate_identifier
+from ccstate.service.state.model import canonical_json
 from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import ValidationError
-
-from service.errors import InvalidInput
-from service.model import canonical_json
-from service.names import validate_identifier
-from service.schema import ResourceSchema
 
 TYPE_NAME = re.compile(r"^[A-Za-z0-9]{2,64}::[A-Za-z0-9]{2,64}::[A-Za-z0-9]{2,64}$")
 # Cloud Control's own limits on DesiredState and PatchDocument (characters of JSON).

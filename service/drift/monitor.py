@@ -4,7 +4,7 @@ that repeats it every interval until stopped.
 ``run_drift_check`` is what ``ccstate drift``, the ``detect_drift`` MCP tool and the monitor
 share: scan with bounded concurrency, record the whole scan as ONE commit (a ``drift_check``
 change per resource), then, when asked, fix each MODIFIED resource through the token workflow
-(``service.remediation``), each fix its own ``remediate`` commit.
+(``ccstate.service.drift.remediate``), each fix its own ``remediate`` commit.
 
 ``run_drift_monitor`` runs that check every ``interval`` seconds, so every detection is in the
 history. One failed run (the backend unreachable, credentials expired) is logged and reported
@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.drift import DriftDetector, DriftReport, ProgressCallback
-from service.errors import CcstateError
-from service.model import Commit, CommitMeta
-from service.remediation import DriftRemediator, FixOutcome
+from ccstate.service.drift.detect import DriftDetector, DriftReport, ProgressCallback
+from ccstate.service.drift.remediate import DriftRemediator, FixOutcome
+from ccstate.service.errors import CcstateError
+from ccstate.service.state.model import Commit, CommitMeta
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from service import __version__
-from service.errors import (
+from ccstate.service import __version__
+from ccstate.service.errors import (
     CcstateError,
     ImportRefused,
     IntegrityError,
@@ -46,7 +46,9 @@ from service.errors import (
     StateCorrupt,
     UnsupportedVersion,
 )
-from service.model import (
+from ccstate.service.names import validate_identifier, validate_workspace
+from ccstate.service.ports import Clock, ObjectStore, Sequencer, SystemClock
+from ccstate.service.state.model import (
     COMMIT_FORMAT,
     Commit,
     CommitMeta,
@@ -61,9 +63,7 @@ from service.model import (
     sha256_hex,
     utc_now_iso,
 )
-from service.names import validate_identifier, validate_workspace
-from service.ports import Clock, ObjectStore, Sequencer, SystemClock
-from service.replay import StateView, apply_commit, lineage_from_commit
+from ccstate.service.state.replay import StateView, apply_commit, lineage_from_commit
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
-from service.errors import InvalidInput, NotFound, ReadOnlyMode
-from service.model import CommitMeta, ResourceChange, StateDocument
-from service.names import validate_identifier
-from service.store import StateStore
-from service.validation import validate_text, validate_type_name
-from service.workflow import Workflow
+from ccstate.service.changes.validation import validate_text, validate_type_name
+from ccstate.service.changes.workflow import Workflow
+from ccstate.service.errors import InvalidInput, NotFound, ReadOnlyMode
+from ccstate.service.names import validate_identifier
+from ccstate.service.state.model import CommitMeta, ResourceChange, StateDocument
+from ccstate.service.state.store import StateStore
 
 MAX_VERSIONS = 200
 MAX_LOADED_RESOURCES = 500

@@ -11,8 +11,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from service.model import MANAGED_BY
-from service.schema import ResourceSchema
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.state.model import MANAGED_BY
 
 DEFAULT_TAGS = {"MANAGED_BY": MANAGED_BY}
 DISABLED_VALUES = {"disabled", "false", "off", "0", "no"}

@@ -13,8 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.errors import StateCorrupt, UnsupportedVersion
-from service.model import (
+from ccstate.service.errors import StateCorrupt, UnsupportedVersion
+from ccstate.service.state.model import (
     MANAGED_BY,
     REMOVING_OPERATIONS,
     SNAPSHOT_FORMAT,

@@ -19,16 +19,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
-from service.locking import hold_lock
-from service.model import Commit, CommitMeta, DriftStatus, ResourceChange
-from service.names import validate_identifier
-from service.ports import LockManager, LockScope, ProgressEvent
-from service.schema import ResourceSchema
-from service.store import StateStore, ensure_same_type
-from service.tokens import recorded_token_id, token_hash
-from service.validation import validate_patch, validate_type_name
-from service.workflow import Authorization, Workflow
+from ccstate.service.authz.tokens import recorded_token_id, token_hash
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.validation import validate_patch, validate_type_name
+from ccstate.service.changes.workflow import Authorization, Workflow
+from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
+from ccstate.service.locking import hold_lock
+from ccstate.service.names import validate_identifier
+from ccstate.service.ports import LockManager, LockScope, ProgressEvent
+from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, ResourceChange
+from ccstate.service.state.store import StateStore, ensure_same_type
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from service.errors import InvalidInput
+from ccstate.service.errors import InvalidInput
 
 SEVERITIES = ("critical", "high", "medium", "low")
 IGNORE = "ignore"

@@ -23,15 +23,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from ccstate.service.changes.scanning import ScanResult
+from ccstate.service.errors import CcstateError, InvalidInput, StateCorrupt, TokenError
+from ccstate.service.names import validate_workspace
+from ccstate.service.ports import Clock, ObjectStore, SystemClock
+from ccstate.service.state.model import canonical_json, sha256_hex
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from service.errors import CcstateError, InvalidInput, StateCorrupt, TokenError
-from service.model import canonical_json, sha256_hex
-from service.names import validate_workspace
-from service.ports import Clock, ObjectStore, SystemClock
-from service.scanning import ScanResult
 
 log = logging.getLogger(__name__)
 

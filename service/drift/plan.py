@@ -10,14 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.drift_compare import (
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.drift.compare import (
     PropertyDifference,
     contains_redacted,
     schema_path_matches,
     without_system_tags,
 )
-from service.drift_rules import split_pointer
-from service.schema import ResourceSchema
+from ccstate.service.drift.rules import split_pointer
 
 _MISSING = object()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service.tagging import is_default_tag
+from ccstate.service.changes.tagging import is_default_tag
 
 MAX_VALUE_CHARS = 120
 MAX_ITEMS = 20

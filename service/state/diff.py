@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.model import ResourceState
+from ccstate.service.state.model import ResourceState
 
 _MISSING = object()
 

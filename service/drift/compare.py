@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from service.drift_rules import (
+from ccstate.service.changes.redaction import MARKER as REDACTED_KEY
+from ccstate.service.changes.redaction import is_redacted
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.drift.rules import (
     DEFAULT_RULES,
     IGNORE,
     SeverityRules,
@@ -23,9 +26,6 @@ from service.drift_rules import (
     known_defaults,
     split_pointer,
 )
-from service.redaction import MARKER as REDACTED_KEY
-from service.redaction import is_redacted
-from service.schema import ResourceSchema
 
 SYSTEM_TAG_PREFIX = "aws:"
 DifferenceType = Literal["ADD", "REMOVE", "NOT_EQUAL"]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.errors import CcstateError, InvalidInput, StateCorrupt
-from service.model import canonical_json, sha256_hex
-from service.names import validate_workspace
-from service.ports import ObjectStore
-from service.replay import StateView, apply_commit
-from service.store import StateStore, decode_commit, serial_key
+from ccstate.service.errors import CcstateError, InvalidInput, StateCorrupt
+from ccstate.service.names import validate_workspace
+from ccstate.service.ports import ObjectStore
+from ccstate.service.state.model import canonical_json, sha256_hex
+from ccstate.service.state.replay import StateView, apply_commit
+from ccstate.service.state.store import StateStore, decode_commit, serial_key
 
 Progress = Callable[[str, int, int], None]  # phase, done, total
 

@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.drift import DriftDetector, ResourceDrift
-from service.drift_compare import PropertyDifference
-from service.drift_remediation import RemediationPlan
-from service.errors import CcstateError
-from service.model import DriftStatus, utc_now_iso
-from service.operations import ResourceOperations
-from service.workflow import Workflow
+from ccstate.service.changes.executor import ResourceOperations
+from ccstate.service.changes.workflow import Workflow
+from ccstate.service.drift.compare import PropertyDifference
+from ccstate.service.drift.detect import DriftDetector, ResourceDrift
+from ccstate.service.drift.plan import RemediationPlan
+from ccstate.service.errors import CcstateError
+from ccstate.service.state.model import DriftStatus, utc_now_iso
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Who may do what: execution tokens and the policy that checks a principal."""

@@ -1,0 +1,1 @@
+"""Drift: detect, compare, rules, plan, monitor, remediate."""
