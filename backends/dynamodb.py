@@ -15,7 +15,10 @@ item. So a workspace lock and a resource lock are never held together; only the 
 acquirer ever backs off, and jittered backoff lets it in once the resource locks are released.
 Renew requires the lease still to be ours *and* unexpired, so a lapsed resource lease cannot come
 back to life under a workspace lock taken meanwhile. The ``ttl`` attribute only lets DynamoDB
-garbage-collect. Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into
+garbage-collect. Every lease gets a fencing token: after the put, one ``UpdateItem ADD`` on the
+workspace's '#fence' counter item, then a conditional ``UpdateItem`` binds it to our lock item
+while our lease is still live (two requests per acquire), so a later lease always has a greater
+token. Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into
 the lease).
 """
 
@@ -43,6 +46,7 @@ from ccstate.service.ports import LockInfo, LockScope
 log = logging.getLogger(__name__)
 
 WORKSPACE_SK = "#workspace"
+FENCE_SK = "#fence"
 RESOURCE_SK_PREFIX = "r/"
 GC_GRACE_SECONDS = 86400
 FREE_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
@@ -101,7 +105,9 @@ class DynamoDBLockManager:
         while True:
             taken, holder = await self._try_acquire(scope, operation, who, lease_seconds)
             if taken and holder is not None:
-                return holder
+                fenced = await self._fenced(holder)
+                if fenced is not None:
+                    return fenced
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _timeout(scope, holder, timeout)
@@ -255,6 +261,57 @@ class DynamoDBLockManager:
                 Key=self._key(scope),
                 ConditionExpression="lock_id = :me",
                 ExpressionAttributeValues={":me": {"S": lock_id}},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ fencing tokens
+
+    async def _fenced(self, lock: LockInfo) -> LockInfo | None:
+        """Our new lease with its fencing token; None when it lapsed before the token was
+        bound (then it is not ours any more: acquire again). Never leaves the lock behind."""
+        try:
+            token = await self._next_fence(lock.workspace)
+            bound = await self._bind_fence(lock, token)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.release(lock))
+            raise
+        return replace(lock, fence=token) if bound else None
+
+    async def _next_fence(self, workspace: str) -> int:
+        """One ``UpdateItem ADD`` on the workspace's '#fence' counter item."""
+        resp = await self._call(
+            "dynamodb:UpdateItem",
+            self.client.update_item,
+            TableName=self.table,
+            Key={"pk": {"S": self._pk(workspace)}, "sk": {"S": FENCE_SK}},
+            UpdateExpression="ADD #f :one",
+            ExpressionAttributeNames={"#f": "fence"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(resp["Attributes"]["fence"]["N"])
+
+    async def _bind_fence(self, lock: LockInfo, token: int) -> bool:
+        """Record ``token`` on our lock item while the lease is still live. Every lease granted
+        later takes its token after this, so it gets a greater one; a token taken by a holder
+        whose lease had lapsed is never bound."""
+        try:
+            await self._call(
+                "dynamodb:UpdateItem",
+                self.client.update_item,
+                TableName=self.table,
+                Key=self._key(LockScope(lock.workspace, lock.resource)),
+                UpdateExpression="SET #f = :t",
+                ConditionExpression="lock_id = :me AND expires_at >= :now",
+                ExpressionAttributeNames={"#f": "fence"},
+                ExpressionAttributeValues={
+                    ":t": {"N": str(token)},
+                    ":me": {"S": lock.id},
+                    ":now": _num(self._now()),
+                },
             )
         except ConditionFailed:
             return False
@@ -426,6 +483,7 @@ def _info(item: dict[str, Any]) -> LockInfo:
         created=datetime.fromtimestamp(float(item["created_at"]["N"]), UTC),
         expires=datetime.fromtimestamp(float(item["expires_at"]["N"]), UTC),
         version=item.get("version", {}).get("S", "unknown"),
+        fence=int(item.get("fence", {}).get("N", 0)),
     )
 
 

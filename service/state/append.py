@@ -21,9 +21,11 @@ from typing import Any
 
 from ccstate.service.errors import (
     InvalidInput,
+    LockLost,
     StateConflict,
     StateCorrupt,
 )
+from ccstate.service.locking import HeldLock
 from ccstate.service.ports import Sequencer
 from ccstate.service.state.codec import (
     decode_commit,
@@ -40,7 +42,7 @@ from ccstate.service.state.model import (
     StackChange,
     utc_now_iso,
 )
-from ccstate.service.state.replay import StateView, apply_commit
+from ccstate.service.state.replay import StateView, apply_commit, fence_floor, fenced_out
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class Draft:
     replace_state: dict[str, Any] | None
     touched: set[str]
     base_serial: int | None
+    # The lock the commit is made under: its lease is checked before the put, its fencing token
+    # is recorded in the commit.
+    lock: HeldLock | None = None
 
 
 class AppendMixin:
@@ -102,6 +107,7 @@ class AppendMixin:
                 commit = self._new_commit(view.serial + 1, view.lineage, draft)
                 key = serial_key(self._log_prefix, commit.serial)
                 body = encode_commit(commit)
+                self._guard_fence(view, commit, draft)
                 started = asyncio.get_running_loop().time()
                 if await self.objects.put_if_absent(key, body):
                     # Keep exactly what a reader of the file will see, not our in-memory draft.
@@ -184,7 +190,9 @@ class AppendMixin:
             check_resource_types(view, draft.changes)
         lineage = await self._lineage_for(view, serial)
         key = serial_key(self._log_prefix, serial)
-        body = encode_commit(self._new_commit(serial, lineage, draft))
+        commit = self._new_commit(serial, lineage, draft)
+        self._guard_fence(view, commit, draft)
+        body = encode_commit(commit)
         if not await self.objects.put_if_absent(key, body):
             return None
         return decode_commit(body, where=key)
@@ -231,8 +239,11 @@ class AppendMixin:
         snapshot there, so a writer never reads other commits just to snapshot them."""
         self._remember(commit)
         if view.serial == commit.serial - 1:
+            stale = fenced_out(view, commit)
             apply_commit(view, commit)
             await self._derive(view)
+            if stale:
+                raise superseded_lock(commit, fence_floor(view, commit), written=True)
 
     def _new_commit(self, serial: int, lineage: str, draft: Draft) -> Commit:
         meta = draft.meta
@@ -251,7 +262,18 @@ class AppendMixin:
             changes=draft.changes,
             stacks=draft.stacks,
             replace_state=draft.replace_state,
+            fence=draft.lock.fence or None if draft.lock is not None else None,
         )
+
+    def _guard_fence(self, view: StateView, commit: Commit, draft: Draft) -> None:
+        """Right before a put made under a lock: the lease must still run (a holder stalled
+        past it never commits) and no newer holder's token may be committed for these
+        resources in the log read so far (a clock that lags is caught here)."""
+        if draft.lock is None:
+            return
+        draft.lock.ensure_live(self.clock.now())
+        if fenced_out(view, commit):
+            raise superseded_lock(commit, fence_floor(view, commit), written=False)
 
     async def _check_conflicts(self, base: int, view: StateView, touched: set[str]) -> None:
         if base >= view.serial:
@@ -400,6 +422,22 @@ def gave_up(touched: set[str]) -> StateConflict:
         resources=sorted(touched),
         authors=[],
         next_step="Retry the operation; consider taking the workspace lock.",
+    )
+
+
+def superseded_lock(commit: Commit, floor: int, *, written: bool) -> LockLost:
+    what = (
+        f"Serial {commit.serial} was written but is ignored on replay"
+        if written
+        else "Nothing was written"
+    )
+    return LockLost(
+        f"The lock this commit was made under (fencing token {commit.fence}) was superseded: "
+        f"a holder with token {floor} has committed to the same resources since. {what}.",
+        next_step="Its lease ran out while the work stalled; check `ccstate state history` for "
+        "the resource, then re-run the operation.",
+        fence=commit.fence,
+        newer_fence=floor,
     )
 
 

@@ -209,11 +209,18 @@ class Commit(_Model):
     stacks: list[StackChange] = Field(default_factory=list)
     # A restore or import replaces the whole state; carried so replay needs nothing else.
     replace_state: dict[str, Any] | None = None
+    # The fencing token of the lock the commit was made under (None: made without a lock).
+    fence: int | None = None
     sha256: str | None = None
 
     def digest(self) -> str:
         body = self.model_dump(mode="json", exclude={"sha256"})
         return sha256_hex(canonical_json(body))
+
+    @property
+    def whole_workspace(self) -> bool:
+        """A restore or import: it may change any resource of the workspace."""
+        return self.replace_state is not None or self.kind in ("restore", "import")
 
     def resources_touched(self) -> set[str]:
         touched = {c.identifier for c in self.changes}

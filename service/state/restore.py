@@ -8,6 +8,7 @@ from ccstate.service.errors import (
     ImportRefused,
     InvalidInput,
 )
+from ccstate.service.locking import HeldLock
 from ccstate.service.names import validate_identifier
 from ccstate.service.state.append import ALL_RESOURCES, Draft
 from ccstate.service.state.model import (
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 class RestoreMixin:
     """Whole-state commits: restore to a past serial, and ``state push`` of a document."""
 
-    async def restore(self, serial: int, meta: CommitMeta) -> Commit:
+    async def restore(
+        self, serial: int, meta: CommitMeta, *, lock: HeldLock | None = None
+    ) -> Commit:
         """Make the state equal to what it was at ``serial``, as a new commit."""
         async with self._mutex:
             current = await self._refresh_locked()
@@ -34,11 +37,16 @@ class RestoreMixin:
         stacks = stack_changes_between(current, target)
         meta = meta.model_copy(update={"kind": "restore", "restored_from": serial})
         return await self._write(
-            Draft(meta, changes, stacks, None, {ALL_RESOURCES}, current.serial)
+            Draft(meta, changes, stacks, None, {ALL_RESOURCES}, current.serial, lock)
         )
 
     async def import_document(
-        self, doc: StateDocument, meta: CommitMeta, *, force: bool = False
+        self,
+        doc: StateDocument,
+        meta: CommitMeta,
+        *,
+        force: bool = False,
+        lock: HeldLock | None = None,
     ) -> Commit:
         """``state push``: guarded by lineage and serial like Terraform; ``force`` overrides and
         is recorded in the commit."""
@@ -55,7 +63,7 @@ class RestoreMixin:
             guard_import(view, doc)
         meta = meta.model_copy(update={"kind": "import", "forced": force})
         replace = doc.model_dump(mode="json", exclude_unset=True)
-        return await self._write(Draft(meta, [], [], replace, {ALL_RESOURCES}, view.serial))
+        return await self._write(Draft(meta, [], [], replace, {ALL_RESOURCES}, view.serial, lock))
 
 
 def changes_between(current: StateView, target: StateView) -> list[ResourceChange]:

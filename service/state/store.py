@@ -30,6 +30,7 @@ from ccstate.service.errors import (
     InvalidInput,
     StateCorrupt,
 )
+from ccstate.service.locking import HeldLock
 from ccstate.service.names import validate_identifier, validate_workspace
 from ccstate.service.ports import Clock, ObjectStore, Sequencer, SystemClock
 from ccstate.service.state.append import (  # noqa: F401  (re-exported: the public API)
@@ -115,19 +116,25 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         stacks: list[StackChange] | None = None,
         base_serial: int | None = None,
         under_lock: bool = False,
+        lock: HeldLock | None = None,
     ) -> Commit:
         """Append one commit. ``base_serial`` is the serial the caller read before computing the
         change; commits after it that touched the same resources raise ``StateConflict``.
 
         ``under_lock``: the caller holds the lock of every resource it changes (or the workspace
         lock), taken before it read them, so nobody else can have changed them. With a
-        sequencer such a commit does not read other writers' commits at all."""
+        sequencer such a commit does not read other writers' commits at all.
+
+        ``lock``: the lock held for this change. Its lease is checked just before the put
+        (``LockLost`` when it ran out: nothing is written) and its fencing token goes into the
+        commit; a commit whose token is older than one already committed for one of its
+        resources is refused (``LockLost``) and ignored on replay."""
         for change in changes:
             validate_identifier(change.identifier)
         touched = {c.identifier for c in changes} | {f"stack:{s.name}" for s in stacks or []}
         if meta.kind in ("restore", "import"):
             touched.add(ALL_RESOURCES)
-        draft = Draft(meta, changes, stacks or [], None, touched, base_serial)
+        draft = Draft(meta, changes, stacks or [], None, touched, base_serial, lock)
         return await self._write(draft, under_lock=under_lock)
 
     async def _refreshed(self) -> StateView:
