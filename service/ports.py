@@ -61,6 +61,12 @@ class ObjectStore(Protocol):
         """Remove; absent keys are not an error."""
         ...
 
+    async def existed(self, key: str) -> bool:
+        """Whether ``key`` was ever written, as far as the store can tell: on a versioned S3
+        bucket an absent key with a previous version or a delete marker did exist. False
+        where the store keeps no such history (local files)."""
+        ...
+
 
 # --------------------------------------------------------------------------- serials
 

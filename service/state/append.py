@@ -17,6 +17,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ccstate.service.errors import (
@@ -167,6 +168,7 @@ class AppendMixin:
     ) -> Commit:
         for _ in range(MAX_REBASES):
             serial = await sequencer.next_serial(self.workspace)
+            await self._refuse_far_serial(view, serial)
             try:
                 commit = await self._put_ticketed(view, serial, draft, base)
             except BaseException:
@@ -231,6 +233,23 @@ class AppendMixin:
                 "nothing was changed.",
             )
         return written[-1] if written else after
+
+    async def _refuse_far_serial(self, view: StateView, handed_out: int) -> None:
+        """A counter far beyond the log is not writers in flight but a broken counter: refuse
+        it (one listing) instead of reading and voiding thousands of serials."""
+        if handed_out - view.serial <= MAX_HOLES:
+            return
+        written = await self._last_written(view.serial)
+        if handed_out - written > MAX_HOLES:
+            raise StateCorrupt(
+                f"The serial counter of workspace '{self.workspace}' stands at {handed_out}, "
+                f"but the log ends at serial {written}: the counter jumped "
+                f"{handed_out - written} serials ahead (at most {MAX_HOLES} can be in flight).",
+                next_step=f"Set the counter back to {written} (the 'serial' attribute of the "
+                "workspace's '#serial' item in the lock table); nothing was changed.",
+                counter=handed_out,
+                log_end=written,
+            )
 
     async def _after_ticketed_commit(self, view: StateView, commit: Commit) -> None:
         """Apply our commit when the view is just before it, else leave it (and the snapshot,
@@ -309,8 +328,13 @@ class AppendMixin:
         if self.exporter is not None and len(view.resources) <= self.export_max_resources:
             try:
                 await self.exporter(await self._document(view))
-            except OSError as exc:  # the export is a convenience copy; the log is the truth
-                log.warning("Could not write the readable state.json export: %s", exc)
+            except Exception as exc:
+                log.warning(
+                    "Serial %d is committed, but the readable state.json export could not be "
+                    "written (it is rewritten after the next commit): %s",
+                    view.serial,
+                    exc,
+                )
 
     async def _discover(self, view: StateView, sequencer: Sequencer) -> None:
         """First load with a sequencer: list the log, since commits may have been copied in
@@ -330,6 +354,7 @@ class AppendMixin:
             handed_out = written_up_to
         if handed_out <= view.serial:
             return
+        await self._refuse_far_serial(view, handed_out)
         found = await self._fetch_present(list(range(view.serial + 1, handed_out + 1)))
         top = max((s for s, c in found.items() if c is not None), default=view.serial)
         top = max(top, self._overdue([s for s, c in found.items() if c is None and s > top]))
@@ -379,7 +404,10 @@ class AppendMixin:
         # One lineage for all: with nothing written yet, the voids start the state.
         known = lineage or next((c.lineage for c in have.values()), str(uuid.uuid4()))
         while holes := [s for s in serials if s not in have]:
-            for serial in [s for s in holes if self._waited_out(s)]:
+            self._start_grace_at_successor(holes, have)
+            for serial in holes:  # in order: a void takes the lineage of the serials below
+                if not self._waited_out(serial):
+                    break
                 have[serial] = await self._void(serial, known)
                 known = have[serial].lineage  # another reader's void may have won
             if holes := [s for s in holes if s not in have]:
@@ -390,6 +418,20 @@ class AppendMixin:
             self._unwritten_since.pop(serial, None)
             self._remember(have[serial])
         return have
+
+    def _start_grace_at_successor(self, holes: list[int], have: dict[int, Commit]) -> None:
+        """A hole's writer took its ticket before the writer of any later serial put theirs,
+        so the grace runs from the time of the next written commit at the latest: a hole
+        behind a commit older than the grace is not waited for again (a dead writer, or a
+        deleted commit, which ``_void`` then reports)."""
+        now = self.clock.now().timestamp()
+        for hole in holes:
+            after = [c for s, c in have.items() if s > hole]
+            if after:
+                written_at = min(parse_utc(c.committed_at) for c in after)
+                self._unwritten_since[hole] = min(
+                    self._unwritten_since.get(hole, now), now, written_at
+                )
 
     async def _void(self, serial: int, lineage: str, *, withdrawn: bool = False) -> Commit:
         reason = (
@@ -409,11 +451,24 @@ class AppendMixin:
         )
         key = serial_key(self._log_prefix, serial)
         body = encode_commit(commit)
+        if not withdrawn and await self.objects.existed(key):
+            landed = (await self._fetch_present([serial]))[serial]
+            if landed is not None:  # its writer got there while we looked
+                return landed
+            raise self._lost_commit(serial)
         if await self.objects.put_if_absent(key, body):
             if not withdrawn:
                 log.warning("Voided serial %d of workspace '%s': %s", serial, self.workspace, key)
             return decode_commit(body, where=key)
         return await self._fetch_commit(serial)  # its writer got there after all
+
+
+def parse_utc(stamp: str) -> float:
+    """A commit's ``committed_at`` as a POSIX timestamp (now, when unreadable)."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return datetime.now(UTC).timestamp()
 
 
 def gave_up(touched: set[str]) -> StateConflict:

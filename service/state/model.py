@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 STATE_VERSION = "1.0"
 COMMIT_FORMAT = "ccstate.commit/1"
-SNAPSHOT_FORMAT = "ccstate.snapshot/1"
+SNAPSHOT_FORMAT = "ccstate.snapshot/2"
 MANAGED_BY = "CCAPI-MCP-SERVER"
 
 Operation = Literal[

@@ -70,7 +70,12 @@ FETCH_CONCURRENCY = 16
 EXPORT_MAX_RESOURCES = 200
 COMMIT_CACHE_SIZE = 4096
 
+# The largest window of serials a catch-up GETs at once (in FETCH_CONCURRENCY parallel GETs).
+MAX_FETCH_WINDOW = 256
+
 Exporter = Callable[[StateDocument], Awaitable[None]]
+# Something else that saw the head, as (serial, lineage): the local readable export.
+HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
 
 
 class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
@@ -88,6 +93,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         export_max_resources: int = EXPORT_MAX_RESOURCES,
         sequencer: Sequencer | None = None,
         hole_grace: float = HOLE_GRACE_SECONDS,
+        head_witness: HeadWitness | None = None,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -99,6 +105,10 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         self.export_max_resources = export_max_resources
         self.sequencer = sequencer
         self.hole_grace = hole_grace
+        self.head_witness = head_witness
+        self._pointer_serial_seen = 0  # what the snapshot pointer claimed at load
+        # Snapshots and pointers refused on read (the state was replayed instead), for reports.
+        self.integrity_warnings: list[str] = []
         self._log_prefix = f"{self.workspace}/log/"
         self._snap_prefix = f"{self.workspace}/snapshots/"
         self._last_snapshot_key = f"{self.workspace}/_last_snapshot.json"
@@ -146,8 +156,10 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
             view = await self._load_latest_snapshot()
             if self.sequencer is None:
                 await self._catch_up(view)
+                await self._check_nothing_beyond(view)
             else:
                 await self._discover(view, self.sequencer)
+            await self._check_head_witnesses(view)
             self._view = view
         return self._view
 
@@ -177,28 +189,106 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         return dict(zip(serials, await asyncio.gather(*(one(s) for s in serials)), strict=True))
 
     async def _catch_up(self, view: StateView, *, next_exists: bool = False) -> None:
-        """Bring ``view`` to head. When it already is (the usual case), this costs one GET of
-        the next serial, not a listing of the log; ``next_exists`` (we just lost the race for
-        it) skips that GET. New commits are then listed once and fetched in parallel."""
-        if not next_exists:
-            where = serial_key(self._log_prefix, view.serial + 1)
-            nxt = await self.objects.get(where)
-            if nxt is None:
+        """Bring ``view`` to head by GETs of the serials after it, in growing parallel windows,
+        up to the first one absent. When the view is at head (the usual case) this costs one
+        GET; ``next_exists`` (we just lost the race for it) starts with a window of two.
+
+        No directory listing: a listing taken while other processes add commits can miss a
+        file that is there (readdir does not promise to show entries added during the scan),
+        which once made concurrent writers report a gap that was not. An absent serial with
+        a present one after it is looked up again; only if it is still absent is it a gap."""
+        window = 2 if next_exists else 1
+        while True:
+            wanted = list(range(view.serial + 1, view.serial + 1 + window))
+            found = await self._fetch_present(wanted)
+            for serial in wanted:
+                commit = found[serial]
+                if commit is None and any(found[s] for s in wanted if s > serial):
+                    commit = (await self._fetch_present([serial]))[serial]
+                    if commit is None:
+                        raise self._gap(view.serial, [s for s in wanted if found[s]])
+                if commit is None:
+                    return
+                self._remember(commit)
+                apply_commit(view, commit)
+            window = min(2 * window, MAX_FETCH_WINDOW)
+
+    async def _check_nothing_beyond(self, view: StateView) -> None:
+        """On load: no commit may lie beyond the first absent serial (a deleted commit in the
+        middle of the log, or a file put under a far serial). One listing, checked by GETs:
+        a commit added meanwhile at the head is caught up on, not mistaken for a gap."""
+        for _ in range(3):
+            beyond = await self._listed_serials(view.serial)
+            if not beyond:
                 return
-            self._remember(decode_commit(nxt.body, where=where))
+            before = view.serial
+            await self._catch_up(view)
+            if view.serial == before:
+                raise self._gap(view.serial, beyond)
+        raise self._gap(view.serial, await self._listed_serials(view.serial))
+
+    async def _listed_serials(self, after: int) -> list[int]:
+        """The serials of the commit files listed after ``after``. Only names of the log's own
+        form directly under ``log/`` count: a stray folder or file there is ignored."""
         keys = await self.objects.list_keys(
-            self._log_prefix, start_after=serial_key(self._log_prefix, view.serial)
+            self._log_prefix, start_after=serial_key(self._log_prefix, after)
         )
-        serials = sorted(s for s in (serial_of(k) for k in keys) if s is not None)
-        expected = list(range(view.serial + 1, view.serial + 1 + len(serials)))
-        if serials != expected:
+        names = (k[len(self._log_prefix) :] for k in keys if k.startswith(self._log_prefix))
+        return sorted(s for s in (serial_of(n) for n in names if "/" not in n) if s is not None)
+
+    def _lost_commit(self, serial: int) -> StateCorrupt:
+        key = serial_key(self._log_prefix, serial)
+        return StateCorrupt(
+            f"Commit {serial} of workspace '{self.workspace}' was written and is now missing "
+            f"from {self.objects.describe()} ({key} has an earlier version or a delete "
+            "marker): it is not filled with a void, since that would erase a recorded change.",
+            next_step=f"Restore the previous version of {key} (S3 console, or `aws s3api "
+            "list-object-versions` and `copy-object`); nothing was changed. Until then reads "
+            "and writes of this workspace are refused.",
+            missing=serial,
+        )
+
+    def _gap(self, head: int, beyond: list[int]) -> StateCorrupt:
+        shown = ", ".join(map(str, beyond[:5])) + (", ..." if len(beyond) > 5 else "")
+        return StateCorrupt(
+            f"The log of workspace '{self.workspace}' in {self.objects.describe()} is missing "
+            f"commit {head + 1}, but has commits after it ({shown}): a commit that was written "
+            "is gone (deleted or moved).",
+            next_step=f"Restore {serial_key(self._log_prefix, head + 1)} from a backup (or the "
+            "bucket's previous object version); nothing was changed. Until then reads and "
+            "writes of this workspace are refused.",
+            missing=head + 1,
+        )
+
+    async def _check_head_witnesses(self, view: StateView) -> None:
+        """On load: the log must reach the serial that the snapshot pointer and the readable
+        export say was written (a deleted head commit would otherwise roll the state back)."""
+        pointer = self._pointer_serial_seen
+        if pointer > view.serial:
             raise StateCorrupt(
-                f"The log of workspace '{self.workspace}' has a gap after serial {view.serial} "
-                f"(found {serials[:5]}...): commits are missing.",
-                next_step="Restore the missing log files from a backup; nothing was changed.",
+                f"The snapshot pointer of workspace '{self.workspace}' names serial {pointer}, "
+                f"but the log ends at serial {view.serial}: commits {view.serial + 1} to "
+                f"{pointer} are missing, or the pointer was edited.",
+                next_step="Restore the missing commits from a backup (or the bucket's previous "
+                "object versions); if the log is complete, delete "
+                f"{self._last_snapshot_key} (it is rebuilt). Nothing was changed.",
+                missing=view.serial + 1,
             )
-        for commit in await self._read_commits(serials):
-            apply_commit(view, commit)
+        if self.head_witness is None:
+            return
+        witnessed = await self.head_witness()
+        if witnessed is None:
+            return
+        serial, lineage = witnessed
+        if serial > view.serial and (not lineage or lineage == view.lineage or not view.serial):
+            raise StateCorrupt(
+                f"The readable export of workspace '{self.workspace}' is at serial {serial}, "
+                f"but the log ends at serial {view.serial}: the newest commits are missing.",
+                next_step="Restore the missing commits from a backup; if you restored the log "
+                "on purpose, delete the export state.json (it is rewritten). Nothing was "
+                "changed.",
+                missing=view.serial + 1,
+            )
 
     async def _read_commits(self, serials: Iterable[int]) -> list[Commit]:
         """The commits at ``serials``, all of which must exist (a gap is corruption here)."""
