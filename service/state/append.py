@@ -357,8 +357,21 @@ class AppendMixin:
         await self._refuse_far_serial(view, handed_out)
         found = await self._fetch_present(list(range(view.serial + 1, handed_out + 1)))
         top = max((s for s, c in found.items() if c is not None), default=view.serial)
+        if top < handed_out:
+            await self._check_not_deleted(top + 1)
         top = max(top, self._overdue([s for s, c in found.items() if c is None and s > top]))
         await self._catch_up_to(view, top, found)
+
+    async def _check_not_deleted(self, serial: int) -> None:
+        """The lowest serial handed out above everything written is a ticket in flight, or the
+        newest commit deleted (which would silently roll the state back): one look at the
+        object's versions tells, once per serial and store."""
+        if serial in self._checked_unwritten:
+            return
+        key = serial_key(self._log_prefix, serial)
+        if await self.objects.existed(key) and await self.objects.get(key) is None:
+            raise self._lost_commit(serial)
+        self._checked_unwritten.add(serial)
 
     def _overdue(self, unwritten: list[int]) -> int:
         """The highest of the serials above everything written that this store has now seen

@@ -116,6 +116,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         self._commit_cache: OrderedDict[int, Commit] = OrderedDict()
         self._mutex = asyncio.Lock()
         self._unwritten_since: dict[int, float] = {}  # handed-out serials seen unwritten
+        self._checked_unwritten: set[int] = set()  # ... and found never written (S3 versions)
         self.contention = Contention()
 
     async def commit(
