@@ -21,6 +21,8 @@ from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
 from ccstate.service.state.store import StateStore
 
+WORKER = [sys.executable, "-m", "benchmarks.local_writers", "--worker"]
+
 
 async def writer(root: str, name: str, seconds: float) -> dict[str, object]:
     store = StateStore(LocalObjectStore(Path(root)), snapshot_every=50)
