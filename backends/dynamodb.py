@@ -278,7 +278,16 @@ class DynamoDBLockManager:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.release(lock))
             raise
-        return replace(lock, fence=token) if bound else None
+        if bound:
+            return replace(lock, fence=token)
+        log.warning(
+            "The lease of lock %s on %s ran out before its fencing token was bound (a lease "
+            "shorter than a few round trips to the table?); acquiring again.",
+            lock.id,
+            LockScope(lock.workspace, lock.resource).describe(),
+        )
+        await self._delete_if_ours(LockScope(lock.workspace, lock.resource), lock.id)
+        return None
 
     async def _next_fence(self, workspace: str) -> int:
         """One ``UpdateItem ADD`` on the workspace's '#fence' counter item."""
