@@ -7,7 +7,7 @@ config.json keeps the seed's shape; ccstate's own settings sit in the same block
     {"state_management": {
         "enabled": true,
         "state_file": "~/.aws/ccapi-mcp-server/state.json",
-        "backup_retention_days": 30, "drift_check_interval": "1h", "auto_remediation": false,
+        "drift_check_interval": "1h", "auto_remediation": false,
         "remote_state": {"enabled": false, "s3_bucket": "my-state", "encryption": true},
         "backend": "s3://my-state/team?table=ccstate-locks", "workspace": "default",
         "snapshot_every": 50, "lock_timeout": "30s", "lock_lease": "60s", "token_ttl": "15m",
