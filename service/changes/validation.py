@@ -15,6 +15,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.secrets import looks_secret_key, scrub_text
 from ccstate.service.errors import InvalidInput
 from ccstate.service.names import validate_identifier
 from ccstate.service.state.model import canonical_json
@@ -113,8 +114,12 @@ def check_against_schema(
 
 
 def _describe(error: ValidationError) -> str:
+    """Where and what, with any secret the message quotes (a mistyped password) masked."""
     where = "/" + "/".join(str(p) for p in error.absolute_path)
-    return f"{where if where != '/' else '(top level)'}: {error.message[:300]}"
+    message = scrub_text(error.message[:300], lambda _secret: "<secret>")
+    if where != "/" and looks_secret_key(where.rsplit("/", 1)[-1]):
+        message = "the value does not match the schema: " + error.validator
+    return f"{where if where != '/' else '(top level)'}: {message}"
 
 
 def _safe_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
