@@ -236,20 +236,20 @@ class DependencyGraph:
             claims = self._keys.get(form)
             if not claims:
                 continue
-            candidates = [k for k in claims.values() if k.identifier != identifier]
-            if not candidates:
-                return None  # the resource's own value: not a dependency
+            candidates = list(claims.values())
             if not all(k.strong for k in candidates):
                 # A plain name counts only where the property's name says what it names.
                 hints = hint_words(pointer) if hints is None else hints
                 candidates = [
                     k
                     for k in candidates
-                    if k.strong or (len(form) >= MIN_NAME_LENGTH and self._hinted(k, hints))
+                    if k.strong
+                    or k.identifier == identifier
+                    or (len(form) >= MIN_NAME_LENGTH and self._hinted(k, hints))
                 ]
             best = _best(candidates)
-            if best is None:
-                return None
+            if best is None or best.identifier == identifier:
+                return None  # shared equally, or the resource's own value: no dependency
             return Edge(identifier, best.identifier, "value", pointer, best.attribute, position > 0)
         return None
 
