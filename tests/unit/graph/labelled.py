@@ -255,8 +255,16 @@ RESOURCES: list[Node] = [
         },
         depends_on=(B1,),
     ),
-    Node(Q1, "AWS::SQS::Queue", _queue(Q1, Q1_ARN, KmsMasterKeyId=K2, RedrivePolicy={
-        "deadLetterTargetArn": Q2_ARN, "maxReceiveCount": 5})),
+    Node(
+        Q1,
+        "AWS::SQS::Queue",
+        _queue(
+            Q1,
+            Q1_ARN,
+            KmsMasterKeyId=K2,
+            RedrivePolicy={"deadLetterTargetArn": Q2_ARN, "maxReceiveCount": 5},
+        ),
+    ),
     Node(Q2, "AWS::SQS::Queue", _queue(Q2, Q2_ARN, SqsManagedSseEnabled=True)),
     Node(
         T1,
@@ -298,9 +306,7 @@ RESOURCES: list[Node] = [
             "Bucket": B1,
             "PolicyDocument": {
                 "Statement": [
-                    _statement(
-                        "s3:GetObject", [f"arn:aws:s3:::{B1}/*"], Principal={"AWS": R1_ARN}
-                    )
+                    _statement("s3:GetObject", [f"arn:aws:s3:::{B1}/*"], Principal={"AWS": R1_ARN})
                 ]
             },
         },

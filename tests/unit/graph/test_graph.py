@@ -10,6 +10,7 @@ from ccstate.service.graph.model import Node
 from ccstate.service.graph.render import render
 from ccstate.service.graph.state import fill_dependencies
 from ccstate.service.state.model import MANAGED_BY, StateDocument
+
 from tests.unit.graph.labelled import RESOURCES, schema_lookup
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

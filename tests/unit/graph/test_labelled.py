@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ccstate.service.graph.graph import DependencyGraph
+
 from tests.unit.graph.labelled import EDGES, NEGATIVES, RESOURCES, evaluate, schema_lookup
 
 

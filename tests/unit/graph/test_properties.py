@@ -12,6 +12,7 @@ from ccstate.service.state.model import Commit, Dependencies, ResourceChange
 from ccstate.service.state.replay import StateView, apply_commit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tests.unit.graph.labelled import schema_lookup
 
 IDS = [f"res{i}" for i in range(8)]
@@ -54,9 +55,7 @@ def commit(serial: int, changes: list[ResourceChange]) -> Commit:
     for c in changes:
         if c.operation == "delete":
             c.resource_type = "AWS::S3::Bucket"
-    return Commit(
-        serial=serial, parent=serial - 1, lineage="l", committed_at="t", changes=changes
-    )
+    return Commit(serial=serial, parent=serial - 1, lineage="l", committed_at="t", changes=changes)
 
 
 @settings(max_examples=150, deadline=None)
