@@ -7,6 +7,7 @@ parsed document as if it had been given as an object.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -119,6 +120,7 @@ def hint_words(pointer: str) -> set[str]:
     return set()
 
 
+@functools.cache
 def type_words(type_name: str) -> frozenset[str]:
     """Words that make a property name a hint for a type: AWS::Logs::LogGroup -> logs, log,
     loggroup. Generic words (group, name) are left out."""
