@@ -2,8 +2,8 @@
 export's ``dependencies``, and the read the faces call (``load_graph``).
 
 Wiring into the store (after the store split): keep one ``StateGraph`` beside the store's
-``StateView``; ``rebuild(view.resources)`` when a view is loaded from a snapshot, and
-``apply_commit(commit, view.resources)`` right after every ``apply_commit(view, commit)``.
+``StateView``; ``await load(view.resources)`` when a view is loaded from a snapshot, and
+``await follow(commit, view.resources)`` right after every ``apply_commit(view, commit)``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class StateGraph:
 
     def apply_commit(self, commit: Commit, resources: Mapping[str, ResourceState]) -> set[str]:
         """Follow one commit, given the resources *after* it was applied to the view. Returns
-        the resources whose outgoing edges were extracted again."""
+        the resources whose outgoing edges were extracted again. Synchronous: the schemas of
+        new types must be in the cache already (``follow`` fetches them first)."""
         if commit.replace_state is not None:
             self.rebuild(resources)
             return set(resources)
@@ -74,6 +75,17 @@ class StateGraph:
         upserts = [node_from_resource(resources[i]) for i in sorted(touched) if i in resources]
         removals = [i for i in sorted(touched) if i not in resources and i in self.graph]
         return self.graph.apply(upserts=upserts, removals=removals)
+
+    async def follow(self, commit: Commit, resources: Mapping[str, ResourceState]) -> set[str]:
+        """``apply_commit`` after fetching the schemas of the types the commit brings (a type
+        the graph has seen is never looked up again, so schemas must come first)."""
+        await self.schemas.ensure(self.types_in(commit))
+        return self.apply_commit(commit, resources)
+
+    async def load(self, resources: Mapping[str, ResourceState]) -> None:
+        """``rebuild`` after fetching the schemas of every type in ``resources``."""
+        await self.schemas.ensure(res.resource_type for res in resources.values())
+        self.rebuild(resources)
 
     def types_in(self, commit: Commit) -> set[str]:
         """The types a commit brings, whose schemas ``schemas.ensure`` should fetch first."""

@@ -79,7 +79,6 @@ async def test_the_graph_finds_key_then_bucket_then_role(world: World) -> None:
 
 async def test_following_the_store_commit_by_commit_equals_a_rebuild(world: World) -> None:
     cache = SchemaCache(CloudFormationSchemaProvider(offline=True))
-    await cache.ensure(["AWS::KMS::Key", "AWS::S3::Bucket", "AWS::IAM::Role"])
     follower = StateGraph(cache)
     key, bucket, role = await create_chain(world)
     head = await world.store.head()
@@ -87,11 +86,15 @@ async def test_following_the_store_commit_by_commit_equals_a_rebuild(world: Worl
     for serial in range(1, head + 1):
         commit = await world.store.commit_at(serial)
         apply_commit(view, commit)
-        follower.apply_commit(commit, view.resources)
+        await follower.follow(commit, view.resources)
     current = await world.store.current()
     rebuilt = DependencyGraph.build(nodes_from_resources(current.resources), cache)
     assert follower.graph.fingerprint() == rebuilt.fingerprint()
     assert follower.graph.descendants(key) == {bucket, role}
+    assert [e.provenance for e in follower.graph.outgoing(bucket)] == ["value"]
+    loaded = StateGraph(SchemaCache(CloudFormationSchemaProvider(offline=True)))
+    await loaded.load(current.resources)
+    assert loaded.graph.fingerprint() == rebuilt.fingerprint()
 
     doc = fill_dependencies(await world.store.export_document(), follower.graph)
     assert doc.resources[bucket].dependencies.depends_on == [key]
