@@ -22,6 +22,7 @@ _STRONG_ID = re.compile(
     r"|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # KMS key id, UUIDs
     r"|^(mrk-)[0-9a-f]{32}$"  # multi-region KMS key id
     r"|^A[A-Z]{3}[A-Z0-9]{16,}$"  # IAM unique ids: AROA..., AIDA..., ANPA...
+    r"|^[a-z0-9-]+(\.[a-z0-9-]+){2,}$"  # host names: bucket.s3.amazonaws.com
 )
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _GENERIC_TYPE_WORDS = frozenset({"group", "aws", "name", "id"})
@@ -72,7 +73,8 @@ def is_arn(value: str) -> bool:
 
 
 def is_strong(value: str) -> bool:
-    """Whether ``value`` names one thing wherever it appears: an ARN, a URL, an AWS id."""
+    """Whether ``value`` names one thing wherever it appears: an ARN, a URL, an AWS id, a host
+    name."""
     return is_arn(value) or "://" in value or bool(_STRONG_ID.match(value))
 
 

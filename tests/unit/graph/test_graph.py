@@ -156,3 +156,24 @@ def test_export_dependencies_come_from_the_graph() -> None:
     assert doc.resources["b1"].dependencies.dependents == ["r1"]
     assert doc.resources["r1"].dependencies.depends_on == ["b1", "not-managed"]
     assert doc.to_json_dict()["resources"]["b1"]["dependencies"]["dependents"] == ["r1"]
+
+
+def test_a_host_name_names_its_bucket_wherever_it_appears() -> None:
+    graph = DependencyGraph.build(
+        [
+            *RESOURCES,
+            Node(
+                "E2CDN",
+                "AWS::CloudFront::Distribution",
+                {
+                    "Id": "E2CDN",
+                    "DistributionConfig": {
+                        "Origins": [{"Id": "o", "DomainName": "site-assets.s3.amazonaws.com"}]
+                    },
+                },
+            ),
+        ],
+        schema_lookup(),
+    )
+    [edge] = graph.outgoing("E2CDN")
+    assert (edge.dependency, edge.attribute) == ("site-assets", "/DomainName")
