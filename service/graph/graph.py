@@ -6,9 +6,10 @@ Edges come from three sources (``Edge.provenance``):
   target type's property value;
 - ``value``: a string (also inside a JSON document such as a policy) equals another resource's
   identifier or identifying value (primary identifier, read-only attribute: ``Arn``, ``KeyId``,
-  ``QueueUrl``...), or is an ARN under another resource's ARN (``arn:aws:s3:::bucket/*``). A
-  plain name (not an ARN, URL or AWS id) only counts where the property's name hints at the
-  type (``BucketName``, ``TABLE_NAME``), and a value two resources claim equally names neither;
+  ``QueueUrl``...), or is an ARN under another resource's ARN (``arn:aws:s3:::bucket/*``), or
+  an ARN pattern that matches exactly one (``...:secret:db-creds-*``). A plain name (not an
+  ARN, URL, host name or AWS id) only counts where the property's name hints at the type
+  (``BucketName``, ``TABLE_NAME``), and a value two resources claim equally names neither;
 - ``explicit``: the user's ``depends_on``.
 
 Indexes, all keyed by value, make a build O(total property strings) and an update cost what the
@@ -16,6 +17,8 @@ changed resources and the resources that mention their values hold, whatever the
 
 - ``_keys``: identifying value -> resources it identifies (with the attribute and its rank);
 - ``_ref_index``: (type, property path) -> value -> resources, for relationshipRef targets;
+- ``_children``: ARN parent (``arn:aws:secretsmanager:r:a:secret:``) -> the ARNs under it,
+  where an ARN pattern (``...:secret:db-creds-*``) is matched;
 - ``_mentioned_by``: every value a resource looks up -> the resources that look it up. When a
   resource's identifying values change, exactly those resources are extracted again.
 """
@@ -32,11 +35,15 @@ from ccstate.service.graph.cycles import find_cycles
 from ccstate.service.graph.model import EXPLICIT_VIA, IDENTIFIER, Cycle, Edge, GraphData, Node
 from ccstate.service.graph.values import (
     MIN_NAME_LENGTH,
+    arn_parent,
     escape,
     hint_words,
+    is_arn,
+    is_pattern,
     is_strong,
     key_forms,
     lookups,
+    pattern_regex,
     property_strings,
     type_words,
 )
@@ -45,6 +52,7 @@ SchemaLookup = Callable[[str], ResourceSchema | None]
 # Without a schema, top-level properties with these endings identify the resource.
 _IDENTIFYING_SUFFIXES = ("Arn", "Url", "Id")
 _RANK_IDENTIFIER, _RANK_PRIMARY, _RANK_ATTRIBUTE = 0, 1, 2
+_GLOB = "glob:"  # mention-index namespace: patterns are looked up by their ARN parent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +75,7 @@ class DependencyGraph:
         self._by_type: dict[str, set[str]] = defaultdict(set)
         self._keys: dict[str, dict[str, _Key]] = defaultdict(dict)
         self._keys_of: dict[str, list[str]] = {}
+        self._children: dict[str, set[str]] = defaultdict(set)  # ARN parent -> ARN key values
         self._tracked: dict[str, set[str]] = defaultdict(set)  # type -> ref target paths
         self._ref_index: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(
             lambda: defaultdict(set)
@@ -112,6 +121,8 @@ class DependencyGraph:
         found: set[str] = set()
         for value in self._keys_of.get(identifier, []):
             found |= self._mentioned_by.get(value, set())
+            if is_arn(value):
+                found |= self._mentioned_by.get(_GLOB + arn_parent(value), set())
         for _ref, value in self._ref_values_of.get(identifier, []):
             found |= self._mentioned_by.get(value, set())
         return found
@@ -147,12 +158,15 @@ class DependencyGraph:
         for path in self._tracked.get(node.resource_type, set()):
             self._index_ref_target(identifier, node.resource_type, path)
         mentions = {form for _pointer, value in strings for form in lookups(value)}
+        mentions |= {_GLOB + arn_parent(form) for form in mentions if is_pattern(form)}
         mentions |= set(node.depends_on)
         self._mentions_of[identifier] = mentions
         for value in mentions:
             self._mentioned_by[value].add(identifier)
 
     def _add_key(self, value: str, key: _Key) -> None:
+        if is_arn(value):
+            self._children[arn_parent(value)].add(value)
         present = self._keys[value].get(key.identifier)
         if present is None or key.rank < present.rank:
             self._keys[value][key.identifier] = key
@@ -174,6 +188,7 @@ class DependencyGraph:
                 keys.pop(identifier, None)
                 if not keys:
                     del self._keys[value]
+                    self._forget_child(value)
         for ref, value in self._ref_values_of.pop(identifier, []):
             holders = self._ref_index[ref].get(value)
             if holders is not None:
@@ -187,6 +202,16 @@ class DependencyGraph:
                 if not holders:
                     del self._mentioned_by[value]
         self._strings.pop(identifier, None)
+
+    def _forget_child(self, value: str) -> None:
+        if not is_arn(value):
+            return
+        parent = arn_parent(value)
+        siblings = self._children.get(parent)
+        if siblings is not None:
+            siblings.discard(value)
+            if not siblings:
+                del self._children[parent]
 
     def _drop_outgoing(self, identifier: str) -> None:
         for edge in self._out.pop(identifier, []):
@@ -235,6 +260,9 @@ class DependencyGraph:
         for position, form in enumerate(lookups(value)):
             claims = self._keys.get(form)
             if not claims:
+                edge = self._by_pattern(identifier, pointer, form) if is_pattern(form) else None
+                if edge is not None:
+                    return edge
                 continue
             candidates = list(claims.values())
             if not all(k.strong for k in candidates):
@@ -252,6 +280,21 @@ class DependencyGraph:
                 return None  # shared equally, or the resource's own value: no dependency
             return Edge(identifier, best.identifier, "value", pointer, best.attribute, position > 0)
         return None
+
+    def _by_pattern(self, identifier: str, pointer: str, pattern: str) -> Edge | None:
+        """An ARN pattern (``...:secret:db-creds-*``) names the one resource whose ARN it
+        matches; several matches name none (a grant over many is no single dependency)."""
+        regex = pattern_regex(pattern)
+        matched = [
+            key
+            for value in self._children.get(arn_parent(pattern), set())
+            if regex.fullmatch(value)
+            for key in self._keys[value].values()
+        ]
+        best = _best(matched)
+        if best is None or best.identifier == identifier:
+            return None
+        return Edge(identifier, best.identifier, "value", pointer, best.attribute, True)
 
     def _hinted(self, key: _Key, hints: set[str]) -> bool:
         return bool(hints & type_words(self._nodes[key.identifier].resource_type))

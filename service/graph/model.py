@@ -25,8 +25,8 @@ class Node:
 class Edge:
     """``dependent`` depends on ``dependency``: the value at ``via`` (a JSON pointer into the
     dependent's properties) names the dependency's ``attribute`` (``identifier``, ``/Arn``,
-    ``/QueueUrl``...). ``prefix``: the value lies under the dependency's ARN
-    (``arn:aws:s3:::bucket/*``)."""
+    ``/QueueUrl``...). ``prefix``: the value is not that value itself but an ARN under it
+    (``arn:aws:s3:::bucket/*``) or an ARN pattern matching it (``...:secret:db-creds-*``)."""
 
     dependent: str
     dependency: str

@@ -133,3 +133,32 @@ def type_words(type_name: str) -> frozenset[str]:
     for word in list(found):
         found |= _TYPE_ALIASES.get(word, set())
     return frozenset(found - _GENERIC_TYPE_WORDS)
+
+
+def is_pattern(value: str) -> bool:
+    """An ARN with a wildcard whose fixed part reaches into its last segment
+    (``...:secret:db-creds-*``; not ``...:secret:*`` nor ``...:table/*``)."""
+    if not is_arn(value):
+        return False
+    first = _first_wildcard(value)
+    return first >= 0 and first > len(arn_parent(value[:first]))
+
+
+def _first_wildcard(value: str) -> int:
+    found = [i for i in (value.find("*"), value.find("?")) if i >= 0]
+    return min(found) if found else -1
+
+
+def arn_parent(value: str) -> str:
+    """Everything up to the last ``:`` or ``/``: the ARNs of one kind share it
+    (``arn:aws:secretsmanager:r:a:secret:``). For a pattern: that of its fixed part."""
+    first = _first_wildcard(value)
+    fixed = value if first < 0 else value[:first]
+    return fixed[: max(fixed.rfind(":"), fixed.rfind("/")) + 1]
+
+
+@functools.lru_cache(maxsize=4096)
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """IAM wildcards: ``*`` any run of characters, ``?`` one character."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts))

@@ -44,7 +44,8 @@ S1 = arn("secretsmanager", "secret:db-creds-AbCdEf")
 TB1, TB2 = "orders", "audit"
 TB1_ARN, TB2_ARN = arn("dynamodb", f"table/{TB1}"), arn("dynamodb", f"table/{TB2}")
 TB1_STREAM = f"{TB1_ARN}/stream/2026-11-30T09:00:00.000"
-P1, P2 = "/orders/config", "/orders/table-arn"
+P1, P2, P3 = "/orders/config", "/orders/table-arn", "/site/bucket-name"
+A1 = "alias/orders-queue"
 ESM1 = "a1b2c3d4-0000-4000-8000-00000000e5a1"
 ESM2 = "a1b2c3d4-0000-4000-8000-00000000e5a2"
 QP1 = "orders-queue-policy-1a2b"
@@ -144,6 +145,8 @@ R1_POLICY = {
         _statement("dynamodb:Query", f"{TB1_ARN}/index/*"),
         _statement("kms:Decrypt", K1_ARN),
         _statement("logs:PutLogEvents", LG1_ARN),
+        # One bucket matches the first pattern; the second matches two buckets: no edge.
+        _statement("s3:ListBucket", [f"arn:aws:s3:::{B1[:8]}*", "arn:aws:s3:::orders-*"]),
     ],
 }
 R2_POLICY_TEXT = json.dumps(
@@ -151,8 +154,7 @@ R2_POLICY_TEXT = json.dumps(
         "Version": "2012-10-17",
         "Statement": [
             _statement("dynamodb:GetRecords", [TB1_STREAM, TB2_ARN]),
-            # A wildcard over the secret's random suffix: the one reference value matching
-            # does not resolve (see docs/graph.md).
+            # A wildcard over the random suffix Secrets Manager adds to a secret's ARN.
             _statement("secretsmanager:GetSecretValue", arn("secretsmanager", "secret:db-creds-*")),
         ],
     }
@@ -419,6 +421,14 @@ RESOURCES: list[Node] = [
     ),
     Node(P1, "AWS::SSM::Parameter", {"Name": P1, "Type": "String", "Value": Q1}),
     Node(P2, "AWS::SSM::Parameter", {"Name": P2, "Type": "String", "Value": TB1_ARN}),
+    # A bucket's plain name as a parameter's value: nothing in "/Value" says it is a bucket.
+    Node(P3, "AWS::SSM::Parameter", {"Name": P3, "Type": "String", "Value": B3}),
+    Node(A1, "AWS::KMS::Alias", {"AliasName": A1, "TargetKeyId": K2}),
+    Node(
+        f"{QUEUE_ENDPOINT}/{ACCOUNT}/jobs",
+        "AWS::SQS::Queue",
+        _queue(f"{QUEUE_ENDPOINT}/{ACCOUNT}/jobs", arn("sqs", "jobs"), KmsMasterKeyId=A1),
+    ),
 ]
 
 _SSE = "/BucketEncryption/ServerSideEncryptionConfiguration/0/ServerSideEncryptionByDefault"
@@ -450,6 +460,7 @@ EDGES: list[tuple[str, str, str]] = [
     (TB1, R1, f"{_R1P}/3/Resource"),
     (K1, R1, f"{_R1P}/4/Resource"),
     (LG1, R1, f"{_R1P}/5/Resource"),
+    (B1, R1, f"{_R1P}/6/Resource/0"),
     (TB1, R2, f"{_R2P}/0/Resource/0"),
     (TB2, R2, f"{_R2P}/0/Resource/1"),
     (S1, R2, f"{_R2P}/1/Resource"),
@@ -491,6 +502,10 @@ EDGES: list[tuple[str, str, str]] = [
     # parameters holding other resources' values
     (Q1, P1, "/Value"),
     (TB1, P2, "/Value"),
+    (B3, P3, "/Value"),
+    # a key alias, and a queue encrypted through it
+    (K2, A1, "/TargetKeyId"),
+    (A1, f"{QUEUE_ENDPOINT}/{ACCOUNT}/jobs", "/KmsMasterKeyId"),
 ]
 
 # Strings that name something but draw no edge (unmanaged, a label, or a coincidence).
@@ -503,6 +518,7 @@ NEGATIVES: list[tuple[str, str]] = [
     (F1, "/VpcConfig/SubnetIds/0"),
     (F1, f"{_ENV}/LOG_LEVEL"),
     (K1, "/KeyPolicy/Statement/0/Principal/AWS"),
+    (R1, f"{_R1P}/6/Resource/1"),
 ]
 
 

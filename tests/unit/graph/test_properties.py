@@ -28,7 +28,8 @@ value = st.one_of(
     st.sampled_from(IDS),
     st.sampled_from(IDS).map(arn_of),
     st.sampled_from(IDS).map(lambda i: arn_of(i) + "/*"),
-    st.sampled_from(["noise", "x", "arn:aws:s3:::elsewhere"]),
+    st.sampled_from(IDS).map(lambda i: arn_of(i) + "*"),  # a pattern matching one
+    st.sampled_from(["noise", "x", "arn:aws:s3:::elsewhere", "arn:aws:s3:::res*"]),
 )
 key_name = st.sampled_from(["BucketName", "QueueName", "TableName", "KMSMasterKeyId", "Other"])
 
