@@ -147,7 +147,7 @@ class DependencyGraph:
     def _index(self, node: Node) -> None:
         identifier = node.identifier
         schema = self._schema(node.resource_type)
-        self._nodes[identifier] = dataclasses.replace(node, properties={})
+        self._nodes[identifier] = Node(identifier, node.resource_type, {}, node.depends_on)
         self._by_type[node.resource_type].add(identifier)
         strings = list(property_strings(node.properties))
         self._strings[identifier] = strings

@@ -78,13 +78,14 @@ def is_strong(value: str) -> bool:
     return is_arn(value) or "://" in value or bool(_STRONG_ID.match(value))
 
 
-def lookups(value: str) -> list[str]:
+@functools.lru_cache(maxsize=1 << 16)
+def lookups(value: str) -> tuple[str, ...]:
     """The values to look ``value`` up as, most specific first: itself, and for an ARN the
     ARNs it lies under (``arn:aws:s3:::b/*`` -> ``arn:aws:s3:::b``; ``...:log-group:n:*`` ->
     ``...:log-group:n``; ``...:table/t/index/i`` -> ``...:table/t``)."""
     found = [value]
     if not is_arn(value):
-        return found
+        return (value,)
     prefix, resource = value.split(":", 5)[:5], value.split(":", 5)[5]
     head = ":".join(prefix) + ":"
     if resource.endswith(":*"):
@@ -97,7 +98,7 @@ def lookups(value: str) -> list[str]:
         found.append(head + resource)
     if resource.count(":") >= 2:  # function:name:qualifier -> function:name
         found.append(head + resource.rsplit(":", 1)[0])
-    return found
+    return tuple(found)
 
 
 def key_forms(value: str) -> list[str]:
@@ -138,7 +139,7 @@ def type_words(type_name: str) -> frozenset[str]:
 def is_pattern(value: str) -> bool:
     """An ARN with a wildcard whose fixed part reaches into its last segment
     (``...:secret:db-creds-*``; not ``...:secret:*`` nor ``...:table/*``)."""
-    if not is_arn(value):
+    if ("*" not in value and "?" not in value) or not is_arn(value):
         return False
     first = _first_wildcard(value)
     return first >= 0 and first > len(arn_parent(value[:first]))
