@@ -1,5 +1,5 @@
 """The graph and the state: build it from a view, keep it current commit by commit, fill the
-export's ``dependencies``, and the read the faces call (``load_graph``).
+export's ``dependencies``, and the read that the faces call (``load_graph``).
 
 Wiring into the store (after the store split): keep one ``StateGraph`` beside the store's
 ``StateView``; ``await load(view.resources)`` when a view is loaded from a snapshot, and
