@@ -2,8 +2,9 @@
 export's ``dependencies``, and the read that the faces call (``load_graph``).
 
 Wiring into the store (after the store split): keep one ``StateGraph`` beside the store's
-``StateView``; ``await load(view.resources)`` when a view is loaded from a snapshot, and
-``await follow(commit, view.resources)`` right after every ``apply_commit(view, commit)``.
+current ``StateView``; ``await follow(commit, view.resources)`` right after every
+``apply_commit(view, commit)`` on that view (a no-op until the graph is first read), and
+``await read(view.resources)`` wherever the graph is needed (built on the first read).
 """
 
 from __future__ import annotations
@@ -58,11 +59,20 @@ class StateGraph:
     def __init__(self, schemas: SchemaCache | None = None) -> None:
         self.schemas = schemas or SchemaCache()
         self.graph = DependencyGraph(self.schemas)
+        self.loaded = False  # until the first read or rebuild, commits are not followed
 
     def rebuild(self, resources: Mapping[str, ResourceState]) -> None:
         """From scratch (a view loaded from a snapshot, an import). Schemas must be in the
         cache already (``await schemas.ensure(...)``) for relationshipRef edges."""
         self.graph = DependencyGraph.build(nodes_from_resources(resources), self.schemas)
+        self.loaded = True
+
+    async def read(self, resources: Mapping[str, ResourceState]) -> DependencyGraph:
+        """The graph of ``resources`` (the current view): built on the first read, then kept
+        current by ``follow``. A store that never shows the graph never pays for building it."""
+        if not self.loaded:
+            await self.load(resources)
+        return self.graph
 
     def apply_commit(self, commit: Commit, resources: Mapping[str, ResourceState]) -> set[str]:
         """Follow one commit, given the resources *after* it was applied to the view. Returns
@@ -79,6 +89,8 @@ class StateGraph:
     async def follow(self, commit: Commit, resources: Mapping[str, ResourceState]) -> set[str]:
         """``apply_commit`` after fetching the schemas of the types the commit brings (a type
         the graph has seen is never looked up again, so schemas must come first)."""
+        if not self.loaded:
+            return set()  # built from the view on the first read instead
         await self.schemas.ensure(self.types_in(commit))
         return self.apply_commit(commit, resources)
 

@@ -83,6 +83,7 @@ async def test_following_the_store_commit_by_commit_equals_a_rebuild(world: Worl
     key, bucket, role = await create_chain(world)
     head = await world.store.head()
     view = await world.store.view_at(0)
+    await follower.read(view.resources)  # empty at serial 0; followed from here on
     for serial in range(1, head + 1):
         commit = await world.store.commit_at(serial)
         apply_commit(view, commit)

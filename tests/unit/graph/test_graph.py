@@ -177,3 +177,36 @@ def test_a_host_name_names_its_bucket_wherever_it_appears() -> None:
     )
     [edge] = graph.outgoing("E2CDN")
     assert (edge.dependency, edge.attribute) == ("site-assets", "/DomainName")
+
+
+async def test_state_graph_is_built_on_first_read_then_follows_commits() -> None:
+    from ccstate.service.graph.state import SchemaCache, StateGraph
+    from ccstate.service.state.model import Commit, ResourceChange
+    from ccstate.service.state.replay import StateView, apply_commit
+
+    key, bucket, role = chain()
+    view, follower = StateView(), StateGraph(SchemaCache())
+
+    def commit(node: Node) -> Commit:
+        change = ResourceChange(
+            identifier=node.identifier,
+            resource_type=node.resource_type,
+            operation="create",
+            properties_after=node.properties,
+        )
+        c = Commit(serial=view.serial + 1, parent=view.serial, lineage="l", committed_at="t")
+        c.changes = [change]
+        apply_commit(view, c)
+        return c
+
+    assert await follower.follow(commit(key), view.resources) == set()  # not read yet
+    assert not follower.loaded
+    await commit_and_follow(follower, commit(bucket), view)
+    graph = await follower.read(view.resources)
+    assert graph.depends_on("b1") == [key.identifier]
+    await commit_and_follow(follower, commit(role), view)
+    assert follower.graph.depends_on("r1") == ["b1"]
+
+
+async def commit_and_follow(follower, commit, view) -> None:
+    await follower.follow(commit, view.resources)

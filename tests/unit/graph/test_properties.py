@@ -70,6 +70,7 @@ def test_following_commits_equals_rebuilding(batches: list[list[ResourceChange]]
         if schema is not None:
             cache.add(schema)
     follower = StateGraph(cache)
+    follower.rebuild(view.resources)
     for serial, changes in enumerate(batches, start=1):
         c = commit(serial, changes)
         apply_commit(view, c)
