@@ -9,6 +9,7 @@ current ``StateView``; ``await follow(commit, view.resources)`` right after ever
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,8 +40,10 @@ class SchemaCache:
         self._known[schema.type_name] = schema
 
     async def ensure(self, type_names: Iterable[str]) -> None:
-        for type_name in sorted(set(type_names) - self._known.keys()):
-            self._known[type_name] = await self._fetch(type_name)
+        """Fetch the schemas not known yet, all at once (each may wait for DescribeType)."""
+        missing = sorted(set(type_names) - self._known.keys())
+        found = await asyncio.gather(*(self._fetch(t) for t in missing))
+        self._known.update(zip(missing, found, strict=True))
 
     async def _fetch(self, type_name: str) -> ResourceSchema | None:
         if self._provider is None:
