@@ -100,7 +100,7 @@ class DependencyGraph:
     def apply(self, upserts: Iterable[Node] = (), removals: Iterable[str] = ()) -> set[str]:
         """Apply one commit's effect: resources added or changed (``upserts``) and removed.
         Returns the resources whose outgoing edges were extracted again."""
-        upserts = list(upserts)
+        upserts = list({n.identifier: n for n in upserts}.values())  # the last one counts
         changed = {n.identifier for n in upserts} | set(removals)
         affected: set[str] = set()
         for identifier in changed:
