@@ -28,6 +28,7 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_cloud",
     "ccstate.mcp_server.tools_state",
     "ccstate.mcp_server.tools_drift",
+    "ccstate.mcp_server.tools_graph",
 ]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
