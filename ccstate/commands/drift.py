@@ -94,9 +94,12 @@ async def drift(ctx: CliContext) -> int:
                 return await _watch(ctx, detector, remediator, meta)
             run = await _check_once(ctx, detector, remediator, meta)
     except CcstateError as err:
-        if args.exit_code:
-            err.exit_code = EXIT_ERROR  # with --exit-code, 2 must mean "drift" and nothing else
-        raise
+        if not args.exit_code:
+            raise
+        from ccstate.cli import report_error
+
+        report_error(err, ctx.out.is_json)
+        return EXIT_ERROR  # with --exit-code, 2 must mean "drift" and nothing else
     _show(ctx, run)
     return _exit_code(run, args.exit_code)
 

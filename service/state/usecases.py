@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
+from ccstate.service.authz.policy import Policy
+from ccstate.service.authz.principal import Principal
 from ccstate.service.changes.validation import validate_text, validate_type_name
 from ccstate.service.changes.workflow import Workflow
-from ccstate.service.errors import InvalidInput, NotFound, ReadOnlyMode
+from ccstate.service.errors import InvalidInput, NotFound
 from ccstate.service.names import validate_identifier
 from ccstate.service.state.model import CommitMeta, ResourceChange, StateDocument
 from ccstate.service.state.store import StateStore
@@ -22,7 +24,7 @@ MAX_VERSIONS = 200
 MAX_LOADED_RESOURCES = 500
 
 Exporter = Callable[[StateDocument], Awaitable[str | None]]
-Locker = Callable[[str | None, str], AbstractAsyncContextManager[None]]
+Locker = Callable[[Principal, str | None, str], AbstractAsyncContextManager[None]]
 
 
 class StateTools:
@@ -31,20 +33,22 @@ class StateTools:
         workflow: Workflow,
         store: StateStore,
         *,
-        readonly: bool = False,
+        policy: Policy | None = None,
         save: Exporter | None = None,
         lock: Locker | None = None,
     ) -> None:
-        """``lock(identifier | None, operation)``: the lock to hold while the state is
-        rewritten (``ResourceOperations.locked``); restores take the workspace lock."""
+        """``lock(principal, identifier | None, operation)``: the lock to hold while the state
+        is rewritten (``ResourceOperations.locked``); restores take the workspace lock."""
         self.workflow = workflow
         self.store = store
-        self.readonly = readonly
+        self.policy = policy or Policy()
         self._save = save
         self._lock = lock
 
-    def _holding(self, identifier: str | None, operation: str) -> AbstractAsyncContextManager[None]:
-        return self._lock(identifier, operation) if self._lock else nullcontext()
+    def _holding(
+        self, principal: Principal, identifier: str | None, operation: str
+    ) -> AbstractAsyncContextManager[None]:
+        return self._lock(principal, identifier, operation) if self._lock else nullcontext()
 
     async def load(
         self, *, identifier: str = "", resource_type: str = "", include_lineage: bool = False
@@ -57,7 +61,7 @@ class StateTools:
                 raise NotFound(
                     f"Resource '{identifier}' is not in the state of workspace "
                     f"'{self.store.workspace}'.",
-                    next_step="Call load_state() to list what is managed, or import_resource "
+                    next_step="Call ${list_managed} to list what is managed, or ${import} "
                     "to adopt an existing resource.",
                 )
             body = res.to_json_dict()
@@ -97,7 +101,7 @@ class StateTools:
         if not entries:
             raise NotFound(
                 f"Resource '{identifier}' has no history in workspace '{self.store.workspace}'.",
-                next_step="Check the identifier with load_state().",
+                next_step="Check the identifier with ${list_managed}.",
             )
         return {
             "identifier": identifier,
@@ -119,22 +123,24 @@ class StateTools:
             "versions": [v.to_json_dict() for v in versions],
         }
 
-    async def restore(self, *, serial: int, user_intent: str = "") -> dict[str, Any]:
-        self._refuse_if_readonly("restore_state_version")
+    async def restore(
+        self, principal: Principal, *, serial: int, user_intent: str = ""
+    ) -> dict[str, Any]:
+        self.policy.check(principal, "restore_state_version")
         user_intent = validate_text(user_intent, "user_intent")
         head = await self.store.head()
         if not isinstance(serial, int) or not 0 <= serial <= head:
             raise InvalidInput(
                 f"There is no state version {serial}: versions go from 0 to {head}.",
-                next_step="Call list_state_versions() and pick a serial from it.",
+                next_step="Call ${versions} and pick a serial from it.",
                 field="serial",
             )
         meta = CommitMeta(
-            principal=await self.workflow.principal(),
+            principal=principal.to_record(),
             user_intent=user_intent or None,
             explanation=f"Restore of the state record to version {serial}",
         )
-        async with self._holding(None, "restore_state_version"):
+        async with self._holding(principal, None, "restore_state_version"):
             commit = await self.store.restore(serial, meta)
         return {
             "restored_from": serial,
@@ -148,10 +154,16 @@ class StateTools:
         }
 
     async def import_resource(
-        self, *, resource_type: str, identifier: str, user_intent: str = "", region: str = ""
+        self,
+        principal: Principal,
+        *,
+        resource_type: str,
+        identifier: str,
+        user_intent: str = "",
+        region: str = "",
     ) -> dict[str, Any]:
         """Adopt a resource that exists in AWS: record its properties as read from the cloud."""
-        self._refuse_if_readonly("import_resource")
+        self.policy.check(principal, "import_resource")
         validate_type_name(resource_type)
         identifier = validate_identifier(identifier)
         user_intent = validate_text(user_intent, "user_intent")
@@ -161,13 +173,12 @@ class StateTools:
                 next_step="Ask the user why the resource should be managed and pass it.",
                 field="user_intent",
             )
-        async with self._holding(identifier, "import_resource"):
+        async with self._holding(principal, identifier, "import_resource"):
             base = await self.store.head()
             if await self.store.get_resource(identifier) is not None:
                 raise InvalidInput(
                     f"Resource '{identifier}' is already in the state.",
-                    next_step="Use show_resource_history to see it; drift detection compares it "
-                    "with AWS.",
+                    next_step="Use ${history} to see it; drift detection compares it with AWS.",
                     field="identifier",
                 )
             schema = await self.workflow.schemas.get_schema(resource_type)
@@ -184,7 +195,7 @@ class StateTools:
                 managed_by="ccstate import",
             )
             meta = CommitMeta(
-                principal=await self.workflow.principal(),
+                principal=principal.to_record(),
                 explanation=f"Adopted existing {resource_type} '{identifier}' into the state",
                 user_intent=user_intent,
             )
@@ -211,11 +222,3 @@ class StateTools:
             "message": "Every change is already committed to the backend as it happens; "
             + (f"the readable export is at {where}." if where else "no local export is set."),
         }
-
-    def _refuse_if_readonly(self, operation: str) -> None:
-        if self.readonly:
-            raise ReadOnlyMode(
-                f"This server is read-only: it refuses {operation}.",
-                next_step="Restart the server without --readonly to change the state.",
-                operation=operation,
-            )
