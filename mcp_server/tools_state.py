@@ -60,7 +60,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     ) -> dict[str, Any]:
         """Make the state record equal to an earlier version, as a new recorded version.
         AWS itself is not changed."""
-        return await tools.restore(serial=serial, user_intent=user_intent)
+        return await tools.restore(await runtime.identify(), serial=serial, user_intent=user_intent)
 
     @server.tool(annotations=WRITES_STATE)
     @tool_result
@@ -73,6 +73,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         """Adopt a resource that already exists in AWS into the state, recorded with its
         intent. AWS itself is not changed."""
         return await tools.import_resource(
+            await runtime.identify(),
             resource_type=resource_type,
             identifier=identifier,
             user_intent=user_intent,

@@ -113,13 +113,14 @@ async def run_drift_monitor(
     on_run: RunCallback | None = None,
     stop: asyncio.Event | None = None,
     max_runs: int | None = None,
-    principal: Principal | None = None,
+    principal: Principal | Callable[[], Awaitable[Principal]] | None = None,
 ) -> int:
     """Check, record, wait ``interval`` seconds, repeat; returns the number of runs made.
 
     Ends when ``stop`` is set (promptly: the wait is interrupted), after ``max_runs`` runs, or
     when the task is cancelled. ``on_run(run, None)`` after each check, ``on_run(None, error)``
-    when one could not be made. ``meta`` may be a coroutine function, called once per run.
+    when one could not be made. ``meta`` may be a coroutine function, called once per run, and
+    so may ``principal`` (who the fixes are made for).
     ``record=False`` (a read-only server) checks and reports without writing the state.
     """
     if interval <= 0:
@@ -148,10 +149,12 @@ async def _one_run(
     remediator: DriftRemediator | None,
     auto_fix: bool,
     record: bool,
-    principal: Principal | None,
+    principal: Principal | Callable[[], Awaitable[Principal]] | None,
 ) -> tuple[DriftRun | None, CcstateError | None]:
     try:
         run_meta = meta if isinstance(meta, CommitMeta) else await meta()
+        who = principal() if callable(principal) else principal
+        run_principal = await who if inspect.isawaitable(who) else who
         run = await run_drift_check(
             detector,
             run_meta,
@@ -159,7 +162,7 @@ async def _one_run(
             remediator=remediator,
             auto_fix=auto_fix,
             record=record,
-            principal=principal,
+            principal=run_principal,
         )
     except CcstateError as exc:
         log.error("drift check failed: %s", exc)
