@@ -351,8 +351,9 @@ class TokenService:
         if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
             raise _refuse("scan_failed", "This token's security scan did not pass.", _RESTART)
         ancestors = await self._ancestor_hashes(record)
+        in_chain = {**ancestors, record.type: record.token_hash}
         for kind, given in (chain or {}).items():
-            if not given or ancestors.get(kind) != token_hash(given):
+            if not given or in_chain.get(kind) != token_hash(given):
                 raise _refuse(
                     "wrong_chain",
                     f"The {kind}_token given is not the one this change was prepared "
