@@ -6,7 +6,8 @@ once. A token is 256 random bits handed to the caller; the backend stores only i
 leaked state bucket leaks no usable token. The exact properties or patch a token authorizes
 travel with the record, sealed with a key derived from the token itself (AES-256-GCM): nobody
 without the token can read them, and nobody can swap them. Single use is a write-once marker
-``<workspace>/tokens/consumed/<hash>.json`` — atomic across processes and machines.
+``<workspace>/tokens/consumed/<hash of the generated_code ancestor>.json`` naming the token
+that used it — atomic across processes and machines, and one prepared change runs once.
 
 Each record also lists the hashes of its ancestors, and the seal authenticates the whole
 record (type, principal, bindings, ancestors, expiry) with the token-derived key, so the
@@ -320,7 +321,7 @@ class TokenService:
             payload_digest=payload_digest,
         )
         generated = [a.token_hash for a in ancestors if a.type == "generated_code"]
-        await self._mark_consumed(record, generated, known_unused=True)
+        await self._mark_consumed(record, generated)
         return record
 
     async def check_execution(
@@ -369,35 +370,49 @@ class TokenService:
         backend; its expiry is checked again (the lock may have been waited for)."""
         self._check_alive(record)
         generated = (record.ancestors or {}).get("generated_code")
-        await self._mark_consumed(record, [generated] if generated else [], known_unused=False)
+        await self._mark_consumed(record, [generated] if generated else [])
 
-    async def _mark_consumed(
-        self, record: TokenRecord, generated: list[str], *, known_unused: bool
-    ) -> None:
-        """The generated_code ancestor first, so one prepared change runs once however many
-        explained or scanned tokens were issued from it; then the token itself."""
+    async def _mark_consumed(self, record: TokenRecord, generated: list[str]) -> None:
+        """One write-once marker: on the generated_code ancestor, naming this token, so one
+        prepared change runs once however many explained or scanned tokens were issued from
+        it, and this token with it. Only a token whose generated ancestor is unknown (a legacy
+        chain whose records were cleaned up) gets a marker of its own."""
         marker = json.dumps(
-            {"consumed_at": self._clock.now().isoformat(), "by": record.principal.describe()}
+            {
+                "consumed_at": self._clock.now().isoformat(),
+                "by": record.principal.describe(),
+                "token": record.token_hash,
+            }
         ).encode()
-        mine = self._consumed_key(record.token_hash)
         for digest in generated:
-            if await self._objects.put_if_absent(self._consumed_key(digest), marker):
-                continue
-            if not known_unused and await self._objects.get(mine) is not None:
-                raise _already_used()
-            raise _refuse(
-                "consumed",
-                "This change was already executed with another token issued from the "
-                "same generated code: a prepared change runs once.",
-                f"{_RESTART} to prepare the change again.",
-            )
-        if not await self._objects.put_if_absent(mine, marker):
-            raise _refuse(
-                "consumed",
-                "This execution token was used by another request a moment ago.",
-                f"{_RESTART} to get a new token for another change.",
-            )
+            key = self._consumed_key(digest)
+            if not await self._objects.put_if_absent(key, marker):
+                raise await self._consumed_by(key, record)
+        if not generated:
+            mine = self._consumed_key(record.token_hash)
+            if not await self._objects.put_if_absent(mine, marker):
+                raise _refuse(
+                    "consumed",
+                    "This execution token was used by another request a moment ago.",
+                    f"{_RESTART} to get a new token for another change.",
+                )
         await self._forget_payload(record)
+
+    async def _consumed_by(self, key: str, record: TokenRecord) -> TokenError:
+        """Why the generated change's marker exists: this token ran, or a sibling did."""
+        stored = await self._objects.get(key)
+        try:
+            used = json.loads(stored.body).get("token") if stored is not None else None
+        except (ValueError, AttributeError):
+            used = None
+        if used == record.token_hash:
+            return _already_used()
+        return _refuse(
+            "consumed",
+            "This change was already executed with another token issued from the "
+            "same generated code: a prepared change runs once.",
+            f"{_RESTART} to prepare the change again.",
+        )
 
     async def _ancestor_hashes(self, record: TokenRecord) -> dict[str, str]:
         if record.ancestors is not None:
