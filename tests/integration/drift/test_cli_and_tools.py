@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccstate.app import ServerOptions, open_server
 from ccstate.mcp_server.runtime import Runtime
 from ccstate.mcp_server.server import build_server
 from ccstate.mcp_server.tools_drift import drift_parts
@@ -22,6 +21,7 @@ from ccstate.service.drift.monitor import DriftRun, run_drift_monitor
 from ccstate.service.state.model import CommitMeta, Principal
 from mcp.client import Client
 
+from ccstate.app import ServerOptions, open_server
 from ccstate.cli import main as cli_main
 from tests.integration.drift.conftest import AwsClient, unique
 
