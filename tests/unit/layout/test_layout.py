@@ -4,6 +4,7 @@ nothing of its faces or of the outside world's libraries."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import zipfile
@@ -78,6 +79,99 @@ def test_code_imports_the_one_namespace() -> None:
         if name.split(".")[0] in bare
     ]
     assert offenders == []
+
+
+# The packages of the one namespace, and the shell (``ccstate`` itself: CLI, app, config).
+PACKAGES = ("service", "backends", "mcp_server", "sandbox")
+# Who may import whom. The shell wires everything (``ccstate.app``); the MCP face registers
+# tools on what it is given; adapters implement the domain's ports; the domain imports no one.
+MAY_IMPORT = {
+    "shell": {"service", "backends", "mcp_server", "sandbox"},
+    "mcp_server": {"service"},
+    "backends": {"service"},
+    "sandbox": {"service", "backends"},
+    "service": set(),
+}
+# Entry points hand over to the shell; they are not imported by anything.
+ENTRY_POINTS = ("__main__.py",)
+
+
+def _package_of(name: str) -> str | None:
+    """The package an import name belongs to: one of PACKAGES, 'shell', or None (not ours)."""
+    parts = name.split(".")
+    if parts[0] != "ccstate":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in PACKAGES else "shell"
+
+
+def _package_edges() -> set[tuple[str, str, str]]:
+    edges = set()
+    folders = {"shell": ROOT / "ccstate", **{p: ROOT / p for p in PACKAGES}}
+    for package, folder in folders.items():
+        for path in sorted(folder.rglob("*.py")):
+            if path.name in ENTRY_POINTS:
+                continue
+            for name in _imports(path):
+                target = _package_of(name)
+                if target is not None and target != package:
+                    edges.add((package, target, f"{path.relative_to(ROOT)} imports {name}"))
+    return edges
+
+
+def test_packages_import_only_downwards_so_there_is_no_cycle() -> None:
+    """Lazy imports inside functions count too: a cycle that only closes at run time is still
+    a cycle (the CLI once imported the MCP server's runtime, which imported the CLI's)."""
+    offenders = sorted(
+        why for source, target, why in _package_edges() if target not in MAY_IMPORT[source]
+    )
+    assert offenders == []
+
+
+def test_a_state_command_imports_neither_the_mcp_server_nor_the_cloud(tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from ccstate.cli import main\n"
+        f"code = main(['state', 'list', '--backend', {str(tmp_path / 'state')!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(("
+        "'ccstate.mcp_server', 'mcp', 'ccstate.backends.cloudcontrol', "
+        "'ccstate.service.changes.workflow', 'ccstate.app')))\n"
+        "print(code, loaded)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip().splitlines()[-1] == "0 ['ccstate.app']"
+
+
+def test_a_drift_scan_builds_no_token_workflow_and_no_scanner(tmp_path: Path) -> None:
+    probe = (
+        "import asyncio, sys\n"
+        "from ccstate.app import ServerOptions, open_drift\n"
+        "async def scan():\n"
+        f"    async with open_drift(ServerOptions(backend={str(tmp_path / 'state')!r}), "
+        "fix=False) as parts:\n"
+        "        assert parts.remediator is None\n"
+        "asyncio.run(scan())\n"
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'ccstate.service.changes.workflow', 'ccstate.service.changes.executor', "
+        "'ccstate.backends.checkov_scanner', 'checkov', 'ccstate.mcp_server'))))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.slow
