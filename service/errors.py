@@ -1,10 +1,10 @@
 """One exception hierarchy for the whole product.
 
 Every error says what happened, to what, and what to do next. ``to_dict`` is the stable shape the
-CLI (``--output json``) and the MCP tools return. An error carries a machine ``code`` and, where
-the next step would name a tool or a command, a machine ``step``: each face turns the step into
-its own words (``ccstate.mcp_server.steps`` names MCP tools, ``ccstate.steps`` CLI commands),
-and the CLI maps codes to exit codes (``ccstate.exit_codes``). Nothing here knows either face.
+CLI (``--output json``) and the MCP tools return. An error carries a machine ``code``; where its
+next step must name how to do something it says ``${word}`` and each face fills in its own
+words (``ccstate.mcp_server.wording`` names MCP tools, ``ccstate.wording`` CLI commands). The
+CLI maps codes to exit codes (``ccstate.exit_codes``). Nothing here knows either face.
 """
 
 from __future__ import annotations
