@@ -4,8 +4,8 @@ nothing of its faces or of the outside world's libraries."""
 from __future__ import annotations
 
 import ast
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
