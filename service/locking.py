@@ -67,8 +67,7 @@ class HeldLock:
                 f"The lease of lock {self.id} on {scope} ran out at "
                 f"{self.info.expires.isoformat()} before the commit: someone else may hold it "
                 "now. Nothing was written.",
-                next_step="Check `ccstate state history` for the resource, then re-run the "
-                "operation.",
+                next_step="Check the resource's history (${history}), then re-run the operation.",
                 lock_id=self.id,
             )
             raise self.lost

@@ -105,3 +105,13 @@ class DisabledScanner:
 
 def scanning_disabled(env: dict[str, str]) -> bool:
     return env.get("SECURITY_SCANNING", "enabled").strip().lower() in {"disabled", "off", "false"}
+
+
+class UnavailableScanner:
+    """What runs when checkov is not installed: nothing is authorized, and it says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def scan(self, resource_type: str, properties: dict[str, Any]) -> ScanResult:
+        return ScanResult(status="UNAVAILABLE", message=self.reason, scanner="none")

@@ -6,9 +6,12 @@ bound to the same principal, operation, resource and exact properties or patch:
     get_aws_session_info -> credentials -> generate_infrastructure_code -> generated_code
       -> explain -> explained -> run_checkov (PASSED, or SKIPPED when scanning is off) -> scanned
 
-``authorize`` is the last check, made by the mutation itself: it checks that the tokens given
-form one chain and consumes the final one once, atomically in the shared backend, so no server
-instance can use it again.
+``authorize`` is the last check, made once by the mutation itself before it locks: the tokens
+given form one chain for exactly this change; ``consume`` then uses the final token once, under
+the lock, atomically in the shared backend, so no server instance can use it again.
+
+Every step takes the request's ``Principal`` (``authz.principal``) and returns a typed value;
+the faces word the results and name their own tools or commands as the next step.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccstate.service.authz.policy import Policy
+from ccstate.service.authz.principal import Principal
 from ccstate.service.authz.tokens import (
-    TokenPrincipal,
+    IssuedToken,
     TokenRecord,
     TokenService,
     payload_digest,
-    token_hash,
 )
 from ccstate.service.changes import redaction
 from ccstate.service.changes.explain import (
@@ -34,7 +38,7 @@ from ccstate.service.changes.explain import (
     explain_delete,
     explain_update,
 )
-from ccstate.service.changes.scanning import SecurityScanner
+from ccstate.service.changes.scanning import ScanResult, SecurityScanner
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.tagging import with_default_tags
 from ccstate.service.changes.validation import (
@@ -45,10 +49,9 @@ from ccstate.service.changes.validation import (
     validate_text,
     validate_type_name,
 )
-from ccstate.service.errors import InvalidInput, ReadOnlyMode, TokenError
+from ccstate.service.errors import InvalidInput, TokenError
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider
-from ccstate.service.state.model import Principal
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,6 @@ class Redactor:
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    readonly: bool = False
     scanning_enabled: bool = True
     default_tags: bool = True
     region: str | None = None
@@ -100,7 +102,64 @@ class Authorization:
         return self.record.payload
 
 
+@dataclass(frozen=True)
+class EnvironmentReport:
+    """What ``environment`` sees of the process's AWS settings (secrets masked)."""
+
+    variables: dict[str, Any]
+    properly_configured: bool
+    credential_source: str
+    security_scanning: str
+    default_tags: str
+    readonly_mode: bool
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    identity: CallerIdentity
+    region: str | None
+    person: str
+    readonly_mode: bool
+    credentials: IssuedToken
+
+
+@dataclass(frozen=True)
+class GeneratedChange:
+    operation: str
+    resource_type: str
+    identifier: str | None
+    region: str | None
+    token: IssuedToken
+    template: dict[str, Any]
+    shown_properties: dict[str, Any]
+    patch_document: list[Any] | None = None  # update: the patch, redacted
+    properties_before: dict[str, Any] | None = None  # update: redacted
+
+
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    # None when content was explained without a token (nothing to execute).
+    token: IssuedToken | None = None
+    operation: str | None = None
+    scanning_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    operation: str
+    result: ScanResult
+    token: IssuedToken | None  # None: the scan authorizes nothing
+
+    @property
+    def authorizes(self) -> bool:
+        return self.token is not None
+
+
 class Workflow:
+    """The steps before a change. Every step takes the request's ``Principal``; the tokens it
+    issues are bound to it. Holds no principal of its own."""
+
     def __init__(
         self,
         cloud: CloudProvider,
@@ -109,8 +168,8 @@ class Workflow:
         redact: Redactor,
         config: WorkflowConfig,
         *,
-        user: Principal,
         scanner: SecurityScanner,
+        policy: Policy | None = None,
     ) -> None:
         self.cloud = cloud
         self.schemas = schemas
@@ -118,69 +177,51 @@ class Workflow:
         self.redact = redact
         self.config = config
         self.scanner = scanner
-        self._user = user
+        self.policy = policy or Policy()
         self._identity: CallerIdentity | None = None
 
     # ------------------------------------------------------------------ who we are
 
     async def identity(self) -> CallerIdentity:
-        """Who AWS says we are (account, ARN, region), asked once per server."""
+        """Who AWS says this process's credentials are (account, ARN, region), asked once."""
         if self._identity is None:
             self._identity = await self.cloud.caller_identity()
         return self._identity
 
-    async def principal(self) -> Principal:
-        """The local (or authenticated) user plus the AWS identity."""
-        identity = await self.identity()
-        return self._user.model_copy(update={"aws_session": identity.arn})
-
-    async def token_principal(self) -> TokenPrincipal:
-        who = await self.principal()
-        return TokenPrincipal(
-            arn=who.aws_session or "unknown", user=who.authenticated_user or who.user
-        )
-
-    def environment(self) -> dict[str, Any]:
+    def environment(self) -> EnvironmentReport:
         env = self.config.env
         names = ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
         shown: dict[str, Any] = {name: env.get(name) for name in names}
         has_keys = bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"))
         shown["AWS_ACCESS_KEY_ID"] = _mask(env.get("AWS_ACCESS_KEY_ID"))
-        shown[SCANNING_ENV] = "enabled" if self.config.scanning_enabled else "disabled"
+        shown[SCANNING_ENV] = self._scanning_label()
         shown["DEFAULT_TAGS"] = "enabled" if self.config.default_tags else "disabled"
         configured = has_keys or bool(env.get("AWS_PROFILE")) or _has_shared_credentials(env)
-        return {
-            "environment_variables": shown,
-            "properly_configured": configured,
-            "credential_source": "environment" if has_keys else "profile or default chain",
-            "security_scanning": shown[SCANNING_ENV],
-            "default_tags": shown["DEFAULT_TAGS"],
-            "readonly_mode": self.config.readonly,
-            "next_step": "Call get_aws_session_info() to confirm the account and get a "
-            "credentials_token.",
-        }
+        return EnvironmentReport(
+            variables=shown,
+            properly_configured=configured,
+            credential_source="environment" if has_keys else "profile or default chain",
+            security_scanning=shown[SCANNING_ENV],
+            default_tags=shown["DEFAULT_TAGS"],
+            readonly_mode=self.policy.readonly,
+        )
 
-    async def session_info(self) -> dict[str, Any]:
+    async def session_info(self, principal: Principal) -> SessionInfo:
         identity = await self.identity()
-        who = await self.principal()
-        issued = await self.tokens.issue("credentials", principal=await self.token_principal())
-        return {
-            "account_id": identity.account,
-            "arn": identity.arn,
-            "user_id": identity.user_id,
-            "region": self.config.region or identity.region,
-            "credential_source": identity.credential_source,
-            "user": who.authenticated_user or who.user,
-            "readonly_mode": self.config.readonly,
-            "credentials_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "message": "Show the user this account, identity and region before any change.",
-        }
+        issued = await self.tokens.issue("credentials", principal=principal.for_token())
+        return SessionInfo(
+            identity=identity,
+            region=self.config.region or identity.region,
+            person=principal.person,
+            readonly_mode=self.policy.readonly,
+            credentials=issued,
+        )
 
     # ------------------------------------------------------------------ generate
 
     async def generate(
         self,
+        principal: Principal,
         *,
         credentials_token: str,
         resource_type: str,
@@ -189,43 +230,38 @@ class Workflow:
         identifier: str = "",
         patch_document: list[dict[str, Any]] | None = None,
         region: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> GeneratedChange:
         operation = _infer_operation(operation, properties, identifier, patch_document)
-        self._refuse_if_readonly(operation)
+        self.policy.check(principal, operation)  # type: ignore[arg-type]
         validate_type_name(resource_type)
-        principal = await self.token_principal()
+        bound = principal.for_token()
         # The credentials token is checked before any schema or cloud read.
-        await self.tokens.validate(
-            credentials_token, expected_type="credentials", principal=principal
-        )
+        await self.tokens.validate(credentials_token, expected_type="credentials", principal=bound)
         schema = await self.schemas.get_schema(resource_type)
         plan = await self._plan(schema, operation, properties, identifier, patch_document)
         issued = await self.tokens.issue(
             "generated_code",
-            principal=principal,
+            principal=bound,
             parent=credentials_token,
             operation=operation,
             resource_type=resource_type,
             identifier=plan.identifier,
             payload=plan.payload,
         )
-        result: dict[str, Any] = {
-            "operation": operation,
-            "resource_type": resource_type,
-            "identifier": plan.identifier,
-            "region": region or self.config.region,
-            "generated_code_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "cloudformation_template": _template(resource_type, self._shown(schema, plan)),
-            "properties_for_explanation": self._shown(schema, plan),
-            "next_step": "Call explain(generated_code_token=..., user_intent=...) and show the "
-            "explanation to the user.",
-        }
-        if operation == "update":
-            # Shown, not replayed: update_resource applies the patch the tokens carry.
-            result["patch_document"] = self.redact_patch(schema, plan.payload)
-            result["properties_before"] = self.redact(schema, plan.before or {})
-        return result
+        shown = self._shown(schema, plan)
+        update = operation == "update"
+        return GeneratedChange(
+            operation=operation,
+            resource_type=resource_type,
+            identifier=plan.identifier,
+            region=region or self.config.region,
+            token=issued,
+            template=_template(resource_type, shown),
+            shown_properties=shown,
+            # Shown, not replayed: the update applies the patch the tokens carry.
+            patch_document=self.redact_patch(schema, plan.payload) if update else None,
+            properties_before=self.redact(schema, plan.before or {}) if update else None,
+        )
 
     async def _plan(
         self,
@@ -246,7 +282,7 @@ class Workflow:
             patch = validate_patch(schema, patch)
             before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
             after = apply_patch(before, patch)
-            check_against_schema(schema, _settable(schema, after))
+            check_against_schema(schema, _settable(schema, after), read_back=True)
             return _Plan(identifier, patch, before, after)
         before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
         return _Plan(identifier, None, before, None)
@@ -258,56 +294,37 @@ class Workflow:
 
     async def explain(
         self,
+        principal: Principal,
         *,
         generated_code_token: str = "",
         content: Any = None,
         context: str = "",
         user_intent: str = "",
-    ) -> dict[str, Any]:
+    ) -> Explanation:
         user_intent = validate_text(user_intent, "user_intent")
         context = validate_text(context, "context")
         if not generated_code_token:
             if content is None:
                 raise InvalidInput(
                     "explain needs either content to explain or a generated_code_token.",
-                    next_step="Pass the generated_code_token from generate_infrastructure_code.",
+                    next_step="Pass the generated_code_token from ${prepare}.",
+                    step="pass_generated_token",
                 )
             _check_content_size(content)
-            text = explain_content(content, context=context, user_intent=user_intent)
-            return {"explanation": text}
-        principal = await self.token_principal()
+            return Explanation(explain_content(content, context=context, user_intent=user_intent))
+        bound = principal.for_token()
         generated = await self.tokens.validate(
-            generated_code_token, expected_type="generated_code", principal=principal
+            generated_code_token, expected_type="generated_code", principal=bound
         )
         text = await self._explanation(generated, user_intent)
         issued = await self.tokens.issue(
             "explained",
-            principal=principal,
+            principal=bound,
             parent=generated_code_token,
             explanation=text,
             user_intent=user_intent or None,
         )
-        operation = generated.operation
-        needs_scan = operation != "delete"
-        scan_step = (
-            "run_checkov(explained_token)"
-            if self.config.scanning_enabled
-            else f"run_checkov(explained_token) (it records that {SCANNING_ENV} is disabled)"
-        )
-        return {
-            "explanation": text,
-            "explained_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "operation": operation,
-            "security_scanning": self._scanning_label(),
-            "next_step": (
-                f"Show the explanation to the user. When they approve, call {scan_step}, then "
-                f"{operation}_resource with its security_scan_token."
-                if needs_scan
-                else "Show the explanation to the user. When they approve, call "
-                "delete_resource(identifier, explained_token, confirmed=True)."
-            ),
-        }
+        return Explanation(text, issued, generated.operation, self.config.scanning_enabled)
 
     async def _explanation(self, record: TokenRecord, intent: str) -> str:
         schema = await self.schemas.get_schema(record.resource_type or "")
@@ -336,45 +353,25 @@ class Workflow:
 
     # ------------------------------------------------------------------ scan
 
-    async def scan(self, *, explained_token: str) -> dict[str, Any]:
-        principal = await self.token_principal()
+    async def scan(self, principal: Principal, *, explained_token: str) -> ScanOutcome:
+        bound = principal.for_token()
         explained = await self.tokens.validate(
-            explained_token, expected_type="explained", principal=principal
+            explained_token, expected_type="explained", principal=bound
         )
         if explained.operation == "delete":
             raise InvalidInput(
                 "A delete has nothing to scan.",
-                next_step="Call delete_resource with the explained_token and confirmed=True.",
+                next_step="Call ${delete} with the explained_token and confirmed=True.",
+                step="delete_without_scan",
             )
         schema = await self.schemas.get_schema(explained.resource_type or "")
         result = await self.scanner.scan(schema.type_name, await self._after(explained))
-        response: dict[str, Any] = {
-            "scan_status": result.status,
-            "summary": result.summary(),
-            "checkov_results": result.checkov_results(),
-            "details": result.to_dict(),
-        }
+        issued = None
         if result.authorizes_execution:
             issued = await self.tokens.issue(
-                "scanned", principal=principal, parent=explained_token, scan=result
+                "scanned", principal=bound, parent=explained_token, scan=result
             )
-            response["security_scan_token"] = issued.token
-            response["token_expires_at"] = issued.expires_at.isoformat()
-            response["next_step"] = (
-                f"Show the scan result to the user, then call {explained.operation}_resource "
-                "with credentials_token, explained_token and this security_scan_token."
-            )
-        elif result.status == "FAILED":
-            response["next_step"] = (
-                "A failed scan authorizes nothing. Show the failed checks to the user, fix the "
-                "properties and start again with generate_infrastructure_code."
-            )
-        else:
-            response["next_step"] = result.message or (
-                f"The scan did not run: install checkov with `pip install 'ccstate[scan]'`, "
-                f"or start the server with {SCANNING_ENV}=disabled."
-            )
-        return response
+        return ScanOutcome(explained.operation or "", result, issued)
 
     async def _after(self, record: TokenRecord) -> dict[str, Any]:
         if record.operation == "create":
@@ -389,6 +386,7 @@ class Workflow:
 
     async def authorize(
         self,
+        principal: Principal,
         *,
         operation: str,
         resource_type: str,
@@ -397,31 +395,29 @@ class Workflow:
         credentials_token: str,
         explained_token: str,
         security_scan_token: str,
-        consume: bool = True,
     ) -> Authorization:
-        """Check that the tokens form one chain for exactly this change, then consume the
-        final one (a scanned token; an explained token for a delete). With ``consume=False``
-        only check: the mutation checks before it locks, and consumes under the lock."""
-        self._refuse_if_readonly(operation)
-        principal = await self.token_principal()
+        """Check, once, that the tokens form one chain for exactly this change, issued to
+        ``principal``: one read of the final token (a scanned token; an explained token for a
+        delete). Nothing is consumed: the mutation calls ``consume`` under its lock."""
+        self.policy.check(principal, operation)  # type: ignore[arg-type]
         final_type = "explained" if operation == "delete" else "scanned"
         final = explained_token if operation == "delete" else security_scan_token
         if not final:
             raise TokenError(
                 f"{operation}_resource needs a security_scan_token from run_checkov.",
-                next_step="Call run_checkov(explained_token) and pass its security_scan_token.",
+                next_step="Call ${scan}(explained_token) and pass its security_scan_token.",
+                step="scan_missing",
                 check="scan_missing",
             )
-        await self._check_same_chain(final, credentials_token, explained_token)
-        check = self.tokens.consume if consume else self.tokens.validate
-        record = await check(
+        record = await self.tokens.check_execution(
             final,
             expected_type=final_type,  # type: ignore[arg-type]
-            principal=principal,
+            principal=principal.for_token(),
             operation=operation,
             resource_type=resource_type,
             identifier=identifier,
             payload_digest=payload_digest(payload) if payload is not None else None,
+            chain={"credentials": credentials_token, "explained": explained_token},
         )
         checkov = record.checkov_results() or {
             "status": "NOT_APPLICABLE",
@@ -429,17 +425,9 @@ class Workflow:
         }
         return Authorization(token=final, record=record, checkov_results=checkov)
 
-    async def _check_same_chain(self, final: str, credentials: str, explained: str) -> None:
-        ancestors = {r.type: r.token_hash for r in await self.tokens.chain(final)}
-        for token_type, given in (("credentials", credentials), ("explained", explained)):
-            if not given or ancestors.get(token_type) != token_hash(given):
-                raise TokenError(
-                    f"The {token_type}_token given is not the one this change was prepared "
-                    "and explained with: the tokens come from different chains.",
-                    next_step="Pass the tokens of one chain: the credentials_token you gave "
-                    "generate_infrastructure_code and the explained_token explain returned.",
-                    check="wrong_chain",
-                )
+    async def consume(self, auth: Authorization) -> None:
+        """Use the authorization's token, once, in the shared backend (write-once markers)."""
+        await self.tokens.consume_checked(auth.record)
 
     async def check_region(self, region: str | None) -> None:
         """One server acts in one region; a call for another is refused, not silently moved."""
@@ -451,14 +439,6 @@ class Workflow:
                 f"This server acts in region {ours}, not {region}.",
                 next_step=f"Leave region empty, or start a server with AWS_REGION={region}.",
                 field="region",
-            )
-
-    def _refuse_if_readonly(self, operation: str) -> None:
-        if self.config.readonly:
-            raise ReadOnlyMode(
-                f"This server is read-only: it refuses every change ({operation}).",
-                next_step="Restart the server without --readonly to make changes.",
-                operation=operation,
             )
 
 

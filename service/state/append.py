@@ -503,7 +503,7 @@ def superseded_lock(commit: Commit, floor: int, *, written: bool) -> LockLost:
     return LockLost(
         f"The lock this commit was made under (fencing token {commit.fence}) was superseded: "
         f"a holder with token {floor} has committed to the same resources since. {what}.",
-        next_step="Its lease ran out while the work stalled; check `ccstate state history` for "
+        next_step="Its lease ran out while the work stalled; check its history (${history}) for "
         "the resource, then re-run the operation.",
         fence=commit.fence,
         newer_fence=floor,

@@ -43,7 +43,6 @@ class MigrationReport:
 
 class MigrationFailed(CcstateError):
     code = "migration_failed"
-    exit_code = 5
 
 
 async def migrate(
@@ -81,7 +80,7 @@ async def migrate(
         if serials != list(range(head + 1, head + 1 + len(serials))):
             raise StateCorrupt(
                 f"The source log of workspace '{workspace}' has a gap after serial {head}.",
-                next_step="Repair the source first (see `ccstate state versions`); the target "
+                next_step="Repair the source first (see ${versions}); the target "
                 "holds a partial copy: delete it before migrating again.",
             )
         log_keys = [serial_key(log_prefix, s) for s in serials]
