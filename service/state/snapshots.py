@@ -84,6 +84,14 @@ class SnapshotMixin:
             view = await self._read_snapshot(named)
             if view is not None:
                 return view
+        if not named:
+            # No pointer: a log that does not start has no snapshot worth listing (and the
+            # commit read here is kept for the replay).
+            first = (await self._fetch_present([1]))[1]
+            if first is None:
+                self._log_start_absent = True
+                return StateView()
+            self._remember(first)
         keys = await self.objects.list_keys(self._snap_prefix)
         for serial in sorted((s for s in map(serial_of, keys) if s is not None), reverse=True):
             if serial not in tried:

@@ -107,6 +107,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         self.hole_grace = hole_grace
         self.head_witness = head_witness
         self._pointer_serial_seen = 0  # what the snapshot pointer claimed at load
+        self._log_start_absent = False  # at load: no pointer and no serial 1
         # Snapshots and pointers refused on read (the state was replayed instead), for reports.
         self.integrity_warnings: list[str] = []
         self._log_prefix = f"{self.workspace}/log/"
@@ -154,9 +155,11 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
 
     async def _ensure_loaded(self) -> StateView:
         if self._view is None:
+            self._log_start_absent = False
             view = await self._load_latest_snapshot()
             if self.sequencer is None:
-                await self._catch_up(view)
+                if not self._log_start_absent:  # else serial 1 was just found absent
+                    await self._catch_up(view)
                 await self._check_nothing_beyond(view)
             else:
                 await self._discover(view, self.sequencer)
