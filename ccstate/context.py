@@ -9,15 +9,16 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ccstate.backends.base import Backend
 from ccstate.backends.config import Settings, load_settings
-from ccstate.backends.factory import build_store
 from ccstate.output import FORMATS, Output, OutputFormat
 from ccstate.service.errors import ConfigError
-from ccstate.service.state.model import Principal
-from ccstate.service.state.store import StateStore
+
+if TYPE_CHECKING:  # imported when used: `--help` and `--output json` need none of them
+    from ccstate.backends.base import Backend
+    from ccstate.service.state.model import Principal
+    from ccstate.service.state.store import StateStore
 
 OUTPUT_ENV = "CCSTATE_OUTPUT"
 # Command-line options that override a setting of the same name (flags > env > config.json).
@@ -52,6 +53,8 @@ class CliContext:
 
     def principal(self) -> Principal:
         """Who the CLI acts as: the local user on this host (recorded in commits and locks)."""
+        from ccstate.service.state.model import Principal
+
         return Principal(user=_local_user(), host=socket.gethostname())
 
     def who(self) -> str:
@@ -69,6 +72,8 @@ class CliContext:
 
     @asynccontextmanager
     async def open_state(self) -> AsyncIterator[tuple[Backend, StateStore]]:
+        from ccstate.backends.factory import build_store
+
         async with self.open_backend() as backend:
             yield backend, build_store(backend, self.settings)
 
