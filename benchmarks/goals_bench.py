@@ -207,9 +207,19 @@ async def _history_rows(work: Path) -> list[Row]:
             f"median of {ROUNDS} commits after a cold load, export off",
         ),
         _ratio_row(
-            "baseline: seed design (one state.json under flock), commit", small, large, "seed"
+            f"baseline: seed design (one state.json under flock), commit, {span}",
+            small,
+            large,
+            "seed",
+            reference=True,
         ),
-        _ratio_row("baseline: seed design, cold load (parse state.json)", small, large, "seedload"),
+        _ratio_row(
+            f"baseline: seed design, cold load (parse state.json), {span}",
+            small,
+            large,
+            "seedload",
+            reference=True,
+        ),
     ]
 
 
