@@ -74,7 +74,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Measured numbers only; each section names the machine it ran on.",
     ]
     renderers = {module.NAME: module for module in load_scenarios(None)}
-    for name, entry in sorted(report["scenarios"].items()):
+    order = {name.rsplit(".", 1)[-1].removesuffix("_bench"): n for n, name in enumerate(SCENARIOS)}
+    for name, entry in sorted(report["scenarios"].items(), key=lambda item: order.get(item[0], 99)):
         machine = entry["machine"]
         lines += [
             "",

@@ -447,7 +447,26 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {row['goal']} | {row['measured']} | {row['limit']} | {marks[row['met']]} "
                 f"| {row['detail']} |"
             )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", NOTES])
+
+
+NOTES = """Where the time of the rows not met goes (see docs/decisions.md, "Performance where users
+feel it"):
+
+- `state list` at 10,000 resources: rendering is about 0.1 s of it (plain columns; a rich Table
+  took 11 s). The rest is start-up and `StateStore.current()`, which validates every resource of
+  the snapshot with pydantic; a listing that reads a light per-resource summary would avoid it.
+- `state history ID`: `StateStore.history` loads the whole state (the snapshot) to find the
+  resource's serials in `history_index`. A per-resource index object would make it read the
+  resource's index and its commits only (store.py).
+- `state list` on an empty state: most of it is importing pydantic and building the state
+  model's classes (`backends/config.py`, `service/state/model.py`), which any command that opens
+  the state needs.
+- spawn -> `tools/list`: importing the MCP SDK (`mcp`, `mcp_types`) is most of it (the floor row);
+  `ccstate` adds its runtime (the service modules; the AWS SDK is no longer imported before a tool
+  needs it).
+- The cold load still grows a little with history because the snapshot carries every resource's
+  list of serials (`history_index`)."""
 
 
 if __name__ == "__main__":
