@@ -70,7 +70,7 @@ def run(writers: int, seconds: float) -> dict[str, object]:
         ]
         results = [json.loads(p.communicate(timeout=seconds + 120)[0]) for p in procs]
         head = asyncio.run(StateStore(LocalObjectStore(Path(root))).head())
-        files = len(list((Path(root) / "default" / "log").iterdir()))
+        files = sum(p.name[0] != "." for p in (Path(root) / "default" / "log").iterdir())
     total = sum(r["commits"] for r in results)
     return {
         "writers": writers,
