@@ -314,7 +314,7 @@ class AppendMixin:
                 f"{', '.join(authors)}. Nothing was written.",
                 resources=names,
                 authors=authors,
-                next_step="Review `ccstate state history` for those resources, then retry "
+                next_step="Review ${history} for those resources, then retry "
                 "against the current state.",
             )
 

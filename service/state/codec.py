@@ -43,7 +43,7 @@ def encode_commit(commit: Commit) -> bytes:
 def decode_commit(raw: bytes, *, where: str) -> Commit:
     next_step = (
         "The file was truncated or edited by hand. Restore it from a backup (S3: the previous "
-        "object version), or run `ccstate state versions` to see the last good serial."
+        "object version), or see ${versions} for the last good serial."
     )
     try:
         data = json.loads(raw)

@@ -86,7 +86,7 @@ class QueryMixin:
             raise NotFound(
                 f"No resource {identifier!r} in workspace '{self.workspace}' at serial "
                 f"{view.serial}.",
-                next_step="See `ccstate state list` for the identifiers in state.",
+                next_step="See ${list_managed} for the identifiers in state.",
             )
         entries: list[LineageEntry] = []
         for commit in await self._read_commits(serials):
@@ -117,5 +117,5 @@ class QueryMixin:
         if not isinstance(serial, int) or serial < low or serial > head:
             raise NotFound(
                 f"No version {serial}: this state has serials {low} to {head}.",
-                next_step="See `ccstate state versions`.",
+                next_step="See ${versions}.",
             )

@@ -105,14 +105,14 @@ def guard_import(view: StateView, doc: StateDocument) -> None:
         raise ImportRefused(
             f"The document belongs to lineage {theirs or '(none)'}, but workspace state has "
             f"lineage {view.lineage}: it is a different state.",
-            next_step="Pull the current state with `ccstate state pull`, or pass --force to "
-            "replace the state anyway (recorded in history).",
+            next_step="Pull the current state with ${pull}, or ${force} to replace the state "
+            "anyway (recorded in history).",
         )
     serial = doc.metadata.serial or 0
     if serial < view.serial:
         raise ImportRefused(
             f"The document is at serial {serial}, older than the state's serial {view.serial}: "
             "pushing it would undo newer changes.",
-            next_step="Pull the latest state, re-apply your edits, and push that; or pass "
-            "--force (recorded in history).",
+            next_step="Pull the latest state with ${pull}, re-apply your edits, and push that; "
+            "or ${force} (recorded in history).",
         )
