@@ -154,11 +154,18 @@ def _shared_loader() -> Loader:
     return create_loader()
 
 
+def env_region(region: str | None = None) -> str | None:
+    """``region``, else ``AWS_REGION``, which the AWS SDKs and CLI v2 read before
+    ``AWS_DEFAULT_REGION`` but botocore does not read at all; None leaves the choice to botocore
+    (``AWS_DEFAULT_REGION``, then the profile)."""
+    return region or os.environ.get("AWS_REGION") or None
+
+
 def new_session(region: str | None = None) -> aioboto3.Session:
     """A session on the standard credential chain; AWS_PROFILE is honoured by botocore."""
     core = get_session()
     core.register_component("data_loader", _shared_loader())
-    return aioboto3.Session(botocore_session=core, region_name=region or None)
+    return aioboto3.Session(botocore_session=core, region_name=env_region(region))
 
 
 async def open_client(
@@ -171,6 +178,7 @@ async def open_client(
 ) -> Any:
     """Create an aiobotocore client whose lifetime is ``stack``'s."""
     kwargs: dict[str, Any] = {"config": client_config(service, endpoint_url)}
+    region = region or session.region_name or env_region()
     if region:
         kwargs["region_name"] = region
     if endpoint_url:

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from ccstate.backends.aws import (
     AWS_ERRORS,
     call_with_retry,
+    env_region,
     error_code,
     is_access_denied,
     new_session,
@@ -83,7 +84,7 @@ class CloudControlProvider:
                     self._stack,
                     session,
                     service,
-                    region=self._region or session.region_name or "us-east-1",
+                    region=self._region or session.region_name or env_region() or "us-east-1",
                     endpoint_url=self._endpoint_url,
                 )
         return self._clients[service]
@@ -91,7 +92,7 @@ class CloudControlProvider:
     def _session(self) -> Any:
         if self._session_obj is None:
             self._session_obj = (
-                aioboto3.Session(profile_name=self._profile, region_name=self._region)
+                aioboto3.Session(profile_name=self._profile, region_name=env_region(self._region))
                 if self._profile
                 else new_session(self._region)
             )

@@ -41,9 +41,13 @@ EXIT_INTERRUPTED = 130
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Options every command accepts after its name (``ccstate state list --output json``)."""
+def common_options(*, after_command: bool = True) -> argparse.ArgumentParser:
+    """Options every command accepts before or after its name (``ccstate -v state list`` and
+    ``ccstate state list -v``). After the name they default to SUPPRESS, so a value given
+    before the name is not reset by the command's own parser."""
     common = argparse.ArgumentParser(add_help=False)
+    if after_command:
+        common.argument_default = argparse.SUPPRESS
     group = common.add_argument_group("common options")
     group.add_argument(
         "--backend",
@@ -67,7 +71,11 @@ def common_options() -> argparse.ArgumentParser:
         help="how long to wait for a lock held by someone else (default 30)",
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more to stderr (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if after_command else 0,
+        help="log more to stderr (-vv: debug)",
     )
     return common
 
@@ -78,6 +86,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     server's dependencies; `ccstate --help` imports them all."""
     parser = argparse.ArgumentParser(
         prog="ccstate",
+        parents=[common_options(after_command=False)],
         description="Persistent, team-shared, audited state for the AWS Cloud Control API.",
         epilog="Run 'ccstate <command> --help' for a command's options. Docs: docs/cli.md.",
     )
@@ -92,9 +101,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _modules_for(argv: Sequence[str] | None) -> list[str]:
-    first = next((arg for arg in argv or [] if not arg.startswith("-")), None)
-    named = [name for name in COMMAND_MODULES if name.rsplit(".", 1)[-1] == first]
+    args = list(argv or [])
+    # The first word that is neither an option nor a global option's value names the command.
+    words = [a for i, a in enumerate(args) if not a.startswith("-") and _is_word(args, i)]
+    named = [name for name in COMMAND_MODULES if words and name.rsplit(".", 1)[-1] == words[0]]
     return named or COMMAND_MODULES
+
+
+_VALUE_OPTIONS = frozenset({"--backend", "--workspace", "--output", "--lock-timeout"})
+
+
+def _is_word(args: list[str], index: int) -> bool:
+    return index == 0 or args[index - 1] not in _VALUE_OPTIONS
 
 
 def _import_optional(name: str) -> Any:

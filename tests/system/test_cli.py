@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -159,3 +160,53 @@ def test_sandbox_refuses_a_port_out_of_range() -> None:
     result = ccstate("sandbox", "--port", "70000")
     assert result.returncode == 2
     assert "65535" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("serve", "--sandbox"), ("sandbox",)])
+def test_sandbox_without_the_extra_gets_an_install_hint(command: tuple[str, ...]) -> None:
+    # The wheel without the `sandbox` extra: moto cannot be imported.
+    hide_moto = (
+        "import sys; sys.modules['moto'] = None; from ccstate.cli import main; "
+        f"sys.exit(main({list(command)!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_moto], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'ccstate[sandbox]'" in result.stderr
+    assert "bug" not in result.stderr
+
+
+def test_sandbox_on_a_port_in_use_says_so() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = ccstate("sandbox", "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+    assert "--port 0" in result.stderr
+    assert "Traceback" not in result.stderr and "bug" not in result.stderr
+
+
+def test_global_options_go_before_the_command(backend: Path) -> None:
+    sandbox = subprocess.Popen(
+        [str(CCSTATE), "-vv", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = sandbox.stdout.readline()
+        assert first.startswith("# ccstate sandbox"), sandbox.stderr.read()
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=60)
+    assert "sandbox listening on" in sandbox.stderr.read()  # -vv took effect
+
+    listed = ccstate("--output", "json", "--backend", str(backend), "state", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["identifier"] for r in as_json(listed)["resources"]] == [BUCKET]
+    # An option given after the command still wins over the same option before it.
+    table = ccstate("--output", "json", "state", "list", "--output", "table", backend=backend)
+    assert not table.stdout.lstrip().startswith("{")

@@ -67,3 +67,17 @@ def test_default_tags_join_list_and_map_tags_without_overriding() -> None:
 def test_primary_identifier_comes_from_the_properties_when_named() -> None:
     assert primary_identifier(BUCKET, {"BucketName": "b"}) == "b"
     assert primary_identifier(BUCKET, {}) is None
+
+
+def test_ssm_parameter_tags_validate_against_unicode_class_patterns() -> None:
+    # The schema's Tags are patternProperties keyed by ECMA patterns with \p{L}: Python's re
+    # cannot compile them; they must still be checked, not crash the request.
+    props = {"Type": "String", "Value": "v", "Tags": {"MANAGED_BY": "ccstate", "Team": "é"}}
+    assert validate_properties(PARAMETER, props) == props
+
+
+def test_ssm_parameter_tag_keys_outside_the_pattern_are_refused() -> None:
+    props = {"Type": "String", "Value": "v", "Tags": {"bad{key}": "x"}}
+    with pytest.raises(InvalidInput) as caught:
+        validate_properties(PARAMETER, props)
+    assert "bad{key}" in caught.value.message
