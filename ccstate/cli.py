@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "ccstate.commands.serve",
     "ccstate.commands.drift",
     "ccstate.commands.backend",
+    "ccstate.commands.scanner",
 ]
 
 EXIT_OK = 0

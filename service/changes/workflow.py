@@ -371,7 +371,7 @@ class Workflow:
             )
         else:
             response["next_step"] = result.message or (
-                f"The scan did not run: install checkov with `pip install 'ccstate[scan]'`, "
+                f"The scan did not run: install checkov with `ccstate scanner install`, "
                 f"or start the server with {SCANNING_ENV}=disabled."
             )
         return response
