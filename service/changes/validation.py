@@ -110,6 +110,14 @@ def check_against_schema(schema: ResourceSchema, properties: dict[str, Any]) -> 
         )
 
 
+def schema_errors(schema: ResourceSchema, properties: dict[str, Any]) -> list[ValidationError]:
+    """Every violation of the resource provider schema by ``properties``, in path order."""
+    if not schema.raw:
+        return []
+    errors = _validator_for(schema).iter_errors(properties)
+    return sorted(errors, key=lambda e: [str(p) for p in e.path])
+
+
 def _describe(error: ValidationError) -> str:
     where = "/" + "/".join(str(p) for p in error.absolute_path)
     return f"{where if where != '/' else '(top level)'}: {error.message[:300]}"
