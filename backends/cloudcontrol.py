@@ -256,7 +256,8 @@ class CloudControlProvider:
             return errors.NotFound(
                 f"{what} does not exist ({code}: {message}).",
                 next_step="Check the type name and identifier (list_resources shows what "
-                "exists); if it was deleted out of band, refresh or forget it in state.",
+                "exists); if it was deleted out of band, remove it from the state with "
+                "`ccstate state rm ID --reason ...`.",
                 aws_code=code,
             )
         if code in INVALID_INPUT_CODES:

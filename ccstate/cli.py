@@ -105,8 +105,13 @@ def _modules_for(argv: Sequence[str] | None) -> list[str]:
     args = list(argv or [])
     # The first word that is neither an option nor a global option's value names the command.
     words = [a for i, a in enumerate(args) if not a.startswith("-") and _is_word(args, i)]
-    named = [name for name in COMMAND_MODULES if words and name.rsplit(".", 1)[-1] == words[0]]
+    first = _ALIASES.get(words[0], words[0]) if words else None
+    named = [name for name in COMMAND_MODULES if name.rsplit(".", 1)[-1] == first]
     return named or COMMAND_MODULES
+
+
+# Top-level commands registered by a module of another name.
+_ALIASES = {"import": "state", "bootstrap": "backend"}
 
 
 _VALUE_OPTIONS = frozenset({"--backend", "--workspace", "--output", "--lock-timeout"})

@@ -864,7 +864,8 @@ def ensure_same_type(existing: ResourceState | None, resource_type: str) -> None
             f"The state already records {existing.identifier!r} as {existing.resource_type}; "
             f"this change is for {resource_type}.",
             next_step="Use another name for the new resource, or remove the recorded one "
-            "first (delete it, or forget it from state).",
+            f"first: delete it, or forget it with `ccstate state rm {existing.identifier} "
+            "--reason ...`.",
             identifier=existing.identifier,
         )
 
