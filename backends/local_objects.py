@@ -114,9 +114,9 @@ class LocalObjectStore:
     """
 
     def __init__(self, root: Path) -> None:
+        # The root (0700) is made by the first write: a read of a state that does not exist yet
+        # (`ccstate state versions` on a new machine) leaves no directory behind.
         self.root = Path(root).expanduser().absolute()
-        with os_errors_as_backend_errors("create", self.root):
-            ensure_private_dir(self.root)
 
     def describe(self) -> str:
         return self.root.as_uri()

@@ -30,7 +30,7 @@ from ccstate.tables import (
     render_diff,
     render_resource,
     render_resources,
-    versions_table,
+    render_versions,
 )
 
 DEFAULT_VERSIONS = 20
@@ -207,7 +207,7 @@ async def list_versions(ctx: CliContext) -> None:
             "head": head,
             "versions": [v.model_dump(mode="json") for v in versions],
         }
-    ctx.out.emit(data, lambda console: console.print(versions_table(data)))
+    ctx.out.emit(data, lambda console: render_versions(console, data))
 
 
 async def diff_serials(ctx: CliContext) -> None:

@@ -210,3 +210,53 @@ def test_global_options_go_before_the_command(backend: Path) -> None:
     # An option given after the command still wins over the same option before it.
     table = ccstate("--output", "json", "state", "list", "--output", "table", backend=backend)
     assert not table.stdout.lstrip().startswith("{")
+
+
+def test_reading_an_empty_state_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("CCSTATE_BACKEND", None)
+    for args in (("state", "versions"), ("state", "list"), ("lock", "list")):
+        result = subprocess.run(
+            [str(CCSTATE), *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    versions = subprocess.run(
+        [str(CCSTATE), "state", "versions"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert versions.stdout.strip() == (
+        "Workspace 'default' has no versions yet: nothing has been recorded."
+    )
+    assert list(home.iterdir()) == []  # no ~/.aws/ccapi-mcp-server made by a read
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(CCSTATE), *args], stdout=secondary, stderr=secondary, env=env)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=120)
+    finally:
+        os.close(primary)
+    return b"".join(chunks)
+
+
+def test_no_color_means_no_escape_codes_on_a_terminal(backend: Path) -> None:
+    env = {**os.environ, "CCSTATE_BACKEND": str(backend), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    styled = _on_a_terminal(["state", "versions"], env)
+    assert b"\x1b[" in styled  # the check below can fail
+    plain = _on_a_terminal(["state", "versions"], {**env, "NO_COLOR": "1"})
+    assert b"Serial" in plain and b"\x1b[" not in plain
