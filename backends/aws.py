@@ -278,7 +278,8 @@ def translate(
             return errors.NotFound(
                 f"{what} does not exist ({code}: {detail}).",
                 next_step="Check the backend URL, or create the bucket and table with "
-                "`ccstate backend bootstrap` (or infra/state-backend.yaml).",
+                "`ccstate backend bootstrap` (or deploy the template that "
+                "`ccstate bootstrap --print-template` prints).",
                 aws_code=code,
             )
         return errors.BackendError(
@@ -323,8 +324,8 @@ def access_denied(
     else:
         next_step = (
             f"Grant {who} the IAM permission {iam_action} on {what}{key_part} "
-            "(infra/state-backend.yaml has a least-privilege policy), or use other credentials."
-            + kms_hint
+            "(`ccstate bootstrap --print-template` prints a template with a least-privilege "
+            "policy), or use other credentials." + kms_hint
         )
     return errors.AccessDenied(
         f"AWS denied {iam_action} on {what}{key_part} for {who}: {code}: {_aws_message(exc)}",

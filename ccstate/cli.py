@@ -89,7 +89,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="ccstate",
         parents=[common_options(after_command=False)],
         description="Persistent, team-shared, audited state for the AWS Cloud Control API.",
-        epilog="Run 'ccstate <command> --help' for a command's options. Docs: docs/cli.md.",
+        epilog="Run 'ccstate <command> --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"ccstate {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "serve",
         help="Run the MCP server for AI assistants (stdio by default).",
         description="Run the ccstate MCP server. With --sandbox it runs fully offline against "
-        "the built-in AWS sandbox. Client setup: docs/mcp-clients.md.",
+        "the built-in AWS sandbox. An MCP client starts it as: ccstate serve (stdio), with "
+        "AWS_REGION and CCSTATE_BACKEND in its environment.",
         parents=[common],
     )
     add_serve_arguments(parser)
