@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -260,3 +261,42 @@ def test_no_color_means_no_escape_codes_on_a_terminal(backend: Path) -> None:
     assert b"\x1b[" in styled  # the check below can fail
     plain = _on_a_terminal(["state", "versions"], {**env, "NO_COLOR": "1"})
     assert b"Serial" in plain and b"\x1b[" not in plain
+
+
+def test_serve_at_a_terminal_stops_on_the_first_ctrl_c() -> None:
+    import pty
+    import select
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: ccstate serve with the terminal as stdin/stdout/stderr
+        os.execv(str(CCSTATE), [str(CCSTATE), "serve", "--sandbox"])
+    seen = b""
+    try:
+        # A person types an MCP request: its answer shows the server reads the terminal.
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "terminal", "version": "0"},
+            },
+        }
+        os.write(terminal, json.dumps(initialize).encode() + b"\n")
+        while b"serverInfo" not in seen:
+            ready, _, _ = select.select([terminal], [], [], 120)
+            assert ready, f"serve did not answer: {seen!r}"
+            seen += os.read(terminal, 65536)
+        os.write(terminal, b"\x03")  # Ctrl-C, and no Enter after it
+        _, status = os.waitpid(pid, 0)  # the test's timeout bounds this wait
+        with contextlib.suppress(OSError):
+            while chunk := os.read(terminal, 65536):
+                seen += chunk
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130
+    assert b"Interrupted." in seen
