@@ -50,3 +50,19 @@ def test_the_backend_template_ships_and_prints() -> None:
     )
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout == (ROOT / "infra" / "state-backend.yaml").read_text()
+
+
+def test_claude_mcp_add_lines_put_options_before_the_name() -> None:
+    lines = [
+        line.split()
+        for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for line in doc.read_text().splitlines()
+        if line.startswith("claude mcp add")
+    ]
+    assert lines
+    for words in lines:
+        before_command = words[3 : words.index("--")]
+        name = before_command[-1]
+        assert not name.startswith("-"), words
+        options = before_command[:-1]
+        assert all(o.startswith("-") for o in options[::2]), words  # --flag value pairs
