@@ -257,13 +257,16 @@ class _Worker:
             limit=64 * 1024 * 1024,  # a report of many checks is one long line
             start_new_session=True,  # Ctrl-C in a terminal goes to ccstate, which ends it
         )
-        hello = await _read_message(proc)
-        if not hello.get("ready"):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            raise WorkerFailed(
-                f"checkov did not start under {python}: {hello.get('error')}", restartable=False
-            )
+        try:
+            hello = await _read_message(proc)
+            if not hello.get("ready"):
+                raise WorkerFailed(
+                    f"checkov did not start under {python}: {hello.get('error')}",
+                    restartable=False,
+                )
+        except BaseException:
+            await _Worker(python, proc, "").stop(grace=0)
+            raise
         log.info("checkov %s worker started (pid %d)", hello.get("version"), proc.pid)
         return cls(python, proc, str(hello.get("version", "")))
 
