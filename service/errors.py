@@ -79,6 +79,7 @@ NEUTRAL_WORDS: dict[str, str] = {
     "detect_without_fix": "Check drift without fixing it",
     "pull": "an export of the current state",
     "force": "force the import",
+    "forget": "a forget of the recorded resource",
 }
 
 
