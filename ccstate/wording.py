@@ -25,5 +25,5 @@ CLI_WORDS: dict[str, str] = {
     "detect_without_fix": "Run `ccstate drift` without --fix",
     "pull": "`ccstate state pull`",
     "force": "pass --force",
-    "forget": "`ccstate state rm ID --reason ...`",
+    "forget": "`ccstate state rm ${identifier} --reason ...`",
 }
