@@ -284,3 +284,27 @@ class SchemaProvider(Protocol):
     async def get_schema(self, type_name: str) -> ResourceSchema:
         """Raises ``errors.NotFound`` for an unknown type."""
         ...
+
+
+@runtime_checkable
+class IacGenerator(Protocol):
+    """CloudFormation's IaC generator: a template for resources that already exist.
+
+    Asynchronous like the API: ``start`` returns the generated template's id (an ARN),
+    ``status`` says IN_PROGRESS / COMPLETE / FAILED, ``template`` returns the body when complete.
+    Raises ``errors.BackendError`` (or a subclass) when the service is not available.
+    """
+
+    async def start(
+        self,
+        name: str,
+        resources: list[dict[str, Any]],
+        *,
+        deletion_policy: str,
+        update_replace_policy: str,
+        region: str | None = None,
+    ) -> str: ...
+
+    async def status(self, template_id: str) -> dict[str, Any]: ...
+
+    async def template(self, template_id: str, output_format: str) -> str: ...
