@@ -279,6 +279,13 @@ class CloudProvider(Protocol):
         ...
 
 
+def cloud_in(cloud: CloudProvider, region: str | None) -> CloudProvider:
+    """The provider acting in ``region``: Cloud Control is regional, so each region has its own
+    client (``for_region``). A provider without regions (a test double) serves every region."""
+    for_region = getattr(cloud, "for_region", None)
+    return for_region(region) if region and for_region is not None else cloud
+
+
 @runtime_checkable
 class SchemaProvider(Protocol):
     async def get_schema(self, type_name: str) -> ResourceSchema:
