@@ -152,3 +152,10 @@ class CloudOperationFailed(CcstateError):
 class ReadOnlyMode(CcstateError):
     code = "read_only"
     exit_code = 8
+
+
+class PolicyDenied(CcstateError):
+    """The operator's policy forbids what was asked (e.g. accepting a critical finding)."""
+
+    code = "policy_denied"
+    exit_code = 8
