@@ -29,8 +29,10 @@ from ccstate.service.changes.executor import OperationSettings, ResourceOperatio
 from ccstate.service.changes.redaction import load_salt
 from ccstate.service.changes.scanning import DisabledScanner, ScanResult, scanning_disabled
 from ccstate.service.changes.tagging import default_tags_enabled
+from ccstate.service.changes.template import TemplateService
 from ccstate.service.changes.workflow import Redactor, Workflow, WorkflowConfig
 from ccstate.service.drift.detect import DriftDetector
+from ccstate.service.ports import cloud_in
 from ccstate.service.state.model import Principal, StateDocument
 from ccstate.service.state.store import StateStore
 from ccstate.service.state.usecases import StateTools
@@ -61,6 +63,7 @@ class Runtime:
     operations: ResourceOperations
     state_tools: StateTools
     options: ServerOptions
+    templates: TemplateService
     extras: dict[str, Any] = field(default_factory=dict)  # for tool modules added later
 
 
@@ -90,10 +93,12 @@ async def open_runtime(options: ServerOptions) -> AsyncIterator[Runtime]:
             default_tags=default_tags_enabled(env),
             region=settings.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             env=env,
+            accept_critical_findings=settings.accept_critical_findings,
         )
+        schemas = _schemas(settings, options)
         workflow = Workflow(
             cloud,
-            _schemas(settings, options),
+            schemas,
             tokens,
             Redactor(salt),
             config,
@@ -124,7 +129,18 @@ async def open_runtime(options: ServerOptions) -> AsyncIterator[Runtime]:
             backend.url,
             " (read-only)" if options.readonly else "",
         )
-        yield Runtime(settings, backend, store, workflow, operations, state_tools, options)
+        templates = TemplateService(
+            cloud_for=lambda region: cloud_in(cloud, region),
+            schemas=schemas,
+            store=store,
+            objects=backend.objects,
+            workspace=settings.workspace,
+            redact=workflow.redact,
+            generator=None if options.offline_schemas else _iac_generator(cloud),
+        )
+        yield Runtime(
+            settings, backend, store, workflow, operations, state_tools, options, templates
+        )
 
 
 def drift_detector(runtime: Runtime, *, concurrency: int | None = None) -> DriftDetector:
@@ -168,6 +184,12 @@ async def _cloud(stack: AsyncExitStack, settings: Settings) -> Any:
     if closer is not None:
         stack.push_async_callback(closer)
     return cloud
+
+
+def _iac_generator(cloud: Any) -> Any:
+    from ccstate.backends.iac_generator import CloudFormationIacGenerator
+
+    return CloudFormationIacGenerator(cloud)
 
 
 def _schemas(settings: Settings, options: ServerOptions) -> Any:

@@ -1,7 +1,13 @@
 """Execution tokens: the chain that authorizes every change, stored in the shared backend.
 
 credentials -> generated_code -> explained -> scanned; the scanned token executes one change,
-once. A token is 256 random bits handed to the caller; the backend stores only its sha256, at
+once. A FAILED scan issues a ``scan_findings`` token instead, which authorizes nothing until a
+person accepts the findings: then a scanned token is issued under it. A delete explained the
+AWS Labs way (``explain(content=..., operation="delete")``) starts at its explained token,
+bound to the principal and the resource. ``environment`` tokens (check_environment_variables)
+stand outside the chain: they only show that step came first.
+
+A token is 256 random bits handed to the caller; the backend stores only its sha256, at
 ``<workspace>/tokens/issued/<hash>.json``, so every server sharing the backend accepts it and a
 leaked state bucket leaks no usable token. The exact properties or patch a token authorizes
 travel with the record, sealed with a key derived from the token itself (AES-256-GCM): nobody
@@ -34,15 +40,21 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 log = logging.getLogger(__name__)
 
-TokenType = Literal["credentials", "generated_code", "explained", "scanned"]
+TokenType = Literal[
+    "environment", "credentials", "generated_code", "explained", "scan_findings", "scanned"
+]
 RECORD_FORMAT = "ccstate.token/1"
-# Each type's required parent type: the order of the chain.
-PARENT_TYPE: dict[str, str | None] = {
-    "credentials": None,
-    "generated_code": "credentials",
-    "explained": "generated_code",
-    "scanned": "explained",
+# Each type's possible parent types (None: a root): the order of the chain. An explained token
+# is a root only for a delete explained from content.
+PARENT_TYPES: dict[str, tuple[str | None, ...]] = {
+    "environment": (None,),
+    "credentials": (None,),
+    "generated_code": ("credentials",),
+    "explained": ("generated_code", None),
+    "scan_findings": ("explained",),
+    "scanned": ("explained", "scan_findings"),
 }
+MAX_CHAIN = 6
 OPERATIONS = frozenset({"create", "update", "delete"})
 CLEANUP_EVERY = 25  # issues between two opportunistic cleanups
 CLEANUP_BATCH = 20  # expired tokens removed per cleanup, at most
@@ -96,6 +108,7 @@ class TokenRecord:
     user_intent: str | None = None
     scan: ScanResult | None = None
     sealed_payload: str | None = None
+    region: str | None = None  # where the change runs; None: the server's region
     # Filled by validate()/inspect(), which know the token: the properties or patch authorized.
     payload: Any = field(default=None, compare=False)
 
@@ -163,15 +176,17 @@ class TokenService:
         explanation: str | None = None,
         user_intent: str | None = None,
         scan: ScanResult | None = None,
+        region: str | None = None,
     ) -> IssuedToken:
         """Issue a token of ``kind`` under ``parent`` (the raw parent token).
 
-        A child inherits its parent's operation, resource and payload; an explained token must
-        carry an explanation; a scanned token needs a scan that authorizes execution.
+        A child inherits its parent's operation, resource, region and payload; an explained
+        token must carry an explanation; a scanned token needs a scan that authorizes
+        execution, a scan_findings token a FAILED one.
         """
-        if kind not in PARENT_TYPE:
+        if kind not in PARENT_TYPES:
             raise ValueError(f"unknown token type {kind!r}")
-        base = await self._parent_for(kind, parent, principal)
+        base = await self._parent_for(kind, parent, principal, operation)
         now = self._clock.now()
         token = secrets.token_urlsafe(32)
         record = TokenRecord(
@@ -184,14 +199,16 @@ class TokenService:
             explanation=base.explanation if base else None,
             user_intent=base.user_intent if base else None,
         )
-        if kind == "generated_code":
-            record = _authorize(record, operation, resource_type, identifier, payload)
+        if kind == "generated_code" or (kind == "explained" and base is None):
+            record = _authorize(record, operation, resource_type, identifier, payload, region)
         elif base is not None:
             record = _inherit(record, base)
         if kind == "explained":
             record = _explain(record, explanation, user_intent)
         if kind == "scanned":
             record = replace(record, scan=_authorizing_scan(scan))
+        if kind == "scan_findings":
+            record = replace(record, scan=_failed_scan(scan))
         if record.payload is not None:
             record = replace(record, sealed_payload=_seal(token, record.payload))
         await self._objects.put_if_absent(self._issued_key(record.token_hash), record.to_json())
@@ -199,28 +216,29 @@ class TokenService:
         return IssuedToken(token=token, record=replace(record, payload=record.payload))
 
     async def _parent_for(
-        self, kind: str, parent: str | None, principal: TokenPrincipal
+        self, kind: str, parent: str | None, principal: TokenPrincipal, operation: str | None
     ) -> TokenRecord | None:
-        wanted = PARENT_TYPE[kind]
+        allowed = PARENT_TYPES[kind]
+        wanted = next(t for t in allowed if t is not None) if allowed != (None,) else None
         if wanted is None:
             return None
         if parent is None:
+            if None in allowed and operation == "delete":
+                return None  # a delete explained from content: a root
             raise _refuse(
                 "wrong_chain",
                 f"A {kind} token needs a {wanted} token.",
                 f"Pass the {wanted} token you were given.",
             )
-        try:
-            return await self.validate(parent, expected_type=wanted, principal=principal)
-        except TokenError as exc:
-            if exc.details.get("check") == "wrong_type":
-                raise _refuse(
-                    "wrong_chain",
-                    f"A {kind} token must come from a {wanted} token; "
-                    f"the token given is a {exc.details.get('actual')} token.",
-                    _next_for(wanted),
-                ) from exc
-            raise
+        record = await self.inspect(parent)
+        if record.type not in allowed:
+            raise _refuse(
+                "wrong_chain",
+                f"A {kind} token must come from a {' or '.join(str(t) for t in allowed if t)} "
+                f"token; the token given is a {record.type} token.",
+                _next_for(wanted),
+            )
+        return await self.validate(parent, expected_type=record.type, principal=principal)
 
     # ----------------------------------------------------------------------- check, consume
 
@@ -246,11 +264,12 @@ class TokenService:
         resource_type: str | None = None,
         identifier: str | None = None,
         payload_digest: str | None = None,
+        region: str | None = None,
     ) -> TokenRecord:
         """Check every binding of ``token``; raise ``TokenError`` naming the failed check.
 
         Arguments left ``None`` are not checked. The ancestors still on record are walked and
-        must link up: same principal, same operation, resource and payload digest.
+        must link up: same principal, same operation, resource, region and payload digest.
         """
         record, _ = await self._validated(
             token,
@@ -260,6 +279,7 @@ class TokenService:
             resource_type=resource_type,
             identifier=identifier,
             payload_digest=payload_digest,
+            region=region,
         )
         return record
 
@@ -273,12 +293,15 @@ class TokenService:
         resource_type: str | None,
         identifier: str | None,
         payload_digest: str | None,
+        region: str | None = None,
     ) -> tuple[TokenRecord, list[TokenRecord]]:
         record = await self.inspect(token)
         _check_type(record, expected_type)
         if principal is not None:
             _check_principal(record, principal)
         _check_binding(record, operation, resource_type, identifier)
+        if region is not None:
+            _check_region(record, region)
         if payload_digest is not None:
             _check_payload(record, payload_digest)
         if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
@@ -295,6 +318,7 @@ class TokenService:
         resource_type: str | None = None,
         identifier: str | None = None,
         payload_digest: str | None = None,
+        region: str | None = None,
     ) -> TokenRecord:
         """Validate, then mark used; a second consume anywhere sharing the backend fails.
 
@@ -311,6 +335,7 @@ class TokenService:
             resource_type=resource_type,
             identifier=identifier,
             payload_digest=payload_digest,
+            region=region,
         )
         marker = json.dumps(
             {"consumed_at": self._clock.now().isoformat(), "by": record.principal.describe()}
@@ -393,7 +418,7 @@ class TokenService:
     async def _ancestors(self, record: TokenRecord) -> list[TokenRecord]:
         out: list[TokenRecord] = []
         current = record
-        while current.parent_hash is not None and len(out) < len(PARENT_TYPE):
+        while current.parent_hash is not None and len(out) < MAX_CHAIN:
             parent = await self._read(current.parent_hash)
             if parent is None:
                 break
@@ -465,6 +490,7 @@ def _authorize(
     resource_type: str | None,
     identifier: str | None,
     payload: Any,
+    region: str | None = None,
 ) -> TokenRecord:
     if operation not in OPERATIONS:
         raise InvalidInput(f"Operation must be one of {sorted(OPERATIONS)}, not {operation!r}.")
@@ -485,6 +511,7 @@ def _authorize(
         identifier=identifier,
         payload=payload,
         payload_digest=payload_digest(payload),
+        region=region,
     )
 
 
@@ -496,6 +523,8 @@ def _inherit(record: TokenRecord, base: TokenRecord) -> TokenRecord:
         identifier=base.identifier,
         payload=base.payload,
         payload_digest=base.payload_digest,
+        region=base.region,
+        scan=base.scan,
     )
 
 
@@ -509,6 +538,14 @@ def _explain(record: TokenRecord, explanation: str | None, user_intent: str | No
     return replace(record, explanation=explanation, user_intent=user_intent)
 
 
+def _failed_scan(scan: ScanResult | None) -> ScanResult:
+    if scan is None or scan.status != "FAILED":
+        raise _refuse(
+            "scan_failed", "A scan_findings token needs a FAILED scan.", "Run run_checkov."
+        )
+    return scan
+
+
 def _authorizing_scan(scan: ScanResult | None) -> ScanResult:
     if scan is None:
         raise _refuse("scan_failed", "A scanned token needs a scan result.", "Run run_checkov.")
@@ -517,7 +554,9 @@ def _authorizing_scan(scan: ScanResult | None) -> ScanResult:
             "scan_failed",
             f"The security scan {scan.status}: {scan.summary()}. A scan that did not pass "
             "authorizes nothing.",
-            "Fix the properties and start again with generate_infrastructure_code"
+            "Show the findings to the user: they may accept them with "
+            "approve_security_findings, or fix the properties and start again with "
+            "generate_infrastructure_code"
             if scan.status == "FAILED"
             else scan.message or "Install checkov, or set SECURITY_SCANNING=disabled.",
             scan_status=scan.status,
@@ -576,6 +615,16 @@ def _check_binding(
         )
 
 
+def _check_region(record: TokenRecord, region: str) -> None:
+    if record.region is not None and record.region != region:
+        raise _refuse(
+            "wrong_region",
+            f"This token authorizes a change in region {record.region}, not in {region}.",
+            f"Pass region='{record.region}', or {_RESTART[0].lower()}{_RESTART[1:]} "
+            f"with region='{region}'.",
+        )
+
+
 def _check_payload(record: TokenRecord, digest: str) -> None:
     if record.payload_digest is None or not hmac.compare_digest(record.payload_digest, digest):
         raise _refuse(
@@ -587,7 +636,7 @@ def _check_payload(record: TokenRecord, digest: str) -> None:
 
 
 def _links(child: TokenRecord, parent: TokenRecord) -> bool:
-    if parent.type != PARENT_TYPE[child.type] or parent.principal != child.principal:
+    if parent.type not in PARENT_TYPES[child.type] or parent.principal != child.principal:
         return False
     if child.type == "generated_code":
         return True
@@ -595,14 +644,17 @@ def _links(child: TokenRecord, parent: TokenRecord) -> bool:
         parent.operation == child.operation
         and parent.resource_type == child.resource_type
         and parent.identifier == child.identifier
+        and parent.region == child.region
         and hmac.compare_digest(parent.payload_digest or "", child.payload_digest or "")
     )
 
 
 def _next_for(kind: str) -> str:
     return {
+        "environment": "Call check_environment_variables for a new environment token",
         "credentials": "Call check_environment_variables or get_aws_session_info for a new "
         "credentials token",
+        "scan_findings": "Call run_checkov with the explained token",
         "generated_code": _RESTART,
         "explained": "Call explain with the generated_code token, then run_checkov",
         "scanned": "Call run_checkov with the explained token to get an execution token",

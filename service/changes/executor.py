@@ -26,7 +26,7 @@ from ccstate.service.changes.workflow import Authorization, Workflow
 from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
 from ccstate.service.locking import hold_lock
 from ccstate.service.names import validate_identifier
-from ccstate.service.ports import LockManager, LockScope, ProgressEvent
+from ccstate.service.ports import CloudProvider, LockManager, LockScope, ProgressEvent, cloud_in
 from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, ResourceChange
 from ccstate.service.state.store import StateStore, ensure_same_type
 
@@ -66,12 +66,15 @@ class ResourceOperations:
         explained_token: str,
         security_scan_token: str = "",
         region: str | None = None,
+        skip_security_check: bool = False,
     ) -> dict[str, Any]:
         schema = await self._schema(resource_type)
         tokens = dict(
             credentials_token=credentials_token,
             explained_token=explained_token,
             security_scan_token=security_scan_token,
+            skip_security_check=skip_security_check,
+            region=region,
         )
         checked = await self.workflow.authorize(
             operation="create",
@@ -94,19 +97,21 @@ class ResourceOperations:
                 payload=desired,
                 **tokens,
             )
-            change = _Change("create", schema, planned or lock_name, auth, region)
+            change = _Change("create", schema, planned or lock_name, auth, auth.region)
+            cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
                 event = await self._finish(
-                    await self.cloud.create_resource(
+                    cloud,
+                    await cloud.create_resource(
                         resource_type, desired, client_token=_client_token(auth)
-                    )
+                    ),
                 )
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
                     raise _cloud_failure(event, "create", resource_type, planned)
                 change.identifier = event.identifier or change.identifier
-                change.after = await self._read_back(schema, change.identifier, event)
+                change.after = await self._read_back(cloud, schema, change.identifier, event)
 
             return await self._record(change, run)
 
@@ -124,6 +129,7 @@ class ResourceOperations:
         region: str | None = None,
         record_as: str = "update",
         drift_status: DriftStatus | None = None,
+        skip_security_check: bool = False,
     ) -> dict[str, Any]:
         """``record_as``/``drift_status``: a drift remediation is an update recorded as
         operation 'remediate' with the drift it fixed."""
@@ -134,6 +140,8 @@ class ResourceOperations:
             credentials_token=credentials_token,
             explained_token=explained_token,
             security_scan_token=security_scan_token,
+            skip_security_check=skip_security_check,
+            region=region,
         )
         checked = await self.workflow.authorize(
             operation="update",
@@ -153,21 +161,23 @@ class ResourceOperations:
                 payload=patch,
                 **tokens,
             )
-            change = _Change("update", schema, identifier, auth, region, patch=patch)
+            change = _Change("update", schema, identifier, auth, auth.region, patch=patch)
             change.recorded_as = record_as
             change.drift_status = drift_status
+            cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
-                change.before = await self._current(schema, identifier)
+                change.before = await self._current(cloud, schema, identifier)
                 event = await self._finish(
-                    await self.cloud.update_resource(
+                    cloud,
+                    await cloud.update_resource(
                         resource_type, identifier, patch, client_token=_client_token(auth)
-                    )
+                    ),
                 )
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
                     raise _cloud_failure(event, "update", resource_type, identifier)
-                change.after = await self._read_back(schema, identifier, event)
+                change.after = await self._read_back(cloud, schema, identifier, event)
 
             return await self._record(change, run)
 
@@ -189,6 +199,7 @@ class ResourceOperations:
             credentials_token=credentials_token,
             explained_token=explained_token,
             security_scan_token="",
+            region=region,
         )
         await self.workflow.authorize(
             operation="delete",
@@ -212,14 +223,16 @@ class ResourceOperations:
                 payload=None,
                 **tokens,
             )
-            change = _Change("delete", schema, identifier, auth, region)
+            change = _Change("delete", schema, identifier, auth, auth.region)
+            cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
-                change.before = await self._current(schema, identifier)
+                change.before = await self._current(cloud, schema, identifier)
                 event = await self._finish(
-                    await self.cloud.delete_resource(
+                    cloud,
+                    await cloud.delete_resource(
                         resource_type, identifier, client_token=_client_token(auth)
-                    )
+                    ),
                 )
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
@@ -229,14 +242,15 @@ class ResourceOperations:
 
     # ------------------------------------------------------------------ request status
 
-    async def request_status(self, request_token: str) -> dict[str, Any]:
+    async def request_status(self, request_token: str, region: str | None = None) -> dict[str, Any]:
         if not isinstance(request_token, str) or not 1 <= len(request_token) <= 128:
             raise InvalidInput(
                 "request_token must be the RequestToken a create, update or delete returned.",
                 next_step="Pass the request_token from the earlier response.",
                 field="request_token",
             )
-        return _event_dict(await self.cloud.get_request_status(request_token))
+        cloud = await self.workflow.cloud_for(region)
+        return _event_dict(await cloud.get_request_status(request_token))
 
     # ------------------------------------------------------------------ internals
 
@@ -261,25 +275,27 @@ class ResourceOperations:
         ):
             yield
 
-    async def _finish(self, event: ProgressEvent) -> ProgressEvent:
+    async def _finish(self, cloud: CloudProvider, event: ProgressEvent) -> ProgressEvent:
         if event.is_terminal:
             return event
-        return await self.cloud.wait_for_request(
+        return await cloud.wait_for_request(
             event.request_token, timeout=self.settings.operation_timeout_seconds
         )
 
-    async def _current(self, schema: ResourceSchema, identifier: str) -> dict[str, Any] | None:
+    async def _current(
+        self, cloud: CloudProvider, schema: ResourceSchema, identifier: str
+    ) -> dict[str, Any] | None:
         try:
-            found = await self.cloud.get_resource(schema.type_name, identifier)
+            found = await cloud.get_resource(schema.type_name, identifier)
         except NotFound:
             return None
         return found.properties
 
     async def _read_back(
-        self, schema: ResourceSchema, identifier: str, event: ProgressEvent
+        self, cloud: CloudProvider, schema: ResourceSchema, identifier: str, event: ProgressEvent
     ) -> dict[str, Any]:
         try:
-            return (await self.cloud.get_resource(schema.type_name, identifier)).properties
+            return (await cloud.get_resource(schema.type_name, identifier)).properties
         except NotFound:
             log.warning("%s %s succeeded but cannot be read back", schema.type_name, identifier)
             return dict(event.resource_model or {})
@@ -331,13 +347,16 @@ class ResourceOperations:
 
     def _report(self, change: _Change, commit: Commit) -> dict[str, Any]:
         entry = commit.lineage_entry(commit.changes[0])
-        return {
+        report: dict[str, Any] = {
             "status": "SUCCESS",
+            "is_complete": True,
             "operation": change.operation,
             "resource_type": change.schema.type_name,
             "identifier": change.identifier,
+            "region": change.region,
             "request_token": change.request_token,
             "properties": entry.properties_after,
+            "resource_info": entry.properties_after,
             "security_scan": change.auth.checkov_results,
             "state_serial": commit.serial,
             "execution_token": recorded_token_id(change.auth.token),
@@ -345,6 +364,13 @@ class ResourceOperations:
             "message": f"{change.operation} of {change.schema.type_name} '{change.identifier}' "
             f"succeeded and is recorded in the state at serial {commit.serial}.",
         }
+        if change.auth.checkov_results.get("status") == "SKIPPED":
+            report["security_warning"] = (
+                "SECURITY SCANNING IS DISABLED (SECURITY_SCANNING=disabled): this resource was "
+                f"{'created' if change.operation == 'create' else 'changed'} without automated "
+                "security validation; the state records it as not scanned."
+            )
+        return report
 
 
 # ---------------------------------------------------------------------- helpers
@@ -417,8 +443,13 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
 
 
 def _event_dict(event: ProgressEvent) -> dict[str, Any]:
+    """A progress event in both shapes: the AWS Labs server's status/is_complete/resource_type
+    and ccstate's operation_status/is_terminal/type_name."""
     return {
         "request_token": event.request_token,
+        "status": event.operation_status,
+        "is_complete": event.is_terminal,
+        "resource_type": event.type_name,
         "operation": event.operation,
         "operation_status": event.operation_status,
         "type_name": event.type_name,
@@ -426,5 +457,7 @@ def _event_dict(event: ProgressEvent) -> dict[str, Any]:
         "status_message": event.status_message,
         "error_code": event.error_code,
         "event_time": event.event_time.isoformat() if event.event_time else None,
+        "retry_after": event.retry_after.isoformat() if event.retry_after else None,
+        "resource_info": event.resource_model,
         "is_terminal": event.is_terminal,
     }

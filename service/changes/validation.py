@@ -148,7 +148,32 @@ def _build_validator(schema: ResourceSchema) -> Any:
     doc.pop("$id", None)
     read_only = _top_level(schema.read_only)
     doc["required"] = [p for p in doc.get("required", []) if p not in read_only]
-    return _LenientValidator(doc)
+    return _LenientValidator(_python_patterns(doc))
+
+
+def _python_patterns(node: Any) -> Any:
+    """The schema with each ``patternProperties`` key Python's ``re`` cannot compile (AWS
+    writes ECMA/Java classes such as ``\\p{L}``) replaced by one matching any name, so such a
+    map is checked for its values and never fails on its keys."""
+    if isinstance(node, list):
+        return [_python_patterns(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _python_patterns(value) for key, value in node.items()}
+    patterns = out.get("patternProperties")
+    if isinstance(patterns, dict):
+        out["patternProperties"] = {
+            (key if _compiles(key) else "^.*$"): value for key, value in patterns.items()
+        }
+    return out
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def _top_level(paths: frozenset[str]) -> set[str]:

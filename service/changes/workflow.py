@@ -5,6 +5,13 @@ bound to the same principal, operation, resource and exact properties or patch:
 
     get_aws_session_info -> credentials -> generate_infrastructure_code -> generated_code
       -> explain -> explained -> run_checkov (PASSED, or SKIPPED when scanning is off) -> scanned
+                                            run_checkov FAILED -> scan_findings
+                                               -> approve_security_findings (a person) -> scanned
+
+Also the AWS Labs server's ways: ``skip_security_check=True`` (only when the operator disabled
+scanning; recorded as "not scanned: skipped by caller") and a delete explained from content
+(``explain(content=get_resource(...), operation="delete")``), whose explained token is the root
+of its chain, bound to the principal and the resource.
 
 ``authorize`` is the last check, made by the mutation itself: it checks that the tokens given
 form one chain and consumes the final one once, atomically in the shared backend, so no server
@@ -16,8 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ccstate.service.authz.tokens import (
@@ -34,7 +43,12 @@ from ccstate.service.changes.explain import (
     explain_delete,
     explain_update,
 )
-from ccstate.service.changes.scanning import SecurityScanner
+from ccstate.service.changes.scanning import (
+    ScanResult,
+    SecurityScanner,
+    accept_findings,
+    skipped_result,
+)
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.tagging import with_default_tags
 from ccstate.service.changes.validation import (
@@ -47,7 +61,7 @@ from ccstate.service.changes.validation import (
 )
 from ccstate.service.errors import InvalidInput, ReadOnlyMode, TokenError
 from ccstate.service.names import validate_identifier
-from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider
+from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider, cloud_in
 from ccstate.service.state.model import Principal
 
 log = logging.getLogger(__name__)
@@ -55,6 +69,11 @@ log = logging.getLogger(__name__)
 SCANNING_ENV = "SECURITY_SCANNING"
 OPERATIONS = ("create", "update", "delete")
 MAX_CONTENT_CHARS = 200_000
+PAGE_SIZE = 100  # Cloud Control's largest page
+LIST_LIMIT = 1000  # identifiers list_resources returns before it hands back a next_token
+PROCEED_DECISIONS = frozenset({"proceed", "proceed_anyway", "accept", "approve", "approved"})
+STOP_DECISIONS = frozenset({"fix", "cancel", "reject", "rejected", "stop"})
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 class Redactor:
@@ -77,6 +96,7 @@ class WorkflowConfig:
     default_tags: bool = True
     region: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    accept_critical_findings: bool = False  # the operator's leave (approve_security_findings)
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,7 @@ class Authorization:
     token: str
     record: TokenRecord
     checkov_results: dict[str, Any]
+    region: str | None = None  # where the change runs
 
     @property
     def explanation(self) -> str:
@@ -140,7 +161,13 @@ class Workflow:
             arn=who.aws_session or "unknown", user=who.authenticated_user or who.user
         )
 
-    def environment(self) -> dict[str, Any]:
+    async def environment(self) -> dict[str, Any]:
+        """The environment check, with the AWS Labs server's environment_token."""
+        shown = self.environment_report()
+        issued = await self.tokens.issue("environment", principal=await self.token_principal())
+        return {**shown, "environment_token": issued.token}
+
+    def environment_report(self) -> dict[str, Any]:
         env = self.config.env
         names = ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
         shown: dict[str, Any] = {name: env.get(name) for name in names}
@@ -153,6 +180,9 @@ class Workflow:
             "environment_variables": shown,
             "properly_configured": configured,
             "credential_source": "environment" if has_keys else "profile or default chain",
+            "aws_auth_type": "env" if has_keys else "profile",
+            "aws_profile": env.get("AWS_PROFILE") or "",
+            "aws_region": self.config.region or env.get("AWS_REGION") or "",
             "security_scanning": shown[SCANNING_ENV],
             "default_tags": shown["DEFAULT_TAGS"],
             "readonly_mode": self.config.readonly,
@@ -160,22 +190,86 @@ class Workflow:
             "credentials_token.",
         }
 
-    async def session_info(self) -> dict[str, Any]:
+    async def session_info(self, environment_token: str = "") -> dict[str, Any]:
+        principal = await self.token_principal()
+        if environment_token:  # the AWS Labs order: check_environment_variables first
+            await self.tokens.validate(
+                environment_token, expected_type="environment", principal=principal
+            )
+        issued = await self.tokens.issue("credentials", principal=principal)
+        return {
+            **await self.account(),
+            "credentials_valid": True,
+            "credentials_token": issued.token,
+            "token_expires_at": issued.expires_at.isoformat(),
+            "message": "Show the user this account, identity and region before any change.",
+        }
+
+    async def account(self) -> dict[str, Any]:
+        """Who and where, without a token (the AWS Labs get_aws_account_info)."""
         identity = await self.identity()
         who = await self.principal()
-        issued = await self.tokens.issue("credentials", principal=await self.token_principal())
+        env = self.config.env
+        using_env_vars = bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"))
+        readonly = self.config.readonly
         return {
             "account_id": identity.account,
             "arn": identity.arn,
             "user_id": identity.user_id,
             "region": self.config.region or identity.region,
+            "profile": env.get("AWS_PROFILE") or "",
             "credential_source": identity.credential_source,
+            "aws_auth_type": "env" if using_env_vars else "profile",
+            "using_env_vars": using_env_vars,
             "user": who.authenticated_user or who.user,
-            "readonly_mode": self.config.readonly,
-            "credentials_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "message": "Show the user this account, identity and region before any change.",
+            "readonly_mode": readonly,
+            "readonly_message": "This server is read-only: it lists and reads resources but "
+            "creates, updates and deletes nothing."
+            if readonly
+            else "",
+            "security_scanning": self._scanning_label(),
         }
+
+    async def region_for(self, region: str | None) -> str:
+        """The region a call acts in: the one asked for, else the server's."""
+        if region is None or region == "":
+            return self.config.region or (await self.identity()).region
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise InvalidInput(
+                f"{region!r} is not an AWS region name.",
+                next_step="Pass a region such as 'us-east-1' or 'eu-west-1', or leave it out.",
+                field="region",
+            )
+        return region
+
+    async def cloud_for(self, region: str | None) -> CloudProvider:
+        """The Cloud Control client of the region a call acts in."""
+        return cloud_in(self.cloud, await self.region_for(region))
+
+    # ------------------------------------------------------------------ reads
+
+    async def list_identifiers(
+        self,
+        resource_type: str,
+        *,
+        region: str | None = None,
+        next_token: str | None = None,
+        limit: int = LIST_LIMIT,
+    ) -> tuple[list[str], str | None]:
+        """Every identifier of a type, page after page, up to ``limit``; the next_token
+        continues a list longer than that."""
+        validate_type_name(resource_type)
+        cloud = await self.cloud_for(region)
+        found: list[str] = []
+        token = next_token or None
+        while True:
+            page = await cloud.list_resources(
+                resource_type, next_token=token, max_results=min(PAGE_SIZE, limit - len(found))
+            )
+            found += [r.identifier for r in page.resources]
+            token = page.next_token
+            if not token or len(found) >= limit:
+                return found, token
 
     # ------------------------------------------------------------------ generate
 
@@ -191,6 +285,9 @@ class Workflow:
         region: str | None = None,
     ) -> dict[str, Any]:
         operation = _infer_operation(operation, properties, identifier, patch_document)
+        if operation == "update" and not patch_document and properties:
+            # The AWS Labs form of an update: the properties to set on the resource.
+            patch_document = properties_as_patch(properties)
         self._refuse_if_readonly(operation)
         validate_type_name(resource_type)
         principal = await self.token_principal()
@@ -198,8 +295,11 @@ class Workflow:
         await self.tokens.validate(
             credentials_token, expected_type="credentials", principal=principal
         )
+        where = await self.region_for(region)
         schema = await self.schemas.get_schema(resource_type)
-        plan = await self._plan(schema, operation, properties, identifier, patch_document)
+        plan = await self._plan(
+            schema, operation, properties, identifier, patch_document, cloud_in(self.cloud, where)
+        )
         issued = await self.tokens.issue(
             "generated_code",
             principal=principal,
@@ -208,16 +308,20 @@ class Workflow:
             resource_type=resource_type,
             identifier=plan.identifier,
             payload=plan.payload,
+            region=where,
         )
+        shown = self._shown(schema, plan)
         result: dict[str, Any] = {
             "operation": operation,
             "resource_type": resource_type,
             "identifier": plan.identifier,
-            "region": region or self.config.region,
+            "region": where,
             "generated_code_token": issued.token,
             "token_expires_at": issued.expires_at.isoformat(),
-            "cloudformation_template": _template(resource_type, self._shown(schema, plan)),
-            "properties_for_explanation": self._shown(schema, plan),
+            "cloudformation_template": _template(resource_type, shown),
+            "properties": shown,
+            "properties_for_explanation": shown,
+            "supports_tagging": schema.tags_property is not None,
             "next_step": "Call explain(generated_code_token=..., user_intent=...) and show the "
             "explanation to the user.",
         }
@@ -234,6 +338,7 @@ class Workflow:
         properties: dict[str, Any] | None,
         identifier: str,
         patch: list[dict[str, Any]] | None,
+        cloud: CloudProvider,
     ) -> _Plan:
         if operation == "create":
             desired = validate_properties(schema, properties if properties is not None else {})
@@ -244,11 +349,11 @@ class Workflow:
         identifier = validate_identifier(identifier)
         if operation == "update":
             patch = validate_patch(schema, patch)
-            before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
+            before = (await cloud.get_resource(schema.type_name, identifier)).properties
             after = apply_patch(before, patch)
             check_against_schema(schema, _settable(schema, after))
             return _Plan(identifier, patch, before, after)
-        before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
+        before = (await cloud.get_resource(schema.type_name, identifier)).properties
         return _Plan(identifier, None, before, None)
 
     def _shown(self, schema: ResourceSchema, plan: _Plan) -> dict[str, Any]:
@@ -263,9 +368,11 @@ class Workflow:
         content: Any = None,
         context: str = "",
         user_intent: str = "",
+        operation: str = "",
     ) -> dict[str, Any]:
         user_intent = validate_text(user_intent, "user_intent")
         context = validate_text(context, "context")
+        operation = (operation or "").strip().lower()
         if not generated_code_token:
             if content is None:
                 raise InvalidInput(
@@ -273,8 +380,14 @@ class Workflow:
                     next_step="Pass the generated_code_token from generate_infrastructure_code.",
                 )
             _check_content_size(content)
+            if operation in ("delete", "destroy"):
+                return await self._explain_delete(content, user_intent)
             text = explain_content(content, context=context, user_intent=user_intent)
-            return {"explanation": text}
+            return {
+                "explanation": text,
+                "operation_type": operation or "analyze",
+                "ready_for_execution": False,
+            }
         principal = await self.token_principal()
         generated = await self.tokens.validate(
             generated_code_token, expected_type="generated_code", principal=principal
@@ -299,6 +412,11 @@ class Workflow:
             "explained_token": issued.token,
             "token_expires_at": issued.expires_at.isoformat(),
             "operation": operation,
+            "operation_type": operation,
+            "ready_for_execution": True,
+            "properties_being_explained": content
+            if content is not None
+            else self._explained_properties(generated),
             "security_scanning": self._scanning_label(),
             "next_step": (
                 f"Show the explanation to the user. When they approve, call {scan_step}, then "
@@ -309,13 +427,58 @@ class Workflow:
             ),
         }
 
+    def _explained_properties(self, record: TokenRecord) -> Any:
+        if record.operation == "create":
+            return record.payload  # the caller's own properties, default tags added
+        return {"identifier": record.identifier, "patch_document": record.payload}
+
+    async def _explain_delete(self, content: Any, intent: str) -> dict[str, Any]:
+        """A delete explained from what get_resource returned (the AWS Labs way): the
+        explanation is of the resource as it is now, and the token is bound to it."""
+        type_name, identifier, region = _resource_named_by(content)
+        self._refuse_if_readonly("delete")
+        validate_type_name(type_name)
+        identifier = validate_identifier(identifier)
+        schema = await self.schemas.get_schema(type_name)
+        where = await self.region_for(region)
+        before = await cloud_in(self.cloud, where).get_resource(schema.type_name, identifier)
+        text = explain_delete(
+            schema.type_name, identifier, self.redact(schema, before.properties), user_intent=intent
+        )
+        issued = await self.tokens.issue(
+            "explained",
+            principal=await self.token_principal(),
+            operation="delete",
+            resource_type=schema.type_name,
+            identifier=identifier,
+            explanation=text,
+            user_intent=intent or None,
+            region=where,
+        )
+        return {
+            "explanation": text,
+            "explained_token": issued.token,
+            "token_expires_at": issued.expires_at.isoformat(),
+            "operation": "delete",
+            "operation_type": "delete",
+            "ready_for_execution": True,
+            "resource_type": schema.type_name,
+            "identifier": identifier,
+            "region": where,
+            "properties_being_explained": self.redact(schema, before.properties),
+            "next_step": "Show the explanation to the user. When they confirm, call "
+            "delete_resource(resource_type, identifier, credentials_token, explained_token, "
+            "confirmed=True).",
+        }
+
     async def _explanation(self, record: TokenRecord, intent: str) -> str:
         schema = await self.schemas.get_schema(record.resource_type or "")
         type_name, identifier = schema.type_name, record.identifier or ""
         if record.operation == "create":
             shown = self.redact(schema, record.payload)
-            return explain_create(type_name, shown, user_intent=intent)
-        before = (await self.cloud.get_resource(type_name, identifier)).properties
+            return explain_create(type_name, shown, user_intent=intent, region=record.region or "")
+        cloud = cloud_in(self.cloud, record.region)
+        before = (await cloud.get_resource(type_name, identifier)).properties
         if record.operation == "update":
             after = apply_patch(before, record.payload)
             return explain_update(
@@ -348,12 +511,7 @@ class Workflow:
             )
         schema = await self.schemas.get_schema(explained.resource_type or "")
         result = await self.scanner.scan(schema.type_name, await self._after(explained))
-        response: dict[str, Any] = {
-            "scan_status": result.status,
-            "summary": result.summary(),
-            "checkov_results": result.checkov_results(),
-            "details": result.to_dict(),
-        }
+        response = scan_report(result, schema.type_name, self.clock_now())
         if result.authorizes_execution:
             issued = await self.tokens.issue(
                 "scanned", principal=principal, parent=explained_token, scan=result
@@ -365,9 +523,21 @@ class Workflow:
                 "with credentials_token, explained_token and this security_scan_token."
             )
         elif result.status == "FAILED":
+            issued = await self.tokens.issue(
+                "scan_findings", principal=principal, parent=explained_token, scan=result
+            )
+            response["security_scan_token"] = issued.token
+            response["token_expires_at"] = issued.expires_at.isoformat()
+            response["message"] = (
+                "Security issues found. This token authorizes nothing by itself: ask the user "
+                "whether to fix the issues, proceed anyway, or cancel."
+            )
             response["next_step"] = (
-                "A failed scan authorizes nothing. Show the failed checks to the user, fix the "
-                "properties and start again with generate_infrastructure_code."
+                "Show the failed checks to the user and ask: fix, proceed anyway, or cancel. "
+                "WAIT for their answer. To proceed, call approve_security_findings("
+                "security_scan_token, decision='proceed anyway', accepted_checks=[the failed "
+                "check ids], reason=<their reason>); to fix, start again with "
+                "generate_infrastructure_code."
             )
         else:
             response["next_step"] = result.message or (
@@ -379,8 +549,78 @@ class Workflow:
     async def _after(self, record: TokenRecord) -> dict[str, Any]:
         if record.operation == "create":
             return dict(record.payload or {})
-        cloud = await self.cloud.get_resource(record.resource_type or "", record.identifier or "")
-        return apply_patch(cloud.properties, record.payload)
+        cloud = cloud_in(self.cloud, record.region)
+        found = await cloud.get_resource(record.resource_type or "", record.identifier or "")
+        return apply_patch(found.properties, record.payload)
+
+    def clock_now(self) -> str:
+        return datetime.now(UTC).isoformat()
+
+    async def analyze(self, resource_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+        """A scan of a resource as it is (get_resource/list_resources analyze_security): a
+        report only; no token is issued."""
+        result = await self.scanner.scan(resource_type, properties)
+        return scan_report(result, resource_type, self.clock_now())
+
+    # ------------------------------------------------------------------ approve
+
+    async def approve(
+        self,
+        *,
+        security_scan_token: str,
+        decision: str,
+        accepted_checks: list[str] | None = None,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """A person's answer to a FAILED scan. "proceed anyway" with every failed check named
+        and a reason issues the security_scan_token of exactly that change; "fix" or "cancel"
+        ends this chain."""
+        choice = _decision(decision)
+        reason = validate_text(reason, "reason")
+        principal = await self.token_principal()
+        findings = await self.tokens.validate(
+            security_scan_token, expected_type="scan_findings", principal=principal
+        )
+        assert findings.scan is not None  # a scan_findings token always carries its scan
+        if choice == "stop":
+            await self.tokens.consume(
+                security_scan_token, expected_type="scan_findings", principal=principal
+            )
+            return {
+                "decision": decision,
+                "accepted_checks": [],
+                "message": "Nothing will be changed; this scan's token is used up.",
+                "next_step": "To fix the findings, change the properties and start again with "
+                "generate_infrastructure_code.",
+            }
+        if not reason.strip():
+            raise InvalidInput(
+                "Accepting security findings needs the person's reason.",
+                next_step="Ask the user why they proceed anyway and pass it as reason.",
+                field="reason",
+            )
+        accepted = accept_findings(
+            findings.scan,
+            accepted_checks or [],
+            reason=reason,
+            accepted_by=principal.describe(),
+            at=self.clock_now(),
+            allow_critical=self.config.accept_critical_findings,
+        )
+        issued = await self.tokens.issue(
+            "scanned", principal=principal, parent=security_scan_token, scan=accepted
+        )
+        return {
+            "decision": decision,
+            "accepted_checks": accepted.failed_ids,
+            "security_scan_token": issued.token,
+            "token_expires_at": issued.expires_at.isoformat(),
+            "checkov_results": accepted.checkov_results(),
+            "message": "The user accepted these findings; the acceptance and reason will be "
+            "recorded with the change.",
+            "next_step": f"Call {findings.operation}_resource with credentials_token, "
+            "explained_token and this security_scan_token.",
+        }
 
     def _scanning_label(self) -> str:
         return "enabled" if self.config.scanning_enabled else "disabled"
@@ -397,41 +637,95 @@ class Workflow:
         credentials_token: str,
         explained_token: str,
         security_scan_token: str,
+        skip_security_check: bool = False,
+        region: str | None = None,
         consume: bool = True,
     ) -> Authorization:
         """Check that the tokens form one chain for exactly this change, then consume the
-        final one (a scanned token; an explained token for a delete). With ``consume=False``
-        only check: the mutation checks before it locks, and consumes under the lock."""
+        final one (a scanned token; an explained token for a delete, or for a change whose
+        scan the caller skipped where the operator allows it). With ``consume=False`` only
+        check: the mutation checks before it locks, and consumes under the lock."""
         self._refuse_if_readonly(operation)
         principal = await self.token_principal()
-        final_type = "explained" if operation == "delete" else "scanned"
-        final = explained_token if operation == "delete" else security_scan_token
+        where = await self.region_for(region)
+        skipped = operation != "delete" and not security_scan_token and skip_security_check
+        if skipped and self.config.scanning_enabled:
+            raise TokenError(
+                f"skip_security_check is refused: the operator enabled {SCANNING_ENV}, so "
+                f"every {operation} is scanned.",
+                next_step="Call run_checkov(explained_token) and pass its security_scan_token "
+                "(if it finds issues, the user may accept them with approve_security_findings).",
+                check="skip_refused",
+            )
+        by_explanation = operation == "delete" or skipped
+        final = explained_token if by_explanation else security_scan_token
         if not final:
             raise TokenError(
                 f"{operation}_resource needs a security_scan_token from run_checkov.",
-                next_step="Call run_checkov(explained_token) and pass its security_scan_token.",
+                next_step="Call run_checkov(explained_token) and pass its security_scan_token"
+                + (
+                    "."
+                    if self.config.scanning_enabled
+                    else f", or skip_security_check=True ({SCANNING_ENV} is disabled)."
+                ),
                 check="scan_missing",
             )
-        await self._check_same_chain(final, credentials_token, explained_token)
+        if not by_explanation:
+            await self._refuse_unaccepted_findings(final)
+        await self._check_same_chain(final, credentials_token, explained_token, principal)
         check = self.tokens.consume if consume else self.tokens.validate
         record = await check(
             final,
-            expected_type=final_type,  # type: ignore[arg-type]
+            expected_type="explained" if by_explanation else "scanned",
             principal=principal,
             operation=operation,
             resource_type=resource_type,
             identifier=identifier,
             payload_digest=payload_digest(payload) if payload is not None else None,
+            region=where,
         )
-        checkov = record.checkov_results() or {
-            "status": "NOT_APPLICABLE",
-            "reason": "a delete has nothing to scan",
-        }
-        return Authorization(token=final, record=record, checkov_results=checkov)
+        if skipped:
+            checkov = skipped_result(by_caller=True).checkov_results()
+        else:
+            checkov = record.checkov_results() or {
+                "status": "NOT_APPLICABLE",
+                "reason": "a delete has nothing to scan",
+            }
+        return Authorization(token=final, record=record, checkov_results=checkov, region=where)
 
-    async def _check_same_chain(self, final: str, credentials: str, explained: str) -> None:
-        ancestors = {r.type: r.token_hash for r in await self.tokens.chain(final)}
-        for token_type, given in (("credentials", credentials), ("explained", explained)):
+    async def _refuse_unaccepted_findings(self, token: str) -> None:
+        try:
+            record = await self.tokens.inspect(token)
+        except TokenError:
+            return  # the full check below says what is wrong with it
+        if record.type == "scan_findings":
+            failed = record.scan.failed_ids if record.scan else []
+            raise TokenError(
+                "This security_scan_token is from a scan that FAILED ("
+                + ", ".join(failed)
+                + "): it authorizes nothing until the user accepts the findings.",
+                next_step="Show the findings to the user. If they say proceed anyway, call "
+                "approve_security_findings(security_scan_token, decision='proceed anyway', "
+                "accepted_checks=[...], reason=...) and use the token it returns.",
+                check="findings_not_accepted",
+                failed_checks=failed,
+            )
+
+    async def _check_same_chain(
+        self, final: str, credentials: str, explained: str, principal: TokenPrincipal
+    ) -> None:
+        chain = await self.tokens.chain(final)
+        ancestors = {r.type: r.token_hash for r in chain}
+        if chain[-1].type == "explained" and chain[-1].operation == "delete":
+            # A delete explained from content has no credentials ancestor: the credentials
+            # token given must still be a live one of this principal.
+            await self.tokens.validate(
+                credentials, expected_type="credentials", principal=principal
+            )
+            wanted: tuple[tuple[str, str], ...] = (("explained", explained),)
+        else:
+            wanted = (("credentials", credentials), ("explained", explained))
+        for token_type, given in wanted:
             if not given or ancestors.get(token_type) != token_hash(given):
                 raise TokenError(
                     f"The {token_type}_token given is not the one this change was prepared "
@@ -440,18 +734,6 @@ class Workflow:
                     "generate_infrastructure_code and the explained_token explain returned.",
                     check="wrong_chain",
                 )
-
-    async def check_region(self, region: str | None) -> None:
-        """One server acts in one region; a call for another is refused, not silently moved."""
-        if not region:
-            return
-        ours = self.config.region or (await self.identity()).region
-        if region != ours:
-            raise InvalidInput(
-                f"This server acts in region {ours}, not {region}.",
-                next_step=f"Leave region empty, or start a server with AWS_REGION={region}.",
-                field="region",
-            )
 
     def _refuse_if_readonly(self, operation: str) -> None:
         if self.config.readonly:
@@ -499,7 +781,7 @@ def _infer_operation(
                 field="operation",
             )
         return operation
-    if patch:
+    if patch or (identifier and properties):
         return "update"
     if identifier and not properties:
         raise InvalidInput(
@@ -508,6 +790,14 @@ def _infer_operation(
             field="operation",
         )
     return "create"
+
+
+def properties_as_patch(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """Set each top-level property: RFC 6902 ``add`` replaces a member that exists."""
+    return [
+        {"op": "add", "path": "/" + str(k).replace("~", "~0").replace("/", "~1"), "value": v}
+        for k, v in properties.items()
+    ]
 
 
 def _settable(schema: ResourceSchema, properties: dict[str, Any]) -> dict[str, Any]:
@@ -521,6 +811,66 @@ def _template(resource_type: str, properties: dict[str, Any] | None) -> dict[str
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {"Resource": {"Type": resource_type, "Properties": properties or {}}},
     }
+
+
+_TYPE_KEYS = ("resource_type", "ResourceType", "TypeName", "type_name")
+_ID_KEYS = ("identifier", "Identifier", "ResourceIdentifier")
+
+
+def _resource_named_by(content: Any) -> tuple[str, str, str | None]:
+    """The resource a delete's content names: get_resource's result (resource_type,
+    identifier, region) or the same keys as Cloud Control spells them."""
+    found = content if isinstance(content, dict) else {}
+    type_name = next((found[k] for k in _TYPE_KEYS if isinstance(found.get(k), str)), None)
+    identifier = next((found[k] for k in _ID_KEYS if isinstance(found.get(k), str)), None)
+    if not type_name or not identifier:
+        raise InvalidInput(
+            "To explain a delete, content must name the resource: its resource_type and "
+            "identifier.",
+            next_step="Call get_resource(resource_type, identifier) and pass its result as "
+            'content, with operation="delete".',
+            field="content",
+        )
+    region = found.get("region")
+    return type_name, identifier, region if isinstance(region, str) and region else None
+
+
+def scan_report(result: ScanResult, resource_type: str, timestamp: str) -> dict[str, Any]:
+    """A scan as run_checkov answers it: the AWS Labs fields and ccstate's."""
+    return {
+        "scan_status": result.status,
+        "raw_failed_checks": [
+            {
+                "check_id": c.get("id"),
+                "check_name": c.get("name"),
+                "severity": c.get("severity"),
+                "resource_path": c.get("path"),
+                "guideline": c.get("guideline"),
+            }
+            for c in result.failed_checks
+        ],
+        "raw_passed_checks": [],  # ccstate keeps the count: raw_summary.passed
+        "raw_summary": {"passed": result.passed, "failed": result.failed},
+        "resource_type": resource_type,
+        "timestamp": timestamp,
+        "summary": result.summary(),
+        "checkov_results": result.checkov_results(),
+        "details": result.to_dict(),
+        "message": result.message or result.summary(),
+    }
+
+
+def _decision(decision: str) -> str:
+    key = re.sub(r"[\s-]+", "_", (decision or "").strip().lower())
+    if key in PROCEED_DECISIONS:
+        return "proceed"
+    if key in STOP_DECISIONS:
+        return "stop"
+    raise InvalidInput(
+        f"decision must be 'proceed anyway', 'fix' or 'cancel', not {decision!r}.",
+        next_step="Ask the user how to proceed and pass their answer as decision.",
+        field="decision",
+    )
 
 
 def _check_content_size(content: Any) -> None:

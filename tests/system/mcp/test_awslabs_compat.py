@@ -378,7 +378,7 @@ def scanning(start_server: ServerFactory, module_dir: Path, checkov: Path) -> Mc
 
 
 def _lineage(session: McpSession, identifier: str) -> list[dict[str, Any]]:
-    return session.ok("show_resource_history", identifier=identifier)["lineage"]
+    return session.ok("show_resource_history", identifier=identifier)["entries"]
 
 
 # --------------------------------------------------------------------------- the contract
@@ -720,8 +720,9 @@ def test_mutations_run_in_the_region_asked_for(plain: McpSession, sandbox: Sandb
     home = boto3.client("sqs", **aws_kwargs(sandbox.env()))
     assert url in west.list_queues(QueueNamePrefix="compat-west").get("QueueUrls", [])
     assert not home.list_queues(QueueNamePrefix="compat-west").get("QueueUrls")
-    state = plain.ok("load_state")
-    assert state["resources"][url]["region"] == other
+    assert plain.ok("load_state", identifier=url)["resource"]["region"] == other
+    drift = plain.ok("detect_drift", identifier=url)
+    assert drift["in_sync"] == [url], drift  # read in its own region, not the server's
 
     assistant.update(
         "AWS::SQS::Queue", url, [{"op": "replace", "path": "/VisibilityTimeout", "value": 90}]

@@ -73,3 +73,12 @@ def test_default_tags_join_list_and_map_tags_without_overriding() -> None:
 def test_primary_identifier_comes_from_the_properties_when_named() -> None:
     assert primary_identifier(BUCKET, {"BucketName": "b"}) == "b"
     assert primary_identifier(BUCKET, {}) is None
+
+
+def test_a_map_of_tags_whose_key_pattern_python_cannot_compile_is_checked() -> None:
+    # AWS::SSM::Parameter writes its tag keys as an ECMA pattern (\p{L}...): never a crash.
+    tagged = {"Name": "/p", "Type": "String", "Value": "v", "Tags": {"team": "a"}}
+    assert validate_properties(PARAMETER, tagged) == tagged
+    with pytest.raises(InvalidInput) as refused:
+        validate_properties(PARAMETER, {**tagged, "Tags": {"team": 1}})
+    assert "/Tags/team" in refused.value.message
