@@ -21,6 +21,8 @@ from typing import Any
 from ccstate.context import CliContext, output_format
 from ccstate.output import FORMATS, Output, to_json_text
 from ccstate.service import __version__
+from ccstate.service.changes.redaction import redact_log_handlers
+from ccstate.service.changes.secrets import scrub_text
 from ccstate.service.errors import CcstateError
 
 log = logging.getLogger("ccstate")
@@ -32,6 +34,7 @@ COMMAND_MODULES = [
     "ccstate.commands.serve",
     "ccstate.commands.drift",
     "ccstate.commands.backend",
+    "ccstate.commands.graph",
 ]
 
 EXIT_OK = 0
@@ -142,8 +145,9 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     except Exception as exc:
         log.debug("unexpected error", exc_info=True)
         print(
-            f"Error: unexpected {type(exc).__name__}: {exc}\n"
-            "Next: this is a bug in ccstate; rerun with -vv and report the output.",
+            f"Error: unexpected {type(exc).__name__}: {_masked(str(exc))}\n"
+            "Next: this is a bug in ccstate; rerun with -vv and report the output (secrets in "
+            "it are redacted; look it over before you share it).",
             file=sys.stderr,
         )
         return EXIT_UNEXPECTED
@@ -151,7 +155,7 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
 
 def _report(err: CcstateError, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(to_json_text(err.to_dict()) + "\n")
+        sys.stdout.write(_masked(to_json_text(err.to_dict())) + "\n")
         sys.stdout.flush()
         return
     lines = [f"Error: {err.message}"]
@@ -159,7 +163,12 @@ def _report(err: CcstateError, as_json: bool) -> None:
         lines.append(f"Next: {err.next_step}")
     for note in getattr(err, "__notes__", []):
         lines.append(note)
-    print("\n".join(lines), file=sys.stderr)
+    print(_masked("\n".join(lines)), file=sys.stderr)
+
+
+def _masked(text: str) -> str:
+    """Credentials in URLs, keys and tokens of known formats never reach the terminal."""
+    return scrub_text(text, lambda _secret: "***", formats_only=True)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -167,6 +176,7 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    redact_log_handlers()  # secrets never reach the log, at any level
 
 
 def _silence_stdout() -> None:

@@ -8,6 +8,7 @@ import sys
 
 from ccstate.mcp_server.arguments import add_serve_arguments, config_from_args
 from ccstate.mcp_server.server import serve
+from ccstate.service.changes.redaction import redact_log_handlers
 from ccstate.service.errors import CcstateError
 
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    redact_log_handlers()  # secrets never reach the log, at any level
     try:
         return serve(config_from_args(args))
     except CcstateError as err:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ccstate.mcp_server.instructions import INSTRUCTIONS
+from ccstate.mcp_server.results import StructuredErrorServer
 from ccstate.mcp_server.runtime import Runtime, ServerOptions, open_runtime
 from ccstate.service import __version__
 from mcp.server.mcpserver import MCPServer
@@ -27,6 +28,7 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_cloud",
     "ccstate.mcp_server.tools_state",
     "ccstate.mcp_server.tools_drift",
+    "ccstate.mcp_server.tools_graph",
 ]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -46,7 +48,7 @@ class ServeConfig:
 
 
 def build_server(runtime: Runtime) -> MCPServer:
-    server: MCPServer = MCPServer(
+    server: MCPServer = StructuredErrorServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
