@@ -25,6 +25,7 @@ SCENARIOS = [
     "benchmarks.s3_bench",
     "benchmarks.drift_bench",
     "benchmarks.graph_bench",
+    "benchmarks.calls_bench",
 ]
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "benchmarks" / "report.json"

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ccstate.context import CliContext, output_format
+from ccstate.exit_codes import exit_code_for
 from ccstate.output import FORMATS, Output, to_json_text
 from ccstate.service import __version__
 from ccstate.service.changes.redaction import redact_log_handlers
 from ccstate.service.changes.secrets import scrub_text
 from ccstate.service.errors import CcstateError
+from ccstate.wording import CLI_WORDS
 
 log = logging.getLogger("ccstate")
 
@@ -134,8 +136,8 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
         result = asyncio.run(handler(ctx)) if coroutine else handler(ctx)
         return EXIT_OK if result is None else int(result)
     except CcstateError as err:
-        _report(err, json_requested)
-        return err.exit_code
+        report_error(err, json_requested)
+        return exit_code_for(err)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -153,14 +155,17 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
         return EXIT_UNEXPECTED
 
 
-def _report(err: CcstateError, as_json: bool) -> None:
+def report_error(err: CcstateError, as_json: bool) -> None:
+    """An error as the CLI shows it: the JSON shape, or 'Error:' and 'Next:' lines on stderr;
+    next steps in the CLI's words (commands, not MCP tools)."""
     if as_json:
-        sys.stdout.write(_masked(to_json_text(err.to_dict())) + "\n")
+        sys.stdout.write(_masked(to_json_text(err.to_dict(CLI_WORDS))) + "\n")
         sys.stdout.flush()
         return
     lines = [f"Error: {err.message}"]
-    if err.next_step:
-        lines.append(f"Next: {err.next_step}")
+    next_step = err.next_step_in(CLI_WORDS)
+    if next_step:
+        lines.append(f"Next: {next_step}")
     for note in getattr(err, "__notes__", []):
         lines.append(note)
     print(_masked("\n".join(lines)), file=sys.stderr)

@@ -13,8 +13,8 @@ from typing import Any
 
 from ccstate.backends.base import Backend
 from ccstate.backends.config import Settings, load_settings
-from ccstate.backends.factory import build_store
 from ccstate.output import FORMATS, Output, OutputFormat
+from ccstate.service.authz.principal import Principal as RequestPrincipal
 from ccstate.service.errors import ConfigError
 from ccstate.service.state.model import Principal
 from ccstate.service.state.store import StateStore
@@ -51,8 +51,12 @@ class CliContext:
         return self.settings.workspace
 
     def principal(self) -> Principal:
-        """Who the CLI acts as: the local user on this host (recorded in commits and locks)."""
-        return Principal(user=_local_user(), host=socket.gethostname())
+        """Who the CLI acts as, as commits record it: the local user on this host."""
+        return self.request_principal().to_record()
+
+    def request_principal(self) -> RequestPrincipal:
+        """The principal of this command (the login of the process, on this host)."""
+        return RequestPrincipal(_local_user(), "os-user", None, socket.gethostname())
 
     def who(self) -> str:
         return f"{_local_user()}@{socket.gethostname()} (ccstate CLI, pid {os.getpid()})"
@@ -69,8 +73,10 @@ class CliContext:
 
     @asynccontextmanager
     async def open_state(self) -> AsyncIterator[tuple[Backend, StateStore]]:
-        async with self.open_backend() as backend:
-            yield backend, build_store(backend, self.settings)
+        from ccstate.app import open_state  # the one wiring of the parts
+
+        async with open_state(self.settings) as (backend, store):
+            yield backend, store
 
 
 def _local_user() -> str:

@@ -2,7 +2,8 @@
 
 A tool body returns a plain dict; ``tool_result`` turns it into a ``CallToolResult`` with the
 JSON as text (for clients that only read text) and as ``structuredContent``. A ``CcstateError``
-becomes ``isError: true`` with its ``to_dict()`` (error code, message, next step, details), so
+becomes ``isError: true`` with its ``to_dict()`` (error code, message, next step in MCP words --
+``wording.MCP_WORDS`` -- and details), so
 the assistant can tell the user what happened and what to do next. Anything else is a bug: it is
 logged with its traceback and reported as an internal error without leaking internals.
 """
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, ParamSpec
 
 from ccstate.mcp_server.outputs import AnyOutput
+from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.errors import CcstateError, InvalidInput
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -70,7 +72,7 @@ def _wrap(
             return ok(await fn(*args, **kwargs))
         except CcstateError as exc:
             log.info("tool %s refused: %s", fn.__name__, exc)
-            return failed(exc.to_dict())
+            return failed(exc.to_dict(MCP_WORDS))
         except Exception:
             log.exception("tool %s failed unexpectedly", fn.__name__)
             return failed(

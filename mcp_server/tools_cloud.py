@@ -1,7 +1,9 @@
 """The Cloud Control tools, named as in the AWS Labs Cloud Control MCP server.
 
-Each tool only translates parameters to a ``service`` call; ``tool_result`` turns the answer
-into structured JSON and a ``CcstateError`` into a structured tool error.
+Each tool only translates parameters to a ``service`` call, made for the request's principal
+(``runtime.identify()``), and turns the typed answer into the tool's JSON, with the next step
+in MCP words (the tools to call). ``tool_result`` turns a ``CcstateError`` into a structured
+tool error.
 """
 
 from __future__ import annotations
@@ -25,9 +27,21 @@ from ccstate.mcp_server.outputs import (
 )
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
+from ccstate.service.changes.executor import ChangeOutcome
+from ccstate.service.changes.scanning import ScanResult
 from ccstate.service.changes.template import TemplateRequest
 from ccstate.service.changes.validation import validate_type_name
-from ccstate.service.changes.workflow import LIST_LIMIT
+from ccstate.service.changes.workflow import (
+    LIST_LIMIT,
+    SCANNING_ENV,
+    AccountInfo,
+    Approval,
+    EnvironmentReport,
+    Explanation,
+    GeneratedChange,
+    ScanOutcome,
+    SessionInfo,
+)
 from ccstate.service.errors import CcstateError
 from ccstate.service.names import validate_identifier
 from mcp.server.mcpserver import MCPServer
@@ -78,6 +92,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     workflow = runtime.workflow
     operations = runtime.operations
     templates = runtime.templates
+    assert templates is not None, "ccstate.app wires the template use case"
 
     @server.tool(annotations=ISSUES_TOKEN)
     @tool_result(output=EnvironmentOutput)
@@ -87,7 +102,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         Shows the AWS settings, whether security scanning and default tags are on, and whether
         the server is read-only; returns the environment_token for get_aws_session_info().
         """
-        return await workflow.environment()
+        return environment_result(await workflow.check_environment(await runtime.identify()))
 
     @server.tool(annotations=ISSUES_TOKEN)
     @tool_result(output=SessionOutput)
@@ -101,7 +116,10 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         ALWAYS show the account, identity and region to the user. The credentials_token starts
         the token chain that every create, update and delete needs.
         """
-        return await workflow.session_info(environment_token)
+        info = await workflow.session_info(
+            await runtime.identify(), environment_token=environment_token
+        )
+        return session_result(info)
 
     @server.tool(annotations=READ_ONLY)
     @tool_result(output=AccountOutput)
@@ -111,7 +129,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         For questions such as "which account am I in?". It starts no token chain: for a change,
         call check_environment_variables() and get_aws_session_info().
         """
-        return await workflow.account()
+        return account_result(await workflow.account(await runtime.identify()))
 
     @server.tool(annotations=READ_ONLY)
     @tool_result(output=SchemaOutput)
@@ -169,7 +187,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             try:
                 found = await cloud.get_resource(resource_type, identifier)
                 analysis = await workflow.analyze(resource_type, found.properties)
-                results.append({"identifier": identifier, "analysis": _brief(analysis)})
+                results.append(
+                    {"identifier": identifier, "analysis": analysis_result(analysis, resource_type)}
+                )
             except CcstateError as exc:
                 results.append({"identifier": identifier, "error": exc.message})
         return {"analyzed_resources": len(results), "results": results}
@@ -197,8 +217,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             "in_state": managed is not None,
         }
         if analyze_security:
-            result["security_analysis"] = _brief(
-                await workflow.analyze(resource_type, found.properties)
+            result["security_analysis"] = analysis_result(
+                await workflow.analyze(resource_type, found.properties), resource_type
             )
         return result
 
@@ -226,7 +246,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     ) -> dict[str, Any]:
         """Prepare a create, update or delete: validates it against the resource schema, adds
         the default tags, and returns the template and a generated_code_token for explain()."""
-        return await workflow.generate(
+        generated = await workflow.generate(
+            await runtime.identify(),
             credentials_token=credentials_token,
             resource_type=resource_type,
             operation=operation,
@@ -235,6 +256,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             patch_document=patch_document,
             region=region,
         )
+        return generated_result(generated)
 
     @server.tool(annotations=ISSUES_TOKEN)
     @tool_result(output=ExplainOutput)
@@ -260,13 +282,15 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     ) -> dict[str, Any]:
         """Explain a prepared change (or any data) in plain words. For a change it returns
         the explained_token. You MUST show the whole explanation to the user."""
-        return await workflow.explain(
+        explained = await workflow.explain(
+            await runtime.identify(),
             generated_code_token=generated_code_token,
             content=content,
             context=context,
             user_intent=user_intent,
             operation=operation,
         )
+        return explanation_result(explained)
 
     @server.tool(annotations=ISSUES_TOKEN)
     @tool_result(output=ScanOutput)
@@ -281,7 +305,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         "proceed anyway" or "cancel", WAIT for the answer, then call
         approve_security_findings() with it. The FAILED scan's token authorizes nothing alone.
         """
-        return await workflow.scan(explained_token=explained_token)
+        scanned = await workflow.scan(await runtime.identify(), explained_token=explained_token)
+        return scan_result(scanned)
 
     @server.tool(annotations=ISSUES_TOKEN)
     @tool_result(output=ApprovalOutput)
@@ -305,12 +330,14 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         reason are recorded with it. Critical findings cannot be accepted unless the operator
         allows it. 'fix' or 'cancel' ends the chain.
         """
-        return await workflow.approve(
+        approval = await workflow.approve(
+            await runtime.identify(),
             security_scan_token=security_scan_token,
             decision=decision,
             accepted_checks=accepted_checks,
             reason=reason,
         )
+        return approval_result(approval)
 
     @server.tool(annotations=MUTATING)
     @tool_result(output=ChangeOutput)
@@ -324,7 +351,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     ) -> dict[str, Any]:
         """Create the resource exactly as explained (the properties travel with the tokens),
         wait for AWS to finish, and record it in the state. Show any security_warning."""
-        return await operations.create(
+        done = await operations.create(
+            await runtime.identify(),
             resource_type=resource_type,
             credentials_token=credentials_token,
             explained_token=explained_token,
@@ -332,6 +360,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             skip_security_check=skip_security_check,
             region=region,
         )
+        return change_result(done)
 
     @server.tool(annotations=MUTATING)
     @tool_result(output=ChangeOutput)
@@ -349,7 +378,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         region: Region = None,
     ) -> dict[str, Any]:
         """Apply exactly the explained patch to the resource, wait, and record it."""
-        return await operations.update(
+        done = await operations.update(
+            await runtime.identify(),
             resource_type=resource_type,
             identifier=identifier,
             patch_document=patch_document,
@@ -359,6 +389,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             skip_security_check=skip_security_check,
             region=region,
         )
+        return change_result(done)
 
     @server.tool(annotations=MUTATING)
     @tool_result(output=ChangeOutput)
@@ -371,7 +402,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         region: Region = None,
     ) -> dict[str, Any]:
         """Delete the explained resource (and only it), wait, and record it."""
-        return await operations.delete(
+        done = await operations.delete(
+            await runtime.identify(),
             resource_type=resource_type,
             identifier=identifier,
             credentials_token=credentials_token,
@@ -379,6 +411,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             confirmed=confirmed,
             region=region,
         )
+        return change_result(done)
 
     @server.tool(annotations=READ_ONLY)
     @tool_result(output=RequestStatusOutput)
@@ -431,6 +464,235 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         )
 
 
-def _brief(analysis: dict[str, Any]) -> dict[str, Any]:
-    """A scan report without the bulky detail (kept in checkov_results)."""
-    return {k: v for k, v in analysis.items() if k != "details"}
+# --------------------------------------------------------------------------- typed -> tool JSON
+# Each answer carries the AWS Labs server's field names and ccstate's own.
+
+
+def environment_result(env: EnvironmentReport) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "environment_variables": env.variables,
+        "properly_configured": env.properly_configured,
+        "credential_source": env.credential_source,
+        "aws_auth_type": "env" if env.using_env_vars else "profile",
+        "aws_profile": env.profile,
+        "aws_region": env.region,
+        "security_scanning": env.security_scanning,
+        "default_tags": env.default_tags,
+        "readonly_mode": env.readonly_mode,
+        "next_step": "Call get_aws_session_info(environment_token) to confirm the account and "
+        "get a credentials_token.",
+    }
+    if env.token is not None:
+        result["environment_token"] = env.token.token
+    return result
+
+
+def account_result(info: AccountInfo) -> dict[str, Any]:
+    identity = info.identity
+    return {
+        "account_id": identity.account,
+        "arn": identity.arn,
+        "user_id": identity.user_id,
+        "region": info.region,
+        "profile": info.profile,
+        "credential_source": identity.credential_source,
+        "aws_auth_type": "env" if info.using_env_vars else "profile",
+        "using_env_vars": info.using_env_vars,
+        "user": info.person,
+        "readonly_mode": info.readonly_mode,
+        "readonly_message": READONLY_MESSAGE if info.readonly_mode else "",
+        "security_scanning": "enabled" if info.scanning_enabled else "disabled",
+    }
+
+
+def session_result(info: SessionInfo) -> dict[str, Any]:
+    identity = info.identity
+    return {
+        "account_id": identity.account,
+        "arn": identity.arn,
+        "user_id": identity.user_id,
+        "region": info.region,
+        "profile": info.profile,
+        "credential_source": identity.credential_source,
+        "aws_auth_type": "env" if info.using_env_vars else "profile",
+        "user": info.person,
+        "readonly_mode": info.readonly_mode,
+        "readonly_message": READONLY_MESSAGE if info.readonly_mode else "",
+        "credentials_valid": True,
+        "credentials_token": info.credentials.token,
+        "token_expires_at": info.credentials.expires_at.isoformat(),
+        "message": "Show the user this account, identity and region before any change.",
+    }
+
+
+def generated_result(generated: GeneratedChange) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "operation": generated.operation,
+        "resource_type": generated.resource_type,
+        "identifier": generated.identifier,
+        "region": generated.region,
+        "generated_code_token": generated.token.token,
+        "token_expires_at": generated.token.expires_at.isoformat(),
+        "cloudformation_template": generated.template,
+        "properties": generated.shown_properties,
+        "properties_for_explanation": generated.shown_properties,
+        "supports_tagging": generated.supports_tagging,
+        "next_step": "Call explain(generated_code_token=..., user_intent=...) and show the "
+        "explanation to the user.",
+    }
+    if generated.operation == "update":
+        result["patch_document"] = generated.patch_document
+        result["properties_before"] = generated.properties_before
+    return result
+
+
+def explanation_result(explained: Explanation) -> dict[str, Any]:
+    if explained.token is None:
+        return {
+            "explanation": explained.text,
+            "operation_type": explained.operation or "analyze",
+            "ready_for_execution": False,
+        }
+    operation = explained.operation
+    scan_step = (
+        "run_checkov(explained_token)"
+        if explained.scanning_enabled
+        else "create/update with skip_security_check=True (or run_checkov(explained_token), "
+        f"which records that {SCANNING_ENV} is disabled)"
+    )
+    result: dict[str, Any] = {
+        "explanation": explained.text,
+        "explained_token": explained.token.token,
+        "token_expires_at": explained.token.expires_at.isoformat(),
+        "operation": operation,
+        "operation_type": operation,
+        "ready_for_execution": True,
+        "properties_being_explained": explained.explained,
+        "resource_type": explained.resource_type,
+        "identifier": explained.identifier,
+        "region": explained.region,
+        "security_scanning": "enabled" if explained.scanning_enabled else "disabled",
+        "next_step": (
+            f"Show the explanation to the user. When they approve, call {scan_step}, then "
+            f"{operation}_resource with its security_scan_token."
+            if operation != "delete"
+            else "Show the explanation to the user. When they confirm, call "
+            "delete_resource(resource_type, identifier, credentials_token, explained_token, "
+            "confirmed=True)."
+        ),
+    }
+    return result
+
+
+def scan_report(result: ScanResult, resource_type: str, timestamp: str) -> dict[str, Any]:
+    """A scan as run_checkov answers it: the AWS Labs fields and ccstate's."""
+    return {
+        "scan_status": result.status,
+        "raw_failed_checks": [
+            {
+                "check_id": c.get("id"),
+                "check_name": c.get("name"),
+                "severity": c.get("severity"),
+                "resource_path": c.get("path"),
+                "guideline": c.get("guideline"),
+            }
+            for c in result.failed_checks
+        ],
+        "raw_passed_checks": [],  # ccstate keeps the count: raw_summary.passed
+        "raw_summary": {"passed": result.passed, "failed": result.failed},
+        "resource_type": resource_type,
+        "timestamp": timestamp,
+        "summary": result.summary(),
+        "checkov_results": result.checkov_results(),
+        "message": result.message or result.summary(),
+    }
+
+
+def analysis_result(result: ScanResult, resource_type: str) -> dict[str, Any]:
+    return scan_report(result, resource_type, "")
+
+
+def scan_result(scanned: ScanOutcome) -> dict[str, Any]:
+    result = scanned.result
+    response = scan_report(result, scanned.resource_type, scanned.timestamp)
+    response["details"] = result.to_dict()
+    if scanned.token is not None:
+        response["security_scan_token"] = scanned.token.token
+        response["token_expires_at"] = scanned.token.expires_at.isoformat()
+        response["next_step"] = (
+            f"Show the scan result to the user, then call {scanned.operation}_resource "
+            "with credentials_token, explained_token and this security_scan_token."
+        )
+    elif scanned.findings_token is not None:
+        response["security_scan_token"] = scanned.findings_token.token
+        response["token_expires_at"] = scanned.findings_token.expires_at.isoformat()
+        response["message"] = (
+            "Security issues found. This token authorizes nothing by itself: ask the user "
+            "whether to fix the issues, proceed anyway, or cancel."
+        )
+        response["next_step"] = (
+            "Show the failed checks to the user and ask: fix, proceed anyway, or cancel. WAIT "
+            "for their answer. To proceed, call approve_security_findings(security_scan_token, "
+            "decision='proceed anyway', accepted_checks=[the failed check ids], reason=<their "
+            "reason>); to fix, start again with generate_infrastructure_code."
+        )
+    else:
+        response["next_step"] = result.message or (
+            f"The scan did not run: install checkov, or start the server with "
+            f"{SCANNING_ENV}=disabled."
+        )
+    return response
+
+
+def approval_result(approval: Approval) -> dict[str, Any]:
+    if approval.token is None or approval.accepted is None:
+        return {
+            "decision": approval.decision,
+            "accepted_checks": [],
+            "message": "Nothing will be changed; this scan's token is used up.",
+            "next_step": "To fix the findings, change the properties and start again with "
+            "generate_infrastructure_code.",
+        }
+    return {
+        "decision": approval.decision,
+        "accepted_checks": approval.accepted.failed_ids,
+        "security_scan_token": approval.token.token,
+        "token_expires_at": approval.token.expires_at.isoformat(),
+        "checkov_results": approval.accepted.checkov_results(),
+        "message": "The user accepted these findings; the acceptance and reason will be "
+        "recorded with the change.",
+        "next_step": f"Call {approval.operation}_resource with credentials_token, "
+        "explained_token and this security_scan_token.",
+    }
+
+
+def change_result(done: ChangeOutcome) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "status": "SUCCESS",
+        "is_complete": True,
+        "operation": done.operation,
+        "resource_type": done.resource_type,
+        "identifier": done.identifier,
+        "region": done.region,
+        "request_token": done.request_token,
+        "properties": done.properties,
+        "resource_info": done.properties,
+        "security_scan": done.security_scan,
+        "state_serial": done.state_serial,
+        "execution_token": done.execution_token,
+        "lineage_entry": done.lineage_entry,
+        "message": f"{done.operation} of {done.resource_type} '{done.identifier}' "
+        f"succeeded and is recorded in the state at serial {done.state_serial}.",
+    }
+    if not done.scanned:
+        result["security_warning"] = (
+            "SECURITY SCANNING IS DISABLED (SECURITY_SCANNING=disabled): this change was made "
+            "without automated security validation; the state records it as not scanned."
+        )
+    return result
+
+
+READONLY_MESSAGE = (
+    "This server is read-only: it lists and reads resources but creates, updates and deletes "
+    "nothing."
+)

@@ -14,11 +14,12 @@ import logging
 from typing import Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
-from ccstate.mcp_server.runtime import Runtime, drift_detector
+from ccstate.mcp_server.runtime import Runtime
+from ccstate.service.authz.principal import Principal
 from ccstate.service.drift.detect import DriftDetector
 from ccstate.service.drift.monitor import DriftRun, run_drift_check, run_drift_monitor
 from ccstate.service.drift.remediate import DriftRemediator
-from ccstate.service.errors import CcstateError, NotFound, ReadOnlyMode
+from ccstate.service.errors import CcstateError, NotFound
 from ccstate.service.names import validate_identifier
 from ccstate.service.state.model import CommitMeta
 from mcp.server.mcpserver import MCPServer
@@ -29,22 +30,16 @@ log = logging.getLogger(__name__)
 
 RECORDS_STATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 MAY_CHANGE_AWS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
-DRIFT_KEY = "drift"
 
 
 def drift_parts(runtime: Runtime) -> tuple[DriftDetector, DriftRemediator]:
-    """The runtime's detector and remediator, built once and shared by tools and monitor."""
-    parts = runtime.extras.get(DRIFT_KEY)
-    if parts is None:
-        detector = drift_detector(runtime)
-        parts = (detector, DriftRemediator(detector, runtime.workflow, runtime.operations))
-        runtime.extras[DRIFT_KEY] = parts
-    return parts
+    """The runtime's detector and remediator, shared by the tools and the monitor."""
+    return runtime.detector, runtime.remediator
 
 
-async def commit_meta(runtime: Runtime, explanation: str, user_intent: str = "") -> CommitMeta:
+def commit_meta(principal: Principal, explanation: str, user_intent: str = "") -> CommitMeta:
     return CommitMeta(
-        principal=await runtime.workflow.principal(),
+        principal=principal.to_record(),
         explanation=explanation,
         user_intent=user_intent or None,
     )
@@ -75,29 +70,26 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         With auto_fix, each MODIFIED resource is fixed through generate -> explain -> scan ->
         update, recorded as operation 'remediate'. Show the differences to the user.
         """
-        readonly = runtime.options.readonly
-        fix = auto_fix or (runtime.settings.auto_remediation and not readonly)
-        if fix and readonly:
-            raise ReadOnlyMode(
-                "This server is read-only: it can detect drift but not fix it.",
-                next_step="Call detect_drift without auto_fix, or restart the server without "
-                "--readonly.",
-                operation="remediate",
-            )
+        principal = await runtime.identify()
+        readonly = not runtime.policy.allows(principal, "remediate")
+        fix = auto_fix or (runtime.auto_remediation and not readonly)
+        if fix:
+            runtime.policy.check(principal, "remediate")
         wanted = None
         if identifier:
             wanted = [validate_identifier(identifier)]
             if await runtime.store.get_resource(identifier) is None:
                 raise _not_in_state(identifier)
-        meta = await commit_meta(runtime, "Drift check requested through MCP.", user_intent)
+        meta = commit_meta(principal, "Drift check requested through MCP.", user_intent)
         run = await run_drift_check(
             detector,
             meta,
             identifiers=wanted,
             remediator=remediator,
             auto_fix=fix,
-            record=not readonly,
+            record=not runtime.readonly,
             user_intent=user_intent,
+            principal=principal,
         )
         return drift_result(run, single=bool(identifier))
 
@@ -109,15 +101,11 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     ) -> dict[str, Any]:
         """Accept AWS's current properties of one resource into the state (operation
         'refresh'): the opposite of fixing drift. AWS itself is not changed."""
-        if runtime.options.readonly:
-            raise ReadOnlyMode(
-                "This server is read-only: it refuses every change to the state (refresh).",
-                next_step="Restart the server without --readonly to change the state.",
-                operation="refresh",
-            )
+        principal = await runtime.identify()
+        runtime.policy.check(principal, "refresh")
         identifier = validate_identifier(identifier)
-        meta = await commit_meta(
-            runtime, "Accepted the resource's current AWS properties into state.", user_intent
+        meta = commit_meta(
+            principal, "Accepted the resource's current AWS properties into state.", user_intent
         )
         commit = await detector.refresh(identifier, meta)
         change = commit.changes[0]
@@ -186,16 +174,18 @@ async def monitor_drift(
     ``auto_remediation`` setting, drift is fixed through the token workflow. Runs until
     ``stop`` is set or the task is cancelled."""
     detector, remediator = drift_parts(runtime)
-    fix = runtime.settings.auto_remediation and not runtime.options.readonly
+    fix = runtime.auto_remediation and runtime.policy.allows(None, "remediate")
 
     async def meta() -> CommitMeta:
-        return await commit_meta(runtime, f"Scheduled drift check (every {interval:g} s).")
+        return commit_meta(
+            await runtime.identify(), f"Scheduled drift check (every {interval:g} s)."
+        )
 
     def report(run: DriftRun | None, error: CcstateError | None) -> None:
         if run is not None and run.remaining_drift:
             log.warning("drifted resources: %s", ", ".join(run.remaining_drift))
 
-    readonly = runtime.options.readonly
+    readonly = runtime.readonly
     log.info("drift monitor: every %g s%s", interval, " with auto-remediation" if fix else "")
     if readonly:
         log.warning("drift monitor on a read-only server: checks are logged, not recorded")
@@ -208,4 +198,5 @@ async def monitor_drift(
         record=not readonly,
         on_run=report,
         stop=stop,
+        principal=runtime.identify,
     )

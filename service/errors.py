@@ -1,62 +1,114 @@
 """One exception hierarchy for the whole product.
 
 Every error says what happened, to what, and what to do next. ``to_dict`` is the stable shape the
-CLI (``--output json``) and the MCP tools return.
+CLI (``--output json``) and the MCP tools return. An error carries a machine ``code``; where its
+next step must name how to do something it says ``${word}`` and each face fills in its own
+words (``ccstate.mcp_server.wording`` names MCP tools, ``ccstate.wording`` CLI commands). The
+CLI maps codes to exit codes (``ccstate.exit_codes``). Nothing here knows either face.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from string import Template
 from typing import Any
 
 
 class CcstateError(Exception):
-    """Base class. ``code`` is stable and machine-readable; ``exit_code`` is for the CLI."""
+    """Base class. ``code`` is stable and machine-readable; ``step`` (optional) is a machine
+    name of the next step. ``next_step`` may name what to do through ``${word}``
+    placeholders (``${prepare}``, ``${list_managed}``, ...): each face substitutes its own
+    words (``vocabulary``), a tool name or a command; without one, ``NEUTRAL_WORDS``."""
 
     code = "error"
-    exit_code = 1
 
-    def __init__(self, message: str, *, next_step: str = "", **details: Any) -> None:
+    def __init__(
+        self, message: str, *, next_step: str = "", step: str | None = None, **details: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.next_step = next_step
+        self.next_step_template = next_step
+        self.step = step
         self.details = details
+
+    @property
+    def next_step(self) -> str:
+        return self.next_step_in(None)
+
+    @next_step.setter
+    def next_step(self, text: str) -> None:
+        self.next_step_template = text
+
+    def next_step_in(self, vocabulary: Mapping[str, str] | None) -> str:
+        """The next step in a face's words (its tool or command names)."""
+        words = {**NEUTRAL_WORDS, **(vocabulary or {})}
+        return Template(self.next_step_template).safe_substitute(words)
 
     def __str__(self) -> str:
         if self.next_step:
             return f"{self.message} Next: {self.next_step}"
         return self.message
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, vocabulary: Mapping[str, str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.next_step:
-            out["next_step"] = self.next_step
+        next_step = self.next_step_in(vocabulary)
+        if next_step:
+            out["next_step"] = next_step
         if self.details:
             out["details"] = self.details
         return out
+
+
+# The words of the next steps when no face words them (e.g. an error recorded in the state).
+NEUTRAL_WORDS: dict[str, str] = {
+    "prepare": "the prepare step (generate the infrastructure code)",
+    "explain": "the explain step",
+    "scan": "the security scan step",
+    "session": "the session step (who you act as)",
+    "environment": "the environment check",
+    "list_resources": "the list of AWS resources",
+    "get_resource": "a read of the resource from AWS",
+    "request_status": "the request status",
+    "delete": "the delete",
+    "approve": "the acceptance of the scan's findings by a person",
+    "skip_scan": "skip the scan (the operator disabled scanning)",
+    "list_managed": "the list of managed resources",
+    "versions": "the list of state versions",
+    "history": "the resource's history",
+    "import": "an import of the resource",
+    "readonly_flag": "read-only mode",
+    "workspace_flag": "the workspace setting",
+    "detect_without_fix": "Check drift without fixing it",
+}
 
 
 class InvalidInput(CcstateError):
     """The caller gave something malformed: a bad identifier, workspace, URL, document, patch."""
 
     code = "invalid_input"
-    exit_code = 2
 
 
 class NotFound(CcstateError):
     code = "not_found"
-    exit_code = 3
 
 
 class StateConflict(CcstateError):
     """A concurrent commit touched the same resources; nothing was written."""
 
     code = "state_conflict"
-    exit_code = 4
 
     def __init__(
-        self, message: str, *, resources: list[str], authors: list[str], next_step: str = ""
+        self,
+        message: str,
+        *,
+        resources: list[str],
+        authors: list[str],
+        next_step: str = "",
+        step: str | None = None,
     ) -> None:
-        super().__init__(message, next_step=next_step, resources=resources, authors=authors)
+        super().__init__(
+            message, next_step=next_step, step=step, resources=resources, authors=authors
+        )
         self.resources = resources
         self.authors = authors
 
@@ -68,14 +120,12 @@ class PreconditionFailed(CcstateError):
     """
 
     code = "precondition_failed"
-    exit_code = 4
 
 
 class StateCorrupt(CcstateError):
     """A stored commit, snapshot or index cannot be trusted (truncated, bad JSON, bad digest)."""
 
     code = "state_corrupt"
-    exit_code = 5
 
 
 class IntegrityError(StateCorrupt):
@@ -86,19 +136,16 @@ class IntegrityError(StateCorrupt):
 
 class UnsupportedVersion(CcstateError):
     code = "unsupported_version"
-    exit_code = 5
 
 
 class ImportRefused(CcstateError):
     """``state push`` of a document from another lineage or an older serial, without --force."""
 
     code = "import_refused"
-    exit_code = 4
 
 
 class LockError(CcstateError):
     code = "lock_error"
-    exit_code = 6
 
 
 class LockTimeout(LockError):
@@ -121,7 +168,6 @@ class BackendError(CcstateError):
     """The storage or cloud backend failed in a way the caller cannot fix by changing input."""
 
     code = "backend_error"
-    exit_code = 7
 
 
 class AccessDenied(BackendError):
@@ -132,30 +178,25 @@ class AccessDenied(BackendError):
 
 class ConfigError(CcstateError):
     code = "config_error"
-    exit_code = 2
 
 
 class TokenError(CcstateError):
     """An execution token failed a check; ``details['check']`` names which one."""
 
     code = "token_error"
-    exit_code = 8
 
 
 class CloudOperationFailed(CcstateError):
     """Cloud Control reported FAILED for a request; details carry its error code."""
 
     code = "cloud_operation_failed"
-    exit_code = 9
 
 
 class ReadOnlyMode(CcstateError):
     code = "read_only"
-    exit_code = 8
 
 
 class PolicyDenied(CcstateError):
     """The operator's policy forbids what was asked (e.g. accepting a critical finding)."""
 
     code = "policy_denied"
-    exit_code = 8

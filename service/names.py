@@ -22,7 +22,7 @@ def validate_workspace(name: str) -> str:
         raise InvalidInput(
             f"Invalid workspace name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit, without '..', '/' or NUL.",
-            next_step="Pass a plain name such as 'default' or 'prod' to --workspace.",
+            next_step="Pass a plain name such as 'default' or 'prod' to ${workspace_flag}.",
         )
     if name.lower().endswith(RESERVED_SUFFIX):
         raise InvalidInput(
@@ -43,7 +43,7 @@ def validate_identifier(identifier: str) -> str:
         raise InvalidInput(
             f"Invalid resource identifier {identifier!r}: {problem}.",
             next_step="Pass the resource's primary identifier exactly as AWS reports it "
-            "(see `ccstate state list`).",
+            "(see ${list_managed}).",
         )
     return identifier
 

@@ -13,6 +13,7 @@ import argparse
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +23,7 @@ from rich.text import Text
 from ccstate.argtypes import duration, positive_int
 from ccstate.context import CliContext
 from ccstate.output import to_json_text
+from ccstate.service.authz.principal import Principal
 from ccstate.service.drift.detect import DriftDetector
 from ccstate.service.drift.monitor import DriftRun, run_drift_check, run_drift_monitor
 from ccstate.service.drift.remediate import DriftRemediator
@@ -89,47 +91,54 @@ async def drift(ctx: CliContext) -> int:
     if args.interval is not None and not args.watch:
         raise _usage("--interval only applies with --watch.", "Add --watch, or drop --interval.")
     try:
-        async with _drift_parts(ctx) as (detector, remediator, meta):
+        async with _drift_parts(ctx) as (detector, fixer, meta):
             if args.watch:
-                return await _watch(ctx, detector, remediator, meta)
-            run = await _check_once(ctx, detector, remediator, meta)
+                return await _watch(ctx, detector, fixer, meta)
+            run = await _check_once(ctx, detector, fixer, meta)
     except CcstateError as err:
-        if args.exit_code:
-            err.exit_code = EXIT_ERROR  # with --exit-code, 2 must mean "drift" and nothing else
-        raise
+        if not args.exit_code:
+            raise
+        from ccstate.cli import report_error
+
+        report_error(err, ctx.out.is_json)
+        return EXIT_ERROR  # with --exit-code, 2 must mean "drift" and nothing else
     _show(ctx, run)
     return _exit_code(run, args.exit_code)
+
+
+@dataclass(frozen=True)
+class _Fixer:
+    remediator: DriftRemediator | None
+    principal: Principal
 
 
 @asynccontextmanager
 async def _drift_parts(
     ctx: CliContext,
-) -> AsyncIterator[tuple[DriftDetector, DriftRemediator, CommitMeta]]:
-    """The same wiring the MCP server uses (backend, Cloud Control, schemas, token workflow)."""
-    from ccstate.mcp_server.runtime import ServerOptions, drift_detector, open_runtime
+) -> AsyncIterator[tuple[DriftDetector, _Fixer, CommitMeta]]:
+    """What ``ccstate.app.open_drift`` wires: a scan builds no token service and no scanner;
+    ``--fix`` adds the token workflow."""
+    from ccstate.app import ServerOptions, open_drift
 
     options = ServerOptions(
         backend=getattr(ctx.args, "backend", None),
         workspace=getattr(ctx.args, "workspace", None),
         lock_timeout=getattr(ctx.args, "lock_timeout", None),
     )
-    async with open_runtime(options) as runtime:
-        workflow = runtime.workflow
-        detector = drift_detector(runtime, concurrency=ctx.args.concurrency)
-        remediator = DriftRemediator(detector, workflow, runtime.operations)
-        principal = (await workflow.principal()).model_copy(update={"host": ctx.principal().host})
+    async with open_drift(options, fix=ctx.args.fix, concurrency=ctx.args.concurrency) as parts:
+        principal = await parts.identify()
         meta = CommitMeta(
-            principal=principal,
+            principal=principal.to_record(),
             explanation="Drift check from the ccstate CLI.",
             user_intent=ctx.args.reason,
         )
         if ctx.args.watch and ctx.args.interval is None:
-            ctx.args.interval = runtime.settings.drift_check_interval
-        yield detector, remediator, meta
+            ctx.args.interval = parts.settings.drift_check_interval
+        yield parts.detector, _Fixer(parts.remediator, principal), meta
 
 
 async def _check_once(
-    ctx: CliContext, detector: DriftDetector, remediator: DriftRemediator, meta: CommitMeta
+    ctx: CliContext, detector: DriftDetector, fixer: _Fixer, meta: CommitMeta
 ) -> DriftRun:
     wanted = await _wanted(ctx, detector)
     total = len(wanted) if wanted is not None else len((await detector.store.current()).resources)
@@ -145,10 +154,11 @@ async def _check_once(
             detector,
             meta,
             identifiers=wanted,
-            remediator=remediator,
+            remediator=fixer.remediator,
             auto_fix=ctx.args.fix,
             on_progress=on_progress,
             user_intent=ctx.args.reason or "",
+            principal=fixer.principal,
         )
 
 
@@ -164,9 +174,7 @@ async def _wanted(ctx: CliContext, detector: DriftDetector) -> list[str] | None:
     return [identifier]
 
 
-async def _watch(
-    ctx: CliContext, detector: DriftDetector, remediator: DriftRemediator, meta: CommitMeta
-) -> int:
+async def _watch(ctx: CliContext, detector: DriftDetector, fixer: _Fixer, meta: CommitMeta) -> int:
     wanted = await _wanted(ctx, detector)
     last: list[int] = []
 
@@ -186,10 +194,11 @@ async def _watch(
         interval=ctx.args.interval,
         meta=meta,
         identifiers=wanted,
-        remediator=remediator,
+        remediator=fixer.remediator,
         auto_fix=ctx.args.fix,
         on_run=on_run,
         max_runs=ctx.args.max_runs,
+        principal=fixer.principal,
     )
     return last[-1] if ctx.args.exit_code and last else EXIT_IN_SYNC
 

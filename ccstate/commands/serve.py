@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from ccstate.argtypes import duration
 from ccstate.context import CliContext
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from ccstate.mcp_server.arguments import add_serve_arguments
-
     parser = subparsers.add_parser(
         "serve",
         help="Run the MCP server for AI assistants (stdio by default).",
@@ -23,7 +26,90 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run_serve(ctx: CliContext) -> int:
     """A plain function: the server runs its own event loop."""
-    from ccstate.mcp_server.arguments import config_from_args
-    from ccstate.mcp_server.server import serve
+    from ccstate.app import serve
 
     return serve(config_from_args(ctx.args))
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start the offline AWS sandbox in this process and use it (no AWS account needed)",
+    )
+    parser.add_argument(
+        "--sandbox-endpoint",
+        metavar="URL",
+        help="use an already running sandbox (or LocalStack) at URL, like AWS_ENDPOINT_URL",
+    )
+    parser.add_argument(
+        "--readonly", action="store_true", help="refuse every change to AWS and to the state"
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="lifetime of execution tokens (env CCSTATE_TOKEN_TTL; default 900)",
+    )
+    parser.add_argument(
+        "--operation-timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for Cloud Control to finish a change (default 600)",
+    )
+    parser.add_argument(
+        "--drift-interval",
+        type=duration,
+        metavar="DURATION",
+        help="check every managed resource for drift this often (e.g. 1h, 15m), recording each "
+        "check in history; fixes drift when the auto_remediation setting is on",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio (default) or streamable HTTP",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"HTTP bind address (default {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from ccstate.app import ServeConfig, ServerOptions
+
+    options = ServerOptions(
+        backend=_get(args, "backend"),
+        workspace=_get(args, "workspace"),
+        readonly=bool(args.readonly),
+        token_ttl=args.token_ttl,
+        lock_timeout=_get(args, "lock_timeout"),
+        operation_timeout=args.operation_timeout,
+    )
+    return ServeConfig(
+        options=options,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        sandbox=bool(args.sandbox),
+        sandbox_endpoint=args.sandbox_endpoint,
+        drift_interval=_get(args, "drift_interval"),
+    )
+
+
+def _get(args: argparse.Namespace, name: str) -> Any:
+    return getattr(args, name, None)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value

@@ -1,42 +1,45 @@
 """Execution tokens: the chain that authorizes every change, stored in the shared backend.
 
-credentials -> generated_code -> explained -> scanned; the scanned token executes one change,
-once. A FAILED scan issues a ``scan_findings`` token instead, which authorizes nothing until a
-person accepts the findings: then a scanned token is issued under it. A delete explained the
-AWS Labs way (``explain(content=..., operation="delete")``) starts at its explained token,
-bound to the principal and the resource. ``environment`` tokens (check_environment_variables)
-stand outside the chain: they only show that step came first.
+A FAILED scan issues a ``scan_findings`` token, which authorizes nothing until a person accepts
+the findings: then a scanned token is issued under it. A delete explained the AWS Labs way
+(``explain(content=..., operation="delete")``) starts at its explained token, bound to the
+principal and the resource. ``environment`` tokens (check_environment_variables) stand outside
+the chain: they only show that step came first. Every change token is bound to its region.
 
-A token is 256 random bits handed to the caller; the backend stores only its sha256, at
+credentials -> generated_code -> explained -> scanned; the scanned token executes one change,
+once. A token is 256 random bits handed to the caller; the backend stores only its sha256, at
 ``<workspace>/tokens/issued/<hash>.json``, so every server sharing the backend accepts it and a
 leaked state bucket leaks no usable token. The exact properties or patch a token authorizes
 travel with the record, sealed with a key derived from the token itself (AES-256-GCM): nobody
 without the token can read them, and nobody can swap them. Single use is a write-once marker
-``<workspace>/tokens/consumed/<hash>.json`` — atomic across processes and machines.
+``<workspace>/tokens/consumed/<hash of the generated_code ancestor>.json`` naming the token
+that used it — atomic across processes and machines, and one prepared change runs once.
+
+Each record also lists the hashes of its ancestors, and the seal authenticates the whole
+record (type, principal, bindings, ancestors, expiry) with the token-derived key, so the
+mutation checks its chain from the final record alone: one read, then the write-once markers
+(``check_execution`` + ``consume_checked``). Records written before ancestors were listed are
+still accepted: their chain is walked as before.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from ccstate.service.authz import sealing
 from ccstate.service.changes.scanning import ScanResult
 from ccstate.service.errors import CcstateError, InvalidInput, StateCorrupt, TokenError
 from ccstate.service.names import validate_workspace
 from ccstate.service.ports import Clock, ObjectStore, SystemClock
 from ccstate.service.state.model import canonical_json, sha256_hex
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ OPERATIONS = frozenset({"create", "update", "delete"})
 CLEANUP_EVERY = 25  # issues between two opportunistic cleanups
 CLEANUP_BATCH = 20  # expired tokens removed per cleanup, at most
 CLEANUP_GRACE = timedelta(seconds=60)  # never race a consume that is in flight
-_RESTART = "Start again with generate_infrastructure_code"
+_RESTART = "Start again with ${prepare}"
 
 
 def token_hash(token: str) -> str:
@@ -108,7 +111,9 @@ class TokenRecord:
     user_intent: str | None = None
     scan: ScanResult | None = None
     sealed_payload: str | None = None
-    region: str | None = None  # where the change runs; None: the server's region
+    region: str | None = None  # where the change runs
+    # type -> token hash of every ancestor; None on records written before it was kept.
+    ancestors: dict[str, str] | None = None
     # Filled by validate()/inspect(), which know the token: the properties or patch authorized.
     payload: Any = field(default=None, compare=False)
 
@@ -209,8 +214,11 @@ class TokenService:
             record = replace(record, scan=_authorizing_scan(scan))
         if kind == "scan_findings":
             record = replace(record, scan=_failed_scan(scan))
-        if record.payload is not None:
-            record = replace(record, sealed_payload=_seal(token, record.payload))
+        record = replace(record, ancestors=_ancestors_of(base))
+        if record.ancestors is not None:
+            record = replace(record, sealed_payload=_seal(token, record.payload, record))
+        elif record.payload is not None:
+            record = replace(record, sealed_payload=_seal(token, record.payload, None))
         await self._objects.put_if_absent(self._issued_key(record.token_hash), record.to_json())
         await self._maybe_cleanup()
         return IssuedToken(token=token, record=replace(record, payload=record.payload))
@@ -219,7 +227,7 @@ class TokenService:
         self, kind: str, parent: str | None, principal: TokenPrincipal, operation: str | None
     ) -> TokenRecord | None:
         allowed = PARENT_TYPES[kind]
-        wanted = next(t for t in allowed if t is not None) if allowed != (None,) else None
+        wanted = next((t for t in allowed if t is not None), None)
         if wanted is None:
             return None
         if parent is None:
@@ -238,7 +246,7 @@ class TokenService:
                 f"token; the token given is a {record.type} token.",
                 _next_for(wanted),
             )
-        return await self.validate(parent, expected_type=record.type, principal=principal)
+        return await self.validate(parent, expected_type=record.type, principal=principal)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------- check, consume
 
@@ -247,11 +255,7 @@ class TokenService:
         record = await self._load(token)
         self._check_alive(record)
         if await self._objects.get(self._consumed_key(record.token_hash)) is not None:
-            raise _refuse(
-                "consumed",
-                "This execution token was already used: tokens are single use.",
-                f"{_RESTART} to get a new token for another change.",
-            )
+            raise _already_used()
         return record
 
     async def validate(
@@ -337,30 +341,123 @@ class TokenService:
             payload_digest=payload_digest,
             region=region,
         )
-        marker = json.dumps(
-            {"consumed_at": self._clock.now().isoformat(), "by": record.principal.describe()}
-        ).encode()
-        for generated in (a for a in ancestors if a.type == "generated_code"):
-            if not await self._objects.put_if_absent(
-                self._consumed_key(generated.token_hash), marker
-            ):
-                raise _refuse(
-                    "consumed",
-                    "This change was already executed with another token issued from the "
-                    "same generated code: a prepared change runs once.",
-                    f"{_RESTART} to prepare the change again.",
-                )
-        if not await self._objects.put_if_absent(self._consumed_key(record.token_hash), marker):
-            raise _refuse(
-                "consumed",
-                "This execution token was used by another request a moment ago.",
-                f"{_RESTART} to get a new token for another change.",
-            )
-        await self._forget_payload(record)
+        generated = [a.token_hash for a in ancestors if a.type == "generated_code"]
+        await self._mark_consumed(record, generated)
         return record
 
+    async def check_execution(
+        self,
+        token: str,
+        *,
+        expected_type: TokenType,
+        principal: TokenPrincipal,
+        operation: str,
+        resource_type: str,
+        identifier: str | None,
+        payload_digest: str | None = None,
+        chain: dict[str, str] | None = None,
+        region: str | None = None,
+    ) -> TokenRecord:
+        """The check a mutation makes once, before it locks: every binding of the final
+        token, and that the raw tokens in ``chain`` (type -> token) are its ancestors.
+
+        One read: the record lists its ancestors and its seal authenticates all of it. Whether
+        it was used already is settled by ``consume_checked``'s write-once markers.
+        """
+        record = await self._load(token)
+        self._check_alive(record)
+        _check_type(record, expected_type)
+        _check_principal(record, principal)
+        _check_binding(record, operation, resource_type, identifier)
+        if region is not None:
+            _check_region(record, region)
+        if payload_digest is not None:
+            _check_payload(record, payload_digest)
+        if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
+            raise _refuse("scan_failed", "This token's security scan did not pass.", _RESTART)
+        ancestors = await self._ancestor_hashes(record)
+        in_chain = {**ancestors, record.type: record.token_hash}
+        for kind, given in (chain or {}).items():
+            if not given or in_chain.get(kind) != token_hash(given):
+                raise _refuse(
+                    "wrong_chain",
+                    f"The {kind}_token given is not the one this change was prepared "
+                    "and explained with: the tokens come from different chains.",
+                    "Pass the tokens of one chain: the credentials_token you gave ${prepare} "
+                    "and the explained_token ${explain} returned.",
+                    step="pass_one_chain",
+                )
+        return replace(record, ancestors=ancestors)
+
+    async def ensure_unused(self, record: TokenRecord) -> None:
+        """Refuse a token whose prepared change (its generated_code ancestor) already ran or
+        was given up: its siblings and descendants are used up with it."""
+        generated = (await self._ancestor_hashes(record)).get("generated_code")
+        for digest in (d for d in (generated, record.token_hash) if d):
+            if await self._objects.get(self._consumed_key(digest)) is not None:
+                raise _refuse(
+                    "consumed",
+                    "This prepared change was already executed or given up: its tokens are "
+                    "used.",
+                    f"{_RESTART} to prepare the change again.",
+                )
+
+    async def consume_checked(self, record: TokenRecord) -> None:
+        """Mark a record from ``check_execution`` used, once, across every server sharing the
+        backend; its expiry is checked again (the lock may have been waited for)."""
+        self._check_alive(record)
+        generated = (record.ancestors or {}).get("generated_code")
+        await self._mark_consumed(record, [generated] if generated else [])
+
+    async def _mark_consumed(self, record: TokenRecord, generated: list[str]) -> None:
+        """One write-once marker: on the generated_code ancestor, naming this token, so one
+        prepared change runs once however many explained or scanned tokens were issued from
+        it, and this token with it. Only a token whose generated ancestor is unknown (a legacy
+        chain whose records were cleaned up) gets a marker of its own."""
+        marker = json.dumps(
+            {
+                "consumed_at": self._clock.now().isoformat(),
+                "by": record.principal.describe(),
+                "token": record.token_hash,
+            }
+        ).encode()
+        for digest in generated:
+            key = self._consumed_key(digest)
+            if not await self._objects.put_if_absent(key, marker):
+                raise await self._consumed_by(key, record)
+        if not generated:
+            mine = self._consumed_key(record.token_hash)
+            if not await self._objects.put_if_absent(mine, marker):
+                raise _refuse(
+                    "consumed",
+                    "This execution token was used by another request a moment ago.",
+                    f"{_RESTART} to get a new token for another change.",
+                )
+        await self._forget_payload(record)
+
+    async def _consumed_by(self, key: str, record: TokenRecord) -> TokenError:
+        """Why the generated change's marker exists: this token ran, or a sibling did."""
+        stored = await self._objects.get(key)
+        try:
+            used = json.loads(stored.body).get("token") if stored is not None else None
+        except (ValueError, AttributeError):
+            used = None
+        if used == record.token_hash:
+            return _already_used()
+        return _refuse(
+            "consumed",
+            "This change was already executed with another token issued from the "
+            "same generated code: a prepared change runs once.",
+            f"{_RESTART} to prepare the change again.",
+        )
+
+    async def _ancestor_hashes(self, record: TokenRecord) -> dict[str, str]:
+        if record.ancestors is not None:
+            return dict(record.ancestors)
+        return {a.type: a.token_hash for a in await self._check_chain(record)}
+
     async def _forget_payload(self, record: TokenRecord) -> None:
-        if record.sealed_payload is None:
+        if record.sealed_payload is None or record.payload is None:
             return
         forgotten = replace(record, sealed_payload=None, payload=None)
         try:
@@ -392,7 +489,8 @@ class TokenService:
                 f"{_RESTART}, using this server's workspace.",
             )
         if record.sealed_payload is not None:
-            record = replace(record, payload=_unseal(token, record.sealed_payload))
+            bound = record if record.ancestors is not None else None
+            record = replace(record, payload=_unseal(token, record.sealed_payload, bound))
         return record
 
     async def _read(self, digest: str) -> TokenRecord | None:
@@ -502,7 +600,7 @@ def _authorize(
     if operation != "create" and not identifier:
         raise InvalidInput(
             f"A {operation} needs the identifier of the resource to {operation}.",
-            next_step="Pass the resource's primary identifier (see list_resources).",
+            next_step="Pass the resource's primary identifier (see ${list_resources}).",
         )
     return replace(
         record,
@@ -533,30 +631,27 @@ def _explain(record: TokenRecord, explanation: str | None, user_intent: str | No
         raise _refuse(
             "wrong_chain",
             "An explained token needs the explanation that was shown to the user.",
-            "Call explain with the generated_code token and record the explanation.",
+            "Call ${explain} with the generated_code token and record the explanation.",
         )
     return replace(record, explanation=explanation, user_intent=user_intent)
 
 
 def _failed_scan(scan: ScanResult | None) -> ScanResult:
     if scan is None or scan.status != "FAILED":
-        raise _refuse(
-            "scan_failed", "A scan_findings token needs a FAILED scan.", "Run run_checkov."
-        )
+        raise _refuse("scan_failed", "A scan_findings token needs a FAILED scan.", "Run ${scan}.")
     return scan
 
 
 def _authorizing_scan(scan: ScanResult | None) -> ScanResult:
     if scan is None:
-        raise _refuse("scan_failed", "A scanned token needs a scan result.", "Run run_checkov.")
+        raise _refuse("scan_failed", "A scanned token needs a scan result.", "Run ${scan}.")
     if not scan.authorizes_execution:
         raise _refuse(
             "scan_failed",
             f"The security scan {scan.status}: {scan.summary()}. A scan that did not pass "
             "authorizes nothing.",
-            "Show the findings to the user: they may accept them with "
-            "approve_security_findings, or fix the properties and start again with "
-            "generate_infrastructure_code"
+            "Show the findings to the user: they may accept them with ${approve}, or fix the "
+            "properties and start again with ${prepare}"
             if scan.status == "FAILED"
             else scan.message or "Install checkov, or set SECURITY_SCANNING=disabled.",
             scan_status=scan.status,
@@ -588,7 +683,7 @@ def _check_principal(record: TokenRecord, principal: TokenPrincipal) -> None:
             "wrong_principal",
             f"This token was issued to {record.principal.describe()}, "
             f"not to {principal.describe()}.",
-            "Tokens cannot be shared: get your own with check_environment_variables.",
+            "Tokens cannot be shared: get your own with ${environment}.",
         )
 
 
@@ -651,41 +746,62 @@ def _links(child: TokenRecord, parent: TokenRecord) -> bool:
 
 def _next_for(kind: str) -> str:
     return {
-        "environment": "Call check_environment_variables for a new environment token",
-        "credentials": "Call check_environment_variables or get_aws_session_info for a new "
-        "credentials token",
-        "scan_findings": "Call run_checkov with the explained token",
+        "environment": "Call ${environment} for a new environment token",
+        "credentials": "Call ${environment} or ${session} for a new credentials token",
+        "scan_findings": "Call ${scan} with the explained token",
         "generated_code": _RESTART,
-        "explained": "Call explain with the generated_code token, then run_checkov",
-        "scanned": "Call run_checkov with the explained token to get an execution token",
+        "explained": "Call ${explain} with the generated_code token, then ${scan}",
+        "scanned": "Call ${scan} with the explained token to get an execution token",
     }[kind]
 
 
-def _refuse(check: str, message: str, next_step: str, **details: Any) -> TokenError:
-    return TokenError(message, next_step=next_step.rstrip(".") + ".", check=check, **details)
+def _refuse(
+    check: str, message: str, next_step: str, step: str | None = None, **details: Any
+) -> TokenError:
+    """A refusal; ``step`` defaults to the check, for the faces to word the next step."""
+    return TokenError(
+        message, next_step=next_step.rstrip(".") + ".", step=step or check, check=check, **details
+    )
+
+
+def _already_used() -> TokenError:
+    return _refuse(
+        "consumed",
+        "This execution token was already used: tokens are single use.",
+        f"{_RESTART} to get a new token for another change.",
+    )
+
+
+def _ancestors_of(base: TokenRecord | None) -> dict[str, str] | None:
+    """A new record's ancestors: its parent and the parent's own (None under a legacy parent)."""
+    if base is None:
+        return {}
+    if base.ancestors is None:
+        return None
+    return {**base.ancestors, base.type: base.token_hash}
 
 
 # --------------------------------------------------------------------------- payload sealing
 
 
-def _key(token: str) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ccstate token payload")
-    return hkdf.derive(token.encode())
+def _bound(record: TokenRecord | None) -> bytes:
+    """What a record's seal authenticates besides the token: nothing on a legacy record (no
+    ancestor list), else every field of the record but the seal itself."""
+    if record is None:
+        return b""
+    body = json.loads(record.to_json())
+    body.pop("sealed_payload", None)
+    return canonical_json(body)
 
 
-def _seal(token: str, payload: Any) -> str:
-    nonce = os.urandom(12)
-    aad = token_hash(token).encode()
-    sealed = AESGCM(_key(token)).encrypt(nonce, canonical_json(payload), aad)
-    return base64.b64encode(nonce + sealed).decode()
+def _seal(token: str, payload: Any, bound: TokenRecord | None) -> str:
+    return sealing.seal(token, payload, _bound(bound))
 
 
-def _unseal(token: str, sealed: str) -> Any:
-    raw = base64.b64decode(sealed)
+def _unseal(token: str, sealed: str, bound: TokenRecord | None) -> Any:
     try:
-        plain = AESGCM(_key(token)).decrypt(raw[:12], raw[12:], token_hash(token).encode())
-    except Exception as exc:  # InvalidTag: the record was tampered with
+        return sealing.unseal(token, sealed, _bound(bound))
+    except sealing.SealBroken as exc:  # the record was edited, or not this token's
         raise _refuse(
             "payload_mismatch", "This token's stored payload fails its integrity check.", _RESTART
         ) from exc
-    return json.loads(plain)

@@ -1,9 +1,9 @@
 """Create, update and delete through Cloud Control, each recorded as one lineage entry.
 
 For every mutation, in this order:
-1. check the input and the token chain (nothing locked, nothing called yet);
+1. check the input and the token chain, once (nothing locked, nothing called yet);
 2. take the resource lock (released on every path, with a heartbeat while the work runs);
-3. consume the final token, once, in the shared backend;
+3. consume the final token, once, in the shared backend (write-once markers, no re-check);
 4. read the properties before, call Cloud Control, poll the request to a terminal state;
 5. read the properties after back from the cloud, redact write-only and secret values;
 6. commit one lineage entry: SUCCESS, or FAILED with the error (the audit trail has no holes).
@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ccstate.service.authz.principal import Principal
 from ccstate.service.authz.tokens import recorded_token_id, token_hash
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
@@ -31,6 +32,27 @@ from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, Resourc
 from ccstate.service.state.store import StateStore, ensure_same_type
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    """A mutation that succeeded and is recorded: what the faces report."""
+
+    operation: str
+    resource_type: str
+    identifier: str
+    request_token: str | None
+    properties: dict[str, Any] | None
+    security_scan: dict[str, Any]
+    state_serial: int
+    execution_token: str
+    lineage_entry: dict[str, Any]
+    region: str | None = None
+
+    @property
+    def scanned(self) -> bool:
+        """False when the change ran without a scan (SECURITY_SCANNING=disabled)."""
+        return self.security_scan.get("status") != "SKIPPED"
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,7 @@ class ResourceOperations:
 
     async def create(
         self,
+        principal: Principal,
         *,
         resource_type: str,
         credentials_token: str,
@@ -67,7 +90,7 @@ class ResourceOperations:
         security_scan_token: str = "",
         region: str | None = None,
         skip_security_check: bool = False,
-    ) -> dict[str, Any]:
+    ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         tokens = dict(
             credentials_token=credentials_token,
@@ -76,28 +99,22 @@ class ResourceOperations:
             skip_security_check=skip_security_check,
             region=region,
         )
-        checked = await self.workflow.authorize(
+        auth = await self.workflow.authorize(
+            principal,
             operation="create",
             resource_type=resource_type,
             identifier=None,
             payload=None,
-            consume=False,
             **tokens,
         )
-        desired = checked.payload
-        planned = checked.record.identifier
-        lock_name = planned or f"{resource_type}/pending-create-{token_hash(checked.token)[:16]}"
-        async with self.locked(lock_name, "create"):
+        desired = auth.payload
+        planned = auth.record.identifier
+        lock_name = planned or f"{resource_type}/pending-create-{token_hash(auth.token)[:16]}"
+        async with self.locked(principal, lock_name, "create"):
             if planned:  # refuse a name the state has for another type before AWS creates it
                 ensure_same_type(await self.store.get_resource(planned), resource_type)
-            auth = await self.workflow.authorize(
-                operation="create",
-                resource_type=resource_type,
-                identifier=planned,
-                payload=desired,
-                **tokens,
-            )
-            change = _Change("create", schema, planned or lock_name, auth, auth.region)
+            await self.workflow.consume(auth)
+            change = _Change("create", principal, schema, planned or lock_name, auth, auth.region)
             cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
@@ -119,6 +136,7 @@ class ResourceOperations:
 
     async def update(
         self,
+        principal: Principal,
         *,
         resource_type: str,
         identifier: str,
@@ -130,7 +148,7 @@ class ResourceOperations:
         record_as: str = "update",
         drift_status: DriftStatus | None = None,
         skip_security_check: bool = False,
-    ) -> dict[str, Any]:
+    ) -> ChangeOutcome:
         """``record_as``/``drift_status``: a drift remediation is an update recorded as
         operation 'remediate' with the drift it fixed."""
         schema = await self._schema(resource_type)
@@ -143,25 +161,21 @@ class ResourceOperations:
             skip_security_check=skip_security_check,
             region=region,
         )
-        checked = await self.workflow.authorize(
+        auth = await self.workflow.authorize(
+            principal,
             operation="update",
             resource_type=resource_type,
             identifier=identifier,
             payload=patch,
-            consume=False,
             **tokens,
         )
         # Without a patch_document the explained one is applied; with one, it must be that one.
-        patch = checked.payload
-        async with self.locked(identifier, "update"):
-            auth = await self.workflow.authorize(
-                operation="update",
-                resource_type=resource_type,
-                identifier=identifier,
-                payload=patch,
-                **tokens,
+        patch = auth.payload
+        async with self.locked(principal, identifier, "update"):
+            await self.workflow.consume(auth)
+            change = _Change(
+                "update", principal, schema, identifier, auth, auth.region, patch=patch
             )
-            change = _Change("update", schema, identifier, auth, auth.region, patch=patch)
             change.recorded_as = record_as
             change.drift_status = drift_status
             cloud = cloud_in(self.cloud, auth.region)
@@ -185,6 +199,7 @@ class ResourceOperations:
 
     async def delete(
         self,
+        principal: Principal,
         *,
         resource_type: str,
         identifier: str,
@@ -192,7 +207,7 @@ class ResourceOperations:
         explained_token: str,
         confirmed: bool = False,
         region: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
         tokens = dict(
@@ -201,12 +216,12 @@ class ResourceOperations:
             security_scan_token="",
             region=region,
         )
-        await self.workflow.authorize(
+        auth = await self.workflow.authorize(
+            principal,
             operation="delete",
             resource_type=resource_type,
             identifier=identifier,
             payload=None,
-            consume=False,
             **tokens,
         )
         if confirmed is not True:
@@ -215,15 +230,9 @@ class ResourceOperations:
                 next_step="Show the explanation to the user and ask them to confirm the delete.",
                 field="confirmed",
             )
-        async with self.locked(identifier, "delete"):
-            auth = await self.workflow.authorize(
-                operation="delete",
-                resource_type=resource_type,
-                identifier=identifier,
-                payload=None,
-                **tokens,
-            )
-            change = _Change("delete", schema, identifier, auth, auth.region)
+        async with self.locked(principal, identifier, "delete"):
+            await self.workflow.consume(auth)
+            change = _Change("delete", principal, schema, identifier, auth, auth.region)
             cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
@@ -259,10 +268,12 @@ class ResourceOperations:
         return await self.schemas.get_schema(resource_type)
 
     @asynccontextmanager
-    async def locked(self, identifier: str | None, operation: str) -> AsyncIterator[None]:
+    async def locked(
+        self, principal: Principal, identifier: str | None, operation: str
+    ) -> AsyncIterator[None]:
         """Hold the lock of one resource, or (identifier None) of the whole workspace."""
-        who = await self.workflow.principal()
-        holder = f"{who.describe()}@{socket.gethostname()} (ccstate MCP server, pid {os.getpid()})"
+        host = socket.gethostname()
+        holder = f"{principal.describe()}@{host} (ccstate MCP server, pid {os.getpid()})"
         scope = LockScope(self.settings.workspace, identifier)
         async with hold_lock(
             self.locks,
@@ -300,7 +311,7 @@ class ResourceOperations:
             log.warning("%s %s succeeded but cannot be read back", schema.type_name, identifier)
             return dict(event.resource_model or {})
 
-    async def _record(self, change: _Change, run: Any) -> dict[str, Any]:
+    async def _record(self, change: _Change, run: Any) -> ChangeOutcome:
         """Run the cloud part; commit its lineage entry whatever happened; report."""
         try:
             await run()
@@ -335,7 +346,7 @@ class ResourceOperations:
             error=change.error,
         )
         meta = CommitMeta(
-            principal=await self.workflow.principal(),
+            principal=change.principal.to_record(),
             execution_token=recorded_token_id(auth.token),
             explanation=auth.explanation or None,
             user_intent=auth.user_intent or None,
@@ -345,32 +356,20 @@ class ResourceOperations:
         under_lock = change.identifier == change.locked_identifier
         return await self.store.commit([resource_change], meta, under_lock=under_lock)
 
-    def _report(self, change: _Change, commit: Commit) -> dict[str, Any]:
+    def _report(self, change: _Change, commit: Commit) -> ChangeOutcome:
         entry = commit.lineage_entry(commit.changes[0])
-        report: dict[str, Any] = {
-            "status": "SUCCESS",
-            "is_complete": True,
-            "operation": change.operation,
-            "resource_type": change.schema.type_name,
-            "identifier": change.identifier,
-            "region": change.region,
-            "request_token": change.request_token,
-            "properties": entry.properties_after,
-            "resource_info": entry.properties_after,
-            "security_scan": change.auth.checkov_results,
-            "state_serial": commit.serial,
-            "execution_token": recorded_token_id(change.auth.token),
-            "lineage_entry": entry.to_json_dict(),
-            "message": f"{change.operation} of {change.schema.type_name} '{change.identifier}' "
-            f"succeeded and is recorded in the state at serial {commit.serial}.",
-        }
-        if change.auth.checkov_results.get("status") == "SKIPPED":
-            report["security_warning"] = (
-                "SECURITY SCANNING IS DISABLED (SECURITY_SCANNING=disabled): this resource was "
-                f"{'created' if change.operation == 'create' else 'changed'} without automated "
-                "security validation; the state records it as not scanned."
-            )
-        return report
+        return ChangeOutcome(
+            operation=change.operation,
+            resource_type=change.schema.type_name,
+            identifier=change.identifier,
+            request_token=change.request_token,
+            properties=entry.properties_after,
+            security_scan=change.auth.checkov_results,
+            state_serial=commit.serial,
+            execution_token=recorded_token_id(change.auth.token),
+            lineage_entry=entry.to_json_dict(),
+            region=change.region,
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -382,6 +381,7 @@ class _Change:
     def __init__(
         self,
         operation: str,
+        principal: Principal,
         schema: ResourceSchema,
         identifier: str,
         auth: Authorization,
@@ -390,6 +390,7 @@ class _Change:
         patch: list[dict[str, Any]] | None = None,
     ) -> None:
         self.operation = operation
+        self.principal = principal
         self.schema = schema
         self.identifier = identifier
         self.locked_identifier = identifier  # what ``locked`` holds for this change
@@ -417,7 +418,7 @@ def _cloud_failure(
         return CloudOperationFailed(
             f"The {operation} of {what} did not finish in time (status "
             f"{event.operation_status}); it may still complete.",
-            next_step=f"Call get_resource_request_status('{event.request_token}') to follow it.",
+            next_step=f"Call ${{request_status}}('{event.request_token}') to follow it.",
             request_token=event.request_token,
             status=event.operation_status,
         )
@@ -425,7 +426,7 @@ def _cloud_failure(
         f"Cloud Control could not {operation} {what}: "
         f"{event.error_code or event.operation_status}: {event.status_message or ''}".rstrip(),
         next_step="Read the error, correct the properties or the resource, and start again "
-        "with generate_infrastructure_code. The failure is recorded in the resource's history.",
+        "with ${prepare}. The failure is recorded in the resource's history.",
         request_token=event.request_token,
         error_code=event.error_code,
         status=event.operation_status,

@@ -162,7 +162,7 @@ def accept_findings(
     if critical and not allow_critical:
         raise PolicyDenied(
             f"Critical findings cannot be accepted here: {', '.join(critical)}.",
-            next_step="Fix the properties and start again with generate_infrastructure_code. "
+            next_step="Fix the properties and start again with ${prepare}. "
             "Only the operator can allow accepting critical findings (accept_critical_findings "
             "in the state_management config, or CCSTATE_ACCEPT_CRITICAL_FINDINGS=true).",
             critical_checks=critical,
@@ -187,3 +187,13 @@ class DisabledScanner:
 
 def scanning_disabled(env: dict[str, str]) -> bool:
     return env.get("SECURITY_SCANNING", "enabled").strip().lower() in {"disabled", "off", "false"}
+
+
+class UnavailableScanner:
+    """What runs when checkov is not installed: nothing is authorized, and it says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def scan(self, resource_type: str, properties: dict[str, Any]) -> ScanResult:
+        return ScanResult(status="UNAVAILABLE", message=self.reason, scanner="none")

@@ -230,7 +230,7 @@ def apply_patch(properties: dict[str, Any], patch: list[dict[str, Any]]) -> dict
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
         raise InvalidInput(
             f"The patch document does not apply to the resource's current properties: {exc}.",
-            next_step="Read the resource with get_resource and write the patch against what it "
+            next_step="Read the resource with ${get_resource} and write the patch against what it "
             "returns.",
             field="patch_document",
         ) from exc

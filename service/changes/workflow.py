@@ -11,11 +11,15 @@ bound to the same principal, operation, resource and exact properties or patch:
 Also the AWS Labs server's ways: ``skip_security_check=True`` (only when the operator disabled
 scanning; recorded as "not scanned: skipped by caller") and a delete explained from content
 (``explain(content=get_resource(...), operation="delete")``), whose explained token is the root
-of its chain, bound to the principal and the resource.
+of its chain, bound to the principal and the resource. Every step acts in one region: the one
+asked for, else the server's; the tokens are bound to it.
 
-``authorize`` is the last check, made by the mutation itself: it checks that the tokens given
-form one chain and consumes the final one once, atomically in the shared backend, so no server
-instance can use it again.
+``authorize`` is the last check, made once by the mutation itself before it locks: the tokens
+given form one chain for exactly this change; ``consume`` then uses the final token once, under
+the lock, atomically in the shared backend, so no server instance can use it again.
+
+Every step takes the request's ``Principal`` (``authz.principal``) and returns a typed value;
+the faces word the results and name their own tools or commands as the next step.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ccstate.service.authz.policy import Policy
+from ccstate.service.authz.principal import Principal
 from ccstate.service.authz.tokens import (
+    IssuedToken,
     TokenPrincipal,
     TokenRecord,
     TokenService,
@@ -59,10 +66,9 @@ from ccstate.service.changes.validation import (
     validate_text,
     validate_type_name,
 )
-from ccstate.service.errors import InvalidInput, ReadOnlyMode, TokenError
+from ccstate.service.errors import InvalidInput, TokenError
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider, cloud_in
-from ccstate.service.state.model import Principal
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +97,6 @@ class Redactor:
 
 @dataclass(frozen=True)
 class WorkflowConfig:
-    readonly: bool = False
     scanning_enabled: bool = True
     default_tags: bool = True
     region: str | None = None
@@ -121,7 +126,103 @@ class Authorization:
         return self.record.payload
 
 
+@dataclass(frozen=True)
+class EnvironmentReport:
+    """What ``environment`` sees of the process's AWS settings (secrets masked)."""
+
+    variables: dict[str, Any]
+    properly_configured: bool
+    credential_source: str
+    security_scanning: str
+    default_tags: str
+    readonly_mode: bool
+    profile: str = ""
+    region: str = ""
+    using_env_vars: bool = False
+    token: IssuedToken | None = None  # the environment token (the AWS Labs order)
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """Who and where, without a token (the AWS Labs get_aws_account_info)."""
+
+    identity: CallerIdentity
+    region: str | None
+    person: str
+    readonly_mode: bool
+    profile: str = ""
+    using_env_vars: bool = False
+    scanning_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    identity: CallerIdentity
+    region: str | None
+    person: str
+    readonly_mode: bool
+    credentials: IssuedToken
+    profile: str = ""
+    using_env_vars: bool = False
+
+
+@dataclass(frozen=True)
+class GeneratedChange:
+    operation: str
+    resource_type: str
+    identifier: str | None
+    region: str | None
+    token: IssuedToken
+    template: dict[str, Any]
+    shown_properties: dict[str, Any]
+    patch_document: list[Any] | None = None  # update: the patch, redacted
+    properties_before: dict[str, Any] | None = None  # update: redacted
+    supports_tagging: bool = False
+
+
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    # None when content was explained without a token (nothing to execute).
+    token: IssuedToken | None = None
+    operation: str | None = None
+    scanning_enabled: bool = True
+    explained: Any = None  # what was explained (properties, patch, or the resource deleted)
+    resource_type: str | None = None
+    identifier: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    operation: str
+    result: ScanResult
+    token: IssuedToken | None  # None: the scan authorizes nothing
+    resource_type: str = ""
+    timestamp: str = ""
+    # FAILED: a token for approve_security_findings only; it authorizes nothing itself.
+    findings_token: IssuedToken | None = None
+
+    @property
+    def authorizes(self) -> bool:
+        return self.token is not None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's answer to a FAILED scan: a token for exactly that change, or none."""
+
+    decision: str
+    operation: str
+    proceed: bool
+    accepted: ScanResult | None = None
+    token: IssuedToken | None = None
+
+
 class Workflow:
+    """The steps before a change. Every step takes the request's ``Principal``; the tokens it
+    issues are bound to it. Holds no principal of its own."""
+
     def __init__(
         self,
         cloud: CloudProvider,
@@ -130,8 +231,8 @@ class Workflow:
         redact: Redactor,
         config: WorkflowConfig,
         *,
-        user: Principal,
         scanner: SecurityScanner,
+        policy: Policy | None = None,
     ) -> None:
         self.cloud = cloud
         self.schemas = schemas
@@ -139,96 +240,78 @@ class Workflow:
         self.redact = redact
         self.config = config
         self.scanner = scanner
-        self._user = user
+        self.policy = policy or Policy()
         self._identity: CallerIdentity | None = None
 
     # ------------------------------------------------------------------ who we are
 
     async def identity(self) -> CallerIdentity:
-        """Who AWS says we are (account, ARN, region), asked once per server."""
+        """Who AWS says this process's credentials are (account, ARN, region), asked once."""
         if self._identity is None:
             self._identity = await self.cloud.caller_identity()
         return self._identity
 
-    async def principal(self) -> Principal:
-        """The local (or authenticated) user plus the AWS identity."""
-        identity = await self.identity()
-        return self._user.model_copy(update={"aws_session": identity.arn})
-
-    async def token_principal(self) -> TokenPrincipal:
-        who = await self.principal()
-        return TokenPrincipal(
-            arn=who.aws_session or "unknown", user=who.authenticated_user or who.user
-        )
-
-    async def environment(self) -> dict[str, Any]:
-        """The environment check, with the AWS Labs server's environment_token."""
-        shown = self.environment_report()
-        issued = await self.tokens.issue("environment", principal=await self.token_principal())
-        return {**shown, "environment_token": issued.token}
-
-    def environment_report(self) -> dict[str, Any]:
+    def environment(self) -> EnvironmentReport:
         env = self.config.env
         names = ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
         shown: dict[str, Any] = {name: env.get(name) for name in names}
         has_keys = bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"))
         shown["AWS_ACCESS_KEY_ID"] = _mask(env.get("AWS_ACCESS_KEY_ID"))
-        shown[SCANNING_ENV] = "enabled" if self.config.scanning_enabled else "disabled"
+        shown[SCANNING_ENV] = self._scanning_label()
         shown["DEFAULT_TAGS"] = "enabled" if self.config.default_tags else "disabled"
         configured = has_keys or bool(env.get("AWS_PROFILE")) or _has_shared_credentials(env)
-        return {
-            "environment_variables": shown,
-            "properly_configured": configured,
-            "credential_source": "environment" if has_keys else "profile or default chain",
-            "aws_auth_type": "env" if has_keys else "profile",
-            "aws_profile": env.get("AWS_PROFILE") or "",
-            "aws_region": self.config.region or env.get("AWS_REGION") or "",
-            "security_scanning": shown[SCANNING_ENV],
-            "default_tags": shown["DEFAULT_TAGS"],
-            "readonly_mode": self.config.readonly,
-            "next_step": "Call get_aws_session_info() to confirm the account and get a "
-            "credentials_token.",
-        }
+        return EnvironmentReport(
+            variables=shown,
+            properly_configured=configured,
+            credential_source="environment" if has_keys else "profile or default chain",
+            security_scanning=shown[SCANNING_ENV],
+            default_tags=shown["DEFAULT_TAGS"],
+            readonly_mode=self.policy.readonly,
+            profile=env.get("AWS_PROFILE") or "",
+            region=self.config.region or env.get("AWS_REGION") or "",
+            using_env_vars=has_keys,
+        )
 
-    async def session_info(self, environment_token: str = "") -> dict[str, Any]:
-        principal = await self.token_principal()
-        if environment_token:  # the AWS Labs order: check_environment_variables first
+    async def check_environment(self, principal: Principal) -> EnvironmentReport:
+        """The environment report with an environment token (the AWS Labs order: this check
+        first, then the session)."""
+        issued = await self.tokens.issue("environment", principal=principal.for_token())
+        return replace(self.environment(), token=issued)
+
+    async def session_info(
+        self, principal: Principal, *, environment_token: str = ""
+    ) -> SessionInfo:
+        bound = principal.for_token()
+        if environment_token:  # checked when given; ccstate's own clients start here
             await self.tokens.validate(
-                environment_token, expected_type="environment", principal=principal
+                environment_token, expected_type="environment", principal=bound
             )
-        issued = await self.tokens.issue("credentials", principal=principal)
-        return {
-            **await self.account(),
-            "credentials_valid": True,
-            "credentials_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "message": "Show the user this account, identity and region before any change.",
-        }
+        account = await self.account(principal)
+        issued = await self.tokens.issue("credentials", principal=bound)
+        return SessionInfo(
+            identity=account.identity,
+            region=account.region,
+            person=account.person,
+            readonly_mode=account.readonly_mode,
+            credentials=issued,
+            profile=account.profile,
+            using_env_vars=account.using_env_vars,
+        )
 
-    async def account(self) -> dict[str, Any]:
-        """Who and where, without a token (the AWS Labs get_aws_account_info)."""
+    async def account(self, principal: Principal) -> AccountInfo:
         identity = await self.identity()
-        who = await self.principal()
         env = self.config.env
-        using_env_vars = bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"))
-        readonly = self.config.readonly
-        return {
-            "account_id": identity.account,
-            "arn": identity.arn,
-            "user_id": identity.user_id,
-            "region": self.config.region or identity.region,
-            "profile": env.get("AWS_PROFILE") or "",
-            "credential_source": identity.credential_source,
-            "aws_auth_type": "env" if using_env_vars else "profile",
-            "using_env_vars": using_env_vars,
-            "user": who.authenticated_user or who.user,
-            "readonly_mode": readonly,
-            "readonly_message": "This server is read-only: it lists and reads resources but "
-            "creates, updates and deletes nothing."
-            if readonly
-            else "",
-            "security_scanning": self._scanning_label(),
-        }
+        return AccountInfo(
+            identity=identity,
+            region=self.config.region or identity.region,
+            person=principal.person,
+            readonly_mode=self.policy.readonly,
+            profile=env.get("AWS_PROFILE") or "",
+            using_env_vars=bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")),
+            scanning_enabled=self.config.scanning_enabled,
+        )
+
+    # ------------------------------------------------------------------ regions and reads
 
     async def region_for(self, region: str | None) -> str:
         """The region a call acts in: the one asked for, else the server's."""
@@ -245,8 +328,6 @@ class Workflow:
     async def cloud_for(self, region: str | None) -> CloudProvider:
         """The Cloud Control client of the region a call acts in."""
         return cloud_in(self.cloud, await self.region_for(region))
-
-    # ------------------------------------------------------------------ reads
 
     async def list_identifiers(
         self,
@@ -271,10 +352,15 @@ class Workflow:
             if not token or len(found) >= limit:
                 return found, token
 
+    async def analyze(self, resource_type: str, properties: dict[str, Any]) -> ScanResult:
+        """A scan of a resource as it is (analyze_security): a report; no token is issued."""
+        return await self.scanner.scan(resource_type, properties)
+
     # ------------------------------------------------------------------ generate
 
     async def generate(
         self,
+        principal: Principal,
         *,
         credentials_token: str,
         resource_type: str,
@@ -283,18 +369,16 @@ class Workflow:
         identifier: str = "",
         patch_document: list[dict[str, Any]] | None = None,
         region: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> GeneratedChange:
         operation = _infer_operation(operation, properties, identifier, patch_document)
         if operation == "update" and not patch_document and properties:
             # The AWS Labs form of an update: the properties to set on the resource.
             patch_document = properties_as_patch(properties)
-        self._refuse_if_readonly(operation)
+        self.policy.check(principal, operation)  # type: ignore[arg-type]
         validate_type_name(resource_type)
-        principal = await self.token_principal()
+        bound = principal.for_token()
         # The credentials token is checked before any schema or cloud read.
-        await self.tokens.validate(
-            credentials_token, expected_type="credentials", principal=principal
-        )
+        await self.tokens.validate(credentials_token, expected_type="credentials", principal=bound)
         where = await self.region_for(region)
         schema = await self.schemas.get_schema(resource_type)
         plan = await self._plan(
@@ -302,7 +386,7 @@ class Workflow:
         )
         issued = await self.tokens.issue(
             "generated_code",
-            principal=principal,
+            principal=bound,
             parent=credentials_token,
             operation=operation,
             resource_type=resource_type,
@@ -311,25 +395,20 @@ class Workflow:
             region=where,
         )
         shown = self._shown(schema, plan)
-        result: dict[str, Any] = {
-            "operation": operation,
-            "resource_type": resource_type,
-            "identifier": plan.identifier,
-            "region": where,
-            "generated_code_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "cloudformation_template": _template(resource_type, shown),
-            "properties": shown,
-            "properties_for_explanation": shown,
-            "supports_tagging": schema.tags_property is not None,
-            "next_step": "Call explain(generated_code_token=..., user_intent=...) and show the "
-            "explanation to the user.",
-        }
-        if operation == "update":
-            # Shown, not replayed: update_resource applies the patch the tokens carry.
-            result["patch_document"] = self.redact_patch(schema, plan.payload)
-            result["properties_before"] = self.redact(schema, plan.before or {})
-        return result
+        update = operation == "update"
+        return GeneratedChange(
+            operation=operation,
+            resource_type=resource_type,
+            identifier=plan.identifier,
+            region=where,
+            supports_tagging=schema.tags_property is not None,
+            token=issued,
+            template=_template(resource_type, shown),
+            shown_properties=shown,
+            # Shown, not replayed: the update applies the patch the tokens carry.
+            patch_document=self.redact_patch(schema, plan.payload) if update else None,
+            properties_before=self.redact(schema, plan.before or {}) if update else None,
+        )
 
     async def _plan(
         self,
@@ -363,13 +442,14 @@ class Workflow:
 
     async def explain(
         self,
+        principal: Principal,
         *,
         generated_code_token: str = "",
         content: Any = None,
         context: str = "",
         user_intent: str = "",
         operation: str = "",
-    ) -> dict[str, Any]:
+    ) -> Explanation:
         user_intent = validate_text(user_intent, "user_intent")
         context = validate_text(context, "context")
         operation = (operation or "").strip().lower()
@@ -377,77 +457,54 @@ class Workflow:
             if content is None:
                 raise InvalidInput(
                     "explain needs either content to explain or a generated_code_token.",
-                    next_step="Pass the generated_code_token from generate_infrastructure_code.",
+                    next_step="Pass the generated_code_token from ${prepare}.",
+                    step="pass_generated_token",
                 )
             _check_content_size(content)
             if operation in ("delete", "destroy"):
-                return await self._explain_delete(content, user_intent)
-            text = explain_content(content, context=context, user_intent=user_intent)
-            return {
-                "explanation": text,
-                "operation_type": operation or "analyze",
-                "ready_for_execution": False,
-            }
-        principal = await self.token_principal()
+                return await self._explain_delete(principal, content, user_intent)
+            return Explanation(
+                explain_content(content, context=context, user_intent=user_intent),
+                operation=operation or "analyze",
+            )
+        bound = principal.for_token()
         generated = await self.tokens.validate(
-            generated_code_token, expected_type="generated_code", principal=principal
+            generated_code_token, expected_type="generated_code", principal=bound
         )
         text = await self._explanation(generated, user_intent)
         issued = await self.tokens.issue(
             "explained",
-            principal=principal,
+            principal=bound,
             parent=generated_code_token,
             explanation=text,
             user_intent=user_intent or None,
         )
-        operation = generated.operation
-        needs_scan = operation != "delete"
-        scan_step = (
-            "run_checkov(explained_token)"
-            if self.config.scanning_enabled
-            else f"run_checkov(explained_token) (it records that {SCANNING_ENV} is disabled)"
+        return Explanation(
+            text,
+            issued,
+            generated.operation,
+            self.config.scanning_enabled,
+            explained=content if content is not None else _explained_payload(generated),
+            resource_type=generated.resource_type,
+            identifier=generated.identifier,
+            region=generated.region,
         )
-        return {
-            "explanation": text,
-            "explained_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "operation": operation,
-            "operation_type": operation,
-            "ready_for_execution": True,
-            "properties_being_explained": content
-            if content is not None
-            else self._explained_properties(generated),
-            "security_scanning": self._scanning_label(),
-            "next_step": (
-                f"Show the explanation to the user. When they approve, call {scan_step}, then "
-                f"{operation}_resource with its security_scan_token."
-                if needs_scan
-                else "Show the explanation to the user. When they approve, call "
-                "delete_resource(identifier, explained_token, confirmed=True)."
-            ),
-        }
 
-    def _explained_properties(self, record: TokenRecord) -> Any:
-        if record.operation == "create":
-            return record.payload  # the caller's own properties, default tags added
-        return {"identifier": record.identifier, "patch_document": record.payload}
-
-    async def _explain_delete(self, content: Any, intent: str) -> dict[str, Any]:
+    async def _explain_delete(self, principal: Principal, content: Any, intent: str) -> Explanation:
         """A delete explained from what get_resource returned (the AWS Labs way): the
-        explanation is of the resource as it is now, and the token is bound to it."""
+        explanation is of the resource as AWS has it now, and the token is bound to it."""
         type_name, identifier, region = _resource_named_by(content)
-        self._refuse_if_readonly("delete")
+        self.policy.check(principal, "delete")
         validate_type_name(type_name)
         identifier = validate_identifier(identifier)
         schema = await self.schemas.get_schema(type_name)
         where = await self.region_for(region)
-        before = await cloud_in(self.cloud, where).get_resource(schema.type_name, identifier)
-        text = explain_delete(
-            schema.type_name, identifier, self.redact(schema, before.properties), user_intent=intent
-        )
+        found = await cloud_in(self.cloud, where).get_resource(schema.type_name, identifier)
+        shown = self.redact(schema, found.properties)
+        text = explain_delete(schema.type_name, identifier, shown, user_intent=intent)
         issued = await self.tokens.issue(
             "explained",
-            principal=await self.token_principal(),
+            principal=principal.for_token(),
             operation="delete",
             resource_type=schema.type_name,
             identifier=identifier,
@@ -455,21 +512,16 @@ class Workflow:
             user_intent=intent or None,
             region=where,
         )
-        return {
-            "explanation": text,
-            "explained_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "operation": "delete",
-            "operation_type": "delete",
-            "ready_for_execution": True,
-            "resource_type": schema.type_name,
-            "identifier": identifier,
-            "region": where,
-            "properties_being_explained": self.redact(schema, before.properties),
-            "next_step": "Show the explanation to the user. When they confirm, call "
-            "delete_resource(resource_type, identifier, credentials_token, explained_token, "
-            "confirmed=True).",
-        }
+        return Explanation(
+            text,
+            issued,
+            "delete",
+            self.config.scanning_enabled,
+            explained=shown,
+            resource_type=schema.type_name,
+            identifier=identifier,
+            region=where,
+        )
 
     async def _explanation(self, record: TokenRecord, intent: str) -> str:
         schema = await self.schemas.get_schema(record.resource_type or "")
@@ -499,52 +551,36 @@ class Workflow:
 
     # ------------------------------------------------------------------ scan
 
-    async def scan(self, *, explained_token: str) -> dict[str, Any]:
-        principal = await self.token_principal()
+    async def scan(self, principal: Principal, *, explained_token: str) -> ScanOutcome:
+        bound = principal.for_token()
         explained = await self.tokens.validate(
-            explained_token, expected_type="explained", principal=principal
+            explained_token, expected_type="explained", principal=bound
         )
         if explained.operation == "delete":
             raise InvalidInput(
                 "A delete has nothing to scan.",
-                next_step="Call delete_resource with the explained_token and confirmed=True.",
+                next_step="Call ${delete} with the explained_token and confirmed=True.",
+                step="delete_without_scan",
             )
         schema = await self.schemas.get_schema(explained.resource_type or "")
         result = await self.scanner.scan(schema.type_name, await self._after(explained))
-        response = scan_report(result, schema.type_name, self.clock_now())
+        issued = findings = None
         if result.authorizes_execution:
             issued = await self.tokens.issue(
-                "scanned", principal=principal, parent=explained_token, scan=result
-            )
-            response["security_scan_token"] = issued.token
-            response["token_expires_at"] = issued.expires_at.isoformat()
-            response["next_step"] = (
-                f"Show the scan result to the user, then call {explained.operation}_resource "
-                "with credentials_token, explained_token and this security_scan_token."
+                "scanned", principal=bound, parent=explained_token, scan=result
             )
         elif result.status == "FAILED":
-            issued = await self.tokens.issue(
-                "scan_findings", principal=principal, parent=explained_token, scan=result
+            findings = await self.tokens.issue(
+                "scan_findings", principal=bound, parent=explained_token, scan=result
             )
-            response["security_scan_token"] = issued.token
-            response["token_expires_at"] = issued.expires_at.isoformat()
-            response["message"] = (
-                "Security issues found. This token authorizes nothing by itself: ask the user "
-                "whether to fix the issues, proceed anyway, or cancel."
-            )
-            response["next_step"] = (
-                "Show the failed checks to the user and ask: fix, proceed anyway, or cancel. "
-                "WAIT for their answer. To proceed, call approve_security_findings("
-                "security_scan_token, decision='proceed anyway', accepted_checks=[the failed "
-                "check ids], reason=<their reason>); to fix, start again with "
-                "generate_infrastructure_code."
-            )
-        else:
-            response["next_step"] = result.message or (
-                f"The scan did not run: install checkov with `pip install 'ccstate[scan]'`, "
-                f"or start the server with {SCANNING_ENV}=disabled."
-            )
-        return response
+        return ScanOutcome(
+            explained.operation or "",
+            result,
+            issued,
+            resource_type=schema.type_name,
+            timestamp=_now(),
+            findings_token=findings,
+        )
 
     async def _after(self, record: TokenRecord) -> dict[str, Any]:
         if record.operation == "create":
@@ -553,74 +589,52 @@ class Workflow:
         found = await cloud.get_resource(record.resource_type or "", record.identifier or "")
         return apply_patch(found.properties, record.payload)
 
-    def clock_now(self) -> str:
-        return datetime.now(UTC).isoformat()
-
-    async def analyze(self, resource_type: str, properties: dict[str, Any]) -> dict[str, Any]:
-        """A scan of a resource as it is (get_resource/list_resources analyze_security): a
-        report only; no token is issued."""
-        result = await self.scanner.scan(resource_type, properties)
-        return scan_report(result, resource_type, self.clock_now())
-
     # ------------------------------------------------------------------ approve
 
     async def approve(
         self,
+        principal: Principal,
         *,
         security_scan_token: str,
         decision: str,
         accepted_checks: list[str] | None = None,
         reason: str = "",
-    ) -> dict[str, Any]:
+    ) -> Approval:
         """A person's answer to a FAILED scan. "proceed anyway" with every failed check named
-        and a reason issues the security_scan_token of exactly that change; "fix" or "cancel"
-        ends this chain."""
-        choice = _decision(decision)
+        and a reason issues the scanned token of exactly that change; "fix" or "cancel" uses
+        the findings token up."""
+        proceed = _decision(decision)
         reason = validate_text(reason, "reason")
-        principal = await self.token_principal()
+        bound = principal.for_token()
         findings = await self.tokens.validate(
-            security_scan_token, expected_type="scan_findings", principal=principal
+            security_scan_token, expected_type="scan_findings", principal=bound
         )
-        assert findings.scan is not None  # a scan_findings token always carries its scan
-        if choice == "stop":
+        await self.tokens.ensure_unused(findings)
+        operation = findings.operation or ""
+        if not proceed:
             await self.tokens.consume(
-                security_scan_token, expected_type="scan_findings", principal=principal
+                security_scan_token, expected_type="scan_findings", principal=bound
             )
-            return {
-                "decision": decision,
-                "accepted_checks": [],
-                "message": "Nothing will be changed; this scan's token is used up.",
-                "next_step": "To fix the findings, change the properties and start again with "
-                "generate_infrastructure_code.",
-            }
+            return Approval(decision, operation, proceed=False)
         if not reason.strip():
             raise InvalidInput(
                 "Accepting security findings needs the person's reason.",
                 next_step="Ask the user why they proceed anyway and pass it as reason.",
                 field="reason",
             )
+        assert findings.scan is not None  # a scan_findings token always carries its scan
         accepted = accept_findings(
             findings.scan,
             accepted_checks or [],
             reason=reason,
             accepted_by=principal.describe(),
-            at=self.clock_now(),
+            at=_now(),
             allow_critical=self.config.accept_critical_findings,
         )
         issued = await self.tokens.issue(
-            "scanned", principal=principal, parent=security_scan_token, scan=accepted
+            "scanned", principal=bound, parent=security_scan_token, scan=accepted
         )
-        return {
-            "decision": decision,
-            "accepted_checks": accepted.failed_ids,
-            "security_scan_token": issued.token,
-            "token_expires_at": issued.expires_at.isoformat(),
-            "checkov_results": accepted.checkov_results(),
-            "message": "The user accepted these findings; the acceptance and reason will be "
-            "recorded with the change.",
-            "next_step": f"Call {findings.operation}_resource with credentials_token, "
-            "explained_token and this security_scan_token.",
-        }
+        return Approval(decision, operation, proceed=True, accepted=accepted, token=issued)
 
     def _scanning_label(self) -> str:
         return "enabled" if self.config.scanning_enabled else "disabled"
@@ -629,6 +643,7 @@ class Workflow:
 
     async def authorize(
         self,
+        principal: Principal,
         *,
         operation: str,
         resource_type: str,
@@ -639,51 +654,52 @@ class Workflow:
         security_scan_token: str,
         skip_security_check: bool = False,
         region: str | None = None,
-        consume: bool = True,
     ) -> Authorization:
-        """Check that the tokens form one chain for exactly this change, then consume the
-        final one (a scanned token; an explained token for a delete, or for a change whose
-        scan the caller skipped where the operator allows it). With ``consume=False`` only
-        check: the mutation checks before it locks, and consumes under the lock."""
-        self._refuse_if_readonly(operation)
-        principal = await self.token_principal()
+        """Check, once, that the tokens form one chain for exactly this change, issued to
+        ``principal``, in this region: one read of the final token (a scanned token; an
+        explained token for a delete, or for a change whose scan the caller skipped where the
+        operator disabled scanning). Nothing is consumed: the mutation calls ``consume`` under
+        its lock."""
+        self.policy.check(principal, operation)  # type: ignore[arg-type]
         where = await self.region_for(region)
         skipped = operation != "delete" and not security_scan_token and skip_security_check
         if skipped and self.config.scanning_enabled:
             raise TokenError(
-                f"skip_security_check is refused: the operator enabled {SCANNING_ENV}, so "
-                f"every {operation} is scanned.",
-                next_step="Call run_checkov(explained_token) and pass its security_scan_token "
-                "(if it finds issues, the user may accept them with approve_security_findings).",
+                f"Skipping the security scan is refused: the operator enabled {SCANNING_ENV}, "
+                f"so every {operation} is scanned.",
+                next_step="Call ${scan}(explained_token) and pass its security_scan_token "
+                "(if it finds issues, the user may accept them with ${approve}).",
+                step="skip_refused",
                 check="skip_refused",
             )
         by_explanation = operation == "delete" or skipped
         final = explained_token if by_explanation else security_scan_token
         if not final:
             raise TokenError(
-                f"{operation}_resource needs a security_scan_token from run_checkov.",
-                next_step="Call run_checkov(explained_token) and pass its security_scan_token"
-                + (
-                    "."
-                    if self.config.scanning_enabled
-                    else f", or skip_security_check=True ({SCANNING_ENV} is disabled)."
-                ),
+                f"The {operation} needs the security_scan_token of its scan.",
+                next_step="Call ${scan}(explained_token) and pass its security_scan_token"
+                + ("." if self.config.scanning_enabled else ", or ${skip_scan}."),
+                step="scan_missing",
                 check="scan_missing",
             )
-        if not by_explanation:
-            await self._refuse_unaccepted_findings(final)
-        await self._check_same_chain(final, credentials_token, explained_token, principal)
-        check = self.tokens.consume if consume else self.tokens.validate
-        record = await check(
-            final,
-            expected_type="explained" if by_explanation else "scanned",
-            principal=principal,
-            operation=operation,
-            resource_type=resource_type,
-            identifier=identifier,
-            payload_digest=payload_digest(payload) if payload is not None else None,
-            region=where,
-        )
+        bound = principal.for_token()
+        try:
+            record = await self.tokens.check_execution(
+                final,
+                expected_type="explained" if by_explanation else "scanned",
+                principal=bound,
+                operation=operation,
+                resource_type=resource_type,
+                identifier=identifier,
+                payload_digest=payload_digest(payload) if payload is not None else None,
+                chain={"explained": explained_token},
+                region=where,
+            )
+        except TokenError as exc:
+            if exc.details.get("actual") == "scan_findings":
+                raise await self._findings_not_accepted(final) from exc
+            raise
+        await self._check_credentials(record, credentials_token, bound)
         if skipped:
             checkov = skipped_result(by_caller=True).checkov_results()
         else:
@@ -693,55 +709,45 @@ class Workflow:
             }
         return Authorization(token=final, record=record, checkov_results=checkov, region=where)
 
-    async def _refuse_unaccepted_findings(self, token: str) -> None:
-        try:
-            record = await self.tokens.inspect(token)
-        except TokenError:
-            return  # the full check below says what is wrong with it
-        if record.type == "scan_findings":
-            failed = record.scan.failed_ids if record.scan else []
-            raise TokenError(
-                "This security_scan_token is from a scan that FAILED ("
-                + ", ".join(failed)
-                + "): it authorizes nothing until the user accepts the findings.",
-                next_step="Show the findings to the user. If they say proceed anyway, call "
-                "approve_security_findings(security_scan_token, decision='proceed anyway', "
-                "accepted_checks=[...], reason=...) and use the token it returns.",
-                check="findings_not_accepted",
-                failed_checks=failed,
-            )
-
-    async def _check_same_chain(
-        self, final: str, credentials: str, explained: str, principal: TokenPrincipal
+    async def _check_credentials(
+        self, record: TokenRecord, credentials_token: str, bound: TokenPrincipal
     ) -> None:
-        chain = await self.tokens.chain(final)
-        ancestors = {r.type: r.token_hash for r in chain}
-        if chain[-1].type == "explained" and chain[-1].operation == "delete":
-            # A delete explained from content has no credentials ancestor: the credentials
-            # token given must still be a live one of this principal.
+        """The credentials token given is the chain's; a delete explained from content has
+        none in its chain, so the one given must be a live one of this principal."""
+        if record.type == "explained" and record.parent_hash is None:
             await self.tokens.validate(
-                credentials, expected_type="credentials", principal=principal
+                credentials_token, expected_type="credentials", principal=bound
             )
-            wanted: tuple[tuple[str, str], ...] = (("explained", explained),)
-        else:
-            wanted = (("credentials", credentials), ("explained", explained))
-        for token_type, given in wanted:
-            if not given or ancestors.get(token_type) != token_hash(given):
-                raise TokenError(
-                    f"The {token_type}_token given is not the one this change was prepared "
-                    "and explained with: the tokens come from different chains.",
-                    next_step="Pass the tokens of one chain: the credentials_token you gave "
-                    "generate_infrastructure_code and the explained_token explain returned.",
-                    check="wrong_chain",
-                )
+            return
+        ours = (record.ancestors or {}).get("credentials")
+        if not credentials_token or ours != token_hash(credentials_token):
+            raise TokenError(
+                "The credentials_token given is not the one this change was prepared and "
+                "explained with: the tokens come from different chains.",
+                next_step="Pass the tokens of one chain: the credentials_token you gave "
+                "${prepare} and the explained_token ${explain} returned.",
+                step="pass_one_chain",
+                check="wrong_chain",
+            )
 
-    def _refuse_if_readonly(self, operation: str) -> None:
-        if self.config.readonly:
-            raise ReadOnlyMode(
-                f"This server is read-only: it refuses every change ({operation}).",
-                next_step="Restart the server without --readonly to make changes.",
-                operation=operation,
-            )
+    async def _findings_not_accepted(self, token: str) -> TokenError:
+        record = await self.tokens.inspect(token)
+        failed = record.scan.failed_ids if record.scan else []
+        return TokenError(
+            "This security_scan_token is from a scan that FAILED ("
+            + ", ".join(failed)
+            + "): it authorizes nothing until the user accepts the findings.",
+            next_step="Show the findings to the user. If they say proceed anyway, call "
+            "${approve} with the accepted check ids and their reason, and use the token "
+            "it returns.",
+            step="findings_not_accepted",
+            check="findings_not_accepted",
+            failed_checks=failed,
+        )
+
+    async def consume(self, auth: Authorization) -> None:
+        """Use the authorization's token, once, in the shared backend (write-once markers)."""
+        await self.tokens.consume_checked(auth.record)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -800,17 +806,10 @@ def properties_as_patch(properties: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _settable(schema: ResourceSchema, properties: dict[str, Any]) -> dict[str, Any]:
-    """What a caller could have written: read-only properties come back from AWS."""
-    read_only = {p.strip("/") for p in schema.read_only if p.count("/") == 1}
-    return {k: v for k, v in properties.items() if k not in read_only}
-
-
-def _template(resource_type: str, properties: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Resources": {"Resource": {"Type": resource_type, "Properties": properties or {}}},
-    }
+def _explained_payload(record: TokenRecord) -> Any:
+    if record.operation == "create":
+        return record.payload  # the caller's own properties, default tags added
+    return {"identifier": record.identifier, "patch_document": record.payload}
 
 
 _TYPE_KEYS = ("resource_type", "ResourceType", "TypeName", "type_name")
@@ -827,50 +826,43 @@ def _resource_named_by(content: Any) -> tuple[str, str, str | None]:
         raise InvalidInput(
             "To explain a delete, content must name the resource: its resource_type and "
             "identifier.",
-            next_step="Call get_resource(resource_type, identifier) and pass its result as "
-            'content, with operation="delete".',
+            next_step="Read the resource with ${get_resource} and pass its result as content, "
+            'with operation="delete".',
             field="content",
         )
     region = found.get("region")
     return type_name, identifier, region if isinstance(region, str) and region else None
 
 
-def scan_report(result: ScanResult, resource_type: str, timestamp: str) -> dict[str, Any]:
-    """A scan as run_checkov answers it: the AWS Labs fields and ccstate's."""
-    return {
-        "scan_status": result.status,
-        "raw_failed_checks": [
-            {
-                "check_id": c.get("id"),
-                "check_name": c.get("name"),
-                "severity": c.get("severity"),
-                "resource_path": c.get("path"),
-                "guideline": c.get("guideline"),
-            }
-            for c in result.failed_checks
-        ],
-        "raw_passed_checks": [],  # ccstate keeps the count: raw_summary.passed
-        "raw_summary": {"passed": result.passed, "failed": result.failed},
-        "resource_type": resource_type,
-        "timestamp": timestamp,
-        "summary": result.summary(),
-        "checkov_results": result.checkov_results(),
-        "details": result.to_dict(),
-        "message": result.message or result.summary(),
-    }
-
-
-def _decision(decision: str) -> str:
+def _decision(decision: str) -> bool:
+    """True to proceed, False to stop; anything else is refused."""
     key = re.sub(r"[\s-]+", "_", (decision or "").strip().lower())
     if key in PROCEED_DECISIONS:
-        return "proceed"
+        return True
     if key in STOP_DECISIONS:
-        return "stop"
+        return False
     raise InvalidInput(
         f"decision must be 'proceed anyway', 'fix' or 'cancel', not {decision!r}.",
         next_step="Ask the user how to proceed and pass their answer as decision.",
         field="decision",
     )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _settable(schema: ResourceSchema, properties: dict[str, Any]) -> dict[str, Any]:
+    """What a caller could have written: read-only properties come back from AWS."""
+    read_only = {p.strip("/") for p in schema.read_only if p.count("/") == 1}
+    return {k: v for k, v in properties.items() if k not in read_only}
+
+
+def _template(resource_type: str, properties: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"Resource": {"Type": resource_type, "Properties": properties or {}}},
+    }
 
 
 def _check_content_size(content: Any) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccstate.service.authz.principal import Principal
 from ccstate.service.drift.detect import DriftDetector, DriftReport, ProgressCallback
 from ccstate.service.drift.remediate import DriftRemediator, FixOutcome
 from ccstate.service.errors import CcstateError
@@ -75,21 +76,25 @@ async def run_drift_check(
     record: bool = True,
     on_progress: ProgressCallback | None = None,
     user_intent: str = "",
+    principal: Principal | None = None,
 ) -> DriftRun:
     """Scan ``identifiers`` (default: all), record the scan, and fix what drifted if asked.
 
-    ``record=False`` (a read-only server) only reports. ``auto_fix`` needs a ``remediator``.
+    ``record=False`` (a read-only server) only reports. ``auto_fix`` needs a ``remediator``
+    and the ``principal`` the fixes are made for.
     """
-    if auto_fix and remediator is None:
-        raise ValueError("auto_fix needs a remediator")
+    if auto_fix and (remediator is None or principal is None):
+        raise ValueError("auto_fix needs a remediator and a principal")
     report = await detector.scan(identifiers, on_progress=on_progress)
     if report.stopped_reason:
         log.warning("drift scan %s", report.stopped_reason)
     run = DriftRun(report, recorded=record)
     if record:
         run.commit = await detector.record(report, meta)
-    if auto_fix and remediator is not None:
-        run.fixes = await remediator.remediate_all(report.drifted, user_intent=user_intent)
+    if auto_fix and remediator is not None and principal is not None:
+        run.fixes = await remediator.remediate_all(
+            principal, report.drifted, user_intent=user_intent
+        )
     return run
 
 
@@ -108,12 +113,14 @@ async def run_drift_monitor(
     on_run: RunCallback | None = None,
     stop: asyncio.Event | None = None,
     max_runs: int | None = None,
+    principal: Principal | Callable[[], Awaitable[Principal]] | None = None,
 ) -> int:
     """Check, record, wait ``interval`` seconds, repeat; returns the number of runs made.
 
     Ends when ``stop`` is set (promptly: the wait is interrupted), after ``max_runs`` runs, or
     when the task is cancelled. ``on_run(run, None)`` after each check, ``on_run(None, error)``
-    when one could not be made. ``meta`` may be a coroutine function, called once per run.
+    when one could not be made. ``meta`` may be a coroutine function, called once per run, and
+    so may ``principal`` (who the fixes are made for).
     ``record=False`` (a read-only server) checks and reports without writing the state.
     """
     if interval <= 0:
@@ -122,7 +129,7 @@ async def run_drift_monitor(
     wanted = list(identifiers) if identifiers is not None else None
     runs = 0
     while not stop.is_set():
-        run, error = await _one_run(detector, meta, wanted, remediator, auto_fix, record)
+        run, error = await _one_run(detector, meta, wanted, remediator, auto_fix, record, principal)
         runs += 1
         if on_run is not None:
             answer = on_run(run, error)
@@ -142,9 +149,12 @@ async def _one_run(
     remediator: DriftRemediator | None,
     auto_fix: bool,
     record: bool,
+    principal: Principal | Callable[[], Awaitable[Principal]] | None,
 ) -> tuple[DriftRun | None, CcstateError | None]:
     try:
         run_meta = meta if isinstance(meta, CommitMeta) else await meta()
+        who = principal() if callable(principal) else principal
+        run_principal = await who if inspect.isawaitable(who) else who
         run = await run_drift_check(
             detector,
             run_meta,
@@ -152,6 +162,7 @@ async def _one_run(
             remediator=remediator,
             auto_fix=auto_fix,
             record=record,
+            principal=run_principal,
         )
     except CcstateError as exc:
         log.error("drift check failed: %s", exc)

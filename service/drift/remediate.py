@@ -1,11 +1,11 @@
 """Fix drift the way a person would: through the execution-token workflow, recorded as
 ``remediate``.
 
-A remediation is an ordinary update. It takes the same token chain as a human change
-(credentials -> generate code -> explain -> security scan -> update), so a failed scan authorizes
-nothing, the explanation is recorded, and the token is the key of the lineage entry. The only
-differences are what is recorded: the operation is ``remediate`` (not ``update``), and the
-change carries the drift it fixed in its ``drift_status``.
+A remediation is an ordinary update, driven by ``changes.runner``. It takes the same token
+chain as a human change (credentials -> generate code -> explain -> security scan -> update),
+so a failed scan authorizes nothing, the explanation is recorded, and the token is the key of
+the lineage entry. The only differences are what is recorded: the operation is ``remediate``
+(not ``update``), and the change carries the drift it fixed in its ``drift_status``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ccstate.service.changes.executor import ResourceOperations
-from ccstate.service.changes.workflow import Workflow
+from ccstate.service.authz.principal import Principal
+from ccstate.service.changes.runner import ChangeRequest, ChangeRunner, scan_refusal
 from ccstate.service.drift.compare import PropertyDifference
 from ccstate.service.drift.detect import DriftDetector, ResourceDrift
 from ccstate.service.drift.plan import RemediationPlan
@@ -68,19 +68,22 @@ class FixOutcome:
 
 
 class DriftRemediator:
-    """Restores recorded properties through ``Workflow`` and ``ResourceOperations``."""
+    """Restores recorded properties through the ``ChangeRunner`` (the token workflow)."""
 
-    def __init__(
-        self, detector: DriftDetector, workflow: Workflow, operations: ResourceOperations
-    ) -> None:
+    def __init__(self, detector: DriftDetector, runner: ChangeRunner) -> None:
         self.detector = detector
-        self.workflow = workflow
-        self.operations = operations
+        self.runner = runner
 
     async def remediate(
-        self, identifier: str, *, user_intent: str = "", drift: ResourceDrift | None = None
+        self,
+        principal: Principal,
+        identifier: str,
+        *,
+        user_intent: str = "",
+        drift: ResourceDrift | None = None,
     ) -> FixOutcome:
-        """Check ``identifier`` again (the cloud may have moved since ``drift``), then fix it.
+        """Check ``identifier`` again (the cloud may have moved since ``drift``), then fix it
+        for ``principal``.
 
         Never raises for one resource's failure: the outcome says what happened, so fixing a
         whole scan does not stop at the first resource that cannot be fixed.
@@ -93,7 +96,7 @@ class DriftRemediator:
         if not plan.remediable:
             return FixOutcome(identifier, plan.resource_type, "NOT_REMEDIABLE", plan.reason, plan)
         try:
-            return await self._apply(plan, user_intent or _default_intent(plan))
+            return await self._apply(principal, plan, user_intent or _default_intent(plan))
         except CcstateError as exc:
             log.warning("remediation of %s failed: %s", identifier, exc)
             return FixOutcome(
@@ -101,63 +104,56 @@ class DriftRemediator:
             )
 
     async def remediate_all(
-        self, drifted: Iterable[ResourceDrift], *, user_intent: str = ""
+        self, principal: Principal, drifted: Iterable[ResourceDrift], *, user_intent: str = ""
     ) -> list[FixOutcome]:
         """One at a time: each fix takes the resource's lock and commits its own entry."""
         return [
-            await self.remediate(r.identifier, user_intent=user_intent, drift=r)
+            await self.remediate(principal, r.identifier, user_intent=user_intent, drift=r)
             for r in drifted
             if r.status == "MODIFIED"
         ]
 
-    async def _apply(self, plan: RemediationPlan, intent: str) -> FixOutcome:
-        flow = self.workflow
-        session = await flow.session_info()
-        credentials = session["credentials_token"]
-        generated = await flow.generate(
-            credentials_token=credentials,
-            resource_type=plan.resource_type,
-            operation="update",
-            identifier=plan.identifier,
-            patch_document=plan.patch,
+    async def _apply(self, principal: Principal, plan: RemediationPlan, intent: str) -> FixOutcome:
+        recorded = await self.detector.store.get_resource(plan.identifier)
+        run = await self.runner.run(
+            principal,
+            ChangeRequest(
+                operation="update",
+                resource_type=plan.resource_type,
+                identifier=plan.identifier,
+                patch=plan.patch,
+                user_intent=intent,
+                record_as=REMEDIATE,
+                drift_status=remediated_status(plan),
+                region=recorded.region if recorded else None,  # fixed where it is
+            ),
         )
-        explained = await flow.explain(
-            generated_code_token=generated["generated_code_token"], user_intent=intent
-        )
-        scanned = await flow.scan(explained_token=explained["explained_token"])
-        scan = {k: scanned[k] for k in ("scan_status", "summary") if k in scanned}
-        if "security_scan_token" not in scanned:
+        scan = None
+        if run.scan is not None:
+            scan = {"scan_status": run.scan.result.status, "summary": run.scan.result.summary()}
+        if not run.done or run.outcome is None:
+            refused = run.scan.result if run.scan is not None else None
             return FixOutcome(
                 plan.identifier,
                 plan.resource_type,
                 "REFUSED",
-                f"The security scan did not authorize the fix ({scanned.get('scan_status')}): "
-                f"{scanned.get('next_step', '')}".strip(),
+                scan_refusal(refused, "fix") if refused is not None else run.reason,
                 plan,
-                explanation=explained["explanation"],
+                explanation=run.explanation.text,
                 scan=scan,
             )
-        done = await self.operations.update(
-            resource_type=plan.resource_type,
-            identifier=plan.identifier,
-            patch_document=plan.patch,
-            credentials_token=credentials,
-            explained_token=explained["explained_token"],
-            security_scan_token=scanned["security_scan_token"],
-            record_as=REMEDIATE,
-            drift_status=remediated_status(plan),
-        )
+        done = run.outcome
         return FixOutcome(
             plan.identifier,
             plan.resource_type,
             "REMEDIATED",
             plan.reason,
             plan,
-            explanation=explained["explanation"],
+            explanation=run.explanation.text,
             scan=scan,
-            state_serial=done.get("state_serial"),
-            execution_token=done.get("execution_token"),
-            properties=done.get("properties"),
+            state_serial=done.state_serial,
+            execution_token=done.execution_token,
+            properties=done.properties,
         )
 
 

@@ -35,7 +35,6 @@ class MigrationReport:
 
 class MigrationFailed(CcstateError):
     code = "migration_failed"
-    exit_code = 5
 
 
 async def migrate(

@@ -121,7 +121,7 @@ def apply_commit(view: StateView, commit: Commit) -> None:
     if commit.serial != view.serial + 1:
         raise StateCorrupt(
             f"Commit {commit.serial} does not follow serial {view.serial}.",
-            next_step="The log has a gap or a duplicate; run `ccstate state versions` and "
+            next_step="The log has a gap or a duplicate; run ${versions} and "
             "restore the missing commit file from a backup.",
         )
     if view.serial and commit.lineage != view.lineage:

@@ -9,20 +9,91 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
+from ccstate.service.authz.policy import Policy
+from ccstate.service.authz.principal import Principal
 from ccstate.service.changes.validation import validate_text, validate_type_name
 from ccstate.service.changes.workflow import Workflow
-from ccstate.service.errors import InvalidInput, NotFound, ReadOnlyMode
+from ccstate.service.errors import InvalidInput, NotFound
 from ccstate.service.names import validate_identifier
-from ccstate.service.state.model import CommitMeta, ResourceChange, StateDocument
+from ccstate.service.state.model import (
+    Commit,
+    CommitMeta,
+    LineageEntry,
+    ResourceChange,
+    ResourceState,
+    StateDocument,
+    VersionInfo,
+)
 from ccstate.service.state.store import StateStore
 
 MAX_VERSIONS = 200
 MAX_LOADED_RESOURCES = 500
 
 Exporter = Callable[[StateDocument], Awaitable[str | None]]
-Locker = Callable[[str | None, str], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True)
+class ResourceView:
+    """One managed resource as the state records it (with its lineage if asked)."""
+
+    serial: int
+    lineage: str
+    resource: ResourceState
+    entries: list[LineageEntry] | None = None
+
+
+@dataclass(frozen=True)
+class StateListing:
+    workspace: str
+    serial: int
+    lineage: str
+    last_updated: str | None
+    resources: list[ResourceState]  # at most MAX_LOADED_RESOURCES
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.resources)
+
+
+@dataclass(frozen=True)
+class ResourceHistory:
+    identifier: str
+    in_state: bool
+    entries: list[LineageEntry]
+
+
+@dataclass(frozen=True)
+class StateVersions:
+    head: int
+    versions: list[VersionInfo]
+
+
+@dataclass(frozen=True)
+class Restored:
+    restored_from: int
+    commit: Commit
+
+
+@dataclass(frozen=True)
+class Imported:
+    identifier: str
+    resource_type: str
+    commit: Commit
+    properties: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Saved:
+    document: StateDocument
+    saved_to: str | None
+    backend: str
+
+
+Locker = Callable[[Principal, str | None, str], AbstractAsyncContextManager[None]]
 
 
 class StateTools:
@@ -31,39 +102,39 @@ class StateTools:
         workflow: Workflow,
         store: StateStore,
         *,
-        readonly: bool = False,
+        policy: Policy | None = None,
         save: Exporter | None = None,
         lock: Locker | None = None,
     ) -> None:
-        """``lock(identifier | None, operation)``: the lock to hold while the state is
-        rewritten (``ResourceOperations.locked``); restores take the workspace lock."""
+        """``lock(principal, identifier | None, operation)``: the lock to hold while the state
+        is rewritten (``ResourceOperations.locked``); restores take the workspace lock."""
         self.workflow = workflow
         self.store = store
-        self.readonly = readonly
+        self.policy = policy or Policy()
         self._save = save
         self._lock = lock
 
-    def _holding(self, identifier: str | None, operation: str) -> AbstractAsyncContextManager[None]:
-        return self._lock(identifier, operation) if self._lock else nullcontext()
+    def _holding(
+        self, principal: Principal, identifier: str | None, operation: str
+    ) -> AbstractAsyncContextManager[None]:
+        return self._lock(principal, identifier, operation) if self._lock else nullcontext()
 
-    async def load(
-        self, *, identifier: str = "", resource_type: str = "", include_lineage: bool = False
-    ) -> dict[str, Any]:
+    async def resource(self, identifier: str, *, include_lineage: bool = False) -> ResourceView:
         view = await self.store.current()
-        if identifier:
-            validate_identifier(identifier)
-            res = await self.store.get_resource(identifier)
-            if res is None:
-                raise NotFound(
-                    f"Resource '{identifier}' is not in the state of workspace "
-                    f"'{self.store.workspace}'.",
-                    next_step="Call load_state() to list what is managed, or import_resource "
-                    "to adopt an existing resource.",
-                )
-            body = res.to_json_dict()
-            if include_lineage:
-                body["lineage"] = [e.to_json_dict() for e in await self.store.history(identifier)]
-            return {"serial": view.serial, "lineage": view.lineage, "resource": body}
+        validate_identifier(identifier)
+        res = await self.store.get_resource(identifier)
+        if res is None:
+            raise NotFound(
+                f"Resource '{identifier}' is not in the state of workspace "
+                f"'{self.store.workspace}'.",
+                next_step="Call ${list_managed} to list what is managed, or ${import} "
+                "to adopt an existing resource.",
+            )
+        entries = await self.store.history(identifier) if include_lineage else None
+        return ResourceView(view.serial, view.lineage, res, entries)
+
+    async def listing(self, *, resource_type: str = "") -> StateListing:
+        view = await self.store.current()
         if resource_type:
             validate_type_name(resource_type)
         selected = [
@@ -71,42 +142,27 @@ class StateTools:
             for r in view.resources.values()
             if not resource_type or r.resource_type == resource_type
         ]
-        return {
-            "workspace": self.store.workspace,
-            "serial": view.serial,
-            "lineage": view.lineage,
-            "last_updated": view.last_updated or None,
-            "total_resources": len(selected),
-            "resources": [
-                {
-                    "identifier": r.identifier,
-                    "resource_type": r.resource_type,
-                    "region": r.region,
-                    "last_modified": r.last_modified,
-                    "drift_status": r.drift_status.status,
-                    "current_properties": r.current_properties,
-                }
-                for r in selected[:MAX_LOADED_RESOURCES]
-            ],
-            "truncated": len(selected) > MAX_LOADED_RESOURCES,
-        }
+        return StateListing(
+            workspace=self.store.workspace,
+            serial=view.serial,
+            lineage=view.lineage,
+            last_updated=view.last_updated or None,
+            resources=selected[:MAX_LOADED_RESOURCES],
+            total=len(selected),
+        )
 
-    async def history(self, identifier: str) -> dict[str, Any]:
+    async def history(self, identifier: str) -> ResourceHistory:
         validate_identifier(identifier)
         entries = await self.store.history(identifier)
         if not entries:
             raise NotFound(
                 f"Resource '{identifier}' has no history in workspace '{self.store.workspace}'.",
-                next_step="Check the identifier with load_state().",
+                next_step="Check the identifier with ${list_managed}.",
             )
-        return {
-            "identifier": identifier,
-            "in_state": await self.store.get_resource(identifier) is not None,
-            "entries": [e.to_json_dict() for e in entries],
-            "count": len(entries),
-        }
+        in_state = await self.store.get_resource(identifier) is not None
+        return ResourceHistory(identifier, in_state, entries)
 
-    async def versions(self, *, limit: int = 20) -> dict[str, Any]:
+    async def versions(self, *, limit: int = 20) -> StateVersions:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_VERSIONS:
             raise InvalidInput(
                 f"limit must be between 1 and {MAX_VERSIONS}.",
@@ -114,44 +170,40 @@ class StateTools:
                 field="limit",
             )
         versions = await self.store.versions(limit)
-        return {
-            "head": await self.store.head(),
-            "versions": [v.to_json_dict() for v in versions],
-        }
+        return StateVersions(await self.store.head(), versions)
 
-    async def restore(self, *, serial: int, user_intent: str = "") -> dict[str, Any]:
-        self._refuse_if_readonly("restore_state_version")
+    async def restore(
+        self, principal: Principal, *, serial: int, user_intent: str = ""
+    ) -> Restored:
+        self.policy.check(principal, "restore_state_version")
         user_intent = validate_text(user_intent, "user_intent")
         head = await self.store.head()
         if not isinstance(serial, int) or not 0 <= serial <= head:
             raise InvalidInput(
                 f"There is no state version {serial}: versions go from 0 to {head}.",
-                next_step="Call list_state_versions() and pick a serial from it.",
+                next_step="Call ${versions} and pick a serial from it.",
                 field="serial",
             )
         meta = CommitMeta(
-            principal=await self.workflow.principal(),
+            principal=principal.to_record(),
             user_intent=user_intent or None,
             explanation=f"Restore of the state record to version {serial}",
         )
-        async with self._holding(None, "restore_state_version"):
+        async with self._holding(principal, None, "restore_state_version"):
             commit = await self.store.restore(serial, meta)
-        return {
-            "restored_from": serial,
-            "serial": commit.serial,
-            "changed_resources": [
-                {"identifier": c.identifier, "operation": c.operation} for c in commit.changes
-            ],
-            "message": f"The state record now equals version {serial} (recorded as version "
-            f"{commit.serial}). AWS itself was not changed: compare with drift detection and "
-            "apply changes through the token workflow if the resources must follow.",
-        }
+        return Restored(serial, commit)
 
     async def import_resource(
-        self, *, resource_type: str, identifier: str, user_intent: str = "", region: str = ""
-    ) -> dict[str, Any]:
+        self,
+        principal: Principal,
+        *,
+        resource_type: str,
+        identifier: str,
+        user_intent: str = "",
+        region: str = "",
+    ) -> Imported:
         """Adopt a resource that exists in AWS: record its properties as read from the cloud."""
-        self._refuse_if_readonly("import_resource")
+        self.policy.check(principal, "import_resource")
         validate_type_name(resource_type)
         identifier = validate_identifier(identifier)
         user_intent = validate_text(user_intent, "user_intent")
@@ -161,13 +213,12 @@ class StateTools:
                 next_step="Ask the user why the resource should be managed and pass it.",
                 field="user_intent",
             )
-        async with self._holding(identifier, "import_resource"):
+        async with self._holding(principal, identifier, "import_resource"):
             base = await self.store.head()
             if await self.store.get_resource(identifier) is not None:
                 raise InvalidInput(
                     f"Resource '{identifier}' is already in the state.",
-                    next_step="Use show_resource_history to see it; drift detection compares it "
-                    "with AWS.",
+                    next_step="Use ${history} to see it; drift detection compares it with AWS.",
                     field="identifier",
                 )
             schema = await self.workflow.schemas.get_schema(resource_type)
@@ -186,38 +237,14 @@ class StateTools:
                 managed_by="ccstate import",
             )
             meta = CommitMeta(
-                principal=await self.workflow.principal(),
+                principal=principal.to_record(),
                 explanation=f"Adopted existing {resource_type} '{identifier}' into the state",
                 user_intent=user_intent,
             )
             commit = await self.store.commit([change], meta, base_serial=base)
-        return {
-            "identifier": identifier,
-            "resource_type": resource_type,
-            "serial": commit.serial,
-            "properties": change.properties_after,
-            "message": f"{resource_type} '{identifier}' is now managed in the state "
-            f"(version {commit.serial}). Nothing was changed in AWS.",
-        }
+        return Imported(identifier, resource_type, commit, change.properties_after)
 
-    async def save(self) -> dict[str, Any]:
+    async def save(self) -> Saved:
         doc = await self.store.export_document()
         where = await self._save(doc) if self._save is not None else None
-        return {
-            "serial": doc.metadata.serial,
-            "lineage": doc.metadata.lineage,
-            "total_resources": doc.metadata.total_resources,
-            "total_operations": doc.metadata.total_operations,
-            "saved_to": where,
-            "backend": self.store.objects.describe(),
-            "message": "Every change is already committed to the backend as it happens; "
-            + (f"the readable export is at {where}." if where else "no local export is set."),
-        }
-
-    def _refuse_if_readonly(self, operation: str) -> None:
-        if self.readonly:
-            raise ReadOnlyMode(
-                f"This server is read-only: it refuses {operation}.",
-                next_step="Restart the server without --readonly to change the state.",
-                operation=operation,
-            )
+        return Saved(doc, where, self.store.objects.describe())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccstate.mcp_server.runtime import Runtime, ServerOptions, open_runtime
+from ccstate.mcp_server.runtime import Runtime
 from ccstate.mcp_server.server import build_server
 from ccstate.mcp_server.tools_drift import drift_parts
 from ccstate.sandbox import Sandbox
@@ -21,6 +21,7 @@ from ccstate.service.drift.monitor import DriftRun, run_drift_monitor
 from ccstate.service.state.model import CommitMeta, Principal
 from mcp.client import Client
 
+from ccstate.app import ServerOptions, open_server
 from ccstate.cli import main as cli_main
 from tests.integration.drift.conftest import AwsClient, unique
 
@@ -81,7 +82,7 @@ async def assistant_on(backend: Path, *, readonly: bool = False) -> AsyncIterato
     options = ServerOptions(
         backend=backend.as_uri(), readonly=readonly, offline_schemas=True, env=dict(os.environ)
     )
-    async with open_runtime(options) as runtime, Client(build_server(runtime)) as client:
+    async with open_server(options) as runtime, Client(build_server(runtime)) as client:
         yield Assistant(client, runtime)
 
 

@@ -1,0 +1,391 @@
+"""The one place that wires the parts, for each way ccstate runs.
+
+- ``open_state``: a CLI state command: settings, backend, state store. No cloud, no tokens.
+- ``open_drift``: ``ccstate drift``: the store, Cloud Control, schemas and the detector; the
+  token workflow, the executor and a scanner only with ``--fix`` (a scan builds none of them).
+- ``open_server``: the MCP server (stdio or HTTP): everything the tools use, as the
+  ``mcp_server.runtime.Runtime`` that ``mcp_server.server.build_server`` registers tools on.
+- ``serve``: run the server on its transport, with the sandbox and the drift monitor if asked.
+
+Who a request acts for is established here too (``LocalIdentity``): the faces ask it once per
+request and pass the ``Principal`` into the use cases. ``mcp_server/`` never imports this
+module, and nothing here is imported by a CLI state command that does not need it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ccstate.backends.base import Backend
+from ccstate.backends.config import Settings, load_drift_rules, load_settings
+from ccstate.backends.factory import build_store
+from ccstate.service.authz.policy import Policy
+from ccstate.service.authz.principal import Established, Principal
+from ccstate.service.ports import CloudProvider, SchemaProvider
+from ccstate.service.state.model import StateDocument
+from ccstate.service.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+USER_ENV = "CCSTATE_USER"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+Transport = Literal["stdio", "http"]
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    backend: str | None = None
+    workspace: str | None = None
+    readonly: bool = False
+    token_ttl: float | None = None
+    lock_timeout: float | None = None
+    operation_timeout: float = 600.0
+    offline_schemas: bool = False
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    options: ServerOptions
+    transport: Transport = "stdio"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    sandbox: bool = False
+    sandbox_endpoint: str | None = None
+    drift_interval: float | None = None  # seconds between scheduled drift checks
+
+
+# --------------------------------------------------------------------------- who asks
+
+
+def local_person(env: Mapping[str, str]) -> tuple[str, Established]:
+    """$CCSTATE_USER (declared), else the login of this process (os-user)."""
+    declared = env.get(USER_ENV)
+    if declared:
+        return declared, "declared"
+    try:
+        return getpass.getuser(), "os-user"
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        return f"uid-{os.getuid()}", "os-user"
+
+
+class LocalIdentity:
+    """The principal of a request on stdio and in the CLI: the local person on this host,
+    with the AWS caller ARN of this process's credentials (STS, asked once)."""
+
+    def __init__(self, env: Mapping[str, str], cloud: CloudProvider | None) -> None:
+        self._person, self._established = local_person(env)
+        self._host = socket.gethostname()
+        self._cloud = cloud
+        self._arn: str | None = None
+
+    async def __call__(self) -> Principal:
+        if self._arn is None and self._cloud is not None:
+            self._arn = (await self._cloud.caller_identity()).arn
+        return Principal(self._person, self._established, self._arn, self._host)
+
+
+# --------------------------------------------------------------------------- the parts
+
+
+def settings_for(options: ServerOptions) -> Settings:
+    return load_settings(
+        {
+            "backend": options.backend,
+            "workspace": options.workspace,
+            "token_ttl": options.token_ttl,
+            "lock_timeout": options.lock_timeout,
+        }
+    )
+
+
+@asynccontextmanager
+async def open_state(settings: Settings) -> AsyncIterator[tuple[Backend, StateStore]]:
+    """The backend and the workspace's store: all a CLI state command needs."""
+    from ccstate.backends.factory import open_backend  # imported late: it pulls in the AWS SDK
+
+    backend = await open_backend(settings.backend_url, settings=settings)
+    try:
+        yield backend, build_store(backend, settings)
+    finally:
+        await backend.close()
+
+
+@dataclass
+class DriftParts:
+    settings: Settings
+    store: StateStore
+    detector: Any  # DriftDetector
+    remediator: Any | None  # DriftRemediator, only when fixes were asked for
+    identify: LocalIdentity
+
+
+@asynccontextmanager
+async def open_drift(
+    options: ServerOptions, *, fix: bool, concurrency: int | None = None
+) -> AsyncIterator[DriftParts]:
+    """What ``ccstate drift`` runs on. A scan needs the store, the cloud and the schemas; the
+    token workflow and a scanner are built only to fix."""
+    from ccstate.service.drift.detect import DriftDetector
+
+    settings = settings_for(options)
+    async with AsyncExitStack() as stack:
+        backend, store = await stack.enter_async_context(open_state(settings))
+        cloud = await _cloud(stack, settings)
+        schemas = _schemas(settings, options)
+        detector = DriftDetector(cloud, schemas, store, **_drift_options(settings, concurrency))
+        remediator = None
+        if fix:
+            workflow, operations, _ = await _changes(
+                backend, store, cloud, schemas, settings, options
+            )
+            remediator = _remediator(detector, workflow, operations)
+        yield DriftParts(settings, store, detector, remediator, LocalIdentity(options.env, cloud))
+
+
+@asynccontextmanager
+async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
+    """Everything the MCP tools use, as an ``mcp_server.runtime.Runtime``."""
+    from ccstate.mcp_server.runtime import Runtime
+    from ccstate.service.drift.detect import DriftDetector
+    from ccstate.service.state.usecases import StateTools
+
+    settings = settings_for(options)
+    async with AsyncExitStack() as stack:
+        backend, store = await stack.enter_async_context(open_state(settings))
+        cloud = await _cloud(stack, settings)
+        schemas = _schemas(settings, options)
+        workflow, operations, policy = await _changes(
+            backend, store, cloud, schemas, settings, options
+        )
+        state_tools = StateTools(
+            workflow,
+            store,
+            policy=policy,
+            save=_saver(backend.export_path),
+            lock=operations.locked,
+        )
+        detector = DriftDetector(cloud, schemas, store, **_drift_options(settings, None))
+        log.info(
+            "serving workspace '%s' on %s%s",
+            settings.workspace,
+            backend.url,
+            " (read-only)" if options.readonly else "",
+        )
+        yield Runtime(
+            store=store,
+            workflow=workflow,
+            operations=operations,
+            state_tools=state_tools,
+            detector=detector,
+            remediator=_remediator(detector, workflow, operations),
+            policy=policy,
+            identify=LocalIdentity(options.env, cloud),
+            auto_remediation=settings.auto_remediation,
+            workspace=settings.workspace,
+            templates=_templates(backend, store, cloud, schemas, workflow, settings, options),
+        )
+
+
+async def _changes(
+    backend: Backend,
+    store: StateStore,
+    cloud: CloudProvider,
+    schemas: SchemaProvider,
+    settings: Settings,
+    options: ServerOptions,
+) -> tuple[Any, Any, Policy]:
+    """The token workflow and the executor: what a change needs."""
+    from ccstate.service.authz.tokens import TokenService
+    from ccstate.service.changes.executor import OperationSettings, ResourceOperations
+    from ccstate.service.changes.redaction import load_salt
+    from ccstate.service.changes.scanning import scanning_disabled
+    from ccstate.service.changes.tagging import default_tags_enabled
+    from ccstate.service.changes.workflow import Redactor, Workflow, WorkflowConfig
+
+    env = options.env
+    policy = Policy(readonly=options.readonly)
+    config = WorkflowConfig(
+        scanning_enabled=not scanning_disabled(dict(env)),
+        default_tags=default_tags_enabled(env),
+        region=settings.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+        env=env,
+        accept_critical_findings=settings.accept_critical_findings,
+    )
+    workflow = Workflow(
+        cloud,
+        schemas,
+        TokenService(backend.objects, settings.workspace, ttl_seconds=settings.token_ttl),
+        Redactor(await load_salt(backend.objects, settings.workspace)),
+        config,
+        scanner=_scanner(config.scanning_enabled),
+        policy=policy,
+    )
+    operations = ResourceOperations(
+        workflow,
+        store,
+        backend.locks,
+        OperationSettings(
+            workspace=settings.workspace,
+            lock_lease_seconds=settings.lock_lease,
+            lock_timeout_seconds=settings.lock_timeout,
+            operation_timeout_seconds=options.operation_timeout,
+        ),
+    )
+    return workflow, operations, policy
+
+
+def _templates(
+    backend: Backend,
+    store: StateStore,
+    cloud: CloudProvider,
+    schemas: SchemaProvider,
+    workflow: Any,
+    settings: Settings,
+    options: ServerOptions,
+) -> Any:
+    """create_template: the IaC generator when the server talks to AWS, else built offline."""
+    from ccstate.service.changes.template import TemplateService
+    from ccstate.service.ports import cloud_in
+
+    generator = None
+    if not options.offline_schemas:
+        from ccstate.backends.iac_generator import CloudFormationIacGenerator
+
+        generator = CloudFormationIacGenerator(cloud)  # type: ignore[arg-type]
+    return TemplateService(
+        cloud_for=lambda region: cloud_in(cloud, region),
+        schemas=schemas,
+        store=store,
+        objects=backend.objects,
+        workspace=settings.workspace,
+        redact=workflow.redact,
+        generator=generator,
+    )
+
+
+def _remediator(detector: Any, workflow: Any, operations: Any) -> Any:
+    from ccstate.service.changes.runner import ChangeRunner
+    from ccstate.service.drift.remediate import DriftRemediator
+
+    return DriftRemediator(detector, ChangeRunner(workflow, operations))
+
+
+def _drift_options(settings: Settings, concurrency: int | None) -> dict[str, Any]:
+    """The user's ``drift_rules`` file applied; the CLI and the MCP tools both build it here."""
+    options: dict[str, Any] = {"severity_rules": load_drift_rules(settings)}
+    if concurrency is not None:
+        options["concurrency"] = concurrency
+    return options
+
+
+def _saver(export_path: str | None) -> Any:
+    if not export_path:
+        return None
+
+    async def save(doc: StateDocument) -> str:
+        from ccstate.backends.export import write_document
+
+        return str(write_document(Path(export_path), doc))
+
+    return save
+
+
+async def _cloud(stack: AsyncExitStack, settings: Settings) -> Any:
+    from ccstate.backends.cloudcontrol import CloudControlProvider
+
+    cloud = CloudControlProvider(region=settings.region)
+    closer = getattr(cloud, "close", None)
+    if closer is not None:
+        stack.push_async_callback(closer)
+    return cloud
+
+
+def _schemas(settings: Settings, options: ServerOptions) -> Any:
+    from ccstate.backends.schemas import CloudFormationSchemaProvider
+
+    return CloudFormationSchemaProvider(region=settings.region, offline=options.offline_schemas)
+
+
+def _scanner(enabled: bool) -> Any:
+    from ccstate.service.changes.scanning import DisabledScanner, UnavailableScanner
+
+    if not enabled:
+        return DisabledScanner()
+    try:
+        from ccstate.backends.checkov_scanner import CheckovScanner
+    except ImportError as exc:
+        return UnavailableScanner(
+            f"The security scanner cannot be loaded ({exc}). Install it with "
+            "`pip install 'ccstate[scan]'`, or start the server with SECURITY_SCANNING=disabled."
+        )
+    return CheckovScanner()
+
+
+# --------------------------------------------------------------------------- serving
+
+
+async def serve_async(config: ServeConfig) -> None:
+    import anyio
+
+    from ccstate.mcp_server.server import build_server, run_transport
+    from ccstate.mcp_server.tools_drift import monitor_drift
+
+    async with open_server(config.options) as runtime:
+        server = build_server(runtime)
+        async with anyio.create_task_group() as tasks:
+            if config.drift_interval:
+                tasks.start_soon(monitor_drift, runtime, config.drift_interval)
+            await run_transport(server, config.transport, config.host, config.port)
+            tasks.cancel_scope.cancel()
+
+
+def serve(config: ServeConfig) -> int:
+    """Run until the client disconnects (stdio) or the process is interrupted (http)."""
+    import anyio
+
+    with _aws_endpoint(config) as options:
+        anyio.run(serve_async, replace(config, options=options))
+    return 0
+
+
+@contextmanager
+def _aws_endpoint(config: ServeConfig) -> Iterator[ServerOptions]:
+    """Point every AWS client of this process at the sandbox when asked to."""
+    options = config.options
+    if config.sandbox_endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = config.sandbox_endpoint
+        yield replace(options, env=dict(os.environ), offline_schemas=True)
+        return
+    if not config.sandbox:
+        yield options
+        return
+    from ccstate.sandbox import Sandbox
+
+    with Sandbox() as sandbox, _sandbox_backend(options) as options:
+        os.environ.update(sandbox.env())
+        log.warning("sandbox (offline AWS) on %s", sandbox.endpoint_url)
+        yield replace(options, env=dict(os.environ), offline_schemas=True)
+
+
+@contextmanager
+def _sandbox_backend(options: ServerOptions) -> Iterator[ServerOptions]:
+    """Sandbox resources vanish with the process; so does their state, unless a backend is
+    named. It never mixes with the real state in ~/.aws/ccapi-mcp-server."""
+    if options.backend or os.environ.get("CCSTATE_BACKEND"):
+        yield options
+        return
+    with tempfile.TemporaryDirectory(prefix="ccstate-sandbox-") as tmp:
+        backend = os.path.join(tmp, "state")
+        log.warning("sandbox state in %s (removed on exit; pass --backend to keep it)", backend)
+        yield replace(options, backend=backend)

@@ -1,0 +1,29 @@
+"""The MCP face's words for the next steps the domain names (``${prepare}`` -> the tool).
+
+``service/`` never names a tool; its errors say ``${prepare}``, ``${list_managed}``, ... and
+``results.tool_result`` renders them with these words. The next steps of successful results
+are written by the tool modules themselves, from the typed results.
+"""
+
+from __future__ import annotations
+
+MCP_WORDS: dict[str, str] = {
+    "prepare": "generate_infrastructure_code",
+    "explain": "explain",
+    "scan": "run_checkov",
+    "session": "get_aws_session_info",
+    "environment": "check_environment_variables",
+    "list_resources": "list_resources",
+    "get_resource": "get_resource",
+    "request_status": "get_resource_request_status",
+    "delete": "delete_resource",
+    "approve": "approve_security_findings(security_scan_token, decision, accepted_checks, reason)",
+    "skip_scan": "pass skip_security_check=True",
+    "list_managed": "load_state()",
+    "versions": "list_state_versions()",
+    "history": "show_resource_history",
+    "import": "import_resource",
+    "readonly_flag": "--readonly",
+    "workspace_flag": "the server's --workspace",
+    "detect_without_fix": "Call detect_drift without auto_fix",
+}
