@@ -397,8 +397,7 @@ class TokenService:
             if await self._objects.get(self._consumed_key(digest)) is not None:
                 raise _refuse(
                     "consumed",
-                    "This prepared change was already executed or given up: its tokens are "
-                    "used.",
+                    "This prepared change was already executed or given up: its tokens are used.",
                     f"{_RESTART} to prepare the change again.",
                 )
 
