@@ -674,6 +674,19 @@ class Workflow:
             )
         by_explanation = operation == "delete" or skipped
         final = explained_token if by_explanation else security_scan_token
+        if not explained_token:
+            raise TokenError(
+                f"The {operation} needs the explained_token of its explanation.",
+                next_step="Call ${explain} and pass the explained_token it returns"
+                + (
+                    " (to delete: ${explain} with the resource read by ${get_resource} as "
+                    'content and operation="delete").'
+                    if operation == "delete"
+                    else "."
+                ),
+                step="explained_missing",
+                check="explained_missing",
+            )
         if not final:
             raise TokenError(
                 f"The {operation} needs the security_scan_token of its scan.",

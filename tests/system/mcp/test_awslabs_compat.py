@@ -581,6 +581,24 @@ def test_critical_findings_stay_blocked(scanning: McpSession) -> None:
     assert "accept_critical_findings" in refused["next_step"]
 
 
+def test_a_delete_without_its_explanation_asks_for_the_explanation(plain: McpSession) -> None:
+    created = AwsLabsAssistant(plain).create("AWS::SQS::Queue", {"QueueName": "compat-unexplained"})
+
+    refused = plain.call(
+        "delete_resource",
+        resource_type="AWS::SQS::Queue",
+        identifier=created["identifier"],
+        credentials_token=plain.credentials(),
+        explained_token="",
+        confirmed=True,
+    )
+
+    assert refused.check == "explained_missing"
+    assert "scan" not in refused["message"]
+    assert "explain" in refused["next_step"]
+    assert 'operation="delete"' in refused["next_step"]
+
+
 def test_request_status_answers_both_field_sets(plain: McpSession) -> None:
     created = AwsLabsAssistant(plain).create("AWS::SQS::Queue", {"QueueName": "compat-status"})
 
