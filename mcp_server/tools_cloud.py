@@ -638,8 +638,8 @@ def scan_result(scanned: ScanOutcome) -> dict[str, Any]:
         )
     else:
         response["next_step"] = result.message or (
-            f"The scan did not run: install checkov, or start the server with "
-            f"{SCANNING_ENV}=disabled."
+            f"The scan did not run: install checkov with `ccstate scanner install`, "
+            f"or start the server with {SCANNING_ENV}=disabled."
         )
     return response
 

@@ -26,7 +26,7 @@ AUTHORIZING = frozenset({"PASSED", "SKIPPED"})
 # not waved through either, since a person must accept it by its id (docs/decisions.md).
 CRITICAL_SEVERITIES = frozenset({"CRITICAL"})
 SKIPPED_BY_CALLER = "not scanned: skipped by caller"
-INSTALL_HINT = "pip install 'ccstate[scan]'"
+INSTALL_HINT = "ccstate scanner install"
 
 
 @dataclass(frozen=True)
