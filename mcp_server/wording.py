@@ -27,6 +27,6 @@ MCP_WORDS: dict[str, str] = {
     "workspace_flag": "the server's --workspace",
     "detect_without_fix": "Call detect_drift without auto_fix",
     "pull": "save_state()",
-    "forget": "`ccstate state rm ID --reason ...` from the command line",
+    "forget": "forget_resource(identifier, reason)",
     "force": "use `ccstate state push --force` from the command line",
 }

@@ -780,3 +780,21 @@ def test_a_token_prepared_for_one_region_is_refused_in_another(plain: McpSession
 
     assert refused.error == "token_error"
     assert "us-west-2" in refused["message"]
+
+
+def test_a_resource_deleted_outside_ccstate_is_forgotten_with_a_reason(
+    plain: McpSession, sandbox: Sandbox
+) -> None:
+    created = AwsLabsAssistant(plain).create("AWS::SQS::Queue", {"QueueName": "compat-gone"})
+    url = created["identifier"]
+    boto3.client("sqs", **aws_kwargs(sandbox.env())).delete_queue(QueueUrl=url)
+    drift = plain.ok("detect_drift", identifier=url)
+    assert "forget_resource" in drift["next_step"]
+
+    forgotten = plain.ok("forget_resource", identifier=url, reason="deleted in the console")
+
+    assert forgotten["operation"] == "forget"
+    assert not plain.call("load_state", identifier=url).ok
+    last = _lineage(plain, url)[-1]
+    assert (last["operation"], last["user_intent"]) == ("forget", "deleted in the console")
+    assert plain.call("forget_resource", identifier=url, reason="again").error == "not_found"
