@@ -259,10 +259,8 @@ def _templates(
     from ccstate.service.ports import cloud_in
 
     generator = None
-    if not options.offline_schemas:
-        from ccstate.backends.iac_generator import CloudFormationIacGenerator
-
-        generator = CloudFormationIacGenerator(cloud)  # type: ignore[arg-type]
+    if not options.offline_schemas:  # built on first use: it imports the AWS SDK
+        generator = _Deferred(lambda: _iac_generator(cloud))
     return TemplateService(
         cloud_for=lambda region: cloud_in(cloud, region),
         schemas=schemas,
@@ -272,6 +270,12 @@ def _templates(
         redact=workflow.redact,
         generator=generator,
     )
+
+
+def _iac_generator(cloud: Any) -> Any:
+    from ccstate.backends.iac_generator import CloudFormationIacGenerator
+
+    return CloudFormationIacGenerator(cloud)
 
 
 def _remediator(detector: Any, workflow: Any, operations: Any) -> Any:
