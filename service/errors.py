@@ -73,6 +73,8 @@ NEUTRAL_WORDS: dict[str, str] = {
     "get_resource": "a read of the resource from AWS",
     "request_status": "the request status",
     "delete": "the delete",
+    "approve": "the acceptance of the scan's findings by a person",
+    "skip_scan": "skip the scan (the operator disabled scanning)",
     "list_managed": "the list of managed resources",
     "versions": "the list of state versions",
     "history": "the resource's history",
@@ -198,3 +200,9 @@ class CloudOperationFailed(CcstateError):
 
 class ReadOnlyMode(CcstateError):
     code = "read_only"
+
+
+class PolicyDenied(CcstateError):
+    """The operator's policy forbids what was asked (e.g. accepting a critical finding)."""
+
+    code = "policy_denied"
