@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import jsonpointer
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.errors import StateCorrupt
 from ccstate.service.names import validate_workspace
@@ -115,7 +116,7 @@ def _redact_entry(key: str, value: Any, salt: bytes) -> Any:
 
 def _segments(pointer: str) -> list[str]:
     parts = pointer.split("/")[1:] if pointer.startswith("/") else pointer.split("/")
-    return [p.replace("~1", "/").replace("~0", "~") for p in parts]
+    return [jsonpointer.unescape(p) for p in parts]
 
 
 def _replace_at(node: Any, segments: list[str], fn: Callable[[Any], Any]) -> Any:

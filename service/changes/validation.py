@@ -226,7 +226,7 @@ def _check_pointer(index: int, key: str, pointer: object) -> None:
 
 
 def _top_segment(pointer: str) -> str:
-    return pointer.split("/")[1].replace("~1", "/").replace("~0", "~")
+    return str(jsonpointer.JsonPointer(pointer).parts[0])
 
 
 def _bad_patch(problem: str) -> InvalidInput:
