@@ -278,6 +278,11 @@ class CloudProvider(Protocol):
         """Poll with backoff until terminal or ``timeout``; returns the last event."""
         ...
 
+    async def list_resource_requests(self, operation: str) -> list[ProgressEvent]:
+        """Every request of one operation (CREATE | UPDATE | DELETE) Cloud Control still
+        remembers (7 days), all pages: to find a request whose token was never recorded."""
+        ...
+
 
 @runtime_checkable
 class SchemaProvider(Protocol):
