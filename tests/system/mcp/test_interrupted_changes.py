@@ -168,9 +168,9 @@ def last_entry(backend: Path, name: str) -> dict[str, Any]:
 
 def recover(sandbox: Sandbox, backend: Path, home: Path) -> tuple[int, dict[str, Any], str]:
     env = server_env(sandbox.env(), home, CCSTATE_LOCK_LEASE=LEASE)
+    command = ["recover", "--backend", backend.as_uri(), "--output", "json"]
     done = subprocess.run(
-        [sys.executable, "-m", "ccstate", "recover", "--backend", backend.as_uri()]
-        + ["--output", "json"],
+        [sys.executable, "-m", "ccstate", *command],
         env=env,
         cwd=ROOT,
         capture_output=True,
