@@ -362,6 +362,16 @@ class ResourceOperations:
             await self.journal.record_request(intent, event.request_token, utc_now_iso())
         except CcstateError as exc:  # the reconciler can still find it (ListResourceRequests)
             log.warning("could not record request token %s: %s", event.request_token, exc)
+        try:
+            return await self._follow(change, intent, event)
+        except CcstateError as exc:
+            if "recorded_serial" not in exc.details and "intent_open" not in exc.details:
+                exc.details["intent_open"] = True
+                exc.add_note(_LEFT_OPEN)
+            raise
+
+    async def _follow(self, change: _Change, intent: Intent, event: ProgressEvent) -> ChangeOutcome:
+        """Poll the request to its end and record it."""
         event = await self._finish(event)
         if not event.is_terminal:
             raise _cloud_failure(
@@ -394,8 +404,19 @@ class ResourceOperations:
         except CcstateError as again:
             exc.add_note(f"Its outcome could not be checked either: {again}")
             settled = None
+        if settled is not None and settled.outcome == "FAILED":
+            raise CloudOperationFailed(
+                f"Cloud Control could not {change.operation} {intent.describe()}: "
+                f"{settled.message}",
+                next_step="Read the error, correct the properties or the resource, and start "
+                "again with ${prepare}. The failure is recorded in the resource's history.",
+                request_token=settled.request_token,
+                recorded_serial=settled.serial,
+            ) from exc
         if settled is None or not settled.settled or settled.outcome != "SUCCESS":
             exc.details.setdefault("intent_open", settled is None or not settled.settled)
+            if settled is None or not settled.settled:
+                exc.add_note(_LEFT_OPEN)
             raise exc
         commit = await self.store.commit_at(settled.serial or 0)
         change.identifier = settled.identifier or change.identifier
@@ -457,8 +478,10 @@ class ResourceOperations:
     ) -> dict[str, Any]:
         try:
             return (await self.cloud.get_resource(schema.type_name, identifier)).properties
-        except NotFound:
-            log.warning("%s %s succeeded but cannot be read back", schema.type_name, identifier)
+        except CcstateError as exc:  # it happened: record it with what the request returned
+            log.warning(
+                "%s %s succeeded but cannot be read back: %s", schema.type_name, identifier, exc
+            )
             return dict(event.resource_model or {})
 
     async def _commit(self, change: _Change, intent: Intent) -> Commit:
@@ -526,6 +549,12 @@ class _Change:
         self.drift_status: DriftStatus | None = None
 
 
+_LEFT_OPEN = (
+    "The change may have happened: its intent stays open, and its outcome is recorded by the "
+    "next change of this resource, the next server start, or `ccstate recover`."
+)
+
+
 def _client_token(auth: Authorization) -> str:
     """Cloud Control's idempotency token: one per execution token, without revealing it."""
     return token_hash(auth.token)[:64]
@@ -544,6 +573,7 @@ def _cloud_failure(
             next_step=f"Call ${{request_status}}('{event.request_token}') to follow it.",
             request_token=event.request_token,
             status=event.operation_status,
+            intent_open=True,
         )
     return CloudOperationFailed(
         f"Cloud Control could not {operation} {what}: "

@@ -204,7 +204,9 @@ class Reconciler:
         return await self._record(key, intent, found, trigger)
 
     async def _record(self, key: str, intent: Intent, found: _Found, trigger: str) -> Settlement:
-        identifier = found.identifier or intent.identifier or ""
+        # A create that failed before AWS named it is recorded under its lock's name, as the
+        # executor records it.
+        identifier = found.identifier or intent.identifier or intent.lock_name
         token = found.event.request_token if found.event else intent.request_token
         earlier = await self._already_recorded(identifier, intent.execution_token)
         if earlier is not None:
@@ -296,7 +298,9 @@ class Reconciler:
         return await self._search(intent)
 
     async def _search(self, intent: Intent) -> ProgressEvent | None:
-        """The request of an intent whose token was never recorded (ListResourceRequests)."""
+        """The request of an intent whose token was never recorded (ListResourceRequests):
+        same operation and type, made since the intent (give or take clock skew), and not
+        already recorded. More than one candidate is reported as ambiguous, never picked."""
         since = datetime.fromisoformat(intent.created_at.replace("Z", "+00:00")) - CLOCK_SKEW
         events = [
             e
@@ -305,14 +309,19 @@ class Reconciler:
             and (e.event_time is None or e.event_time >= since)
         ]
         if intent.identifier:
-            same = [e for e in events if e.identifier == intent.identifier]
-            return same[0] if same else None
+            known = await self._recorded_requests(intent.identifier)
+            same = [
+                e
+                for e in events
+                if e.identifier == intent.identifier and e.request_token not in known
+            ]
+            return _one(same)
         view = await self.store.current()
         unknown = [e for e in events if not e.identifier or e.identifier not in view.resources]
+        if not unknown:
+            return None
         matching = [e for e in unknown if await self._has_intended_properties(intent, e)]
-        if len(matching) > 1:
-            raise _AmbiguousError([e.request_token for e in matching])
-        return matching[0] if matching else None
+        return _one(matching if len(matching) == 1 else unknown)
 
     async def _has_intended_properties(self, intent: Intent, event: ProgressEvent) -> bool:
         if event.operation_status != "SUCCESS" or not event.identifier:
@@ -357,16 +366,24 @@ class Reconciler:
         except NotFound:  # changed again since: the request's model is what it did
             return dict((event.resource_model if event else None) or intent.properties or {})
 
-    async def _already_recorded(self, identifier: str, execution_token: str) -> int | None:
-        if not identifier:
-            return None
+    async def _recorded_requests(self, identifier: str) -> set[str]:
+        """Request tokens the resource's recent lineage entries already record."""
+        tokens = set()
+        for commit in await self._recent_commits(identifier):
+            tokens |= {c.request_token for c in commit.changes if c.identifier == identifier}
+        return {t for t in tokens if t}
+
+    async def _recent_commits(self, identifier: str) -> list[Any]:
         view = await self.store.current()
-        for serial in reversed(view.history_index.get(identifier, [])[-RECENT_COMMITS:]):
-            commit = await self.store.commit_at(serial)
+        serials = view.history_index.get(identifier, [])[-RECENT_COMMITS:]
+        return [await self.store.commit_at(serial) for serial in reversed(serials)]
+
+    async def _already_recorded(self, identifier: str, execution_token: str) -> int | None:
+        for commit in await self._recent_commits(identifier):
             if commit.execution_token == execution_token and any(
                 c.identifier == identifier for c in commit.changes
             ):
-                return serial
+                return int(commit.serial)
         return None
 
 
@@ -376,6 +393,12 @@ class _AmbiguousError(CcstateError):
     def __init__(self, tokens: list[str]) -> None:
         super().__init__("Several requests match.")
         self.tokens = tokens
+
+
+def _one(events: list[ProgressEvent]) -> ProgressEvent | None:
+    if len(events) > 1:
+        raise _AmbiguousError([e.request_token for e in events])
+    return events[0] if events else None
 
 
 def _older_than_retention(intent: Intent) -> bool:

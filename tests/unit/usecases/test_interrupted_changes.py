@@ -288,3 +288,43 @@ def _intent(name: str, **fields: Any) -> Intent:
         "created_at": utc_now_iso(),
     }
     return Intent(**{**base, **fields})
+
+
+async def test_an_unnamed_create_is_matched_by_its_properties_or_left_to_a_person(
+    world: World,
+) -> None:
+    """Killed before its request token was written, a create AWS names itself is found among
+    the requests by the properties of the resource each one made; two alike are not guessed."""
+    wanted = {"VersioningConfiguration": {"Status": "Enabled"}}
+    intent = _intent("", identifier=None, lock_name=f"{BUCKET}/pending-create-1", properties=wanted)
+    await world.cloud.create_resource(BUCKET, {"Tags": []}, client_token="other")
+    await world.cloud.create_resource(BUCKET, dict(wanted), client_token="ours")
+    assert await world.operations.journal.open(intent)
+
+    [found] = await world.operations.reconciler.recover(trigger="test")
+
+    assert (found.result, found.outcome) == ("recorded", "SUCCESS")
+    assert found.identifier is not None and found.identifier.startswith("res-")
+    assert (await world.store.get_resource(found.identifier)) is not None
+
+    await world.cloud.create_resource(BUCKET, dict(wanted), client_token="twin-1")
+    await world.cloud.create_resource(BUCKET, dict(wanted), client_token="twin-2")
+    again = _intent("", identifier=None, lock_name=f"{BUCKET}/pending-create-2", properties=wanted)
+    assert await world.operations.journal.open(again)
+
+    [unsure] = await world.operations.reconciler.recover(trigger="test")
+
+    assert unsure.result == "ambiguous"
+    assert len(await open_intents(world)) == 1  # left for a person
+
+
+async def test_a_request_already_recorded_is_not_taken_for_the_lost_one(world: World) -> None:
+    await create(world, "demo")
+    await update(world, "demo")  # an earlier update, recorded with its request token
+    intent = _intent("demo", operation="update", patch_document=PATCH, properties=None)
+    assert await world.operations.journal.open(intent)
+
+    [settled] = await world.operations.reconciler.recover(trigger="test")
+
+    assert settled.result == "not_executed"
+    assert [e.operation for e in await history(world, "demo")] == ["create", "update"]
