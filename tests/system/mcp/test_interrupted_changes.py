@@ -210,7 +210,8 @@ def test_a_cancelled_call_still_records_what_aws_did_and_releases_the_lock(
     gate.clear()
     call = session.start_call(tool, **args)
     wait_for("the request to be in progress", in_progress(sandbox, operation))
-    assert open_intents(backend), "the intent is written before Cloud Control is called"
+    [intent] = open_intents(backend)  # written before Cloud Control was called
+    assert (backend / "default" / "intents" / intent).stat().st_mode & 0o777 == 0o600
 
     call.cancel()
     with pytest.raises(concurrent.futures.CancelledError):
