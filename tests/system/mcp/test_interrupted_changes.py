@@ -166,9 +166,11 @@ def last_entry(backend: Path, name: str) -> dict[str, Any]:
     return history[-1].to_json_dict()
 
 
-def recover(sandbox: Sandbox, backend: Path, home: Path) -> tuple[int, dict[str, Any], str]:
+def recover(
+    sandbox: Sandbox, backend: Path, home: Path, *extra: str
+) -> tuple[int, dict[str, Any], str]:
     env = server_env(sandbox.env(), home, CCSTATE_LOCK_LEASE=LEASE)
-    command = ["recover", "--backend", backend.as_uri(), "--output", "json"]
+    command = ["recover", "--backend", backend.as_uri(), "--output", "json", *extra]
     done = subprocess.run(
         [sys.executable, "-m", "ccstate", *command],
         env=env,
@@ -304,4 +306,36 @@ def test_after_sigkill_ccstate_recover_records_the_outcome(
 
     again = recover(sandbox, backend, module_dir / "home-recover")
     assert again[:2] == (0, {"workspace": "default", "intents": [], "settled": 0, "open": 0})
+    session.close()
+
+
+def test_recover_leaves_a_request_still_running_open_and_exits_10(
+    sandbox: Sandbox,
+    gate: Any,
+    serve: Callable[[str], McpSession],
+    backend: Path,
+    module_dir: Path,
+) -> None:
+    session = serve("still-running")
+    name = bucket_name("update", "still-running")
+    tool, args = arrange(session, "update", name)
+    gate.clear()
+    session.start_call(tool, **args)
+    wait_for("the request to be in progress", in_progress(sandbox, "update"))
+    holder = wait_for("the lock", lambda: held_locks(backend))[0]
+    os.kill(holder.pid, signal.SIGKILL)
+
+    code, report, _ = recover(sandbox, backend, module_dir / "home-recover", "--wait", "0")
+
+    assert code == 10, report
+    assert [(i["result"], i["settled"]) for i in report["intents"]] == [("in_progress", False)]
+    assert report["open"] == 1 and open_intents(backend)
+    assert not held_locks(backend)  # recover released the lock it took
+    assert last_entry(backend, name)["operation"] == "create"  # nothing recorded as FAILED
+
+    gate.set()
+    code, report, _ = recover(sandbox, backend, module_dir / "home-recover")
+    assert code == 0, report
+    assert settled(backend, sandbox, "update", name)
+    check_entry(backend, "update", name, reconciled_by="ccstate recover")
     session.close()
