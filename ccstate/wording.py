@@ -23,4 +23,5 @@ CLI_WORDS: dict[str, str] = {
     "readonly_flag": "--readonly",
     "workspace_flag": "--workspace",
     "detect_without_fix": "Run `ccstate drift` without --fix",
+    "recover": "`ccstate recover`",
 }

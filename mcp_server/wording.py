@@ -24,4 +24,5 @@ MCP_WORDS: dict[str, str] = {
     "readonly_flag": "--readonly",
     "workspace_flag": "the server's --workspace",
     "detect_without_fix": "Call detect_drift without auto_fix",
+    "recover": "`ccstate recover` (a restarted server does the same)",
 }

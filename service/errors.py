@@ -77,6 +77,7 @@ NEUTRAL_WORDS: dict[str, str] = {
     "readonly_flag": "read-only mode",
     "workspace_flag": "the workspace setting",
     "detect_without_fix": "Check drift without fixing it",
+    "recover": "the recovery of interrupted changes",
 }
 
 

@@ -14,7 +14,12 @@ from contextlib import ExitStack
 from typing import Any
 
 from ccstate.argtypes import positive_int, serial_arg
-from ccstate.backends.export import document_bytes, parse_document, read_document, write_document
+from ccstate.backends.export import (
+    document_bytes,
+    read_document,
+    read_document_stream,
+    write_document,
+)
 from ccstate.commands import add_group
 from ccstate.context import CliContext
 from ccstate.output import Output, ProgressBar
@@ -310,7 +315,11 @@ def _write(file: str, doc: StateDocument) -> Any:
 
 async def push_document(ctx: CliContext) -> None:
     file = ctx.args.file
-    doc = parse_document(sys.stdin.read(), where="<stdin>") if file == "-" else read_document(file)
+    doc = (
+        read_document_stream(sys.stdin.buffer, where="<stdin>")
+        if file == "-"
+        else read_document(file)
+    )
     async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
         meta = CommitMeta(
             principal=ctx.principal(),

@@ -18,26 +18,22 @@ still accepted: their chain is walked as before.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from ccstate.service.authz import sealing
 from ccstate.service.changes.scanning import ScanResult
 from ccstate.service.errors import CcstateError, InvalidInput, StateCorrupt, TokenError
 from ccstate.service.names import validate_workspace
 from ccstate.service.ports import Clock, ObjectStore, SystemClock
 from ccstate.service.state.model import canonical_json, sha256_hex
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 log = logging.getLogger(__name__)
 
@@ -723,34 +719,24 @@ def _ancestors_of(base: TokenRecord | None) -> dict[str, str] | None:
 # --------------------------------------------------------------------------- payload sealing
 
 
-def _key(token: str) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ccstate token payload")
-    return hkdf.derive(token.encode())
-
-
-def _aad(token: str, bound: TokenRecord | None) -> bytes:
-    """What the seal authenticates: the token's hash and, for records that list their
-    ancestors, every field of the record but the seal itself."""
-    aad = token_hash(token).encode()
-    if bound is None:
-        return aad
-    body = json.loads(bound.to_json())
+def _bound(record: TokenRecord | None) -> bytes:
+    """What a record's seal authenticates besides the token: nothing on a legacy record (no
+    ancestor list), else every field of the record but the seal itself."""
+    if record is None:
+        return b""
+    body = json.loads(record.to_json())
     body.pop("sealed_payload", None)
-    return aad + b"\n" + canonical_json(body)
+    return canonical_json(body)
 
 
 def _seal(token: str, payload: Any, bound: TokenRecord | None) -> str:
-    nonce = os.urandom(12)
-    sealed = AESGCM(_key(token)).encrypt(nonce, canonical_json(payload), _aad(token, bound))
-    return base64.b64encode(nonce + sealed).decode()
+    return sealing.seal(token, payload, _bound(bound))
 
 
 def _unseal(token: str, sealed: str, bound: TokenRecord | None) -> Any:
-    raw = base64.b64decode(sealed)
     try:
-        plain = AESGCM(_key(token)).decrypt(raw[:12], raw[12:], _aad(token, bound))
-    except Exception as exc:  # InvalidTag: the record was tampered with
+        return sealing.unseal(token, sealed, _bound(bound))
+    except sealing.SealBroken as exc:  # the record was edited, or not this token's
         raise _refuse(
             "payload_mismatch", "This token's stored payload fails its integrity check.", _RESTART
         ) from exc
-    return json.loads(plain)

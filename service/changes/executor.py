@@ -299,7 +299,7 @@ class ResourceOperations:
                 raise CloudOperationFailed(
                     f"An earlier {earlier.describe()} was interrupted and its outcome is not "
                     f"known yet ({settled.result}: {settled.message}). Nothing was done.",
-                    next_step="Wait for it to finish, run `ccstate recover`, then retry.",
+                    next_step="Wait for it to finish, record it with ${recover}, then retry.",
                     request_token=settled.request_token,
                     status=settled.result,
                 )
@@ -310,7 +310,7 @@ class ResourceOperations:
             raise CloudOperationFailed(
                 f"Another change of '{change.locked_identifier}' left an intent that appeared "
                 "while this one started. Nothing was done.",
-                next_step="Run `ccstate recover`, then retry.",
+                next_step="Record it with ${recover}, then retry.",
             )
         return intent
 
@@ -551,7 +551,7 @@ class _Change:
 
 _LEFT_OPEN = (
     "The change may have happened: its intent stays open, and its outcome is recorded by the "
-    "next change of this resource, the next server start, or `ccstate recover`."
+    "next change of this resource, the next server start, or a recovery run."
 )
 
 
@@ -569,8 +569,9 @@ def _cloud_failure(
             f"The {operation} of {what} did not finish in time (status "
             f"{event.operation_status}); it may still complete. Its intent stays open: the "
             "outcome is recorded by the next change of this resource, the next server start "
-            "or `ccstate recover`.",
-            next_step=f"Call ${{request_status}}('{event.request_token}') to follow it.",
+            "or a recovery run.",
+            next_step=f"Call ${{request_status}}('{event.request_token}') to follow it; once "
+            "it is done, ${recover} records it at once.",
             request_token=event.request_token,
             status=event.operation_status,
             intent_open=True,

@@ -184,7 +184,7 @@ class Reconciler:
                 "ambiguous",
                 message="Several Cloud Control requests could be this change: "
                 + ", ".join(exc.tokens)
-                + ". Check them (get_resource_request_status), record the right one by hand, "
+                + ". Check each request's status, record the right one by hand, "
                 "then delete the intent file.",
             )
         except CcstateError as exc:

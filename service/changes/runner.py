@@ -112,8 +112,8 @@ class ChangeRunner:
         return ChangeRun("DONE", generated, explanation, scan, done)
 
 
-def scan_refusal(result: ScanResult) -> str:
-    """Why a scan authorized nothing, in words that name no tool or command."""
+def scan_refusal(result: ScanResult, what: str = "change") -> str:
+    """Why a scan authorized nothing (``what``: the change, the fix), naming no tool."""
     if result.status == "FAILED":
         detail = (
             "A failed scan authorizes nothing. Show the failed checks to the user, fix the "
@@ -124,4 +124,4 @@ def scan_refusal(result: ScanResult) -> str:
             "The scan did not run: install checkov with `pip install 'ccstate[scan]'`, "
             "or start the server with SECURITY_SCANNING=disabled."
         )
-    return f"The security scan did not authorize the change ({result.status}): {detail}"
+    return f"The security scan did not authorize the {what} ({result.status}): {detail}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.changes.runner import ChangeRequest, ChangeRunner
+from ccstate.service.changes.runner import ChangeRequest, ChangeRunner, scan_refusal
 from ccstate.service.drift.compare import PropertyDifference
 from ccstate.service.drift.detect import DriftDetector, ResourceDrift
 from ccstate.service.drift.plan import RemediationPlan
@@ -130,11 +130,12 @@ class DriftRemediator:
         if run.scan is not None:
             scan = {"scan_status": run.scan.result.status, "summary": run.scan.result.summary()}
         if not run.done or run.outcome is None:
+            refused = run.scan.result if run.scan is not None else None
             return FixOutcome(
                 plan.identifier,
                 plan.resource_type,
                 "REFUSED",
-                run.reason,
+                scan_refusal(refused, "fix") if refused is not None else run.reason,
                 plan,
                 explanation=run.explanation.text,
                 scan=scan,

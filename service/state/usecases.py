@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from ccstate.service.authz.policy import Policy
@@ -17,13 +18,81 @@ from ccstate.service.changes.validation import validate_text, validate_type_name
 from ccstate.service.changes.workflow import Workflow
 from ccstate.service.errors import InvalidInput, NotFound
 from ccstate.service.names import validate_identifier
-from ccstate.service.state.model import CommitMeta, ResourceChange, StateDocument
+from ccstate.service.state.model import (
+    Commit,
+    CommitMeta,
+    LineageEntry,
+    ResourceChange,
+    ResourceState,
+    StateDocument,
+    VersionInfo,
+)
 from ccstate.service.state.store import StateStore
 
 MAX_VERSIONS = 200
 MAX_LOADED_RESOURCES = 500
 
 Exporter = Callable[[StateDocument], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class ResourceView:
+    """One managed resource as the state records it (with its lineage if asked)."""
+
+    serial: int
+    lineage: str
+    resource: ResourceState
+    entries: list[LineageEntry] | None = None
+
+
+@dataclass(frozen=True)
+class StateListing:
+    workspace: str
+    serial: int
+    lineage: str
+    last_updated: str | None
+    resources: list[ResourceState]  # at most MAX_LOADED_RESOURCES
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.resources)
+
+
+@dataclass(frozen=True)
+class ResourceHistory:
+    identifier: str
+    in_state: bool
+    entries: list[LineageEntry]
+
+
+@dataclass(frozen=True)
+class StateVersions:
+    head: int
+    versions: list[VersionInfo]
+
+
+@dataclass(frozen=True)
+class Restored:
+    restored_from: int
+    commit: Commit
+
+
+@dataclass(frozen=True)
+class Imported:
+    identifier: str
+    resource_type: str
+    commit: Commit
+    properties: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Saved:
+    document: StateDocument
+    saved_to: str | None
+    backend: str
+
+
 Locker = Callable[[Principal, str | None, str], AbstractAsyncContextManager[None]]
 
 
@@ -50,24 +119,22 @@ class StateTools:
     ) -> AbstractAsyncContextManager[None]:
         return self._lock(principal, identifier, operation) if self._lock else nullcontext()
 
-    async def load(
-        self, *, identifier: str = "", resource_type: str = "", include_lineage: bool = False
-    ) -> dict[str, Any]:
+    async def resource(self, identifier: str, *, include_lineage: bool = False) -> ResourceView:
         view = await self.store.current()
-        if identifier:
-            validate_identifier(identifier)
-            res = await self.store.get_resource(identifier)
-            if res is None:
-                raise NotFound(
-                    f"Resource '{identifier}' is not in the state of workspace "
-                    f"'{self.store.workspace}'.",
-                    next_step="Call ${list_managed} to list what is managed, or ${import} "
-                    "to adopt an existing resource.",
-                )
-            body = res.to_json_dict()
-            if include_lineage:
-                body["lineage"] = [e.to_json_dict() for e in await self.store.history(identifier)]
-            return {"serial": view.serial, "lineage": view.lineage, "resource": body}
+        validate_identifier(identifier)
+        res = await self.store.get_resource(identifier)
+        if res is None:
+            raise NotFound(
+                f"Resource '{identifier}' is not in the state of workspace "
+                f"'{self.store.workspace}'.",
+                next_step="Call ${list_managed} to list what is managed, or ${import} "
+                "to adopt an existing resource.",
+            )
+        entries = await self.store.history(identifier) if include_lineage else None
+        return ResourceView(view.serial, view.lineage, res, entries)
+
+    async def listing(self, *, resource_type: str = "") -> StateListing:
+        view = await self.store.current()
         if resource_type:
             validate_type_name(resource_type)
         selected = [
@@ -75,27 +142,16 @@ class StateTools:
             for r in view.resources.values()
             if not resource_type or r.resource_type == resource_type
         ]
-        return {
-            "workspace": self.store.workspace,
-            "serial": view.serial,
-            "lineage": view.lineage,
-            "last_updated": view.last_updated or None,
-            "total_resources": len(selected),
-            "resources": [
-                {
-                    "identifier": r.identifier,
-                    "resource_type": r.resource_type,
-                    "region": r.region,
-                    "last_modified": r.last_modified,
-                    "drift_status": r.drift_status.status,
-                    "current_properties": r.current_properties,
-                }
-                for r in selected[:MAX_LOADED_RESOURCES]
-            ],
-            "truncated": len(selected) > MAX_LOADED_RESOURCES,
-        }
+        return StateListing(
+            workspace=self.store.workspace,
+            serial=view.serial,
+            lineage=view.lineage,
+            last_updated=view.last_updated or None,
+            resources=selected[:MAX_LOADED_RESOURCES],
+            total=len(selected),
+        )
 
-    async def history(self, identifier: str) -> dict[str, Any]:
+    async def history(self, identifier: str) -> ResourceHistory:
         validate_identifier(identifier)
         entries = await self.store.history(identifier)
         if not entries:
@@ -103,14 +159,10 @@ class StateTools:
                 f"Resource '{identifier}' has no history in workspace '{self.store.workspace}'.",
                 next_step="Check the identifier with ${list_managed}.",
             )
-        return {
-            "identifier": identifier,
-            "in_state": await self.store.get_resource(identifier) is not None,
-            "entries": [e.to_json_dict() for e in entries],
-            "count": len(entries),
-        }
+        in_state = await self.store.get_resource(identifier) is not None
+        return ResourceHistory(identifier, in_state, entries)
 
-    async def versions(self, *, limit: int = 20) -> dict[str, Any]:
+    async def versions(self, *, limit: int = 20) -> StateVersions:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_VERSIONS:
             raise InvalidInput(
                 f"limit must be between 1 and {MAX_VERSIONS}.",
@@ -118,14 +170,11 @@ class StateTools:
                 field="limit",
             )
         versions = await self.store.versions(limit)
-        return {
-            "head": await self.store.head(),
-            "versions": [v.to_json_dict() for v in versions],
-        }
+        return StateVersions(await self.store.head(), versions)
 
     async def restore(
         self, principal: Principal, *, serial: int, user_intent: str = ""
-    ) -> dict[str, Any]:
+    ) -> Restored:
         self.policy.check(principal, "restore_state_version")
         user_intent = validate_text(user_intent, "user_intent")
         head = await self.store.head()
@@ -142,16 +191,7 @@ class StateTools:
         )
         async with self._holding(principal, None, "restore_state_version"):
             commit = await self.store.restore(serial, meta)
-        return {
-            "restored_from": serial,
-            "serial": commit.serial,
-            "changed_resources": [
-                {"identifier": c.identifier, "operation": c.operation} for c in commit.changes
-            ],
-            "message": f"The state record now equals version {serial} (recorded as version "
-            f"{commit.serial}). AWS itself was not changed: compare with drift detection and "
-            "apply changes through the token workflow if the resources must follow.",
-        }
+        return Restored(serial, commit)
 
     async def import_resource(
         self,
@@ -161,7 +201,7 @@ class StateTools:
         identifier: str,
         user_intent: str = "",
         region: str = "",
-    ) -> dict[str, Any]:
+    ) -> Imported:
         """Adopt a resource that exists in AWS: record its properties as read from the cloud."""
         self.policy.check(principal, "import_resource")
         validate_type_name(resource_type)
@@ -200,25 +240,9 @@ class StateTools:
                 user_intent=user_intent,
             )
             commit = await self.store.commit([change], meta, base_serial=base)
-        return {
-            "identifier": identifier,
-            "resource_type": resource_type,
-            "serial": commit.serial,
-            "properties": change.properties_after,
-            "message": f"{resource_type} '{identifier}' is now managed in the state "
-            f"(version {commit.serial}). Nothing was changed in AWS.",
-        }
+        return Imported(identifier, resource_type, commit, change.properties_after)
 
-    async def save(self) -> dict[str, Any]:
+    async def save(self) -> Saved:
         doc = await self.store.export_document()
         where = await self._save(doc) if self._save is not None else None
-        return {
-            "serial": doc.metadata.serial,
-            "lineage": doc.metadata.lineage,
-            "total_resources": doc.metadata.total_resources,
-            "total_operations": doc.metadata.total_operations,
-            "saved_to": where,
-            "backend": self.store.objects.describe(),
-            "message": "Every change is already committed to the backend as it happens; "
-            + (f"the readable export is at {where}." if where else "no local export is set."),
-        }
+        return Saved(doc, where, self.store.objects.describe())

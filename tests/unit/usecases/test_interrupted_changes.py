@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from ccstate.backends.local_locks import LocalLockManager
+from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.changes.journal import Intent
 from ccstate.service.errors import CloudOperationFailed, NotFound
 from ccstate.service.state.model import Principal, utc_now_iso
@@ -73,7 +74,7 @@ async def test_a_request_still_running_is_not_recorded_as_failed_and_is_settled_
     world.cloud.hold = True
     with pytest.raises(CloudOperationFailed) as running:
         await create(world, "slow")
-    assert "ccstate recover" in running.value.message
+    assert "ccstate recover" in running.value.next_step_in(MCP_WORDS)
     assert await history(world, "slow") == []  # no FAILED entry for what AWS may do
     [key] = await open_intents(world)
     intent = await world.operations.journal.read(key)

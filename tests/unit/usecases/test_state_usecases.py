@@ -23,7 +23,7 @@ async def test_import_records_the_resource_for_the_principal_of_the_request(
     )
 
     entry = (await world.store.history("legacy"))[-1]
-    assert imported["serial"] == await world.store.head()
+    assert imported.commit.serial == await world.store.head()
     assert entry.operation == "import"
     assert entry.user == "bob"
     assert entry.user_intent == "adopt it"
@@ -60,11 +60,12 @@ async def test_restore_makes_the_record_equal_to_an_earlier_version(world: World
 
     restored = await world.state_tools.restore(BOB, serial=first, user_intent="undo b")
 
-    assert restored["restored_from"] == first
+    assert restored.restored_from == first
+    assert {c.identifier for c in restored.commit.changes} == {"b"}
     assert await world.store.get_resource("b") is None
     assert await world.store.get_resource("a") is not None
     versions = await world.state_tools.versions(limit=1)
-    assert versions["versions"][0]["who"] == "bob"
+    assert versions.versions[0].who == "bob"
 
 
 async def test_a_read_only_server_refuses_state_changes_in_one_policy(tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ async def test_an_unknown_resource_is_not_found_and_the_next_step_fits_the_face(
     world: World,
 ) -> None:
     with pytest.raises(NotFound) as missing:
-        await world.state_tools.load(identifier="nowhere")
+        await world.state_tools.resource("nowhere")
 
     assert "load_state()" in missing.value.next_step_in(MCP_WORDS)
     assert "`ccstate state list`" in missing.value.next_step_in(CLI_WORDS)
