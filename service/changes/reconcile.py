@@ -201,7 +201,11 @@ class Reconciler:
         if found.outcome is None:
             await self.journal.close(intent)
             return _settlement(key, intent, "not_executed", message=found.how)
-        return await self._record(key, intent, found, trigger)
+        try:
+            return await self._record(key, intent, found, trigger)
+        except CcstateError as exc:  # e.g. the backend is down: the intent stays open
+            log.warning("cannot record %s yet: %s", intent.describe(), exc)
+            return _settlement(key, intent, "error", message=f"{found.how}; {exc.message}")
 
     async def _record(self, key: str, intent: Intent, found: _Found, trigger: str) -> Settlement:
         # A create that failed before AWS named it is recorded under its lock's name, as the
