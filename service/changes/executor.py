@@ -22,6 +22,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ from ccstate.service.errors import (
     InvalidInput,
     NotFound,
 )
-from ccstate.service.locking import hold_lock
+from ccstate.service.locking import HeldLock, hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import LockManager, LockScope, ProgressEvent
 from ccstate.service.state.model import Commit, DriftStatus, utc_now_iso
@@ -294,7 +295,9 @@ class ResourceOperations:
             return intent
         earlier = await self.journal.read_for(change.locked_identifier)
         if earlier is not None:
-            settled = await self.reconciler.settle(earlier, trigger="before the next change")
+            settled = await self.reconciler.settle(
+                earlier, trigger="before the next change", lock=_HELD.get()
+            )
             if not settled.settled:
                 raise CloudOperationFailed(
                     f"An earlier {earlier.describe()} was interrupted and its outcome is not "
@@ -400,7 +403,9 @@ class ResourceOperations:
     ) -> ChangeOutcome:
         """The call failed without a clear answer: ask Cloud Control what happened, now."""
         try:
-            settled = await self.reconciler.settle(intent, trigger="after a lost answer")
+            settled = await self.reconciler.settle(
+                intent, trigger="after a lost answer", lock=_HELD.get()
+            )
         except CcstateError as again:
             exc.add_note(f"Its outcome could not be checked either: {again}")
             settled = None
@@ -456,8 +461,12 @@ class ResourceOperations:
             lease_seconds=self.settings.lock_lease_seconds,
             timeout=self.settings.lock_timeout_seconds,
             raise_if_lost=False,  # the change happened and is recorded: report it as it is
-        ):
-            yield
+        ) as held:
+            reset = _HELD.set(held)  # its fencing token goes into the commit
+            try:
+                yield
+            finally:
+                _HELD.reset(reset)
 
     async def _finish(self, event: ProgressEvent) -> ProgressEvent:
         if event.is_terminal:
@@ -496,7 +505,7 @@ class ResourceOperations:
         # A create's identifier can come back from AWS, other than the name we locked.
         under_lock = change.identifier == change.locked_identifier
         return await self.store.commit(
-            [resource_change], intent.commit_meta(), under_lock=under_lock
+            [resource_change], intent.commit_meta(), under_lock=under_lock, lock=_HELD.get()
         )
 
     def _report(self, change: _Change, commit: Commit) -> ChangeOutcome:
@@ -515,6 +524,9 @@ class ResourceOperations:
 
 
 # ---------------------------------------------------------------------- helpers
+
+# The lock ``Executor.locked`` holds in this task, for the commit made under it.
+_HELD: ContextVar[HeldLock | None] = ContextVar("ccstate_held_lock", default=None)
 
 
 class _Change:

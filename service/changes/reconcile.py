@@ -34,7 +34,7 @@ from typing import Any, Literal
 from ccstate.service.changes.journal import Intent, IntentJournal
 from ccstate.service.changes.workflow import Workflow
 from ccstate.service.errors import CcstateError, LockTimeout, NotFound
-from ccstate.service.locking import hold_lock
+from ccstate.service.locking import HeldLock, hold_lock
 from ccstate.service.ports import LockManager, LockScope, ProgressEvent
 from ccstate.service.state.model import utc_now_iso
 from ccstate.service.state.store import StateStore
@@ -162,18 +162,21 @@ class Reconciler:
                 lease_seconds=self.lease_seconds,
                 timeout=timeout,
                 raise_if_lost=False,
-            ):
+            ) as held:
                 current = await self.journal.read(key)
                 if current is None:
                     return None  # its executor finished and closed it while we waited
-                return await self.settle(current, trigger=trigger)
+                return await self.settle(current, trigger=trigger, lock=held)
         except LockTimeout as exc:
             return _settlement(key, intent, "busy", message=exc.message)
 
     # ------------------------------------------------------------------ one intent
 
-    async def settle(self, intent: Intent, *, trigger: str) -> Settlement:
-        """Find and record the outcome of ``intent``; the caller holds its resource's lock."""
+    async def settle(
+        self, intent: Intent, *, trigger: str, lock: HeldLock | None = None
+    ) -> Settlement:
+        """Find and record the outcome of ``intent``; the caller holds its resource's lock
+        (``lock``: its lease is checked before the commit, and its fencing token recorded)."""
         key = self.journal.key(intent.lock_name)
         try:
             found = await self._find(intent)
@@ -202,12 +205,14 @@ class Reconciler:
             await self.journal.close(intent)
             return _settlement(key, intent, "not_executed", message=found.how)
         try:
-            return await self._record(key, intent, found, trigger)
+            return await self._record(key, intent, found, trigger, lock)
         except CcstateError as exc:  # e.g. the backend is down: the intent stays open
             log.warning("cannot record %s yet: %s", intent.describe(), exc)
             return _settlement(key, intent, "error", message=f"{found.how}; {exc.message}")
 
-    async def _record(self, key: str, intent: Intent, found: _Found, trigger: str) -> Settlement:
+    async def _record(
+        self, key: str, intent: Intent, found: _Found, trigger: str, lock: HeldLock | None
+    ) -> Settlement:
         # A create that failed before AWS named it is recorded under its lock's name, as the
         # executor records it.
         identifier = found.identifier or intent.identifier or intent.lock_name
@@ -245,7 +250,9 @@ class Reconciler:
             reconciled=reconciled,
         )
         under_lock = identifier == intent.lock_name
-        commit = await self.store.commit([change], intent.commit_meta(), under_lock=under_lock)
+        commit = await self.store.commit(
+            [change], intent.commit_meta(), under_lock=under_lock, lock=lock
+        )
         await self.journal.close(intent)
         log.warning(
             "recorded the interrupted %s: %s at serial %d (%s)",
