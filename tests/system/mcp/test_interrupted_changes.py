@@ -35,7 +35,7 @@ from tests.system.mcp.harness import McpSession, aws_kwargs, server_env
 
 BUCKET = "AWS::S3::Bucket"
 PATCH = [{"op": "add", "path": "/VersioningConfiguration", "value": {"Status": "Enabled"}}]
-LEASE = "2s"  # a killed server's lock is free again after this
+LEASE = "10s"  # a killed server's lock is free again after this (long enough for a slow start)
 DEADLINE = 90.0  # seconds: a failing wait ends the test instead of hanging it
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -118,7 +118,7 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
 def in_progress(sandbox: Sandbox, operation: str) -> Callable[[], list[Any]]:
     assert sandbox.cloudcontrol is not None
     requests = sandbox.cloudcontrol.requests
-    return lambda: requests.matching([operation.upper()], ["IN_PROGRESS"])
+    return lambda: requests.matching([operation.upper()], ["IN_PROGRESS"], sandbox.region)
 
 
 def resource_in_state(backend: Path, name: str) -> ResourceState | None:
