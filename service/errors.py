@@ -192,3 +192,9 @@ class CloudOperationFailed(CcstateError):
 
 class ReadOnlyMode(CcstateError):
     code = "read_only"
+
+
+class Forbidden(CcstateError):
+    """The principal's role does not allow the action (the team server's roles)."""
+
+    code = "forbidden"
