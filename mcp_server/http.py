@@ -41,10 +41,10 @@ from ccstate.mcp_server.server import build_server
 from ccstate.service.authz.policy import Policy, least_role_for_tool
 from ccstate.service.authz.users import UserDirectory
 from ccstate.service.errors import ConfigError, Forbidden
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import principal_components
 from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from pydantic import AnyHttpUrl
 from starlette.middleware import Middleware
@@ -214,7 +214,9 @@ def check_binding(options: HttpOptions) -> None:
 
 
 class TeamGuard:
-    def __init__(self, app: ASGIApp, *, policy: Policy, metrics: Metrics, metadata_url: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, policy: Policy, metrics: Metrics, metadata_url: str
+    ) -> None:
         self.app = app
         self.metadata_url = metadata_url
         self.policy = policy
@@ -318,7 +320,8 @@ class TeamGuard:
 
     async def _refuse(self, scope: Scope, send: Send, status: int, why: str, who: str) -> None:
         self._log_refusal(scope, status, why, who)
-        body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Session not found"}}
+        error = {"code": -32600, "message": "Session not found"}
+        body = {"jsonrpc": "2.0", "id": None, "error": error}
         await JSONResponse(body, status_code=status)(scope, _no_receive, send)
 
     def _log_refusal(self, scope: Scope, status: int, why: str, who: str) -> None:

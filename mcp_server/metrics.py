@@ -35,7 +35,7 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.tool_requests = Counter(
-            "ccstate_tool_requests", "Tool calls by tool and outcome", ["tool", "outcome"], registry=r
+            "ccstate_tool_requests", "Tool calls", ["tool", "outcome"], registry=r
         )
         self.tool_seconds = Histogram(
             "ccstate_tool_seconds", "Tool call duration", ["tool"], buckets=_LATENCY, registry=r
@@ -47,7 +47,7 @@ class Metrics:
         self.lock_wait = Histogram(
             "ccstate_lock_wait_seconds", "Time to acquire a lock", buckets=_LATENCY, registry=r
         )
-        self.lock_timeouts = Counter("ccstate_lock_timeouts", "Lock waits that timed out", registry=r)
+        self.lock_timeouts = Counter("ccstate_lock_timeouts", "Lock waits timed out", registry=r)
         self.token_refusals = Counter(
             "ccstate_token_refusals", "Bearer tokens refused", ["reason"], registry=r
         )

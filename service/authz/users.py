@@ -31,8 +31,9 @@ from typing import Any
 from ccstate.service.authz.policy import ROLES, Role
 from ccstate.service.errors import InvalidInput, NotFound, PreconditionFailed
 from ccstate.service.ports import ObjectStore
+
 USERS_KEY = "users.json"
-TOKEN_PREFIX = "ccs1"
+TOKEN_PREFIX = "ccs1"  # noqa: S105 (the marker of a ccstate token, not a secret)
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 _CAS_ATTEMPTS = 8
@@ -239,4 +240,3 @@ class UserDirectory:
             "The user list changed under us too often; nothing was changed.",
             next_step="Try again.",
         )
-
