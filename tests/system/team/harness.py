@@ -75,8 +75,17 @@ class ServerProcess:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ccstate", "serve", "--transport", "http"]
-            + ["--port", str(self.port), *args],
+            [
+                sys.executable,
+                "-m",
+                "ccstate",
+                "serve",
+                "--transport",
+                "http",
+                "--port",
+                str(self.port),
+                *args,
+            ],
             env=dict(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -146,9 +155,11 @@ def initialize(id_: int = 1) -> dict[str, Any]:
 @asynccontextmanager
 async def mcp_client(url: str, token: str | None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=120) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=120) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
 
 
 def structured(result: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -57,7 +58,7 @@ def test_a_viewer_may_not_change_anything_and_an_operator_may(action: str) -> No
 
 
 def test_each_role_includes_the_ones_before_it_and_admin_manages_users() -> None:
-    for lower, higher in zip(ROLES, ROLES[1:], strict=False):
+    for lower, higher in itertools.pairwise(ROLES):
         assert tools_for(lower) <= tools_for(higher)
     with pytest.raises(Forbidden):
         Policy().check(person("approver"), "manage_users")
