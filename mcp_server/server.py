@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from ccstate.mcp_server.instructions import INSTRUCTIONS
+from ccstate.mcp_server.results import StructuredErrorServer
 from ccstate.mcp_server.runtime import Runtime
 from ccstate.service import __version__
 from mcp.server.mcpserver import MCPServer
@@ -24,6 +25,7 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_cloud",
     "ccstate.mcp_server.tools_state",
     "ccstate.mcp_server.tools_drift",
+    "ccstate.mcp_server.tools_graph",
 ]
 Transport = Literal["stdio", "http"]
 
@@ -36,7 +38,7 @@ def build_server(
     middleware: Sequence[Any] = (),
 ) -> MCPServer:
     """``auth``/``token_verifier``/``middleware``: the team server's (``mcp_server.http``)."""
-    server: MCPServer = MCPServer(
+    server: MCPServer = StructuredErrorServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
