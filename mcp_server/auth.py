@@ -16,7 +16,8 @@ metadata, sessions bound to the credential that opened them). This module gives 
 Every token carries the scope ``ccstate`` (the SDK refuses others with 403 insufficient_scope)
 and a role scope ``ccstate:<role>``. ``RoleMiddleware`` turns the verified token into the
 request's ``Principal`` (established ``authenticated``), hides the tools the role may not call
-from ``tools/list`` and refuses them in ``tools/call`` through ``Policy.check_tool``.
+from ``tools/list`` and refuses them in ``tools/call`` (``mcp_server.roles``: each tool's
+action, asked of the policy).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 import jwt
 from ccstate.mcp_server.metrics import Metrics
 from ccstate.mcp_server.results import failed
+from ccstate.mcp_server.roles import check_tool, visible_tools
 from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.authz.policy import ROLES, Policy
 from ccstate.service.authz.principal import Principal
@@ -279,7 +281,7 @@ class RoleMiddleware:
         tool = str((ctx.params or {}).get("name", ""))
         started = time.perf_counter()
         try:
-            self._policy.check_tool(who, tool)
+            check_tool(self._policy, who, tool)
         except Forbidden as err:
             log.warning("refused tool call: who=%s tool=%s why=%s", _who(who), tool, err.message)
             self._count(tool, "forbidden", started, None)
@@ -295,12 +297,12 @@ class RoleMiddleware:
     def _visible(self, result: Any, who: Principal | None) -> Any:
         if isinstance(result, dict) and isinstance(result.get("tools"), list):
             tools = result["tools"]
-            names = set(self._policy.visible_tools(who, [str(t.get("name")) for t in tools]))
+            names = set(visible_tools(self._policy, who, [str(t.get("name")) for t in tools]))
             return {**result, "tools": [t for t in tools if t.get("name") in names]}
         tools = getattr(result, "tools", None)
         if tools is None:
             return result
-        names = set(self._policy.visible_tools(who, [t.name for t in tools]))
+        names = set(visible_tools(self._policy, who, [t.name for t in tools]))
         return result.model_copy(update={"tools": [t for t in tools if t.name in names]})
 
     def _count(self, tool: str, outcome: str, started: float, data: Any) -> None:

@@ -36,9 +36,10 @@ from ccstate.mcp_server.auth import (
     principal_from,
 )
 from ccstate.mcp_server.metrics import Metrics
+from ccstate.mcp_server.roles import check_tool, least_role_for_tool
 from ccstate.mcp_server.runtime import Runtime
 from ccstate.mcp_server.server import build_server
-from ccstate.service.authz.policy import Policy, least_role_for_tool
+from ccstate.service.authz.policy import Policy
 from ccstate.service.authz.users import UserDirectory
 from ccstate.service.errors import ConfigError, Forbidden
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -298,7 +299,7 @@ class TeamGuard:
                 continue
             tool = str((message.get("params") or {}).get("name", ""))
             try:
-                self.policy.check_tool(principal, tool)
+                check_tool(self.policy, principal, tool)
             except Forbidden:
                 return tool, least_role_for_tool(tool)
         return None

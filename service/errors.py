@@ -77,6 +77,10 @@ NEUTRAL_WORDS: dict[str, str] = {
     "readonly_flag": "read-only mode",
     "workspace_flag": "the workspace setting",
     "detect_without_fix": "Check drift without fixing it",
+    "users_list": "the list of the team server's users",
+    "users_add": "an admin adding the user",
+    "users_rotate": "an admin rotating the token",
+    "users_revoke": "an admin revoking the user",
 }
 
 

@@ -5,8 +5,9 @@ principal with a role (the team server's authenticated users) may do only what t
 ``viewer`` reads, ``operator`` changes, ``approver`` approves others' changes, ``admin``
 manages users and locks; each role includes the ones before it. A principal without a role (the
 local person on stdio or in the CLI, whose authority is their AWS and backend credentials) is
-limited by the first rule only. Every face and every use case asks ``Policy.check`` (actions) or
-``Policy.check_tool`` (MCP tools); nobody tests ``readonly`` or a role on their own.
+limited by the first rule only. Every face and every use case asks ``Policy.check`` (both
+rules) or ``Policy.check_role`` (the role rule, for a face's entry point such as an MCP tool);
+nobody tests ``readonly`` or a role on their own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ Action = Literal[
     "restore_state_version",
     "import_resource",
     "refresh",
+    "read",
+    "prepare",
+    "save_state",
     "record_drift",
     "approve",
     "manage_users",
@@ -53,8 +57,13 @@ _REFUSALS: dict[str, tuple[str, str]] = {
 }
 
 
-# The least role each action needs.
+# The least role each action needs: the one allowlist of actions per role. Each face maps its
+# entry points to actions (mcp_server/roles.py: every MCP tool to one action), so a tool is
+# allowed exactly when its action is.
 ACTION_ROLES: dict[str, Role] = {
+    "read": "viewer",
+    "prepare": "operator",
+    "save_state": "operator",
     "create": "operator",
     "update": "operator",
     "delete": "operator",
@@ -68,58 +77,19 @@ ACTION_ROLES: dict[str, Role] = {
     "force_unlock": "admin",
 }
 
-# The one allowlist of MCP tools per role (each role also has the tools of the roles before
-# it). A tool in no list is served to admins only: a new tool module must add its tools here
-# (tests/unit/authz/test_roles.py fails until it does).
-ROLE_TOOLS: dict[Role, frozenset[str]] = {
-    "viewer": frozenset(
-        {
-            "check_environment_variables",
-            "get_aws_session_info",
-            "get_resource_schema_information",
-            "list_resources",
-            "get_resource",
-            "get_resource_request_status",
-            "load_state",
-            "show_resource_history",
-            "list_state_versions",
-            "show_dependency_graph",
-            "detect_drift",  # a viewer's check is not recorded and fixes nothing (record_drift)
-        }
-    ),
-    "operator": frozenset(
-        {
-            "generate_infrastructure_code",
-            "explain",
-            "run_checkov",
-            "create_resource",
-            "update_resource",
-            "delete_resource",
-            "refresh_state",
-            "save_state",
-            "restore_state_version",
-            "import_resource",
-        }
-    ),
-    "approver": frozenset({"approve_security_findings"}),
-    "admin": frozenset(),
-}
-
 
 def role_rank(role: str) -> int:
     return ROLES.index(role)  # type: ignore[arg-type]
 
 
-def tools_for(role: str) -> frozenset[str]:
-    """Every tool ``role`` may call (its own and those of the roles before it)."""
-    allowed: set[str] = set()
-    for each in ROLES[: role_rank(role) + 1]:
-        allowed |= ROLE_TOOLS[each]
-    return frozenset(allowed)
+def least_role(action: str) -> Role:
+    """The least role that may do ``action``; an action nobody listed is for admins only."""
+    return ACTION_ROLES.get(action, "admin")
 
 
-def least_role_for_tool(tool: str) -> Role:
-    return next((r for r in ROLES if tool in ROLE_TOOLS[r]), "admin")
+def actions_for(role: str) -> frozenset[str]:
+    """Every action ``role`` may do (what the faces turn into their allowlists)."""
+    return frozenset(a for a, least in ACTION_ROLES.items() if role_rank(role) >= role_rank(least))
 
 
 @dataclass(frozen=True)
@@ -146,34 +116,23 @@ class Policy:
             return False
         return True
 
-    def check_tool(self, principal: Principal | None, tool: str) -> None:
-        """Raise ``Forbidden`` when ``principal``'s role does not list ``tool``."""
-        role = principal.role if principal is not None else None
-        if role is None or tool in tools_for(role):
-            return
-        needed = least_role_for_tool(tool)
-        raise Forbidden(
-            f"{principal.person} (role {role}) may not call {tool}: it needs the role {needed}.",  # type: ignore[union-attr]
-            next_step="Ask an admin for that role, or use a tool of your role (tools/list).",
-            step="role",
-            tool=tool,
-            role=role,
-            required_role=needed,
-        )
+    def check_role(self, principal: Principal | None, action: str) -> None:
+        """Raise ``Forbidden`` when ``principal``'s role may not do ``action`` (the role rule
+        alone: what a face asks before it even starts, e.g. for an MCP tool)."""
+        self._check_role(principal, action)
 
-    def visible_tools(self, principal: Principal | None, tools: list[str]) -> list[str]:
-        """The tools ``principal`` may call, in the order given (what tools/list shows)."""
-        role = principal.role if principal is not None else None
-        if role is None:
-            return list(tools)
-        allowed = tools_for(role)
-        return [t for t in tools if t in allowed]
+    def role_allows(self, principal: Principal | None, action: str) -> bool:
+        try:
+            self._check_role(principal, action)
+        except Forbidden:
+            return False
+        return True
 
     @staticmethod
     def _check_role(principal: Principal | None, action: str) -> None:
         role = principal.role if principal is not None else None
-        needed = ACTION_ROLES.get(action)
-        if role is None or needed is None or role_rank(role) >= role_rank(needed):
+        needed = least_role(action)
+        if role is None or role_rank(role) >= role_rank(needed):
             return
         raise Forbidden(
             f"{principal.person} (role {role}) may not {action}: it needs the role {needed}.",  # type: ignore[union-attr]

@@ -142,8 +142,8 @@ class UserDirectory:
             if existing is not None and existing.active:
                 raise PreconditionFailed(
                     f"User '{name}' already exists (role {existing.role}).",
-                    next_step="Rotate their token with `ccstate users rotate NAME`, or revoke "
-                    "the user first.",
+                    next_step="Rotate their token (${users_rotate}), or revoke the user first "
+                    "(${users_revoke}).",
                 )
             users[name] = record
 
@@ -205,8 +205,7 @@ class UserDirectory:
         if current is None or not current.active:
             raise NotFound(
                 f"There is no active user '{name}'.",
-                next_step="See the users with `ccstate users list`; add one with "
-                "`ccstate users add NAME --role ROLE`.",
+                next_step="See the users (${users_list}); add one with ${users_add}.",
             )
         return current
 
