@@ -26,6 +26,7 @@ SCENARIOS = [
     "benchmarks.drift_bench",
     "benchmarks.graph_bench",
     "benchmarks.calls_bench",
+    "benchmarks.team_soak",
 ]
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "benchmarks" / "report.json"

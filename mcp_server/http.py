@@ -57,6 +57,7 @@ log = logging.getLogger("ccstate.http")
 
 MCP_PATH = "/mcp"
 SESSION_HEADER = "mcp-session-id"
+MAX_SESSIONS = 100_000  # owners remembered; the SDK's own limit of open sessions is lower
 MAX_PEEK = 4 * 1024 * 1024  # bodies above this go on unread (the SDK refuses them anyway)
 _LOOPBACK_NAMES = {"localhost"}
 
@@ -259,6 +260,8 @@ class TeamGuard:
                 session = headers.get(SESSION_HEADER)
                 if token is not None and session and session not in self.owners:
                     self.owners[session] = (principal_components(token), who)
+                    while len(self.owners) > MAX_SESSIONS:  # the SDK has long expired these
+                        del self.owners[next(iter(self.owners))]
                 status = int(message["status"])
                 if status in (401, 403) or (status == 404 and _header(scope, SESSION_HEADER)):
                     why = _why(headers.get("www-authenticate", ""), status)

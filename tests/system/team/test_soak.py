@@ -17,6 +17,7 @@ def test_three_servers_twenty_clients_and_a_sigkill_lose_nothing(tmp_path: Path)
     checks = result["checks"]
 
     assert result["killed_server"] == 0
+    assert result["lock_held_at_kill"] is not None  # it died holding a lock
     assert result["operations"] == 60
     assert result["successful_mutations"] > 0
     assert result["ok_after_kill"] > 0  # the other servers kept working

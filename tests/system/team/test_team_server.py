@@ -225,6 +225,8 @@ def test_a_viewer_sees_only_read_tools_and_a_mutation_gets_403_insufficient_scop
     server: ServerProcess, tokens: dict[str, str], backend: Path, sandbox: Sandbox
 ) -> None:
     before = log_serials(backend)
+    s3 = boto3.client("s3", **aws_kwargs(sandbox.env()))
+    buckets_before = s3.list_buckets()["Buckets"]
 
     async def as_alice() -> tuple[list[str], Exception | None, dict[str, object]]:
         async with mcp_client(server.url, tokens["alice"]) as client:
@@ -262,8 +264,7 @@ def test_a_viewer_sees_only_read_tools_and_a_mutation_gets_403_insufficient_scop
     )
     assert "resource_metadata=" in challenge
     assert log_serials(backend) == before
-    buckets = boto3.client("s3", **aws_kwargs(sandbox.env())).list_buckets()["Buckets"]
-    assert buckets == []
+    assert s3.list_buckets()["Buckets"] == buckets_before
     assert (
         "refused HTTP 403 POST /mcp: who=alice (role viewer) client=127.0.0.1 "
         "why=role may not call create_resource (needs operator)"
@@ -337,6 +338,54 @@ def test_an_operators_change_is_recorded_under_the_authenticated_person(
     assert not last["principal"].get("user")  # not the server process's user
 
 
+def test_tokens_prepared_by_one_person_do_not_execute_for_another(
+    server: ServerProcess, tokens: dict[str, str], issuer: Issuer, backend: Path
+) -> None:
+    async def prepare_as_bob() -> dict[str, str]:
+        async with mcp_client(server.url, tokens["bob"]) as client:
+            credentials = structured(await client.call_tool("get_aws_session_info", {}))
+            generated = structured(
+                await client.call_tool(
+                    "generate_infrastructure_code",
+                    {
+                        "credentials_token": credentials["credentials_token"],
+                        "resource_type": S3,
+                        "properties": {"BucketName": "bobs-prepared-bucket"},
+                    },
+                )
+            )
+            explained = structured(
+                await client.call_tool(
+                    "explain",
+                    {"generated_code_token": generated["generated_code_token"], "user_intent": "x"},
+                )
+            )
+            scanned = structured(
+                await client.call_tool(
+                    "run_checkov", {"explained_token": explained["explained_token"]}
+                )
+            )
+            return {
+                "credentials_token": credentials["credentials_token"],
+                "explained_token": explained["explained_token"],
+                "security_scan_token": scanned["security_scan_token"],
+            }
+
+    erin = issuer.token("00u-erin", scope="ccstate ccstate:operator", email="erin@example.test")
+
+    async def execute_as_erin(chain: dict[str, str]) -> tuple[bool, dict[str, object]]:
+        async with mcp_client(server.url, erin) as client:
+            result = await client.call_tool("create_resource", {"resource_type": S3, **chain})
+            return bool(result.is_error), structured(result)
+
+    chain = run(prepare_as_bob())
+    before = log_serials(backend)
+    failed, answer = run(execute_as_erin(chain))
+
+    assert failed and answer["error"] == "token_error", answer
+    assert log_serials(backend) == before
+
+
 def test_a_jwt_person_is_known_by_the_configured_claim(
     server: ServerProcess, issuer: Issuer
 ) -> None:
@@ -358,6 +407,12 @@ def test_healthz_is_open_and_metrics_count_tools_and_refusals(
 ) -> None:
     post(server.url, "not-a-token", initialize())
 
+    async def read() -> None:
+        async with mcp_client(server.url, tokens["alice"]) as client:
+            await client.call_tool("load_state", {})
+
+    run(read())
+
     health = httpx2.get(server.base + "/healthz")
     anonymous = httpx2.get(server.base + "/metrics")
     metrics = httpx2.get(
@@ -371,7 +426,9 @@ def test_healthz_is_open_and_metrics_count_tools_and_refusals(
     assert 'ccstate_http_refusals_total{reason="Authentication required",status="401"}' in (
         metrics.text
     )
-    assert "ccstate_tool_requests_total" in metrics.text
+    assert 'ccstate_tool_requests_total{outcome="ok",tool="load_state"}' in metrics.text
+    for name in ("ccstate_commits_total", "ccstate_lock_wait_seconds_count"):
+        assert name in metrics.text
 
 
 # --------------------------------------------------------------------------- binding, TLS
