@@ -562,6 +562,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"{checks['locks_left_by_killed_server']} (taken over after the lease: "
         f"{len(checks['locks_taken_over'])}), locks remaining {checks['locks_remaining']}.",
         "",
+        "Everything (sandbox, three servers, twenty clients) shares the machine's cores, so the "
+        "latencies are mostly waiting for a CPU; compare runs on the same machine only. Each "
+        "call pays one read of `users.json` (the token check) besides its own work.",
+        "",
         "| tool | calls | p50 ms | p95 ms |",
         "|---|---:|---:|---:|",
     ]
