@@ -195,6 +195,12 @@ class LocalObjectStore:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete, self._path(key))
 
+    async def existed(self, key: str) -> bool:
+        """Files keep no history: a deleted one leaves no trace (the store finds gaps by the
+        commits after them, the snapshot pointer and the export instead)."""
+        self._path(key)  # validates the key
+        return False
+
     def _put_if_absent(self, path: Path, body: bytes) -> bool:
         with os_errors_as_backend_errors("write", path):
             local_listing.prepare_put(path.parent, path.name)

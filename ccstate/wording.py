@@ -23,6 +23,8 @@ CLI_WORDS: dict[str, str] = {
     "readonly_flag": "--readonly",
     "workspace_flag": "--workspace",
     "detect_without_fix": "Run `ccstate drift` without --fix",
+    "pull": "`ccstate state pull`",
+    "force": "pass --force",
     "users_list": "`ccstate users list`",
     "users_add": "`ccstate users add NAME --role ROLE`",
     "users_rotate": "`ccstate users rotate NAME`",

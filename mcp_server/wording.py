@@ -24,6 +24,8 @@ MCP_WORDS: dict[str, str] = {
     "readonly_flag": "--readonly",
     "workspace_flag": "the server's --workspace",
     "detect_without_fix": "Call detect_drift without auto_fix",
+    "pull": "save_state()",
+    "force": "use `ccstate state push --force` from the command line",
     "users_list": "an admin's `ccstate users list`",
     "users_add": "an admin's `ccstate users add NAME --role ROLE`",
     "users_rotate": "an admin's `ccstate users rotate NAME`",

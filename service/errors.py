@@ -77,6 +77,8 @@ NEUTRAL_WORDS: dict[str, str] = {
     "readonly_flag": "read-only mode",
     "workspace_flag": "the workspace setting",
     "detect_without_fix": "Check drift without fixing it",
+    "pull": "an export of the current state",
+    "force": "force the import",
     "users_list": "the list of the team server's users",
     "users_add": "an admin adding the user",
     "users_rotate": "an admin rotating the token",

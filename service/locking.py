@@ -27,6 +27,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from ccstate.service.errors import LockLost
 from ccstate.service.ports import LockInfo, LockManager, LockScope
@@ -45,9 +46,30 @@ class HeldLock:
     def id(self) -> str:
         return self.info.id
 
+    @property
+    def fence(self) -> int:
+        """The lease's fencing token; commits made under this lock carry it."""
+        return self.info.fence
+
     def ensure_held(self) -> None:
         """Raise ``LockLost`` if a heartbeat found the lock taken away."""
         if self.lost is not None:
+            raise self.lost
+
+    def ensure_live(self, now: datetime) -> None:
+        """Raise ``LockLost`` unless the lock is still ours and its lease runs past ``now``:
+        the check a commit makes just before its put, so a holder stalled past its lease never
+        commits (the fencing token catches what slips between this check and the put)."""
+        self.ensure_held()
+        if now >= self.info.expires:
+            scope = LockScope(self.info.workspace, self.info.resource).describe()
+            self.lost = LockLost(
+                f"The lease of lock {self.id} on {scope} ran out at "
+                f"{self.info.expires.isoformat()} before the commit: someone else may hold it "
+                "now. Nothing was written.",
+                next_step="Check the resource's history (${history}), then re-run the operation.",
+                lock_id=self.id,
+            )
             raise self.lost
 
 

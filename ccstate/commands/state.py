@@ -269,14 +269,14 @@ async def restore_version(ctx: CliContext) -> None:
     serial = ctx.args.serial
     async with (
         ctx.open_state() as (backend, store),
-        _workspace_lock(ctx, backend, store),
+        _workspace_lock(ctx, backend, store) as held,
     ):
         meta = CommitMeta(
             principal=ctx.principal(),
             explanation=f"Restore workspace '{store.workspace}' to serial {serial} (ccstate CLI).",
             user_intent=ctx.args.reason,
         )
-        commit = await store.restore(serial, meta)
+        commit = await store.restore(serial, meta, lock=held)
     data = {
         "workspace": store.workspace,
         "restored_from": serial,
@@ -351,14 +351,14 @@ async def push_document(ctx: CliContext) -> None:
         if file == "-"
         else read_document(file)
     )
-    async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
+    async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store) as held:
         meta = CommitMeta(
             principal=ctx.principal(),
             explanation=f"Import of state document {file} (ccstate state push"
             + (" --force)." if ctx.args.force else ")."),
             user_intent=ctx.args.reason,
         )
-        commit = await store.import_document(doc, meta, force=ctx.args.force)
+        commit = await store.import_document(doc, meta, force=ctx.args.force, lock=held)
     data = {
         "workspace": store.workspace,
         "file": file,

@@ -494,7 +494,8 @@ def _drift_change(result: ResourceDrift) -> ResourceChange:
 def _not_in_state(identifier: str) -> NotFound:
     return NotFound(
         f"{identifier} is not in the state of this workspace.",
-        next_step="List the resources in state (ccstate state list), or import the resource first.",
+        next_step="List the resources in state with ${list_managed}, or import the resource "
+        "first (${import}).",
     )
 
 
