@@ -338,7 +338,8 @@ async def _check_bucket(store: S3ObjectStore) -> None:
             raise errors.NotFound(
                 f"The state bucket s3://{store.bucket} does not exist.",
                 next_step=f"Create it with `ccstate backend bootstrap --bucket {store.bucket} "
-                "--table TABLE` or deploy infra/state-backend.yaml, then retry.",
+                "--table TABLE`, or deploy the template that `ccstate bootstrap "
+                "--print-template` prints, then retry.",
             ) from exc
         raise await aws.translate_with_caller(
             exc, store.whoami, what=f"s3://{store.bucket}", iam_action="s3:ListBucket"

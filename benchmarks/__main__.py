@@ -28,6 +28,7 @@ SCENARIOS = [
     "benchmarks.drift_bench",
     "benchmarks.graph_bench",
     "benchmarks.calls_bench",
+    "benchmarks.scan_bench",
     "benchmarks.team_soak",
 ]
 ROOT = Path(__file__).resolve().parent.parent

@@ -79,6 +79,7 @@ NEUTRAL_WORDS: dict[str, str] = {
     "detect_without_fix": "Check drift without fixing it",
     "pull": "an export of the current state",
     "force": "force the import",
+    "forget": "a forget of the recorded resource",
     "users_list": "the list of the team server's users",
     "users_add": "an admin adding the user",
     "users_rotate": "an admin rotating the token",

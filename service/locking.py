@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +33,7 @@ from ccstate.service.errors import LockLost
 from ccstate.service.ports import LockInfo, LockManager, LockScope
 
 log = logging.getLogger(__name__)
+WAIT_NOTICE_SECONDS = 0.5
 
 
 @dataclass
@@ -73,6 +74,22 @@ class HeldLock:
             raise self.lost
 
 
+async def _acquire(
+    acquiring: Awaitable[LockInfo], on_wait: Callable[[], None] | None, notice_after: float
+) -> LockInfo:
+    if on_wait is None:
+        return await acquiring
+    task = asyncio.ensure_future(acquiring)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=notice_after)
+        if not done:
+            on_wait()
+        return await task
+    except BaseException:
+        task.cancel()  # cancelled while waiting: stop trying for the lock too
+        raise
+
+
 @asynccontextmanager
 async def hold_lock(
     locks: LockManager,
@@ -83,9 +100,17 @@ async def hold_lock(
     lease_seconds: float = 60,
     timeout: float = 30,
     raise_if_lost: bool = True,
+    on_wait: Callable[[], None] | None = None,
+    notice_after: float = WAIT_NOTICE_SECONDS,
 ) -> AsyncIterator[HeldLock]:
-    info = await locks.acquire(
-        scope, operation=operation, who=who, lease_seconds=lease_seconds, timeout=timeout
+    """``on_wait`` is called once when the lock is not had within ``notice_after`` seconds (the
+    CLI then prints "Acquiring state lock...", as Terraform does)."""
+    info = await _acquire(
+        locks.acquire(
+            scope, operation=operation, who=who, lease_seconds=lease_seconds, timeout=timeout
+        ),
+        on_wait,
+        notice_after,
     )
     held = HeldLock(info)
     heartbeat = asyncio.create_task(

@@ -389,7 +389,8 @@ class DriftDetector:
                 differences=[],
                 remediable=False,
                 reason="The resource no longer exists in the cloud; an update cannot bring it "
-                "back. Re-create it from the recorded properties, or forget it.",
+                "back. Re-create it from the recorded properties, or remove it from the state "
+                f"with `ccstate state rm {identifier} --reason ...`.",
             )
         return build_plan(identifier, result.resource_type, [], {})
 

@@ -533,7 +533,7 @@ def ensure_same_type(existing: ResourceState | None, resource_type: str) -> None
             f"The state already records {existing.identifier!r} as {existing.resource_type}; "
             f"this change is for {resource_type}.",
             next_step="Use another name for the new resource, or remove the recorded one "
-            "first (delete it, or forget it from state).",
+            "first: delete it, or forget it with ${forget}.",
             identifier=existing.identifier,
         )
 
