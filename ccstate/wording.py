@@ -25,7 +25,7 @@ CLI_WORDS: dict[str, str] = {
     "detect_without_fix": "Run `ccstate drift` without --fix",
     "pull": "`ccstate state pull`",
     "force": "pass --force",
-    "forget": "`ccstate state rm ID --reason ...`",
+    "forget": "`ccstate state rm ${identifier} --reason ...`",
     "users_list": "`ccstate users list`",
     "users_add": "`ccstate users add NAME --role ROLE`",
     "users_rotate": "`ccstate users rotate NAME`",

@@ -245,7 +245,7 @@ class AuthenticatedIdentity:
             if _in_request.get():
                 raise Forbidden(
                     "This request carries no authenticated person.",
-                    next_step="Send a bearer token (docs/team.md).",
+                    next_step="Send a bearer token: `Authorization: Bearer TOKEN`.",
                 )
             return base
         return replace(person, aws_arn=base.aws_arn, host=base.host)

@@ -25,7 +25,7 @@ MCP_WORDS: dict[str, str] = {
     "workspace_flag": "the server's --workspace",
     "detect_without_fix": "Call detect_drift without auto_fix",
     "pull": "save_state()",
-    "forget": "`ccstate state rm ID --reason ...` from the command line",
+    "forget": "forget_resource",
     "force": "use `ccstate state push --force` from the command line",
     "users_list": "an admin's `ccstate users list`",
     "users_add": "an admin's `ccstate users add NAME --role ROLE`",

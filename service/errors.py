@@ -42,7 +42,10 @@ class CcstateError(Exception):
     def next_step_in(self, vocabulary: Mapping[str, str] | None) -> str:
         """The next step in a face's words (its tool or command names)."""
         words = {**NEUTRAL_WORDS, **(vocabulary or {})}
-        return Template(self.next_step_template).safe_substitute(words)
+        worded = Template(self.next_step_template).safe_substitute(words)
+        # A face's words may name the error's own details (``${identifier}``).
+        values = {key: str(value) for key, value in self.details.items() if key.isidentifier()}
+        return Template(worded).safe_substitute(values)
 
     def __str__(self) -> str:
         if self.next_step:

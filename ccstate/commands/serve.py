@@ -147,7 +147,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_team_arguments(parser: argparse.ArgumentParser) -> None:
     """The HTTP server's authentication and TLS (docs/team.md)."""
-    team = parser.add_argument_group("HTTP server: authentication and TLS (docs/team.md)")
+    team = parser.add_argument_group("HTTP server: authentication and TLS")
     team.add_argument(
         "--no-auth",
         action="store_true",
@@ -230,7 +230,7 @@ def team_options(args: argparse.Namespace) -> Any:
 def _usage(message: str) -> Exception:
     from ccstate.service.errors import InvalidInput
 
-    return InvalidInput(message, next_step="See `ccstate serve --help` and docs/team.md.")
+    return InvalidInput(message, next_step="See `ccstate serve --help`.")
 
 
 def _get(args: argparse.Namespace, name: str) -> Any:

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="Add a user with a role; prints their bearer token once.",
         description="Add a user with a role and print their bearer token, once: only a salted "
         "hash is kept. Give the token to the person; their MCP client sends it as "
-        "`Authorization: Bearer TOKEN` (docs/team.md).",
+        "`Authorization: Bearer TOKEN`.",
         parents=[common],
     )
     add.add_argument("name", metavar="NAME", help="login or e-mail address, e.g. alice")
@@ -107,7 +107,7 @@ def _show_token(ctx: CliContext, issued: Any, verb: str) -> None:
             soft_wrap=True,
         ),
     )
-    ctx.out.note("Store it in the person's MCP client config or a secret manager (docs/team.md).")
+    ctx.out.note("Store it in the person's MCP client config or a secret manager.")
 
 
 def _table(rows: list[dict[str, Any]]) -> Any:

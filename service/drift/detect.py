@@ -389,8 +389,8 @@ class DriftDetector:
                 differences=[],
                 remediable=False,
                 reason="The resource no longer exists in the cloud; an update cannot bring it "
-                "back. Re-create it from the recorded properties, or remove it from the state "
-                f"with `ccstate state rm {identifier} --reason ...`.",
+                "back. Re-create it from the recorded properties, or forget it (remove it from "
+                "the state, recorded with a reason).",
             )
         return build_plan(identifier, result.resource_type, [], {})
 
