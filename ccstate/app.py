@@ -30,6 +30,7 @@ from ccstate.backends.config import Settings, load_drift_rules, load_settings
 from ccstate.backends.factory import build_store
 from ccstate.service.authz.policy import Policy
 from ccstate.service.authz.principal import Established, Principal
+from ccstate.service.authz.users import UserDirectory
 from ccstate.service.ports import CloudProvider, SchemaProvider
 from ccstate.service.state.model import StateDocument
 from ccstate.service.state.store import StateStore
@@ -63,6 +64,22 @@ class ServeConfig:
     sandbox: bool = False
     sandbox_endpoint: str | None = None
     drift_interval: float | None = None  # seconds between scheduled drift checks
+    team: TeamOptions = field(default_factory=lambda: TeamOptions())
+
+
+@dataclass(frozen=True)
+class TeamOptions:
+    """The HTTP server's authentication and TLS (docs/team.md)."""
+
+    auth: bool = True  # False only with --no-auth, and only on loopback
+    public_url: str | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    jwt_user_claim: str = "sub"
 
 
 # --------------------------------------------------------------------------- who asks
@@ -154,8 +171,10 @@ async def open_drift(
 
 
 @asynccontextmanager
-async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
-    """Everything the MCP tools use, as an ``mcp_server.runtime.Runtime``."""
+async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIterator[Any]:
+    """Everything the MCP tools use, as an ``mcp_server.runtime.Runtime``; with ``metrics``
+    (the HTTP server's), commits and lock waits are counted, and the team's user directory
+    is in ``runtime.extras['users']``."""
     from ccstate.mcp_server.runtime import Runtime
     from ccstate.service.drift.detect import DriftDetector
     from ccstate.service.state.usecases import StateTools
@@ -163,10 +182,16 @@ async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
     settings = settings_for(options)
     async with AsyncExitStack() as stack:
         backend, store = await stack.enter_async_context(open_state(settings))
+        locks = backend.locks
+        if metrics is not None:
+            from ccstate.mcp_server.metrics import TimedLocks, count_commits
+
+            count_commits(store, metrics)
+            locks = TimedLocks(locks, metrics)
         cloud = await _cloud(stack, settings)
         schemas = _schemas(settings, options)
         workflow, operations, policy = await _changes(
-            backend, store, cloud, schemas, settings, options
+            backend, store, cloud, schemas, settings, options, locks=locks
         )
         state_tools = StateTools(
             workflow,
@@ -194,6 +219,7 @@ async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
             auto_remediation=settings.auto_remediation,
             workspace=settings.workspace,
             templates=_templates(backend, store, cloud, schemas, workflow, settings, options),
+            extras={"users": UserDirectory(backend.objects)},
         )
 
 
@@ -224,6 +250,7 @@ async def _changes(
     options: ServerOptions,
     *,
     scan: bool = True,
+    locks: Any = None,
 ) -> tuple[Any, Any, Policy]:
     """The token workflow and the executor: what a change needs."""
     from ccstate.service.authz.tokens import TokenService
@@ -254,7 +281,7 @@ async def _changes(
     operations = ResourceOperations(
         workflow,
         store,
-        backend.locks,
+        locks or backend.locks,
         OperationSettings(
             workspace=settings.workspace,
             lock_lease_seconds=settings.lock_lease,
@@ -390,6 +417,9 @@ async def serve_async(config: ServeConfig) -> None:
     from ccstate.mcp_server.server import build_server, run_transport
     from ccstate.mcp_server.tools_drift import monitor_drift
 
+    if config.transport == "http":
+        await serve_team(config)
+        return
     async with open_server(config.options) as runtime:
         server = build_server(runtime)
         operations = runtime.operations
@@ -434,6 +464,50 @@ async def _until_terminated(scope: Any) -> None:
             log.warning("SIGTERM: stopping; changes in flight are left to the reconciler")
             scope.cancel()
             return
+
+
+async def serve_team(config: ServeConfig) -> None:
+    """The team server: streamable HTTP with authentication, roles, /healthz and /metrics."""
+    from ccstate.mcp_server.auth import JwtSettings
+    from ccstate.mcp_server.http import HttpOptions, check_binding, serve_http_team
+    from ccstate.mcp_server.metrics import Metrics
+    from ccstate.mcp_server.tools_drift import monitor_drift
+
+    team = config.team
+    http = HttpOptions(
+        host=config.host,
+        port=config.port,
+        public_url=team.public_url,
+        certfile=team.certfile,
+        keyfile=team.keyfile,
+        auth=team.auth,
+    )
+    check_binding(http)  # before opening anything
+    jwt = None
+    if team.jwt_issuer:
+        jwt = JwtSettings(
+            issuer=team.jwt_issuer,
+            audience=team.jwt_audience or http.resource_url,
+            jwks_url=team.jwks_url,
+            jwks_file=team.jwks_file,
+            user_claim=team.jwt_user_claim,
+        )
+    metrics = Metrics()
+    async with open_server(config.options, metrics=metrics) as runtime:
+        interval = config.drift_interval
+
+        async def monitor() -> None:
+            if interval:
+                await monitor_drift(runtime, interval)
+
+        await serve_http_team(
+            runtime,
+            http,
+            users=runtime.extras["users"],
+            jwt=jwt,
+            metrics=metrics,
+            background=monitor,
+        )
 
 
 def serve(config: ServeConfig) -> int:

@@ -65,6 +65,11 @@ COMMANDS = [
         "scanner", "ccstate.commands.scanner", "Install and check the security scanner (checkov)."
     ),
     Command("recover", "ccstate.commands.recover", "Record the outcome of interrupted changes."),
+    Command(
+        "users",
+        "ccstate.commands.users",
+        "Manage the team server's users and bearer tokens.",
+    ),
 ]
 COMMAND_MODULES = list(dict.fromkeys(command.module for command in COMMANDS))
 

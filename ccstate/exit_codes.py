@@ -23,6 +23,7 @@ EXIT_CODES: dict[str, int] = {
     "backend_error": 7,
     "token_error": 8,
     "read_only": 8,
+    "forbidden": 8,
     "cloud_operation_failed": 9,
     "policy_denied": 8,
 }

@@ -29,4 +29,8 @@ CLI_WORDS: dict[str, str] = {
     "force": "pass --force",
     "forget": "`ccstate state rm ${identifier} --reason ...`",
     "recover": "`ccstate recover`",
+    "users_list": "`ccstate users list`",
+    "users_add": "`ccstate users add NAME --role ROLE`",
+    "users_rotate": "`ccstate users rotate NAME`",
+    "users_revoke": "`ccstate users revoke NAME`",
 }

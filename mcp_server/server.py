@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from ccstate.mcp_server.instructions import INSTRUCTIONS
 from ccstate.mcp_server.results import StructuredErrorServer
@@ -29,12 +30,22 @@ TOOL_MODULES = [
 Transport = Literal["stdio", "http"]
 
 
-def build_server(runtime: Runtime) -> MCPServer:
+def build_server(
+    runtime: Runtime,
+    *,
+    auth: Any = None,
+    token_verifier: Any = None,
+    middleware: Sequence[Any] = (),
+) -> MCPServer:
+    """``auth``/``token_verifier``/``middleware``: the team server's (``mcp_server.http``)."""
     server: MCPServer = StructuredErrorServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
         log_level="WARNING",
+        auth=auth,
+        token_verifier=token_verifier,
+        middleware=middleware,
     )
     for name in TOOL_MODULES:
         try:

@@ -87,7 +87,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             identifiers=wanted,
             remediator=remediator,
             auto_fix=fix,
-            record=not runtime.readonly,
+            record=runtime.policy.allows(principal, "record_drift"),  # not read-only, not a viewer
             user_intent=user_intent,
             principal=principal,
         )

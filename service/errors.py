@@ -86,6 +86,10 @@ NEUTRAL_WORDS: dict[str, str] = {
     "force": "force the import",
     "forget": "a forget of the recorded resource",
     "recover": "the recovery of interrupted changes",
+    "users_list": "the list of the team server's users",
+    "users_add": "an admin adding the user",
+    "users_rotate": "an admin rotating the token",
+    "users_revoke": "an admin revoking the user",
 }
 
 
@@ -207,3 +211,9 @@ class PolicyDenied(CcstateError):
     """The operator's policy forbids what was asked (e.g. accepting a critical finding)."""
 
     code = "policy_denied"
+
+
+class Forbidden(CcstateError):
+    """The principal's role does not allow the action (the team server's roles)."""
+
+    code = "forbidden"

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -141,6 +142,44 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})"
     )
+    add_team_arguments(parser)
+
+
+def add_team_arguments(parser: argparse.ArgumentParser) -> None:
+    """The HTTP server's authentication and TLS (docs/team.md)."""
+    team = parser.add_argument_group("HTTP server: authentication and TLS")
+    team.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve HTTP without authentication (refused unless --host is loopback; logs a "
+        "warning). Without it every request needs a bearer token from `ccstate users add` or "
+        "the identity provider",
+    )
+    team.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the URL clients reach the server at, e.g. behind a proxy "
+        "https://ccstate.example.com (the protected resource is URL/mcp)",
+    )
+    team.add_argument("--certfile", type=Path, metavar="PEM", help="TLS certificate (chain)")
+    team.add_argument("--keyfile", type=Path, metavar="PEM", help="TLS private key")
+    team.add_argument(
+        "--jwt-issuer", metavar="URL", help="accept JWTs of this issuer (the `iss` claim)"
+    )
+    team.add_argument(
+        "--jwt-audience",
+        metavar="AUD",
+        help="the `aud` JWTs must carry (default: the server's URL/mcp)",
+    )
+    keys = team.add_mutually_exclusive_group()
+    keys.add_argument("--jwks-url", metavar="URL", help="the issuer's JWKS (signing keys)")
+    keys.add_argument("--jwks-file", type=Path, metavar="FILE", help="a JWKS in a file")
+    team.add_argument(
+        "--jwt-user-claim",
+        default="sub",
+        metavar="CLAIM",
+        help="the claim that names the person (default sub; e.g. email)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -162,7 +201,36 @@ def config_from_args(args: argparse.Namespace) -> Any:
         sandbox=bool(args.sandbox),
         sandbox_endpoint=args.sandbox_endpoint,
         drift_interval=_get(args, "drift_interval"),
+        team=team_options(args),
     )
+
+
+def team_options(args: argparse.Namespace) -> Any:
+    from ccstate.app import TeamOptions
+
+    if args.transport != "http" and (args.no_auth or args.certfile or args.jwt_issuer):
+        raise _usage("--no-auth, --certfile and --jwt-* apply to --transport http only")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise _usage("--certfile and --keyfile go together")
+    if args.jwt_issuer and not (args.jwks_url or args.jwks_file):
+        raise _usage("--jwt-issuer needs --jwks-url or --jwks-file (the issuer's signing keys)")
+    return TeamOptions(
+        auth=not args.no_auth,
+        public_url=args.public_url,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        jwt_issuer=args.jwt_issuer,
+        jwt_audience=args.jwt_audience,
+        jwks_url=args.jwks_url,
+        jwks_file=args.jwks_file,
+        jwt_user_claim=args.jwt_user_claim,
+    )
+
+
+def _usage(message: str) -> Exception:
+    from ccstate.service.errors import InvalidInput
+
+    return InvalidInput(message, next_step="See `ccstate serve --help`.")
 
 
 def _get(args: argparse.Namespace, name: str) -> Any:

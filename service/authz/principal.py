@@ -8,6 +8,9 @@ use case; no long-lived object holds one. ``established`` says how the person wa
 - ``aws-sts``: only the AWS caller ARN is known (STS GetCallerIdentity) and names the person;
 - ``authenticated``: the HTTP server verified the caller (bearer token, identity provider).
 
+``role`` is the team server's role of an authenticated person (``authz.policy.ROLES``); None
+for the local person, whose authority is their own AWS and backend credentials.
+
 Commits record the older pydantic ``state.model.Principal`` (docs/state-format.md);
 ``to_record`` and ``from_record`` map between the two, and execution tokens bind
 ``for_token()`` so a token serves only the principal it was issued to.
@@ -32,6 +35,7 @@ class Principal:
     established: Established
     aws_arn: str | None = None
     host: str | None = None
+    role: str | None = None
 
     def __post_init__(self) -> None:
         if self.established not in ESTABLISHED:

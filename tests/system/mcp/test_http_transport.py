@@ -36,6 +36,7 @@ def http_server(tmp_path: Path) -> Iterator[str]:
             "--sandbox",
             "--transport",
             "http",
+            "--no-auth",  # loopback only; the team server's auth: tests/system/team
             "--port",
             str(port),
             "--backend",
