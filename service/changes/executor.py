@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from ccstate.service.authz.tokens import recorded_token_id, token_hash
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
 from ccstate.service.changes.workflow import Authorization, Workflow
+from ccstate.service.changes.writeonly import carry_write_only, written_by_patch
 from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
 from ccstate.service.locking import hold_lock
 from ccstate.service.names import validate_identifier
@@ -32,6 +33,9 @@ from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, Resourc
 from ccstate.service.state.store import StateStore, ensure_same_type
 
 log = logging.getLogger(__name__)
+
+# Checked under the resource's lock before the token is used: raises to refuse (a stale plan).
+Precondition = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class ResourceOperations:
         explained_token: str,
         security_scan_token: str = "",
         region: str | None = None,
+        record_as: str = "create",
+        rolled_back_to: str | None = None,
+        precondition: Precondition | None = None,
     ) -> dict[str, Any]:
         schema = await self._schema(resource_type)
         tokens = dict(
@@ -104,8 +111,11 @@ class ResourceOperations:
         async with self.locked(principal, lock_name, "create"):
             if planned:  # refuse a name the state has for another type before AWS creates it
                 ensure_same_type(await self.store.get_resource(planned), resource_type)
+            if precondition is not None:
+                await precondition()
             await self.workflow.consume(auth)
             change = _Change("create", principal, schema, planned or lock_name, auth, region)
+            change.recorded_as, change.rolled_back_to = record_as, rolled_back_to
 
             async def run() -> None:
                 event = await self._finish(
@@ -117,7 +127,8 @@ class ResourceOperations:
                 if event.operation_status != "SUCCESS":
                     raise _cloud_failure(event, "create", resource_type, planned)
                 change.identifier = event.identifier or change.identifier
-                change.after = await self._read_back(schema, change.identifier, event)
+                read = await self._read_back(schema, change.identifier, event)
+                change.after = carry_write_only(schema, desired, read)
 
             return await self._record(change, run)
 
@@ -136,6 +147,8 @@ class ResourceOperations:
         region: str | None = None,
         record_as: str = "update",
         drift_status: DriftStatus | None = None,
+        rolled_back_to: str | None = None,
+        precondition: Precondition | None = None,
     ) -> dict[str, Any]:
         """``record_as``/``drift_status``: a drift remediation is an update recorded as
         operation 'remediate' with the drift it fixed."""
@@ -158,13 +171,19 @@ class ResourceOperations:
         # Without a patch_document the explained one is applied; with one, it must be that one.
         patch = auth.payload
         async with self.locked(principal, identifier, "update"):
+            if precondition is not None:
+                await precondition()
             await self.workflow.consume(auth)
             change = _Change("update", principal, schema, identifier, auth, region, patch=patch)
             change.recorded_as = record_as
             change.drift_status = drift_status
+            change.rolled_back_to = rolled_back_to
 
             async def run() -> None:
-                change.before = await self._current(schema, identifier)
+                prior = await self.store.get_resource(identifier)
+                recorded = prior.current_properties if prior is not None else None
+                live = await self._current(schema, identifier)
+                change.before = carry_write_only(schema, recorded, live) if live else live
                 event = await self._finish(
                     await self.cloud.update_resource(
                         resource_type, identifier, patch, client_token=_client_token(auth)
@@ -173,7 +192,8 @@ class ResourceOperations:
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
                     raise _cloud_failure(event, "update", resource_type, identifier)
-                change.after = await self._read_back(schema, identifier, event)
+                read = await self._read_back(schema, identifier, event)
+                change.after = carry_write_only(schema, written_by_patch(recorded, patch), read)
 
             return await self._record(change, run)
 
@@ -189,6 +209,9 @@ class ResourceOperations:
         explained_token: str,
         confirmed: bool = False,
         region: str | None = None,
+        record_as: str = "delete",
+        rolled_back_to: str | None = None,
+        precondition: Precondition | None = None,
     ) -> dict[str, Any]:
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
@@ -212,8 +235,11 @@ class ResourceOperations:
                 field="confirmed",
             )
         async with self.locked(principal, identifier, "delete"):
+            if precondition is not None:
+                await precondition()
             await self.workflow.consume(auth)
             change = _Change("delete", principal, schema, identifier, auth, region)
+            change.recorded_as, change.rolled_back_to = record_as, rolled_back_to
 
             async def run() -> None:
                 change.before = await self._current(schema, identifier)
@@ -320,6 +346,7 @@ class ResourceOperations:
             else None,
             checkov_results=auth.checkov_results,
             error=change.error,
+            **({"rolled_back_to": change.rolled_back_to} if change.rolled_back_to else {}),
         )
         meta = CommitMeta(
             principal=change.principal.to_record(),
@@ -378,6 +405,7 @@ class _Change:
         self.error: dict[str, Any] | None = None
         self.recorded_as: str | None = None  # the lineage operation, when not ``operation``
         self.drift_status: DriftStatus | None = None
+        self.rolled_back_to: str | None = None  # a rollback: the token hash it undid to
 
 
 def _client_token(auth: Authorization) -> str:

@@ -83,6 +83,7 @@ class LineageEntry(_Model):
     outcome: Outcome | None = None
     error: dict[str, Any] | None = None
     serial: int | None = None
+    rolled_back_to: str | None = None  # a rollback: the execution token (sha256:) it undid to
 
 
 class DriftStatus(_Model):
@@ -173,6 +174,7 @@ class ResourceChange(_Model):
     # Per-change overrides of the commit's intent (a stack commit explains each member).
     explanation: str | None = None
     user_intent: str | None = None
+    rolled_back_to: str | None = None
 
 
 class StackChange(_Model):
@@ -253,6 +255,7 @@ class Commit(_Model):
             outcome=change.outcome,
             error=change.error,
             serial=self.serial,
+            **({"rolled_back_to": change.rolled_back_to} if change.rolled_back_to else {}),
         )
 
 
