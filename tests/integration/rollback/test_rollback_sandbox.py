@@ -30,6 +30,12 @@ def tags(**values: str) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in values.items()]
 
 
+async def retag(world: World, bucket: str, team: str) -> None:
+    await world.update(
+        BUCKET, bucket, [{"op": "replace", "path": "/Tags", "value": tags(team=team)}]
+    )
+
+
 async def entry(world: World, identifier: str, token: str) -> dict[str, Any]:
     history = await world.store.history(identifier)
     return next(e.to_json_dict() for e in history if e.execution_token == token)
@@ -185,7 +191,7 @@ async def test_stale_plan_is_refused_when_the_state_serial_moved(world: World) -
         BUCKET, name, [{"op": "replace", "path": "/Tags", "value": tags(team="blue")}]
     )
     plan = await world.rollbacks.plan(name, created.execution_token)
-    await world.update(BUCKET, name, [{"op": "replace", "path": "/Tags", "value": tags(team="x")}])
+    await retag(world, name, "x")
 
     with pytest.raises(StalePlan):
         await world.rollbacks.rollback(
