@@ -193,7 +193,42 @@ async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
             identify=LocalIdentity(options.env, cloud),
             auto_remediation=settings.auto_remediation,
             workspace=settings.workspace,
+            extras={"rollbacks": _rollbacks(store, cloud, schemas, workflow, operations)},
         )
+
+
+@dataclass
+class ChangeParts:
+    """What ``ccstate rollback`` and ``ccstate impact`` run on: the whole change stack."""
+
+    settings: Settings
+    store: StateStore
+    cloud: CloudProvider
+    schemas: SchemaProvider
+    rollbacks: Any  # service.changes.rollback.Rollbacks
+    identify: LocalIdentity
+
+
+@asynccontextmanager
+async def open_changes(options: ServerOptions) -> AsyncIterator[ChangeParts]:
+    settings = settings_for(options)
+    async with AsyncExitStack() as stack:
+        backend, store = await stack.enter_async_context(open_state(settings))
+        cloud = await _cloud(stack, settings)
+        schemas = _schemas(settings, options)
+        workflow, operations, _ = await _changes(backend, store, cloud, schemas, settings, options)
+        rollbacks = _rollbacks(store, cloud, schemas, workflow, operations)
+        yield ChangeParts(
+            settings, store, cloud, schemas, rollbacks, LocalIdentity(options.env, cloud)
+        )
+
+
+def _rollbacks(store: StateStore, cloud: Any, schemas: Any, workflow: Any, operations: Any) -> Any:
+    from ccstate.service.changes.rollback import Rollbacks
+    from ccstate.service.changes.runner import ChangeRunner
+
+    runner = ChangeRunner(workflow, operations)
+    return Rollbacks(store, cloud, schemas, runner, redact=workflow.redact)
 
 
 async def _changes(

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "ccstate.commands.serve",
     "ccstate.commands.drift",
     "ccstate.commands.backend",
+    "ccstate.commands.rollback",
 ]
 
 EXIT_OK = 0

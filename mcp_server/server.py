@@ -23,6 +23,7 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_cloud",
     "ccstate.mcp_server.tools_state",
     "ccstate.mcp_server.tools_drift",
+    "ccstate.mcp_server.tools_rollback",
 ]
 Transport = Literal["stdio", "http"]
 
