@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccstate.mcp_server.server import build_server
 from ccstate.sandbox import Sandbox
 from mcp.client import Client
 
 from ccstate.app import ServerOptions, open_server
 from ccstate.cli import main as cli_main
-from ccstate.mcp_server.server import build_server
 
 from .conftest import AwsClient, unique
 
