@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.authz.tokens import recorded_token_id, token_hash
+from ccstate.service.authz.tokens import TokenRecord, recorded_token_id, token_hash
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
 from ccstate.service.changes.workflow import Authorization, Workflow
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # Checked under the resource's lock before the token is used: raises to refuse (a stale plan).
 Precondition = Callable[[], Awaitable[None]]
+# Asked about every change, under its lock, before its token is used (impact analysis).
+Guard = Callable[[TokenRecord], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class ResourceOperations:
         self.store = store
         self.locks = locks
         self.settings = settings
+        self.guards: list[Guard] = []
 
     # ------------------------------------------------------------------ create
 
@@ -111,8 +114,7 @@ class ResourceOperations:
         async with self.locked(principal, lock_name, "create"):
             if planned:  # refuse a name the state has for another type before AWS creates it
                 ensure_same_type(await self.store.get_resource(planned), resource_type)
-            if precondition is not None:
-                await precondition()
+            await self._guard(auth, precondition)
             await self.workflow.consume(auth)
             change = _Change("create", principal, schema, planned or lock_name, auth, region)
             change.recorded_as, change.rolled_back_to = record_as, rolled_back_to
@@ -171,8 +173,7 @@ class ResourceOperations:
         # Without a patch_document the explained one is applied; with one, it must be that one.
         patch = auth.payload
         async with self.locked(principal, identifier, "update"):
-            if precondition is not None:
-                await precondition()
+            await self._guard(auth, precondition)
             await self.workflow.consume(auth)
             change = _Change("update", principal, schema, identifier, auth, region, patch=patch)
             change.recorded_as = record_as
@@ -235,8 +236,7 @@ class ResourceOperations:
                 field="confirmed",
             )
         async with self.locked(principal, identifier, "delete"):
-            if precondition is not None:
-                await precondition()
+            await self._guard(auth, precondition)
             await self.workflow.consume(auth)
             change = _Change("delete", principal, schema, identifier, auth, region)
             change.recorded_as, change.rolled_back_to = record_as, rolled_back_to
@@ -266,6 +266,12 @@ class ResourceOperations:
         return _event_dict(await self.cloud.get_request_status(request_token))
 
     # ------------------------------------------------------------------ internals
+
+    async def _guard(self, auth: Authorization, precondition: Precondition | None) -> None:
+        for guard in self.guards:
+            await guard(auth.record)
+        if precondition is not None:
+            await precondition()
 
     async def _schema(self, resource_type: str) -> ResourceSchema:
         validate_type_name(resource_type)

@@ -110,7 +110,7 @@ class PlanBinding:
                 f"{self.state_serial})"
             )
         if self.live_digest != earlier.live_digest:
-            moved.append(_live_moved(earlier.live_digest, self.live_digest))
+            moved.append(live_moved(earlier.live_digest, self.live_digest))
         if self.schema_version != earlier.schema_version:
             moved.append("the resource type's schema changed")
         if not moved and self.digest() != earlier.digest():
@@ -605,7 +605,7 @@ def _without_fingerprints(value: Any) -> Any:
     return value
 
 
-def _live_moved(before: str, now: str) -> str:
+def live_moved(before: str, now: str) -> str:
     if before == ABSENT:
         return "the resource now exists in AWS (the plan saw none)"
     if now == ABSENT:
