@@ -37,19 +37,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.loaders import Loader, create_loader
-from ccstate.service import errors
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from ccstate.service import errors, retry
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RETRY_ATTEMPTS = 5
+RETRY_ATTEMPTS = retry.TRANSIENT_ATTEMPTS
 THROTTLING_CODES = frozenset(
     {
         "Throttling",
@@ -216,18 +210,16 @@ async def call_with_retry(
     on_retry: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> T:
-    """Call ``fn`` with bounded, jittered exponential backoff on retryable errors."""
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(is_retryable),
-        stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=0.1, max=5),
-        reraise=True,
-        before_sleep=lambda state: _note_retry(state, on_retry),
+    """Call ``fn`` under the retry policy (``ccstate.service.retry``): bounded, jittered
+    exponential backoff on throttling, 5xx and dropped connections only."""
+    return await retry.call_transient(
+        fn,
+        *args,
+        is_transient=is_retryable,
+        attempts=attempts,
+        on_retry=lambda state: _note_retry(state, on_retry),
+        **kwargs,
     )
-    async for attempt in retrying:
-        with attempt:
-            return await fn(*args, **kwargs)
-    raise AssertionError("unreachable: tenacity reraises the last error")
 
 
 def _note_retry(state: Any, on_retry: Callable[[], None] | None) -> None:

@@ -13,12 +13,12 @@ import contextlib
 import json
 import logging
 import os
-import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import aioboto3
+from botocore import xform_name
 from botocore.exceptions import ClientError
 from ccstate.backends.aws import (
     AWS_ERRORS,
@@ -29,8 +29,9 @@ from ccstate.backends.aws import (
     open_client,
     translate,
 )
-from ccstate.service import errors
+from ccstate.service import errors, retry
 from ccstate.service.ports import CallerIdentity, ProgressEvent, ResourceDescription, ResourcePage
+from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -219,28 +220,23 @@ class CloudControlProvider:
 
     async def wait_for_request(self, request_token: str, *, timeout: float) -> ProgressEvent:
         """Poll with backoff (honouring RetryAfter) until terminal or ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        delay = FIRST_POLL
-        while True:
-            event = await self.get_request_status(request_token)
-            remaining = deadline - time.monotonic()
-            if event.is_terminal or remaining <= 0:
-                if not event.is_terminal:
-                    log.warning(
-                        "request %s still %s after %.0f s",
-                        request_token,
-                        event.operation_status,
-                        timeout,
-                    )
-                return event
-            await asyncio.sleep(min(_next_wait(event, delay), remaining))
-            delay = min(delay * 1.6, MAX_POLL)
+        event = await retry.poll(
+            lambda: self.get_request_status(request_token),
+            done=lambda event: event.is_terminal,
+            timeout=timeout,
+            wait=_poll_wait,
+        )
+        if not event.is_terminal:
+            log.warning(
+                "request %s still %s after %.0f s", request_token, event.operation_status, timeout
+            )
+        return event
 
     # ----------------------------------------------------------------------- plumbing
 
     async def _call(self, operation: str, what: str, **params: Any) -> dict[str, Any]:
         client = await self._client("cloudcontrol")
-        method = getattr(client, _snake(operation))
+        method = getattr(client, xform_name(operation))
         try:
             return dict(await call_with_retry(method, **params))
         except AWS_ERRORS as exc:
@@ -322,12 +318,14 @@ def _aws_message(exc: BaseException) -> str:
     return str(exc)
 
 
-def _snake(operation: str) -> str:
-    return "".join("_" + ch.lower() if ch.isupper() else ch for ch in operation).lstrip("_")
+_POLL_BACKOFF = retry.growing(FIRST_POLL, MAX_POLL, factor=1.6)
 
 
-def _next_wait(event: ProgressEvent, backoff: float) -> float:
-    if event.retry_after is None:
+def _poll_wait(state: RetryCallState) -> float:
+    """The backoff, or longer when the last answer said to retry after a given time."""
+    backoff = _POLL_BACKOFF(state)
+    event = state.outcome.result() if state.outcome else None
+    if event is None or event.retry_after is None:
         return backoff
     until = (event.retry_after - datetime.now(UTC)).total_seconds()
     return max(backoff, min(until, MAX_POLL * 6))

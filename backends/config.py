@@ -7,7 +7,7 @@ config.json keeps the seed's shape; ccstate's own settings sit in the same block
     {"state_management": {
         "enabled": true,
         "state_file": "~/.aws/ccapi-mcp-server/state.json",
-        "backup_retention_days": 30, "drift_check_interval": "1h", "auto_remediation": false,
+        "drift_check_interval": "1h", "auto_remediation": false,
         "remote_state": {"enabled": false, "s3_bucket": "my-state", "encryption": true},
         "backend": "s3://my-state/team?table=ccstate-locks", "workspace": "default",
         "snapshot_every": 50, "lock_timeout": "30s", "lock_lease": "60s", "token_ttl": "15m",
@@ -15,7 +15,11 @@ config.json keeps the seed's shape; ccstate's own settings sit in the same block
         "prefix": "team"}}
 
 Other top-level keys belong to the rest of the MCP server and are left alone; an unknown key
-inside ``state_management`` is an error (a typo would otherwise be silently ignored).
+inside ``state_management`` is an error (a typo would otherwise be silently ignored), except
+the seed's ``backup_retention_days``, accepted and ignored: history is append-only, and how long
+old object versions stay is the bucket's lifecycle rule (``backend bootstrap``).
+
+The layering is ours, not pydantic-settings': see docs/decisions.md, "Libraries".
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ HOME_DIR = "~/.aws/ccapi-mcp-server"
 DEFAULT_CONFIG_FILE = f"{HOME_DIR}/config.json"
 CONFIG_FILE_ENV = "CCSTATE_CONFIG"
 BLOCK = "state_management"
+# Keys of the seed's block that ccstate accepts in a config file and does not use.
+IGNORED_SEED_KEYS = frozenset({"backup_retention_days"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -79,7 +85,6 @@ class Settings(BaseModel):
     # The seed's settings.
     enabled: bool = True
     state_file: str = f"{HOME_DIR}/state.json"
-    backup_retention_days: int = Field(30, ge=0)
     drift_check_interval: Duration = Field(3600.0, gt=0)
     auto_remediation: bool = False
     remote_state: RemoteState = RemoteState()
@@ -223,7 +228,7 @@ def _settings_block(document: Any, path: Path) -> dict[str, Any]:
             f"Field '{BLOCK}' in config file {path} must be a JSON object.",
             next_step=f'Write "{BLOCK}": {{"enabled": true, ...}} in {path}.',
         )
-    return block
+    return {key: value for key, value in block.items() if key not in IGNORED_SEED_KEYS}
 
 
 def _line_hint(text: str | None, name: str) -> str:

@@ -26,26 +26,33 @@ import contextlib
 import hashlib
 import logging
 import os
-import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from importlib import metadata
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from ccstate.backends import aws
-from ccstate.service import errors
+from ccstate.service import errors, retry
 from ccstate.service.ports import LockInfo, LockScope
 
 log = logging.getLogger(__name__)
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
 
 WORKSPACE_SK = "#workspace"
 RESOURCE_SK_PREFIX = "r/"
 GC_GRACE_SECONDS = 86400
 FREE_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
+# Each attempt costs requests (a workspace attempt three), so every wait is at least half the
+# exponential step: 50 ms doubling up to 2 s, each between d/2 and 3d/2.
+LOCK_WAIT = retry.equal_jitter(0.05, 2.0)
 
 
 def ccstate_version() -> str:
@@ -96,17 +103,15 @@ class DynamoDBLockManager:
         lease_seconds: float,
         timeout: float,
     ) -> LockInfo:
-        deadline = time.monotonic() + max(timeout, 0.0)
-        delay = 0.05
-        while True:
-            taken, holder = await self._try_acquire(scope, operation, who, lease_seconds)
-            if taken and holder is not None:
-                return holder
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _timeout(scope, holder, timeout)
-            await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
-            delay = min(delay * 2, 2.0)
+        taken, holder = await retry.poll(
+            lambda: self._try_acquire(scope, operation, who, lease_seconds),
+            done=lambda answer: answer[0] and answer[1] is not None,
+            timeout=timeout,
+            wait=LOCK_WAIT,
+        )
+        if not taken or holder is None:
+            raise _timeout(scope, holder, timeout)
+        return holder
 
     async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
         now = self._now()
@@ -120,13 +125,15 @@ class DynamoDBLockManager:
                 UpdateExpression="SET expires_at = :exp, expires = :iso, #ttl = :ttl",
                 ConditionExpression="lock_id = :me AND expires_at >= :now",
                 ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues={
-                    ":exp": _num(expires),
-                    ":iso": {"S": _iso(expires)},
-                    ":ttl": _num(int(expires) + GC_GRACE_SECONDS),
-                    ":me": {"S": lock.id},
-                    ":now": _num(now),
-                },
+                ExpressionAttributeValues=marshal(
+                    {
+                        ":exp": expires,
+                        ":iso": _iso(expires),
+                        ":ttl": int(expires) + GC_GRACE_SECONDS,
+                        ":me": lock.id,
+                        ":now": now,
+                    }
+                ),
             )
         except ConditionFailed as exc:
             raise errors.LockLost(
@@ -149,7 +156,7 @@ class DynamoDBLockManager:
         return sorted((_info(item) for item in items), key=lambda info: info.created)
 
     async def force_unlock(self, lock_id: str) -> LockInfo:
-        items = await self._scan("lock_id = :id", {":id": {"S": lock_id}})
+        items = await self._scan("lock_id = :id", {":id": lock_id})
         if not items:
             raise errors.LockNotFound(
                 f"No lock with id {lock_id} in DynamoDB table {self.table}.",
@@ -185,10 +192,10 @@ class DynamoDBLockManager:
         free = {
             "TableName": self.table,
             "ConditionExpression": FREE_OR_EXPIRED,
-            "ExpressionAttributeValues": {":now": _num(now)},
+            "ExpressionAttributeValues": marshal({":now": now}),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        my_id = item["lock_id"]["S"]
+        my_id = item["lock_id"]
         try:
             await self._call(
                 # IAM authorizes each part of a transaction by its own action.
@@ -197,7 +204,7 @@ class DynamoDBLockManager:
                 # The lock id as idempotency token: a retry after a lost answer is a no-op.
                 ClientRequestToken=my_id,
                 TransactItems=[
-                    {"Put": {**free, "Item": item}},
+                    {"Put": {**free, "Item": marshal(item)}},
                     {"ConditionCheck": {**free, "Key": self._key(LockScope(scope.workspace))}},
                 ],
             )
@@ -216,29 +223,29 @@ class DynamoDBLockManager:
                 "dynamodb:PutItem",
                 self.client.put_item,
                 TableName=self.table,
-                Item=item,
+                Item=marshal(item),
                 ConditionExpression=FREE_OR_EXPIRED,
-                ExpressionAttributeValues={":now": _num(now)},
+                ExpressionAttributeValues=marshal({":now": now}),
             )
         except ConditionFailed:
             return False, await self._holder(scope)
         try:
-            blocker = await self._live_blocker(scope, item["lock_id"]["S"])
+            blocker = await self._live_blocker(scope, item["lock_id"])
         except BaseException:
             # Never leave a lock behind on an error path (cancellation included).
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._delete_if_ours(scope, item["lock_id"]["S"]))
+                await asyncio.shield(self._delete_if_ours(scope, item["lock_id"]))
             raise
         if blocker is None:
             return True, _info(item)
-        await self._delete_if_ours(scope, item["lock_id"]["S"])
+        await self._delete_if_ours(scope, item["lock_id"])
         return False, blocker
 
     async def _live_blocker(self, scope: LockScope, my_id: str) -> LockInfo | None:
         """A live resource lock in the workspace we are locking, if any."""
         now = self._now()
         for item in await self._query_workspace(scope.workspace):
-            if item["lock_id"]["S"] != my_id and float(item["expires_at"]["N"]) >= now:
+            if item["lock_id"] != my_id and float(item["expires_at"]) >= now:
                 return _info(item)
         return None
 
@@ -254,7 +261,7 @@ class DynamoDBLockManager:
                 TableName=self.table,
                 Key=self._key(scope),
                 ConditionExpression="lock_id = :me",
-                ExpressionAttributeValues={":me": {"S": lock_id}},
+                ExpressionAttributeValues=marshal({":me": lock_id}),
             )
         except ConditionFailed:
             return False
@@ -270,16 +277,16 @@ class DynamoDBLockManager:
             Key=self._key(scope),
             ConsistentRead=True,
         )
-        return resp.get("Item")
+        return unmarshal(resp["Item"]) if "Item" in resp else None
 
     async def _query_workspace(self, workspace: str) -> list[dict[str, Any]]:
         args: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": self._pk(workspace)}},
+            "ExpressionAttributeValues": marshal({":pk": self._pk(workspace)}),
             "ConsistentRead": True,
         }
-        return await self._paginate("dynamodb:Query", self.client.query, args)
+        return await self._paginate("dynamodb:Query", "query", args)
 
     async def _scan(
         self, condition: str = "", values: dict[str, Any] | None = None
@@ -287,25 +294,26 @@ class DynamoDBLockManager:
         """Every lock item under our prefix (another prefix may share the table)."""
         values = dict(values or {})
         if self.prefix:
-            values[":root"] = {"S": self.prefix + "/"}
+            values[":root"] = self.prefix + "/"
             condition = " AND ".join(filter(None, [condition, "begins_with(pk, :root)"]))
         args: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         if condition:
             args["FilterExpression"] = condition
-            args["ExpressionAttributeValues"] = values
-        return await self._paginate("dynamodb:Scan", self.client.scan, args)
+            args["ExpressionAttributeValues"] = marshal(values)
+        return await self._paginate("dynamodb:Scan", "scan", args)
 
     async def _paginate(
-        self, action: str, fn: Callable[..., Awaitable[Any]], args: dict[str, Any]
+        self, action: str, operation: str, args: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        """The lock items of every page (the table also holds serial counters: skipped)."""
-        items: list[dict[str, Any]] = []
-        while True:
-            resp = await self._call(action, fn, **args)
-            items.extend(item for item in resp.get("Items", []) if "lock_id" in item)
-            if "LastEvaluatedKey" not in resp:
-                return items
-            args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        """The lock items of every page (the table also holds serial counters: skipped).
+        A transient error on any page reads again from the first: reading is idempotent."""
+
+        async def every_page() -> list[dict[str, Any]]:
+            pages = self.client.get_paginator(operation).paginate(**args)
+            return [item async for page in pages for item in page.get("Items", [])]
+
+        items = await self._call(action, every_page)
+        return [unmarshal(item) for item in items if "lock_id" in item]
 
     async def _call(self, action: str, fn: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         return await call_table(self.table, self.whoami, action, fn, **kwargs)
@@ -316,29 +324,33 @@ class DynamoDBLockManager:
         return partition_key(self.prefix, workspace)
 
     def _key(self, scope: LockScope) -> dict[str, Any]:
+        return marshal(self._key_values(scope))
+
+    def _key_values(self, scope: LockScope) -> dict[str, str]:
         sk = WORKSPACE_SK if scope.is_workspace else resource_sort_key(str(scope.resource))
-        return {"pk": {"S": self._pk(scope.workspace)}, "sk": {"S": sk}}
+        return {"pk": self._pk(scope.workspace), "sk": sk}
 
     def _new_item(
         self, scope: LockScope, operation: str, who: str, now: float, expires: float
     ) -> dict[str, Any]:
+        """The lock item, in Python values (``marshal`` turns it into DynamoDB's)."""
         item: dict[str, Any] = {
-            **self._key(scope),
-            "lock_id": {"S": uuid.uuid4().hex},
-            "workspace": {"S": scope.workspace},
-            "who": {"S": who},
-            "host": {"S": socket.gethostname()},
-            "pid": _num(os.getpid()),
-            "operation": {"S": operation},
-            "created_at": _num(now),
-            "created": {"S": _iso(now)},
-            "expires_at": _num(expires),
-            "expires": {"S": _iso(expires)},
-            "version": {"S": ccstate_version()},
-            "ttl": _num(int(expires) + GC_GRACE_SECONDS),
+            **self._key_values(scope),
+            "lock_id": uuid.uuid4().hex,
+            "workspace": scope.workspace,
+            "who": who,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "operation": operation,
+            "created_at": now,
+            "created": _iso(now),
+            "expires_at": expires,
+            "expires": _iso(expires),
+            "version": ccstate_version(),
+            "ttl": int(expires) + GC_GRACE_SECONDS,
         }
         if scope.resource is not None:
-            item["resource"] = {"S": scope.resource}
+            item["resource"] = scope.resource
         return item
 
 
@@ -402,12 +414,23 @@ class _TransactionCanceled(Exception):
         for reason in self.reasons:
             item = reason.get("Item")
             if reason.get("Code") == "ConditionalCheckFailed" and item and "lock_id" in item:
-                return _info(item)
+                return _info(unmarshal(item))
         return None
 
 
-def _num(value: float) -> dict[str, str]:
-    return {"N": repr(round(value, 6)) if isinstance(value, float) else str(value)}
+def marshal(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Python values as DynamoDB attribute values (boto3's TypeSerializer); a float is sent
+    rounded to the microsecond, as DynamoDB numbers are decimal."""
+    return {key: _SERIALIZER.serialize(_decimal(value)) for key, value in values.items()}
+
+
+def unmarshal(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute values as Python values (numbers come back as ``Decimal``)."""
+    return {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
+
+
+def _decimal(value: Any) -> Any:
+    return Decimal(repr(round(value, 6))) if isinstance(value, float) else value
 
 
 def _iso(epoch: float) -> str:
@@ -416,16 +439,16 @@ def _iso(epoch: float) -> str:
 
 def _info(item: dict[str, Any]) -> LockInfo:
     return LockInfo(
-        id=item["lock_id"]["S"],
-        workspace=item["workspace"]["S"],
-        resource=item["resource"]["S"] if "resource" in item else None,
-        who=item["who"]["S"],
-        host=item["host"]["S"],
-        pid=int(item["pid"]["N"]),
-        operation=item["operation"]["S"],
-        created=datetime.fromtimestamp(float(item["created_at"]["N"]), UTC),
-        expires=datetime.fromtimestamp(float(item["expires_at"]["N"]), UTC),
-        version=item.get("version", {}).get("S", "unknown"),
+        id=item["lock_id"],
+        workspace=item["workspace"],
+        resource=item.get("resource"),
+        who=item["who"],
+        host=item["host"],
+        pid=int(item["pid"]),
+        operation=item["operation"],
+        created=datetime.fromtimestamp(float(item["created_at"]), UTC),
+        expires=datetime.fromtimestamp(float(item["expires_at"]), UTC),
+        version=item.get("version", "unknown"),
     )
 
 

@@ -17,7 +17,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ccstate.backends.dynamodb import ConditionFailed, call_table, partition_key
+from ccstate.backends.dynamodb import (
+    ConditionFailed,
+    call_table,
+    marshal,
+    partition_key,
+    unmarshal,
+)
 
 SERIAL_SK = "#serial"
 
@@ -52,18 +58,18 @@ class DynamoDBSequencer:
                 UpdateExpression="ADD #n :one SET #t = :ticket",
                 ConditionExpression="attribute_not_exists(#t) OR #t <> :ticket",
                 ExpressionAttributeNames={"#n": "serial", "#t": "last_ticket"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":ticket": {"S": ticket}},
+                ExpressionAttributeValues=marshal({":one": 1, ":ticket": ticket}),
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ConditionFailed as exc:  # our earlier attempt got it: the item says which
             item = getattr(exc.__cause__, "response", {}).get("Item") or {}
-            return int(item["serial"]["N"])
-        return int(resp["Attributes"]["serial"]["N"])
+            return int(unmarshal(item)["serial"])
+        return int(unmarshal(resp["Attributes"])["serial"])
 
     async def current(self, workspace: str) -> int:
         resp = await self._on_counter("GetItem", workspace, ConsistentRead=True)
-        return int(resp.get("Item", {}).get("serial", {}).get("N", 0))
+        return int(unmarshal(resp.get("Item", {})).get("serial", 0))
 
     async def advance_to(self, workspace: str, serial: int) -> None:
         with contextlib.suppress(ConditionFailed):  # already there or beyond
@@ -73,7 +79,7 @@ class DynamoDBSequencer:
                 UpdateExpression="SET #n = :s",
                 ConditionExpression="attribute_not_exists(#n) OR #n < :s",
                 ExpressionAttributeNames={"#n": "serial"},
-                ExpressionAttributeValues={":s": {"N": str(serial)}},
+                ExpressionAttributeValues=marshal({":s": serial}),
             )
 
     async def _on_counter(self, action: str, workspace: str, **kwargs: Any) -> Any:
@@ -89,4 +95,4 @@ class DynamoDBSequencer:
         )
 
     def _key(self, workspace: str) -> dict[str, Any]:
-        return {"pk": {"S": partition_key(self.prefix, workspace)}, "sk": {"S": SERIAL_SK}}
+        return marshal({"pk": partition_key(self.prefix, workspace), "sk": SERIAL_SK})

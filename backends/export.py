@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from ccstate.backends.local_files import replace_atomically
+from ccstate.service.changes.validation import validate_type_name
 from ccstate.service.errors import InvalidInput
+from ccstate.service.names import INVISIBLE, validate_identifier
 from ccstate.service.state.model import STATE_VERSION, StateDocument
 from pydantic import ValidationError
 
 StateExporter = Callable[[StateDocument], Awaitable[None]]
+MAX_DOCUMENT_BYTES = 256 * 2**20
+MAX_DEPTH = 100
+# Embeddings, overrides and isolates (U+202A-202E, U+2066-2069): "Trojan source" characters.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def document_bytes(doc: StateDocument) -> bytes:
@@ -49,23 +58,45 @@ def read_document(path: str | Path) -> StateDocument:
     """Read and check a state document (``state push``); errors name the file and the field."""
     source = Path(path).expanduser()
     try:
-        text = source.read_text(encoding="utf-8")
+        with source.open("rb") as stream:
+            return read_document_stream(stream, where=str(source))
     except FileNotFoundError:
         raise InvalidInput(
             f"State document {source} does not exist.",
             next_step="Pass the path of a file written by `ccstate state pull`.",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InvalidInput(
             f"Cannot read state document {source}: {exc}.",
             next_step="Check the path and its permissions; the file must be UTF-8 JSON.",
         ) from None
-    return parse_document(text, where=str(source))
+
+
+def read_document_stream(stream: BinaryIO, *, where: str) -> StateDocument:
+    """Read at most ``MAX_DOCUMENT_BYTES`` from ``stream`` (a file, stdin) and check them."""
+    body = stream.read(MAX_DOCUMENT_BYTES + 1)
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise InvalidInput(
+            f"State document {where} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB; "
+            "no state document is that large.",
+            next_step="Check that you passed the file written by `ccstate state pull` "
+            "(not a device or a stream that never ends).",
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"State document {where} is not UTF-8 text (byte {exc.start}).",
+            next_step="Pass the JSON file written by `ccstate state pull`.",
+        ) from None
+    return parse_document(text, where=where)
 
 
 def parse_document(text: str, *, where: str) -> StateDocument:
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise _too_deep(where) from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"State document {where} is not valid JSON: {exc.msg} at line {exc.lineno}, "
@@ -79,6 +110,8 @@ def parse_document(text: str, *, where: str) -> StateDocument:
             f"State document {where} must be a JSON object with version, metadata and resources.",
             next_step="Start from a file written by `ccstate state pull`.",
         )
+    if _depth(data) > MAX_DEPTH:
+        raise _too_deep(where)
     if data.get("version") != STATE_VERSION:
         raise InvalidInput(
             f"State document {where}: field 'version' is {data.get('version')!r}; this ccstate "
@@ -87,9 +120,70 @@ def parse_document(text: str, *, where: str) -> StateDocument:
             field="version",
         )
     try:
-        return StateDocument.model_validate(data)
+        doc = StateDocument.model_validate(data)
     except ValidationError as exc:
         raise _invalid_field(where, exc) from None
+    _check_names(doc, where)
+    return doc
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests objects and arrays (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                children = node.values() if isinstance(node, dict) else node
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep(where: str) -> InvalidInput:
+    return InvalidInput(
+        f"State document {where} nests objects or arrays more than {MAX_DEPTH} levels deep; "
+        "no AWS resource's properties do.",
+        next_step="Pass the file written by `ccstate state pull`, or pull a fresh copy.",
+    )
+
+
+def _check_names(doc: StateDocument, where: str) -> None:
+    """Resource types are ``Provider::Service::Resource``; identifiers, property names and
+    values carry no control, invisible or bidirectional-override characters."""
+    for key, resource in doc.resources.items():
+        at = f"State document {where}: resource {key!r}"
+        try:
+            validate_type_name(resource.resource_type)
+            validate_identifier(resource.identifier)
+            validate_identifier(key)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{at}: {exc.message}", next_step=exc.next_step) from None
+        problem = _hidden_characters(resource.current_properties)
+        if problem:
+            raise InvalidInput(
+                f"{at}: {problem}.",
+                next_step="Remove the character (it can make text read differently than it "
+                "is), or pull a fresh copy with `ccstate state pull`.",
+            )
+
+
+def _hidden_characters(value: Any, path: str = "") -> str:
+    if isinstance(value, dict):
+        for name, child in value.items():
+            if any(unicodedata.category(ch) in INVISIBLE for ch in name):
+                return f"property name {name!r} at '{path or '/'}' has invisible characters"
+            found = _hidden_characters(child, f"{path}/{name}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found = _hidden_characters(child, f"{path}/{index}")
+            if found:
+                return found
+    elif isinstance(value, str) and _BIDI_CONTROLS.search(value):
+        return f"the value at '{path}' has bidirectional override characters"
+    return ""
 
 
 def _invalid_field(where: str, exc: ValidationError) -> InvalidInput:

@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ccstate.backends.base import Backend, BackendSpec
 from ccstate.backends.config import Settings, load_settings
+from ccstate.service.changes.redaction import looks_secret_value
+from ccstate.service.changes.secrets import scrub_text
 from ccstate.service.errors import ConfigError
 from ccstate.service.state.store import StateStore
 
@@ -175,12 +177,35 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SENSITIVE.search(k) else v) for k, v in pairs], safe="*:/")
+        query = urlencode([(k, _shown_option(k, v)) for k, v in pairs], safe="*:/")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _shown_option(name: str, value: str) -> str:
+    """Known, non-secret options are shown; anything else in a query might be a credential."""
+    if name not in S3_OPTIONS or _SENSITIVE.search(name) or looks_secret_value(value, name):
+        return "***"
+    return value
+
+
+def _mask_credentials(url: str, text: str) -> str:
+    """``text`` (a message about ``url``) without the URL's password or secret option values."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+    hidden = [password, unquote(password)] if password else []
+    hidden += [v for k, v in parse_qsl(parts.query) if _shown_option(k, v) == "***" and v]
+    for secret in sorted(set(hidden), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return scrub_text(text, lambda _s: "***", formats_only=True)
 
 
 def _bad_url(url: object, problem: str) -> ConfigError:
     shown = redact_url(url) if isinstance(url, str) else repr(url)
+    if isinstance(url, str):
+        problem = _mask_credentials(url, problem)
     return ConfigError(
         f"Invalid backend URL {shown!r}: {problem}.",
         next_step=f"Use one of: {ACCEPTED_FORMS} (option --backend, CCSTATE_BACKEND or "

@@ -11,16 +11,13 @@ read-check-write step atomic between processes, and the kernel drops it if its h
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import os
-import random
 import re
 import secrets
 import socket
-import time
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -37,13 +34,15 @@ from ccstate.backends.local_files import (
 from ccstate.service.errors import InvalidInput, LockLost, LockNotFound, LockTimeout
 from ccstate.service.names import validate_identifier, validate_workspace
 from ccstate.service.ports import Clock, LockInfo, LockScope, SystemClock
+from ccstate.service.retry import full_jitter, poll
 
 log = logging.getLogger(__name__)
 
 _FORMAT = "ccstate.lock/1"
 _LOCK_ID = re.compile(r"^[0-9a-f]{16}$")
-_FIRST_DELAY = 0.05
-_MAX_DELAY = 2.0
+# Full jitter from 50 ms up to 2 s: contenders that collided once do not collide again in
+# lockstep, and a freed lock is seen within 2 s.
+LOCK_WAIT = full_jitter(0.05, 2.0)
 
 
 def ccstate_version() -> str:
@@ -103,21 +102,23 @@ class LocalLockManager:
     ) -> LockInfo:
         _check_durations(lease_seconds, timeout)
         path = self._lock_path(scope)
-        deadline = time.monotonic() + timeout
-        delay = _FIRST_DELAY
-        while True:
+
+        async def attempt() -> tuple[LockInfo | None, LockInfo | None]:
+            """(our new lock, None) when taken, else (None, the live lease in the way)."""
             with os_errors_as_backend_errors("lock", path), self._mutex(scope.workspace):
                 blocker = self._blocker(scope)
-                if blocker is None:
-                    info = self._new_lock(scope, operation=operation, who=who, lease=lease_seconds)
-                    _write_lock(path, info)
-                    return info
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _timeout_error(scope, blocker, timeout)
-            # Full jitter: contenders that collided once do not collide again in lockstep.
-            await asyncio.sleep(min(remaining, random.uniform(0, delay)))
-            delay = min(delay * 2, _MAX_DELAY)
+                if blocker is not None:
+                    return None, blocker
+                info = self._new_lock(scope, operation=operation, who=who, lease=lease_seconds)
+                _write_lock(path, info)
+                return info, None
+
+        taken, blocker = await poll(
+            attempt, done=lambda answer: answer[0] is not None, timeout=timeout, wait=LOCK_WAIT
+        )
+        if taken is None:
+            raise _timeout_error(scope, blocker, timeout)
+        return taken
 
     async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
         _check_durations(lease_seconds, 0)

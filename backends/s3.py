@@ -7,7 +7,6 @@ Write-once commits use S3 conditional writes (``If-None-Match: *``), compare-and
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,14 +15,15 @@ from typing import Any
 
 from ccstate.backends import aws
 from ccstate.backends.base import Backend
-from ccstate.service import errors
+from ccstate.service import errors, retry
 from ccstate.service.ports import StoredObject
 
 log = logging.getLogger(__name__)
 
 SHA256_METADATA = "sha256"  # sent as the x-amz-meta-sha256 header
 ENCRYPT_MODES = frozenset({"", "none", "sse", "client"})
-METADATA_LAG_RETRIES = (0.02, 0.1, 0.0)  # pauses after reads that lack the sha256 header
+# Reads of an object that lacks the sha256 header: again after 20 ms, then after 100 ms more.
+METADATA_LAG_WAIT = retry.growing(0.02, 0.1, factor=5)
 
 
 def validate_key(key: str) -> str:
@@ -75,20 +75,20 @@ class S3ObjectStore:
 
     async def get(self, key: str) -> StoredObject | None:
         full = self._full_key(key)
-        for delay in METADATA_LAG_RETRIES:
-            try:
-                resp, body = await aws.call_with_retry(self._fetch, full)
-            except aws.AWS_ERRORS as exc:
-                if aws.error_code(exc) in {"NoSuchKey", "404"}:
-                    return None
-                raise await self._error(exc, full, "s3:GetObject") from exc
-            metadata = resp.get("Metadata") or {}
-            if SHA256_METADATA in metadata:
-                break
+        try:
             # moto publishes a new object a moment before its metadata (AWS S3 never does):
             # look again before calling an object without the header foreign.
-            await asyncio.sleep(delay)
-        self._check_integrity(full, body, metadata)
+            resp, body = await retry.poll(
+                lambda: aws.call_with_retry(self._fetch, full),
+                done=lambda answer: SHA256_METADATA in (answer[0].get("Metadata") or {}),
+                attempts=3,
+                wait=METADATA_LAG_WAIT,
+            )
+        except aws.AWS_ERRORS as exc:
+            if aws.error_code(exc) in {"NoSuchKey", "404"}:
+                return None
+            raise await self._error(exc, full, "s3:GetObject") from exc
+        self._check_integrity(full, body, resp.get("Metadata") or {})
         return StoredObject(body=body, etag=str(resp["ETag"]))
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:
@@ -136,17 +136,11 @@ class S3ObjectStore:
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": root + prefix}
         if start_after:
             args["StartAfter"] = root + start_after
-        keys: list[str] = []
         try:
-            while True:
-                resp = await aws.call_with_retry(self.client.list_objects_v2, **args)
-                keys.extend(item["Key"][len(root) :] for item in resp.get("Contents", []))
-                if not resp.get("IsTruncated"):
-                    break
-                args["ContinuationToken"] = resp["NextContinuationToken"]
+            # A transient error on any page lists again from the start: listing is idempotent.
+            return await aws.call_with_retry(self._list_all, args, len(root))
         except aws.AWS_ERRORS as exc:
             raise await self._error(exc, root + prefix, "s3:ListBucket") from exc
-        return keys
 
     async def delete(self, key: str) -> None:
         full = self._full_key(key)
@@ -163,6 +157,10 @@ class S3ObjectStore:
         resp = await self.client.get_object(Bucket=self.bucket, Key=full)
         async with resp["Body"] as stream:
             return resp, await stream.read()
+
+    async def _list_all(self, args: dict[str, Any], cut: int) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(**args)
+        return [item["Key"][cut:] async for page in pages for item in page.get("Contents", [])]
 
     def _full_key(self, key: str) -> str:
         validate_key(key)

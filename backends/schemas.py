@@ -39,7 +39,10 @@ def default_cache_dir() -> Path:
 
 
 def _cfnlint_schema_root() -> Path | None:
-    """Where cfn-lint keeps its data, found without importing it (that takes seconds)."""
+    """Where cfn-lint keeps its data, found without importing it: cfn-lint's public API
+    (``cfnlint.schema.PROVIDER_SCHEMA_MANAGER``) costs 1.5 s of import, paid by the sandbox's
+    start and every offline lookup. tests/unit/test_schema.py checks that this reading gives
+    what the public API gives (docs/decisions.md, "Libraries")."""
     spec = importlib.util.find_spec("cfnlint")
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -24,6 +24,7 @@ SCENARIOS = [
     "benchmarks.store_bench",
     "benchmarks.s3_bench",
     "benchmarks.drift_bench",
+    "benchmarks.graph_bench",
     "benchmarks.calls_bench",
 ]
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,6 +22,8 @@ from ccstate.context import CliContext, output_format
 from ccstate.exit_codes import exit_code_for
 from ccstate.output import FORMATS, Output, to_json_text
 from ccstate.service import __version__
+from ccstate.service.changes.redaction import redact_log_handlers
+from ccstate.service.changes.secrets import scrub_text
 from ccstate.service.errors import CcstateError
 from ccstate.wording import CLI_WORDS
 
@@ -34,6 +36,7 @@ COMMAND_MODULES = [
     "ccstate.commands.serve",
     "ccstate.commands.drift",
     "ccstate.commands.backend",
+    "ccstate.commands.graph",
     "ccstate.commands.rollback",
 ]
 
@@ -145,8 +148,9 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     except Exception as exc:
         log.debug("unexpected error", exc_info=True)
         print(
-            f"Error: unexpected {type(exc).__name__}: {exc}\n"
-            "Next: this is a bug in ccstate; rerun with -vv and report the output.",
+            f"Error: unexpected {type(exc).__name__}: {_masked(str(exc))}\n"
+            "Next: this is a bug in ccstate; rerun with -vv and report the output (secrets in "
+            "it are redacted; look it over before you share it).",
             file=sys.stderr,
         )
         return EXIT_UNEXPECTED
@@ -156,7 +160,7 @@ def report_error(err: CcstateError, as_json: bool) -> None:
     """An error as the CLI shows it: the JSON shape, or 'Error:' and 'Next:' lines on stderr;
     next steps in the CLI's words (commands, not MCP tools)."""
     if as_json:
-        sys.stdout.write(to_json_text(err.to_dict(CLI_WORDS)) + "\n")
+        sys.stdout.write(_masked(to_json_text(err.to_dict(CLI_WORDS))) + "\n")
         sys.stdout.flush()
         return
     lines = [f"Error: {err.message}"]
@@ -165,7 +169,12 @@ def report_error(err: CcstateError, as_json: bool) -> None:
         lines.append(f"Next: {next_step}")
     for note in getattr(err, "__notes__", []):
         lines.append(note)
-    print("\n".join(lines), file=sys.stderr)
+    print(_masked("\n".join(lines)), file=sys.stderr)
+
+
+def _masked(text: str) -> str:
+    """Credentials in URLs, keys and tokens of known formats never reach the terminal."""
+    return scrub_text(text, lambda _secret: "***", formats_only=True)
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -173,6 +182,7 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    redact_log_handlers()  # secrets never reach the log, at any level
 
 
 def _silence_stdout() -> None:

@@ -18,8 +18,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
 from ccstate.mcp_server.wording import MCP_WORDS
-from ccstate.service.errors import CcstateError
-from mcp_types import CallToolResult, TextContent
+from ccstate.service.errors import CcstateError, InvalidInput
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +75,48 @@ def tool_result(
     wrapper.__annotations__ = {**fn.__annotations__, "return": CallToolResult}
     del wrapper.__wrapped__  # type: ignore[attr-defined]
     return wrapper
+
+
+class StructuredErrorServer(MCPServer):
+    """The SDK's server, but arguments that fail the input schema (a missing or mistyped
+    argument) and unknown tool names answer with the documented error object, not plain text.
+    The rejected values are not echoed: they are the caller's data and may be secrets."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Any = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError):
+                raise
+            if isinstance(exc.__cause__, ValidationError):
+                return failed(invalid_arguments(name, exc.__cause__).to_dict())
+            if self._tool_manager.get_tool(name) is None:
+                return failed(unknown_tool(name).to_dict())
+            raise
+
+
+def invalid_arguments(tool: str, error: ValidationError) -> InvalidInput:
+    problems = [
+        f"{'.'.join(str(p) for p in item['loc']) or '(arguments)'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    ]
+    fields = sorted({str(item["loc"][0]) for item in error.errors() if item["loc"]})
+    details: dict[str, Any] = {"fields": fields, "problems": problems[:20]}
+    if len(fields) == 1:
+        details["field"] = fields[0]
+    return InvalidInput(
+        f"The arguments of {tool} do not match its input schema: " + "; ".join(problems[:5]),
+        next_step=f"Call {tool} again with the arguments its input schema lists (names, types, "
+        "required ones); the MCP tool listing shows them.",
+        **details,
+    )
+
+
+def unknown_tool(name: str) -> InvalidInput:
+    return InvalidInput(
+        f"There is no tool named {name[:100]!r}.",
+        next_step="List the tools (tools/list) and call one of those names.",
+        field="name",
+    )

@@ -12,6 +12,7 @@ import logging
 from typing import Literal
 
 from ccstate.mcp_server.instructions import INSTRUCTIONS
+from ccstate.mcp_server.results import StructuredErrorServer
 from ccstate.mcp_server.runtime import Runtime
 from ccstate.service import __version__
 from mcp.server.mcpserver import MCPServer
@@ -23,13 +24,14 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_cloud",
     "ccstate.mcp_server.tools_state",
     "ccstate.mcp_server.tools_drift",
+    "ccstate.mcp_server.tools_graph",
     "ccstate.mcp_server.tools_rollback",
 ]
 Transport = Literal["stdio", "http"]
 
 
 def build_server(runtime: Runtime) -> MCPServer:
-    server: MCPServer = MCPServer(
+    server: MCPServer = StructuredErrorServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonpointer
+
 _MISSING = object()
 
 
 def _parts(path: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.strip("/").split("/") if p]
+    return [jsonpointer.unescape(p) for p in path.strip("/").split("/") if p]
 
 
 def without_paths(model: dict[str, Any], paths: frozenset[str]) -> dict[str, Any]:

@@ -8,16 +8,23 @@ documented in docs/cli.md and covered by tests/system/test_cli.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from contextlib import ExitStack
 from typing import Any
 
 from ccstate.argtypes import positive_int, serial_arg
-from ccstate.backends.export import document_bytes, parse_document, read_document, write_document
+from ccstate.backends.export import (
+    document_bytes,
+    read_document,
+    read_document_stream,
+    write_document,
+)
 from ccstate.commands import add_group
 from ccstate.context import CliContext
 from ccstate.output import Output, ProgressBar
-from ccstate.service.errors import InvalidInput, NotFound
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.errors import CcstateError, InvalidInput, NotFound
 from ccstate.service.locking import hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import LockScope
@@ -190,7 +197,8 @@ async def diff_serials(ctx: CliContext) -> None:
     async with ctx.open_state() as (_, store):
         before = await store.view_at(a)
         after = await store.view_at(b)
-    diffs = [d.to_dict() for d in diff_resources(before.resources, after.resources)]
+    schemas = await _schemas_of(before.resources, after.resources)
+    diffs = [d.to_dict() for d in diff_resources(before.resources, after.resources, schemas)]
     data = {
         "workspace": store.workspace,
         "from": a,
@@ -202,6 +210,25 @@ async def diff_serials(ctx: CliContext) -> None:
 
 
 _DIFF_KINDS = ("added", "changed", "removed")
+
+
+async def _schemas_of(*states: dict[str, ResourceState]) -> dict[str, ResourceSchema]:
+    """The schemas of the changed resources' types, from the disk cache or the ones cfn-lint
+    ships (never the network): they say which arrays are sets. Unknown types go without."""
+    from ccstate.backends.schemas import CloudFormationSchemaProvider
+
+    before, after = states
+    types = {
+        res.resource_type
+        for key, res in after.items()
+        if key in before and before[key].current_properties != res.current_properties
+    }
+    provider = CloudFormationSchemaProvider(offline=True)
+    found: dict[str, ResourceSchema] = {}
+    for type_name in sorted(types):
+        with contextlib.suppress(CcstateError):
+            found[type_name] = await provider.get_schema(type_name)
+    return found
 
 
 # ====================================================================== writing
@@ -288,7 +315,11 @@ def _write(file: str, doc: StateDocument) -> Any:
 
 async def push_document(ctx: CliContext) -> None:
     file = ctx.args.file
-    doc = parse_document(sys.stdin.read(), where="<stdin>") if file == "-" else read_document(file)
+    doc = (
+        read_document_stream(sys.stdin.buffer, where="<stdin>")
+        if file == "-"
+        else read_document(file)
+    )
     async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
         meta = CommitMeta(
             principal=ctx.principal(),

@@ -1,10 +1,11 @@
 """Secrets never reach state in plaintext: they become salted fingerprints.
 
 Write-only properties (the schema's ``writeOnlyProperties``) and secret-looking values (under
-keys such as ``Password`` or ``SecretString``, or shaped like AWS secret keys and PEM private
-keys) are replaced by ``{"ccstate:redacted": "hmac-sha256:<hex>"}``. The HMAC key is a random
-per-workspace salt kept in the shared backend, so every server fingerprints alike and drift
-can still tell whether a live value equals the one recorded, without storing it.
+keys such as ``Password``, ``SecretString`` or ``PIN``, or judged by their value: known key
+formats, credentials in URLs, high-entropy or password-shaped strings; see
+``changes.secrets``) are replaced by ``{"ccstate:redacted": "hmac-sha256:<hex>"}``. The HMAC
+key is a random per-workspace salt kept in the shared backend, so every server fingerprints
+alike and drift can still tell whether a live value equals the one recorded, without storing it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import re
+import logging
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import jsonpointer
+from ccstate.service.changes import secrets as secrets_detector
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.errors import StateCorrupt
 from ccstate.service.names import validate_workspace
@@ -26,22 +29,9 @@ from ccstate.service.state.model import canonical_json
 MARKER = "ccstate:redacted"
 PREFIX = "hmac-sha256:"
 
-_SECRET_KEY = re.compile(
-    r"password|passwd|passphrase|secret|token|private[_-]?key|credential|api[_-]?key"
-    r"|access[_-]?key|auth[_-]?key|connection[_-]?string|signing[_-]?key",
-    re.IGNORECASE,
-)
-# Keys that name a secret but hold something else: its ARN, id, name, length, policy...
-_NOT_A_SECRET_KEY = re.compile(
-    r"(arn|arns|id|ids|name|names|length|type|types|validity|units|enabled|version|versionid"
-    r"|policy|policies|configuration|config|location|path|ttl|source|kmskeyid|rotation"
-    r"|duration|count|header|headers|exclude\w*|require\w*)$",
-    re.IGNORECASE,
-)
-_PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_AWS_SECRET_KEY = re.compile(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[A-Za-z0-9/+]{40}")
-_TOKEN_PREFIXES = ("ghp_", "gho_", "github_pat_", "xoxb-", "xoxp-", "sk_live_", "AKIA")
-_AKIA = re.compile(r"AKIA[0-9A-Z]{16}")
+# ``Name``/``Key`` members that say what the ``Value`` beside them is (SSM, ECS, tags).
+_LABELS = ("Name", "Key", "name", "key")
+VALUE_MEMBERS = ("Value", "value")
 
 
 def is_redacted(value: Any) -> bool:
@@ -69,19 +59,13 @@ def matches_fingerprint(value: Any, recorded: Any, salt: bytes) -> bool:
 
 
 def looks_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key)) and not _NOT_A_SECRET_KEY.search(key)
+    return secrets_detector.looks_secret_key(key)
 
 
-def looks_secret_value(value: Any) -> bool:
-    """A string shaped like a private key, an AWS secret access key or a well-known token."""
-    if not isinstance(value, str):
-        return False
-    text = value.strip()
-    if _PEM_PRIVATE.search(text):
-        return True
-    if len(text) == 40 and _AWS_SECRET_KEY.fullmatch(text):
-        return True
-    return text.startswith(_TOKEN_PREFIXES) and len(text) >= 20 and not _AKIA.fullmatch(text)
+def looks_secret_value(value: Any, key: str = "") -> bool:
+    """A string holding a secret by its value: a known key or token format, credentials in a
+    URL, a high-entropy or password-shaped word (``changes.secrets``, detect-secrets)."""
+    return isinstance(value, str) and secrets_detector.looks_secret_value(value, key)
 
 
 # --------------------------------------------------------------------------- properties
@@ -97,25 +81,37 @@ def redact(properties: dict[str, Any] | None, schema: ResourceSchema | None, sal
     return _redact_secrets(out, salt)
 
 
-def _redact_secrets(node: Any, salt: bytes) -> Any:
+def _redact_secrets(node: Any, salt: bytes, key: str = "") -> Any:
     if is_redacted(node):
         return node
     if isinstance(node, dict):
-        return {k: _redact_entry(k, v, salt) for k, v in node.items()}
+        out = {k: _redact_entry(k, v, salt) for k, v in node.items()}
+        return _redact_labelled_value(out, salt)
     if isinstance(node, list):
-        return [_redact_secrets(item, salt) for item in node]
-    return redacted(node, salt) if looks_secret_value(node) else node
+        return [_redact_secrets(item, salt, key) for item in node]
+    return redacted(node, salt) if looks_secret_value(node, key) else node
 
 
 def _redact_entry(key: str, value: Any, salt: bytes) -> Any:
     if isinstance(value, str) and looks_secret_key(key):
         return redacted(value, salt)
-    return _redact_secrets(value, salt)
+    return _redact_secrets(value, salt, key)
+
+
+def _redact_labelled_value(node: dict[str, Any], salt: bytes) -> dict[str, Any]:
+    """``{"Name": "DB_PASSWORD", "Value": ...}``: the label names the value a secret."""
+    labels = [node[k] for k in _LABELS if isinstance(node.get(k), str)]
+    if not any(looks_secret_key(label) for label in labels):
+        return node
+    for member in VALUE_MEMBERS:
+        if member in node and not is_redacted(node[member]) and node[member] is not None:
+            node[member] = redacted(node[member], salt)
+    return node
 
 
 def _segments(pointer: str) -> list[str]:
     parts = pointer.split("/")[1:] if pointer.startswith("/") else pointer.split("/")
-    return [p.replace("~1", "/").replace("~0", "~") for p in parts]
+    return [jsonpointer.unescape(p) for p in parts]
 
 
 def _replace_at(node: Any, segments: list[str], fn: Callable[[Any], Any]) -> Any:
@@ -168,7 +164,7 @@ def _redact_operation(
     last = target[-1] if target else ""
     if isinstance(value, str) and looks_secret_key(last):
         value = redacted(value, salt)
-    out["value"] = _redact_secrets(value, salt)
+    out["value"] = _redact_secrets(value, salt, last)
     return out
 
 
@@ -201,3 +197,41 @@ async def load_salt(objects: ObjectStore, workspace: str) -> bytes:
             next_step="Check that nothing else deletes objects under the workspace prefix.",
         )
     return bytes.fromhex(stored.body.decode().strip())
+
+
+# --------------------------------------------------------------------------- logs
+
+_LOG_SALT = secrets.token_bytes(32)
+
+
+def log_mask(secret: str) -> str:
+    """What a secret becomes in a log line: its fingerprint under a per-process key."""
+    return f"[{MARKER} {fingerprint(secret, _LOG_SALT)[: len(PREFIX) + 16]}]"
+
+
+class RedactingLogFilter(logging.Filter):
+    """Put on a handler: every record it writes (message, arguments, traceback) is formatted
+    first and passes the same secret detection as the state (``changes.secrets``).
+
+    This is how request and response bodies that botocore logs at DEBUG (``-vv``) lose their
+    SecretString, passwords and keys before they reach stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: show it raw, but still scrubbed
+            message = f"{record.msg!r} % {record.args!r}"
+        record.msg, record.args = secrets_detector.scrub_text(message, log_mask), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = secrets_detector.scrub_text(text, log_mask)
+        if record.stack_info:
+            record.stack_info = secrets_detector.scrub_text(record.stack_info, log_mask)
+        return True
+
+
+def redact_log_handlers(logger: logging.Logger | None = None) -> None:
+    """Add a ``RedactingLogFilter`` to each handler of ``logger`` (the root by default)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingLogFilter) for f in handler.filters):
+            handler.addFilter(RedactingLogFilter())

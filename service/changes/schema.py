@@ -17,6 +17,16 @@ def _strip(pointer: str) -> str:
 
 
 @dataclass(frozen=True)
+class RelationshipRef:
+    """A property (``path``, ``*`` for any index or key) whose value is another resource's
+    ``property_path`` of type ``type_name``: the schema's ``relationshipRef``."""
+
+    path: str
+    type_name: str
+    property_path: str
+
+
+@dataclass(frozen=True)
 class ResourceSchema:
     type_name: str
     primary_identifier: tuple[str, ...] = ()
@@ -27,6 +37,7 @@ class ResourceSchema:
     unordered_arrays: frozenset[str] = frozenset()
     tagging: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)  # top-level property definitions
+    relationships: tuple[RelationshipRef, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -45,6 +56,7 @@ class ResourceSchema:
             unordered_arrays=frozenset(_unordered_arrays(doc)),
             tagging=dict(doc.get("tagging", {})),
             properties=dict(doc.get("properties", {})),
+            relationships=tuple(_relationship_refs(doc)),
             raw=doc,
         )
 
@@ -61,8 +73,33 @@ class ResourceSchema:
 
 def _unordered_arrays(doc: dict[str, Any]) -> list[str]:
     """Walk property definitions (following local $refs) for arrays with insertionOrder false."""
-    definitions = doc.get("definitions", {})
     found: list[str] = []
+
+    def visit(raw: dict[str, Any], node: dict[str, Any], path: str) -> None:
+        if (node.get("type") == "array" or "items" in node) and node.get("insertionOrder") is False:
+            found.append(path)
+
+    _walk_properties(doc, visit)
+    return found
+
+
+def _relationship_refs(doc: dict[str, Any]) -> list[RelationshipRef]:
+    """Every property that names another resource through ``relationshipRef``."""
+    found: list[RelationshipRef] = []
+
+    def visit(raw: dict[str, Any], node: dict[str, Any], path: str) -> None:
+        ref = raw.get("relationshipRef") or node.get("relationshipRef")
+        if isinstance(ref, dict) and ref.get("typeName") and ref.get("propertyPath"):
+            found.append(RelationshipRef(path, ref["typeName"], _strip(ref["propertyPath"])))
+
+    _walk_properties(doc, visit)
+    return list(dict.fromkeys(found))
+
+
+def _walk_properties(doc: dict[str, Any], visit: Any) -> None:
+    """Call ``visit(raw, resolved, path)`` on every property definition (as written, and with
+    local $refs followed)."""
+    definitions = doc.get("definitions", {})
 
     def resolve(node: dict[str, Any]) -> dict[str, Any]:
         seen = 0
@@ -77,10 +114,9 @@ def _unordered_arrays(doc: dict[str, Any]) -> list[str]:
     def walk(node: dict[str, Any], path: str, depth: int) -> None:
         if depth > 12:
             return
-        node = resolve(node)
+        raw, node = node, resolve(node)
+        visit(raw, node, path)
         if node.get("type") == "array" or "items" in node:
-            if node.get("insertionOrder") is False:
-                found.append(path)
             items = node.get("items")
             if isinstance(items, dict):
                 walk(items, path + "/*", depth + 1)
@@ -98,4 +134,3 @@ def _unordered_arrays(doc: dict[str, Any]) -> list[str]:
     for name, prop in doc.get("properties", {}).items():
         if isinstance(prop, dict):
             walk(prop, f"/{name}", 0)
-    return found

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 import jsonpatch
 import jsonpointer
 from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.secrets import looks_secret_key, scrub_text
 from ccstate.service.errors import InvalidInput
 from ccstate.service.names import validate_identifier
 from ccstate.service.state.model import canonical_json
@@ -86,11 +88,16 @@ def validate_properties(schema: ResourceSchema, properties: object) -> dict[str,
     return properties
 
 
-def check_against_schema(schema: ResourceSchema, properties: dict[str, Any]) -> None:
-    """Raise ``InvalidInput`` listing the first few schema violations of ``properties``."""
+def check_against_schema(
+    schema: ResourceSchema, properties: dict[str, Any], *, read_back: bool = False
+) -> None:
+    """Raise ``InvalidInput`` listing the first few schema violations of ``properties``.
+
+    ``read_back``: the properties came from reading the resource (an update's patched model),
+    which never holds write-only properties (Lambda's ``Code``): those are not required."""
     if not schema.raw:
         return
-    validator = _validator_for(schema)
+    validator = _validator_for(schema, read_back)
     problems = []
     for error in sorted(validator.iter_errors(properties), key=lambda e: list(e.path)):
         problems.append(_describe(error))
@@ -107,8 +114,12 @@ def check_against_schema(schema: ResourceSchema, properties: dict[str, Any]) -> 
 
 
 def _describe(error: ValidationError) -> str:
+    """Where and what, with any secret the message quotes (a mistyped password) masked."""
     where = "/" + "/".join(str(p) for p in error.absolute_path)
-    return f"{where if where != '/' else '(top level)'}: {error.message[:300]}"
+    message = scrub_text(error.message[:300], lambda _secret: "<secret>")
+    if where != "/" and looks_secret_key(where.rsplit("/", 1)[-1]):
+        message = "the value does not match the schema: " + error.validator
+    return f"{where if where != '/' else '(top level)'}: {message}"
 
 
 def _safe_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
@@ -128,27 +139,53 @@ _LenientValidator = validators.extend(
 )
 
 
-_VALIDATORS: dict[tuple[str, int], Any] = {}
+_VALIDATORS: dict[tuple[str, int, bool], Any] = {}
 
 
-def _validator_for(schema: ResourceSchema) -> Any:
-    key = (schema.type_name, id(schema.raw))
+def _validator_for(schema: ResourceSchema, read_back: bool = False) -> Any:
+    key = (schema.type_name, id(schema.raw), read_back)
     if key not in _VALIDATORS:
         if len(_VALIDATORS) > 256:
             _VALIDATORS.clear()
-        _VALIDATORS[key] = _build_validator(schema)
+        _VALIDATORS[key] = _build_validator(schema, read_back)
     return _VALIDATORS[key]
 
 
-def _build_validator(schema: ResourceSchema) -> Any:
+def _build_validator(schema: ResourceSchema, read_back: bool = False) -> Any:
     # The provider schema is itself a JSON schema of the resource model; required properties
     # that are read-only never come from the caller, so they are dropped from "required".
-    doc = dict(schema.raw)
+    doc = _python_patterns(copy.deepcopy(dict(schema.raw)))
     doc.pop("$schema", None)
     doc.pop("$id", None)
-    read_only = _top_level(schema.read_only)
-    doc["required"] = [p for p in doc.get("required", []) if p not in read_only]
+    not_given = _top_level(schema.read_only)
+    if read_back:  # a property with write-only parts (Lambda's Code/ZipFile) is never read
+        not_given |= {_top_segment(p) for p in schema.write_only if p.startswith("/")}
+    doc["required"] = [p for p in doc.get("required", []) if p not in not_given]
     return _LenientValidator(doc)
+
+
+def _python_patterns(node: Any) -> Any:
+    """``patternProperties`` keys are ECMA regexes (``\\p{L}``...); one Python cannot compile
+    matches any name, as ``_safe_pattern`` lets any value pass."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = _python_patterns(value)
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict):
+            node["patternProperties"] = {
+                (name if _compiles(name) else ".*"): rule for name, rule in patterns.items()
+            }
+    elif isinstance(node, list):
+        return [_python_patterns(item) for item in node]
+    return node
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def _top_level(paths: frozenset[str]) -> set[str]:
@@ -226,7 +263,7 @@ def _check_pointer(index: int, key: str, pointer: object) -> None:
 
 
 def _top_segment(pointer: str) -> str:
-    return pointer.split("/")[1].replace("~1", "/").replace("~0", "~")
+    return str(jsonpointer.JsonPointer(pointer).parts[0])
 
 
 def _bad_patch(problem: str) -> InvalidInput:

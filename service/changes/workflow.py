@@ -282,7 +282,7 @@ class Workflow:
             patch = validate_patch(schema, patch)
             before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
             after = apply_patch(before, patch)
-            check_against_schema(schema, _settable(schema, after))
+            check_against_schema(schema, _settable(schema, after), read_back=True)
             return _Plan(identifier, patch, before, after)
         before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
         return _Plan(identifier, None, before, None)

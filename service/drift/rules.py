@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+import jsonpointer
 from ccstate.service.errors import InvalidInput
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -35,11 +36,11 @@ def split_pointer(pointer: str) -> list[str]:
     """'/A/b~1c/0' -> ['A', 'b/c', '0'] (RFC 6901 unescaping)."""
     if not pointer:
         return []
-    return [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+    return [jsonpointer.unescape(part) for part in pointer.split("/")[1:]]
 
 
 def join_pointer(segments: Iterable[str]) -> str:
-    return "".join("/" + str(s).replace("~", "~0").replace("/", "~1") for s in segments)
+    return "".join("/" + jsonpointer.escape(str(s)) for s in segments)
 
 
 def glob_matches_prefix(pattern: Sequence[str], segments: Sequence[str]) -> bool:

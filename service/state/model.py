@@ -20,18 +20,6 @@ COMMIT_FORMAT = "ccstate.commit/1"
 SNAPSHOT_FORMAT = "ccstate.snapshot/1"
 MANAGED_BY = "CCAPI-MCP-SERVER"
 
-Operation = Literal[
-    "create",
-    "update",
-    "delete",
-    "import",
-    "refresh",
-    "remediate",
-    "restore",
-    "rollback",
-    "drift_check",
-    "forget",
-]
 # Operations after which the resource no longer exists in state.
 REMOVING_OPERATIONS = frozenset({"delete", "forget"})
 Outcome = Literal["SUCCESS", "FAILED"]
@@ -183,7 +171,7 @@ class StackChange(_Model):
 
 
 class CommitMeta(_Model):
-    """What the caller says about a commit; the store adds serial, lineage, time and digest."""
+    """What the caller says about a commit; the store adds serial, lineage and time."""
 
     principal: Principal = Field(default_factory=Principal)
     execution_token: str | None = None
@@ -212,10 +200,6 @@ class Commit(_Model):
     # A restore or import replaces the whole state; carried so replay needs nothing else.
     replace_state: dict[str, Any] | None = None
     sha256: str | None = None
-
-    def digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"sha256"})
-        return sha256_hex(canonical_json(body))
 
     def resources_touched(self) -> set[str]:
         touched = {c.identifier for c in self.changes}

@@ -159,3 +159,71 @@ def test_sandbox_refuses_a_port_out_of_range() -> None:
     result = ccstate("sandbox", "--port", "70000")
     assert result.returncode == 2
     assert "65535" in result.stderr
+
+
+def _pulled(backend: Path, tmp_path: Path) -> dict:
+    doc = tmp_path / "pulled.json"
+    assert ccstate("state", "pull", str(doc), backend=backend).returncode == 0
+    return json.loads(doc.read_text())
+
+
+def _edit_first_resource(data: dict, field: str, value: object) -> dict:
+    first = next(iter(data["resources"].values()))
+    if field == "current_properties":
+        first[field]["Note"] = value
+    else:
+        first[field] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("resource_type", "../../x", "not a resource type name"),
+        ("resource_type", "AWS::S3::Bu\u200fcket", "not a resource type name"),
+        ("identifier", "my-bucket\u200f", "invisible or bidirectional"),
+        ("current_properties", "gnp.exe\u202eabc", "bidirectional override"),
+    ],
+)
+def test_push_refuses_bad_type_names_and_hidden_characters(
+    backend: Path, tmp_path: Path, field: str, value: str, words: str
+) -> None:
+    doc = tmp_path / "edited.json"
+    doc.write_text(json.dumps(_edit_first_resource(_pulled(backend, tmp_path), field, value)))
+    pushed = ccstate("state", "push", str(doc), backend=backend)
+    assert pushed.returncode == 2, pushed.stderr
+    assert words in pushed.stderr and "\nNext: " in pushed.stderr
+    versions = as_json(ccstate("state", "versions", "--output", "json", backend=backend))
+    assert versions["head"] == HEAD
+
+
+def test_push_bounds_what_it_reads(backend: Path) -> None:
+    """/dev/zero as a file or on stdin: a clear error, not a process reading until killed."""
+    from_file = ccstate("state", "push", "/dev/zero", backend=backend)
+    with open("/dev/zero", "rb") as zeros:
+        from_stdin = subprocess.run(
+            [str(CCSTATE), "state", "push", "-"],
+            stdin=zeros,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CCSTATE_BACKEND": str(backend)},
+            timeout=120,
+        )
+    for result in (from_file, from_stdin):
+        assert result.returncode == 2, result.stderr
+        assert "larger than 256 MiB" in result.stderr
+
+
+def test_push_of_a_100k_deep_document_is_bad_input(backend: Path, tmp_path: Path) -> None:
+    doc = tmp_path / "deep.json"
+    doc.write_text('{"version": "1", "resources": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    pushed = ccstate("state", "push", str(doc), backend=backend)
+    assert pushed.returncode == 2, pushed.stderr
+    assert "levels deep" in pushed.stderr and "RecursionError" not in pushed.stderr
+
+
+def test_a_workspace_cannot_take_the_export_files_name(backend: Path) -> None:
+    result = ccstate("state", "list", "--workspace", "state.json", backend=backend)
+    assert result.returncode == 2
+    assert "reserved" in result.stderr
+    assert not (backend / "state.json").is_dir()

@@ -265,6 +265,22 @@ def test_oversized_text_is_refused(server: McpSession, unchanged: None) -> None:
     assert refused.error == "invalid_input"
 
 
+def test_arguments_that_fail_the_input_schema_get_the_error_object(
+    server: McpSession, unchanged: None
+) -> None:
+    """docs/mcp-tools.md: every failure is the JSON error object, argument validation too."""
+    mistyped = server.call("list_state_versions", limit="Hunter2-P@ssw0rd")
+    missing = server.call("get_resource", resource_type=S3)
+    unknown = server.call("no_such_tool")
+    for outcome in (mistyped, missing, unknown):
+        assert not outcome.ok
+        assert outcome.error == "invalid_input", outcome.data
+        assert outcome.data["next_step"]
+    assert mistyped.data["details"]["field"] == "limit"
+    assert "Hunter2" not in str(mistyped.data)  # the rejected value is not echoed
+    assert missing.data["details"]["field"] == "identifier"
+
+
 def test_a_readonly_server_refuses_every_change(
     start_server: ServerFactory, backend_dir: Path
 ) -> None:

@@ -41,6 +41,8 @@ def test_the_seeds_config_block_loads_as_is(_isolated_home: Path) -> None:
     assert settings.drift_check_interval == 3600
     assert settings.remote_state.s3_bucket == "my-terraform-state"
     assert settings.backend_url.startswith("file://")
+    # The seed's backup_retention_days is accepted; nothing in ccstate reads it.
+    assert "backup_retention_days" not in settings.model_dump()
 
 
 def test_precedence_is_flag_then_env_then_file_then_default(_isolated_home: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -127,3 +128,24 @@ async def test_open_backend_uses_the_environment(tmp_path: Path) -> None:
     settings = load_settings(env={"CCSTATE_BACKEND": f"file://{tmp_path}/env-root"})
     backend = await open_backend(settings=settings)
     assert backend.url == (tmp_path / "env-root").as_uri()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file://user:Hunter2pw@host/x",
+        "file://user:Hunter2%40pw@host/x",
+        "s3://user:Hunter2pw@bucket/x",
+        "postgres://user:Hunter2pw@host/db",
+        "s3://team-state/p?table=t&bogus=Hunter2pw",
+        "s3://team-state/a/../b?password=Hunter2pw",
+        "file:///tmp/x?token=Hunter2pw",
+    ],
+)
+def test_a_password_in_a_backend_url_is_masked_in_every_message(url: str) -> None:
+    """docs/backends.md: the URL's password and unknown or secret option values show as ***."""
+    with pytest.raises(ConfigError) as caught:
+        parse_backend_url(url)
+    shown = json.dumps(caught.value.to_dict()) + str(caught.value)
+    assert "Hunter2" not in shown
+    assert "***" in shown

@@ -309,3 +309,47 @@ def test_group_without_subcommand_prints_help(capsys) -> None:
 
 def test_unknown_command_is_a_usage_error(capsys) -> None:
     assert main(["frobnicate"]) == 2
+
+
+def test_diff_shows_an_added_tag_and_ignores_reordered_rules_the_schema_calls_a_set(
+    capsys, tmp_path: Path
+) -> None:
+    from ccstate.backends.local_objects import LocalObjectStore
+    from ccstate.service.state.store import StateStore
+
+    from tests.unit.cli.seed import _change, _meta
+
+    rules = [
+        {"IpProtocol": "tcp", "FromPort": p, "ToPort": p, "CidrIp": "0.0.0.0/0"} for p in (80, 443)
+    ]
+    v1 = {
+        "GroupDescription": "web",
+        "SecurityGroupIngress": rules,
+        "Tags": [{"Key": "MANAGED_BY", "Value": "ccstate"}],
+    }
+    v2 = {
+        "GroupDescription": "web",
+        "SecurityGroupIngress": rules[::-1],
+        "Tags": [{"Key": "Environment", "Value": "prod"}, *v1["Tags"]],
+    }
+
+    async def record() -> None:
+        store = StateStore(LocalObjectStore(tmp_path), "default")
+        sg = "AWS::EC2::SecurityGroup"
+        await store.commit([_change("sg-1", sg, "create", None, v1)], _meta("alice", "web"))
+        await store.commit([_change("sg-1", sg, "update", v1, v2)], _meta("alice", "tag it"))
+
+    asyncio.run(record())
+    code, data = run_json(capsys, tmp_path, "state", "diff", "1", "2")
+    assert code == 0
+    assert data["resources"][0]["properties"] == [
+        {
+            "path": "/Tags/0",
+            "change": "added",
+            "before": None,
+            "after": {"Key": "Environment", "Value": "prod"},
+        }
+    ]
+    code, out, _ = run(capsys, tmp_path, "state", "diff", "1", "2")
+    assert "+ /Tags/0 = {" in out and "Environment" in out
+    assert "/Tags/0/Key" not in out and "SecurityGroupIngress" not in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -174,8 +175,82 @@ def test_a_drift_scan_builds_no_token_workflow_and_no_scanner(tmp_path: Path) ->
     assert ran.stdout.strip().splitlines()[-1] == "[]"
 
 
+# Names that belong to one face: the domain says ${word} instead and each face fills it in.
+FACE_NAMES = (
+    "generate_infrastructure_code",
+    "run_checkov",
+    "check_environment_variables",
+    "get_aws_session_info",
+    "get_resource_request_status",
+    "load_state(",
+    "list_state_versions",
+    "show_resource_history",
+    "detect_drift",
+    "refresh_state",
+    "`ccstate ",
+)
+# Still to convert (the text is shown to both faces). The state store's are left for the
+# store split (issue 10, item 2) so the two branches merge; the message is a message, not a
+# next step, and the faces do not render messages.
+NOT_YET_CONVERTED = (
+    "run `ccstate state versions` to see the last good serial",
+    "Review `ccstate state history` for those resources",
+    "See `ccstate state list` for the identifiers in state.",
+    "See `ccstate state versions`.",
+    "Pull the current state with `ccstate state pull`",
+    "_resource needs a security_scan_token from run_checkov.",
+)
+
+
+def _strings(path: Path) -> list[tuple[int, str]]:
+    """String constants of a module, docstrings left out."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_the_domain_names_no_tool_and_no_command() -> None:
+    """So an assistant is never told to run `ccstate state list`, nor a CLI user to call
+    load_state(): next steps say ${list_managed} and the face words it."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} {text[:80]!r}"
+        for path in sorted((ROOT / "service").rglob("*.py"))
+        for line, text in _strings(path)
+        if any(name in text for name in FACE_NAMES)
+        and not any(known in text for known in NOT_YET_CONVERTED)
+    ]
+    assert offenders == []
+
+
+def _source_copy(target: Path) -> Path:
+    """The files git tracks, copied, so that building leaves nothing in the work tree."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 @pytest.mark.slow
 def test_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
+    source = _source_copy(tmp_path / "src")
     built = subprocess.run(
         [
             sys.executable,
@@ -186,7 +261,7 @@ def test_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,

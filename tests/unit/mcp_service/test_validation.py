@@ -6,7 +6,12 @@ import pytest
 from ccstate.backends.schemas import bundled_schema_document
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.tagging import with_default_tags
-from ccstate.service.changes.validation import apply_patch, validate_patch, validate_properties
+from ccstate.service.changes.validation import (
+    apply_patch,
+    check_against_schema,
+    validate_patch,
+    validate_properties,
+)
 from ccstate.service.changes.workflow import primary_identifier
 from ccstate.service.errors import InvalidInput
 
@@ -67,3 +72,22 @@ def test_default_tags_join_list_and_map_tags_without_overriding() -> None:
 def test_primary_identifier_comes_from_the_properties_when_named() -> None:
     assert primary_identifier(BUCKET, {"BucketName": "b"}) == "b"
     assert primary_identifier(BUCKET, {}) is None
+
+
+FUNCTION = ResourceSchema.from_document(bundled_schema_document("AWS::Lambda::Function") or {})
+
+
+def test_a_read_back_model_need_not_hold_write_only_properties() -> None:
+    """Lambda's Code is write-only: an update patches a model read back without it."""
+    read_back = {"Role": "arn:aws:iam::123456789012:role/r", "MemorySize": 512}
+    check_against_schema(FUNCTION, read_back, read_back=True)
+    with pytest.raises(InvalidInput, match="'Code' is a required property"):
+        check_against_schema(FUNCTION, read_back)  # a create must still give the code
+    with pytest.raises(InvalidInput, match="'Role' is a required property"):
+        check_against_schema(FUNCTION, {"MemorySize": 512}, read_back=True)
+
+
+def test_ecma_property_name_patterns_do_not_break_validation() -> None:
+    """SSM's Tags map names keys with \\p{L}, which Python's re cannot compile."""
+    props = {"Type": "String", "Value": "v", "Tags": {"team": "blue"}}
+    assert validate_properties(PARAMETER, props) == props
