@@ -193,7 +193,7 @@ async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
             identify=LocalIdentity(options.env, cloud),
             auto_remediation=settings.auto_remediation,
             workspace=settings.workspace,
-            extras={"rollbacks": _rollbacks(store, cloud, schemas, workflow, operations)},
+            extras=_change_extras(store, cloud, schemas, workflow, operations),
         )
 
 
@@ -206,6 +206,7 @@ class ChangeParts:
     cloud: CloudProvider
     schemas: SchemaProvider
     rollbacks: Any  # service.changes.rollback.Rollbacks
+    impact: Any  # service.changes.impact.ImpactAnalyzer
     identify: LocalIdentity
 
 
@@ -217,18 +218,43 @@ async def open_changes(options: ServerOptions) -> AsyncIterator[ChangeParts]:
         cloud = await _cloud(stack, settings)
         schemas = _schemas(settings, options)
         workflow, operations, _ = await _changes(backend, store, cloud, schemas, settings, options)
-        rollbacks = _rollbacks(store, cloud, schemas, workflow, operations)
+        extras = _change_extras(store, cloud, schemas, workflow, operations)
         yield ChangeParts(
-            settings, store, cloud, schemas, rollbacks, LocalIdentity(options.env, cloud)
+            settings,
+            store,
+            cloud,
+            schemas,
+            extras["rollbacks"],
+            extras["impact"],
+            LocalIdentity(options.env, cloud),
         )
 
 
-def _rollbacks(store: StateStore, cloud: Any, schemas: Any, workflow: Any, operations: Any) -> Any:
+def _change_extras(
+    store: StateStore, cloud: Any, schemas: Any, workflow: Any, operations: Any
+) -> dict[str, Any]:
+    """Rollbacks and impact analysis; the analyser guards every execution of this executor."""
+    from ccstate.service.changes.impact import ImpactAnalyzer
     from ccstate.service.changes.rollback import Rollbacks
     from ccstate.service.changes.runner import ChangeRunner
+    from ccstate.service.graph.state import build_graph
 
     runner = ChangeRunner(workflow, operations)
-    return Rollbacks(store, cloud, schemas, runner, redact=workflow.redact)
+    impact = ImpactAnalyzer(
+        store,
+        cloud,
+        schemas,
+        workflow.tokens,
+        workflow.scanner,
+        redact=workflow.redact,
+        load_graph=build_graph,
+        default_tags=workflow.config.default_tags,
+    )
+    operations.guards.append(impact.guard)
+    return {
+        "rollbacks": Rollbacks(store, cloud, schemas, runner, redact=workflow.redact),
+        "impact": impact,
+    }
 
 
 async def _changes(

@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "ccstate.commands.backend",
     "ccstate.commands.graph",
     "ccstate.commands.rollback",
+    "ccstate.commands.impact",
 ]
 
 EXIT_OK = 0

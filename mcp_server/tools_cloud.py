@@ -251,8 +251,10 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         explained_token: ExplainedToken,
         confirmed: Annotated[bool, Field(description="the user confirmed the delete")] = False,
         region: Region = None,
+        force: Annotated[bool, Field(description="delete even if others depend on it")] = False,
     ) -> dict[str, Any]:
-        """Delete the explained resource (and only it), wait, and record it."""
+        """Delete the explained resource (and only it), wait, and record it. Refused while
+        other managed resources depend on it (named in the error), unless force=True."""
         await workflow.check_region(region)
         done = await operations.delete(
             await runtime.identify(),
@@ -262,6 +264,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             explained_token=explained_token,
             confirmed=confirmed,
             region=region,
+            force=force,
         )
         return change_result(done)
 

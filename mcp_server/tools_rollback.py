@@ -1,4 +1,5 @@
-"""``rollback_resource``: bring one resource back to what a past change left (or found).
+"""``rollback_resource`` (bring one resource back to what a past change left or found) and
+``analyze_change_impact`` (what a change would do, before it is made).
 
 The tool translates its parameters to ``service.changes.rollback.Rollbacks`` (wired by
 ``ccstate.app`` into ``runtime.extras["rollbacks"]``) and words the typed result. A rollback
@@ -12,12 +13,15 @@ from typing import Annotated, Any, Literal
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
+from ccstate.service.changes.impact import ImpactAnalyzer, ImpactReport
 from ccstate.service.changes.rollback import RollbackOutcome, RollbackPlan, Rollbacks
+from ccstate.service.errors import InvalidInput
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 MUTATING = ToolAnnotations(destructive_hint=True, open_world_hint=True)
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
 
 def rollbacks_of(runtime: Runtime) -> Rollbacks:
@@ -25,6 +29,8 @@ def rollbacks_of(runtime: Runtime) -> Rollbacks:
 
 
 def register(server: MCPServer, runtime: Runtime) -> None:
+    if "impact" in runtime.extras:
+        register_impact(server, runtime)
     if "rollbacks" not in runtime.extras:
         return
 
@@ -89,6 +95,63 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             user_intent=user_intent,
         )
         return rollback_result(done)
+
+
+def register_impact(server: MCPServer, runtime: Runtime) -> None:
+    analyzer: ImpactAnalyzer = runtime.extras["impact"]
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_result
+    async def analyze_change_impact(
+        token: Annotated[
+            str,
+            Field(description="a generated_code_token or explained_token: the change it carries"),
+        ] = "",
+        resource_type: Annotated[str, Field(description="without a token: the type")] = "",
+        operation: Annotated[
+            str, Field(description="without a token: 'create', 'update' or 'delete'")
+        ] = "",
+        identifier: Annotated[str, Field(description="update/delete: the resource")] = "",
+        properties: Annotated[
+            dict[str, Any] | None, Field(description="create: the properties")
+        ] = None,
+        patch_document: Annotated[
+            list[dict[str, Any]] | None, Field(description="update: the RFC 6902 patch")
+        ] = None,
+    ) -> dict[str, Any]:
+        """What a change would do, before it is made: per property 'update' or 'replace'
+        (create-only; never 'conditional'); the managed resources that depend on it, directly
+        or transitively, and which of them the change breaks; the drift it would overwrite; its
+        stacks; the security scan before and after; a risk level with reasons. The analysis is
+        bound to a plan_digest: executing the change after the state, the live resource or the
+        schema moved is refused as stale. Show the impact to the user before the change."""
+        if token:
+            report = await analyzer.analyze_token(await runtime.identify(), token)
+        elif resource_type and operation:
+            report = await analyzer.analyze(
+                operation=operation,
+                resource_type=resource_type,
+                identifier=identifier,
+                properties=properties,
+                patch=patch_document,
+            )
+        else:
+            raise InvalidInput(
+                "Name the change: a token, or resource_type with operation (and identifier, "
+                "properties or patch_document).",
+                next_step="Pass the generated_code_token from generate_infrastructure_code.",
+                field="token",
+            )
+        return impact_result(report)
+
+
+def impact_result(report: ImpactReport) -> dict[str, Any]:
+    out = report.to_dict()
+    out["next_step"] = (
+        f"Show the user the risk ({report.risk}) and its reasons before the change. Executing "
+        "it after anything it is bound to moved is refused as stale: analyse again then."
+    )
+    return out
 
 
 def plan_result(plan: RollbackPlan) -> dict[str, Any]:

@@ -25,7 +25,14 @@ from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
 from ccstate.service.changes.workflow import Authorization, Workflow
 from ccstate.service.changes.writeonly import carry_write_only, written_by_patch
-from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
+from ccstate.service.errors import (
+    CcstateError,
+    CloudOperationFailed,
+    HasDependents,
+    InvalidInput,
+    NotFound,
+)
+from ccstate.service.graph.state import build_graph
 from ccstate.service.locking import hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import LockManager, LockScope, ProgressEvent
@@ -210,6 +217,7 @@ class ResourceOperations:
         explained_token: str,
         confirmed: bool = False,
         region: str | None = None,
+        force: bool = False,
         record_as: str = "delete",
         rolled_back_to: str | None = None,
         precondition: Precondition | None = None,
@@ -236,6 +244,8 @@ class ResourceOperations:
                 field="confirmed",
             )
         async with self.locked(principal, identifier, "delete"):
+            if not force:
+                await self._refuse_if_depended_on(identifier)
             await self._guard(auth, precondition)
             await self.workflow.consume(auth)
             change = _Change("delete", principal, schema, identifier, auth, region)
@@ -266,6 +276,22 @@ class ResourceOperations:
         return _event_dict(await self.cloud.get_request_status(request_token))
 
     # ------------------------------------------------------------------ internals
+
+    async def _refuse_if_depended_on(self, identifier: str) -> None:
+        """Deleting what others hold a value of breaks them: refused unless forced."""
+        view = await self.store.current()
+        if identifier not in view.resources:
+            return
+        graph = await build_graph(view.resources, self.schemas)
+        edges = graph.incoming(identifier)
+        if edges:
+            named = ", ".join(sorted({f"{e.dependent} (at {e.via})" for e in edges}))
+            raise HasDependents(
+                f"'{identifier}' is depended on by {named}; deleting it breaks them.",
+                next_step="Change or delete the dependents first, or delete with force=True "
+                "if the user accepts breaking them.",
+                dependents=sorted({e.dependent for e in edges}),
+            )
 
     async def _guard(self, auth: Authorization, precondition: Precondition | None) -> None:
         for guard in self.guards:

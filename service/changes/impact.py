@@ -251,7 +251,7 @@ class ImpactAnalyzer:
                 field="operation",
             )
         identifier = validate_identifier(identifier)
-        payload = validate_patch(schema, patch) if operation == "update" else None
+        payload = _patch_to_analyse(schema, patch) if operation == "update" else None
         return await self._analyze(_Proposal(operation, schema, identifier, payload))
 
     async def guard(self, record: TokenRecord) -> None:
@@ -408,15 +408,16 @@ class ImpactAnalyzer:
     async def _binding(
         self, operation: str, schema: ResourceSchema, identifier: str, digest: str
     ) -> ChangeBinding:
-        history = await self.store.history(identifier) if identifier else []
-        in_state = bool(identifier) and await self.store.get_resource(identifier) is not None
+        view = await self.store.current()
+        serials = view.history_index.get(identifier, []) if identifier else []
+        in_state = bool(identifier) and identifier in view.resources
         live = await self._live(schema, identifier)
         return ChangeBinding(
             operation=operation,
             resource_type=schema.type_name,
             identifier=identifier,
             payload_digest=digest,
-            state_serial=(history[-1].serial or 0) if history else 0,
+            state_serial=serials[-1] if serials else 0,
             in_state=in_state,
             live_digest=ABSENT
             if live is None
@@ -444,6 +445,17 @@ class ImpactAnalyzer:
 
 
 # --------------------------------------------------------------------------- pure helpers
+
+
+def _patch_to_analyse(schema: ResourceSchema, patch: Any) -> list[dict[str, Any]]:
+    """A well-formed patch; one that touches a create-only property is analysed (as a
+    replacement), though ``generate`` refuses to prepare it as an update."""
+    try:
+        return validate_patch(schema, patch)
+    except InvalidInput as exc:
+        if "a create-only property" not in exc.message:
+            raise
+        return list(patch)
 
 
 def _after(p: _Proposal, live: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.drift.compare import Comparer, PropertyDifference, contains_redacted
 from ccstate.service.drift.plan import plan_patch
 from ccstate.service.drift.rules import split_pointer
-from ccstate.service.errors import InvalidInput, NotFound, PreconditionFailed
+from ccstate.service.errors import CcstateError, InvalidInput, NotFound
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import CloudProvider, SchemaProvider
 from ccstate.service.state.model import LineageEntry, canonical_json, sha256_hex
@@ -48,7 +48,7 @@ ABSENT = "absent"
 _HEX = re.compile(r"(sha256:)?([0-9a-f]{64})")
 
 
-class StalePlan(PreconditionFailed):
+class StalePlan(CcstateError):
     """The plan was computed from a state, live read or schema that has since changed."""
 
     code = "stale_plan"
@@ -295,7 +295,7 @@ class Rollbacks:
             action=action,
             patch=patch or None,
             properties=create,
-            state_serial=history[-1].serial or 0 if history else 0,
+            state_serial=(await self._position(identifier))[0],
             in_state=recorded is not None,
             live_digest=self._live_digest(schema, live),
             schema_version=schema_version(schema),
@@ -383,14 +383,20 @@ class Rollbacks:
     async def binding_now(self, plan: RollbackPlan) -> PlanBinding:
         """The plan's binding as it is now (state serial, live digest, schema)."""
         schema = await self.schemas.get_schema(plan.resource_type)
-        history = await self.store.history(plan.identifier)
+        serial, in_state = await self._position(plan.identifier)
         return replace(
             plan.binding,
-            state_serial=history[-1].serial or 0 if history else 0,
-            in_state=await self.store.get_resource(plan.identifier) is not None,
+            state_serial=serial,
+            in_state=in_state,
             live_digest=self._live_digest(schema, await self._live(schema, plan.identifier)),
             schema_version=schema_version(schema),
         )
+
+    async def _position(self, identifier: str) -> tuple[int, bool]:
+        """The last serial that touched the resource (0: none), and whether it is in state."""
+        view = await self.store.current()
+        serials = view.history_index.get(identifier, [])
+        return (serials[-1] if serials else 0), identifier in view.resources
 
     async def _type_of(self, identifier: str, entry: LineageEntry) -> str:
         commit = await self.store.commit_at(entry.serial or 0)

@@ -35,6 +35,7 @@ class ChangeRequest:
     drift_status: DriftStatus | None = None
     rolled_back_to: str | None = None  # a rollback: the token hash it brings back
     precondition: Precondition | None = None  # checked under the lock before the token is used
+    force: bool = False  # a delete: even if other resources depend on it
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class ChangeRunner:
                 credentials_token=credentials,
                 explained_token=explained,
                 confirmed=True,
+                force=request.force,
                 **_recording(request, "delete"),
             )
             return ChangeRun("DONE", generated, explanation, None, done)

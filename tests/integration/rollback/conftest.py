@@ -20,12 +20,14 @@ from ccstate.sandbox import Sandbox
 from ccstate.service.authz.principal import Principal
 from ccstate.service.authz.tokens import TokenService
 from ccstate.service.changes.executor import ChangeOutcome, OperationSettings, ResourceOperations
+from ccstate.service.changes.impact import ImpactAnalyzer
 from ccstate.service.changes.redaction import load_salt, matches_fingerprint
 from ccstate.service.changes.rollback import Rollbacks
 from ccstate.service.changes.runner import ChangeRequest, ChangeRunner
 from ccstate.service.changes.scanning import DisabledScanner
 from ccstate.service.changes.workflow import Redactor, Workflow, WorkflowConfig
 from ccstate.service.drift.compare import Comparer
+from ccstate.service.graph.state import build_graph
 from ccstate.service.state.store import StateStore
 
 AwsClient = Callable[[str], Any]
@@ -64,6 +66,7 @@ class World:
     runner: ChangeRunner
     rollbacks: Rollbacks
     salt: bytes
+    impact: ImpactAnalyzer
 
     async def change(self, **request: Any) -> ChangeOutcome:
         """One change through the token workflow, as an assistant makes it."""
@@ -130,7 +133,18 @@ async def world(
     )
     runner = ChangeRunner(workflow, operations)
     rollbacks = Rollbacks(store, cloud, schemas, runner, redact=redactor, salt=salt)
-    yield World(cloud, schemas, store, runner, rollbacks, salt)
+    impact = ImpactAnalyzer(
+        store,
+        cloud,
+        schemas,
+        workflow.tokens,
+        workflow.scanner,
+        redact=redactor,
+        load_graph=build_graph,
+        salt=salt,
+    )
+    operations.guards.append(impact.guard)
+    yield World(cloud, schemas, store, runner, rollbacks, salt, impact)
     await cloud.close()
 
 
