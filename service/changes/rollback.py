@@ -30,7 +30,12 @@ from ccstate.service.authz.principal import Principal
 from ccstate.service.changes.redaction import load_salt, matches_fingerprint
 from ccstate.service.changes.runner import ChangeRequest, ChangeRun, ChangeRunner, scan_refusal
 from ccstate.service.changes.schema import ResourceSchema
-from ccstate.service.drift.compare import Comparer, PropertyDifference, contains_redacted
+from ccstate.service.drift.compare import (
+    Comparer,
+    PropertyDifference,
+    contains_redacted,
+    is_vacuous,
+)
 from ccstate.service.drift.plan import plan_patch
 from ccstate.service.drift.rules import split_pointer
 from ccstate.service.errors import CcstateError, InvalidInput, NotFound
@@ -478,10 +483,26 @@ class _Planner:
         by_name: dict[str, list[PropertyDifference]] = {}
         for d in differences:
             by_name.setdefault(_name(d), []).append(d)
+        for name in self._added_since():
+            if name not in by_name:
+                added = PropertyDifference(f"/{name}", None, self.live[name], "ADD", "low")
+                differences.append(added)
+                by_name[name] = [added]
         props = []
         for name in sorted(set(self.target) | set(self.live)):
             props.append(self._one(name, by_name.get(name, [])))
         return props, differences
+
+    def _added_since(self) -> list[str]:
+        """Set live, absent from the target: the target is a full read-back, so a value AWS
+        reports now but did not then was added since (not a server default): remove it."""
+        assert self.target is not None and self.live is not None
+        skipped = self.read_only | _top(self.schema.write_only)
+        return [
+            name
+            for name, value in self.live.items()
+            if name not in self.target and name not in skipped and not is_vacuous(value)
+        ]
 
     def _one(self, name: str, found: list[PropertyDifference]) -> PropertyPlan:
         target, live = self.target.get(name) if self.target else None, self.live_value(name)
@@ -494,6 +515,8 @@ class _Planner:
                     name, "unrecoverable", "write-only or secret: only a fingerprint is kept",
                     **shown,
                 )  # fmt: skip
+            if self.target is not None and name not in self.target:
+                return PropertyPlan(name, "unchanged", "not recorded then; left as it is", **shown)
             return PropertyPlan(name, "unchanged", "already as recorded", **shown)
         paths = [tuple(split_pointer(d.path)) for d in found]
         if any(_under(p, c) for p in paths for c in self.create_only):

@@ -61,7 +61,7 @@ CASES = [
     Case(
         "AWS::S3::Bucket",
         lambda aws: {"BucketName": unique("bucket"), "Tags": [team("red")]},
-        [add("/VersioningConfiguration", {"Status": "Enabled"})],
+        [add("/PublicAccessBlockConfiguration", {"BlockPublicAcls": True})],
         [add("/Tags/-", {"Key": "env", "Value": "prod"})],
     ),
     Case(

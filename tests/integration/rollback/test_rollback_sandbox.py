@@ -114,9 +114,10 @@ async def test_rollback_across_a_drifted_resource_undoes_the_drift_too(
     await world.update(
         BUCKET, name, [{"op": "replace", "path": "/Tags", "value": tags(team="blue")}]
     )
-    aws("s3").put_bucket_versioning(
-        Bucket=name, VersioningConfiguration={"Status": "Suspended"}
-    )  # behind ccstate's back
+    aws("s3").put_public_access_block(  # behind ccstate's back
+        Bucket=name,
+        PublicAccessBlockConfiguration={"BlockPublicAcls": True, "BlockPublicPolicy": False},
+    )
     aws("s3").put_bucket_tagging(
         Bucket=name, Tagging={"TagSet": [{"Key": "team", "Value": "by-hand"}]}
     )
@@ -125,6 +126,7 @@ async def test_rollback_across_a_drifted_resource_undoes_the_drift_too(
     assert plan.action == "update"
     by_name = {p.name: p for p in plan.properties}
     assert by_name["Tags"].action == "patch"
+    assert by_name["PublicAccessBlockConfiguration"].action == "patch"  # added since: removed
     assert json.dumps(by_name["Tags"].live).count("by-hand") == 1  # computed from the live read
 
     done = await world.rollbacks.rollback(ALICE, name, created.execution_token)
@@ -260,3 +262,24 @@ async def test_unknown_token_names_the_recorded_ones(world: World) -> None:
     with pytest.raises(NotFound) as missing:
         await world.rollbacks.plan(name, "sha256:" + "0" * 64)
     assert created.execution_token in missing.value.next_step
+
+
+async def test_versioning_added_since_is_suspended_the_closest_aws_allows(world: World) -> None:
+    """AWS cannot un-version a bucket: removing the configuration suspends it."""
+    name = unique("bucket")
+    created = await world.create(BUCKET, {"BucketName": name})
+    await world.update(
+        BUCKET,
+        name,
+        [{"op": "add", "path": "/VersioningConfiguration", "value": {"Status": "Enabled"}}],
+    )
+
+    done = await world.rollbacks.rollback(ALICE, name, created.execution_token)
+
+    assert done.status == "DONE", done.reason
+    assert done.plan.patch == [{"op": "remove", "path": "/VersioningConfiguration"}]
+    live = await world.live(BUCKET, name)
+    assert live["VersioningConfiguration"] == {"Status": "Suspended"}
+    assert await world.differing(BUCKET, name, created.properties or {}) == [
+        "VersioningConfiguration"
+    ]
