@@ -60,7 +60,7 @@ async def rollback_step(
     printer.step("The user confirms; the rollback runs: explain -> scan -> update.")
     done = await session.call(
         "rollback_resource", identifier=bucket, execution_token=token,
-        plan_digest=plan.get("plan_digest", ""), user_intent="The data team hand-over was cancelled",
+        plan_digest=plan.get("plan_digest", ""), user_intent="The hand-over was cancelled",
         show=["status", "rolled_back_to", "execution_token"],
     )  # fmt: skip
     history = await session.call("show_resource_history", identifier=bucket)

@@ -2,10 +2,10 @@
 
 The demo plays the AI assistant: it starts the server as a subprocess over stdio (the way
 Claude Desktop or Amazon Q would), then creates an S3 bucket, updates it, reads its history,
-tries to replay a token, and restores an earlier version of the state, printing each tool
-call and its answer; then rolls a change back by its token and shows the dependency graph of
-three related resources with the impact of deleting one. Everything runs offline against the built-in sandbox, in a temporary
-backend; nothing touches AWS or your ~/.aws directory.
+tries to replay a token, fixes drift, rolls a change back by its token, shows the dependency
+graph of three related resources and what deleting one would break, and restores an earlier
+version of the state, printing each tool call and its answer. Everything runs offline against
+the built-in sandbox, in a temporary backend; nothing touches AWS or your ~/.aws directory.
 """
 
 from __future__ import annotations
