@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint format bench demo serve sandbox clean
+.PHONY: help install test lint format bench bench-docs demo serve sandbox clean
 
 help:
 	@echo "make demo    install, then run the offline demo"
 	@echo "make test    install, then run the whole test suite"
 	@echo "make lint    ruff check + format check"
-	@echo "make bench   run benchmarks -> benchmarks/report.json, docs/performance.md"
+	@echo "make bench   run benchmarks -> .bench/report.json (untracked)"
+	@echo "make bench-docs  run benchmarks, update benchmarks/report.json, docs/performance.md"
 	@echo "make serve   run the MCP server (stdio) against the offline sandbox"
 
 $(STAMP): pyproject.toml setup.py
@@ -36,7 +37,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+bench-docs: $(STAMP)
+	$(BIN)/python -m benchmarks --update-docs $(BENCH_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m ccstate.demo
@@ -48,4 +52,4 @@ sandbox: $(STAMP)
 	$(BIN)/ccstate sandbox
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .bench build *.egg-info

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ccstate.backends import local_listing
 from ccstate.backends.local_files import (
     ensure_private_dir,
     exclusive_flock,
@@ -144,8 +145,22 @@ class LocalObjectStore:
         _validate_prefix(prefix)
         base_dir = self.root.joinpath(*prefix.split("/")[:-1])
         with os_errors_as_backend_errors("list", base_dir):
+            quick = self._serials_after(prefix, base_dir, start_after)
+            if quick is not None:
+                return quick
             found = [key for key in self._walk(base_dir) if key.startswith(prefix)]
         return sorted(key for key in found if key > start_after)
+
+    def _serials_after(self, prefix: str, base_dir: Path, start_after: str) -> list[str] | None:
+        """The keys after a serial-named ``start_after`` in a log-like directory, found without
+        reading the directory (local_listing); None when that cannot be answered exactly."""
+        if not prefix.endswith("/") or not start_after.startswith(prefix):
+            return None
+        serial = local_listing.serial_of_name(start_after[len(prefix) :])
+        if serial is None:
+            return None
+        names = local_listing.serials_after(base_dir, serial)
+        return None if names is None else [prefix + name for name in names]
 
     def _walk(self, directory: Path) -> Iterator[str]:
         if not directory.is_dir():
@@ -160,11 +175,14 @@ class LocalObjectStore:
                 for name in dirnames
                 if not is_hidden(name) and not is_reserved([*parents, name])
             ]
+            visible = []
             for name in filenames:
                 if is_hidden(name):
                     remove_if_stale_temp(here / name, now=now)
                 elif not is_reserved([*parents, name]):
+                    visible.append(name)
                     yield "/".join([*parents, name])
+            local_listing.rebuild(here, visible + dirnames)
 
     # ------------------------------------------------------------------ writes
 
@@ -179,7 +197,7 @@ class LocalObjectStore:
 
     def _put_if_absent(self, path: Path, body: bytes) -> bool:
         with os_errors_as_backend_errors("write", path):
-            ensure_private_dir(path.parent)
+            local_listing.prepare_put(path.parent, path.name)
             tmp = write_temp(path.parent, body)
             try:
                 # link(2) publishes the complete, fsynced temp inode under the final name in one
@@ -196,11 +214,12 @@ class LocalObjectStore:
             finally:
                 tmp.unlink(missing_ok=True)
             fsync_dir(path.parent)
+            local_listing.note_put(path.parent, path.name)
         return True
 
     def _put(self, key: str, path: Path, body: bytes, if_match: str | None) -> str:
         with os_errors_as_backend_errors("write", path):
-            ensure_private_dir(path.parent)
+            local_listing.prepare_put(path.parent, path.name)
             tmp = write_temp(path.parent, body)
             try:
                 with exclusive_flock(path.parent / _CAS_LOCK_NAME):
@@ -210,6 +229,7 @@ class LocalObjectStore:
             finally:
                 tmp.unlink(missing_ok=True)
             fsync_dir(path.parent)
+            local_listing.note_put(path.parent, path.name)
         return etag_of(body)
 
     def _delete(self, path: Path) -> None:

@@ -332,13 +332,35 @@ def _saver(export_path: str | None) -> Any:
 
 
 async def _cloud(stack: AsyncExitStack, settings: Settings) -> Any:
+    cloud = _Deferred(lambda: _cloud_provider(settings))
+    stack.push_async_callback(cloud.close_if_built)
+    return cloud
+
+
+def _cloud_provider(settings: Settings) -> Any:
     from ccstate.backends.cloudcontrol import CloudControlProvider
 
-    cloud = CloudControlProvider(region=settings.region)
-    closer = getattr(cloud, "close", None)
-    if closer is not None:
-        stack.push_async_callback(closer)
-    return cloud
+    return CloudControlProvider(region=settings.region)
+
+
+class _Deferred:
+    """The Cloud Control provider, built on its first use. Importing aioboto3 and botocore takes
+    about 0.3 s, which a client would wait for before the server answers ``tools/list``
+    (docs/performance.md); most sessions start by listing tools, many never touch AWS."""
+
+    def __init__(self, build: Any) -> None:
+        self._build = build
+        self._built: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._built is None:
+            self._built = self._build()
+        return getattr(self._built, name)
+
+    async def close_if_built(self) -> None:
+        closer = getattr(self._built, "close", None)
+        if closer is not None:
+            await closer()
 
 
 def _schemas(settings: Settings, options: ServerOptions) -> Any:

@@ -1,51 +1,93 @@
 """The ``ccstate`` command line: argparse, one module per command group.
 
-Each module in ``COMMAND_MODULES`` defines ``register(subparsers, common)`` and gives each leaf
+Each module in ``COMMANDS`` defines ``register(subparsers, common)`` and gives each leaf
 parser ``parents=[common]`` and ``set_defaults(handler=...)``; a handler is
 ``async def handler(ctx: CliContext) -> int | None`` (or a plain function for commands that run
 their own event loop, such as ``sandbox``). A module that does not exist yet is skipped.
+
+Start-up time is part of the interface (an MCP client starts ``ccstate serve`` for every session;
+docs/performance.md): only the named command's module is imported, and ``ccstate --help`` lists
+the commands from the table below without importing any of them. A test checks the table
+against what each module registers.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import inspect
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ccstate.context import CliContext, output_format
-from ccstate.exit_codes import exit_code_for
-from ccstate.output import FORMATS, Output, to_json_text
-from ccstate.service import __version__
-from ccstate.service.changes.redaction import redact_log_handlers
-from ccstate.service.changes.secrets import scrub_text
-from ccstate.service.errors import CcstateError
-from ccstate.wording import CLI_WORDS
+from ccstate.output import FORMATS
 
 log = logging.getLogger("ccstate")
 
-COMMAND_MODULES = [
-    "ccstate.commands.state",
-    "ccstate.commands.lock",
-    "ccstate.commands.sandbox",
-    "ccstate.commands.serve",
-    "ccstate.commands.drift",
-    "ccstate.commands.backend",
-    "ccstate.commands.graph",
-    "ccstate.commands.rollback",
-    "ccstate.commands.impact",
+
+class Command:
+    def __init__(self, name: str, module: str, help_text: str) -> None:
+        self.name, self.module, self.help = name, module, help_text
+
+
+COMMANDS = [
+    Command("state", "ccstate.commands.state", "Inspect, restore, export and import the state."),
+    Command("lock", "ccstate.commands.lock", "List and force-unlock state locks."),
+    Command(
+        "sandbox",
+        "ccstate.commands.sandbox",
+        "Run the offline AWS sandbox (moto + Cloud Control) on 127.0.0.1.",
+    ),
+    Command(
+        "serve",
+        "ccstate.commands.serve",
+        "Run the MCP server for AI assistants (stdio by default).",
+    ),
+    Command(
+        "drift",
+        "ccstate.commands.drift",
+        "Detect drift between the state and AWS, record it, and optionally fix it.",
+    ),
+    Command("backend", "ccstate.commands.backend", "Set up the team backend (S3, DynamoDB, KMS)."),
+    Command("bootstrap", "ccstate.commands.backend", "Same as `ccstate backend bootstrap`."),
+    Command(
+        "graph",
+        "ccstate.commands.graph",
+        "Show the dependency graph of the managed resources (text, json, mermaid, dot).",
+    ),
+    Command(
+        "rollback",
+        "ccstate.commands.rollback",
+        "Roll one resource back to what a past change (by its token) left or found.",
+    ),
+    Command(
+        "impact",
+        "ccstate.commands.impact",
+        "Analyse a change before making it: replacements, broken dependents, risk.",
+    ),
 ]
+COMMAND_MODULES = list(dict.fromkeys(command.module for command in COMMANDS))
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is
+    slow to import)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from ccstate.service import __version__
+
+        print(f"ccstate {__version__}")
+        parser.exit()
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -80,28 +122,30 @@ def common_options() -> argparse.ArgumentParser:
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser. Given ``argv`` naming a command, only that command's module is imported (a
-    module's basename is its command name), so `ccstate state list` does not load the MCP
-    server's dependencies; `ccstate --help` imports them all."""
+    """The parser. Given ``argv`` naming a command, only that command's module is imported, so
+    `ccstate state list` does not load the MCP server's dependencies. Without one (``--help``,
+    a typo) the commands are listed from ``COMMANDS`` and no module is imported."""
     parser = argparse.ArgumentParser(
         prog="ccstate",
         description="Persistent, team-shared, audited state for the AWS Cloud Control API.",
         epilog="Run 'ccstate <command> --help' for a command's options. Docs: docs/cli.md.",
     )
-    parser.add_argument("--version", action="version", version=f"ccstate {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
-    common = common_options()
-    for name in _modules_for(argv):
-        module = _import_optional(name)
-        if module is not None:
-            module.register(subparsers, common)
+    named = _module_for(argv)
+    if named is None:
+        for command in COMMANDS:
+            subparsers.add_parser(command.name, help=command.help)
+        return parser
+    module = _import_optional(named)
+    if module is not None:
+        module.register(subparsers, common_options())
     return parser
 
 
-def _modules_for(argv: Sequence[str] | None) -> list[str]:
+def _module_for(argv: Sequence[str] | None) -> str | None:
     first = next((arg for arg in argv or [] if not arg.startswith("-")), None)
-    named = [name for name in COMMAND_MODULES if name.rsplit(".", 1)[-1] == first]
-    return named or COMMAND_MODULES
+    return next((command.module for command in COMMANDS if command.name == first), None)
 
 
 def _import_optional(name: str) -> Any:
@@ -129,6 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(handler: Any, args: argparse.Namespace) -> int:
+    import asyncio
+    import inspect
+
+    from ccstate.context import CliContext, output_format
+    from ccstate.exit_codes import exit_code_for
+    from ccstate.output import Output
+    from ccstate.service.errors import CcstateError
+
     json_requested = getattr(args, "output", None) == "json"
     try:
         out = Output(output_format(getattr(args, "output", None), os.environ))
@@ -157,10 +209,14 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
         return EXIT_UNEXPECTED
 
 
-def report_error(err: CcstateError, as_json: bool) -> None:
+def report_error(err: Any, as_json: bool) -> None:
     """An error as the CLI shows it: the JSON shape, or 'Error:' and 'Next:' lines on stderr;
     next steps in the CLI's words (commands, not MCP tools)."""
+    from ccstate.wording import CLI_WORDS
+
     if as_json:
+        from ccstate.output import to_json_text
+
         sys.stdout.write(_masked(to_json_text(err.to_dict(CLI_WORDS))) + "\n")
         sys.stdout.flush()
         return
@@ -175,6 +231,8 @@ def report_error(err: CcstateError, as_json: bool) -> None:
 
 def _masked(text: str) -> str:
     """Credentials in URLs, keys and tokens of known formats never reach the terminal."""
+    from ccstate.service.changes.secrets import scrub_text
+
     return scrub_text(text, lambda _secret: "***", formats_only=True)
 
 
@@ -183,6 +241,8 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    from ccstate.service.changes.redaction import redact_log_handlers
+
     redact_log_handlers()  # secrets never reach the log, at any level
 
 

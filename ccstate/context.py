@@ -9,15 +9,17 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ccstate.backends.base import Backend
 from ccstate.backends.config import Settings, load_settings
 from ccstate.output import FORMATS, Output, OutputFormat
-from ccstate.service.authz.principal import Principal as RequestPrincipal
 from ccstate.service.errors import ConfigError
-from ccstate.service.state.model import Principal
-from ccstate.service.state.store import StateStore
+
+if TYPE_CHECKING:  # imported when used: `--help` and `--output json` need none of them
+    from ccstate.backends.base import Backend
+    from ccstate.service.authz.principal import Principal as RequestPrincipal
+    from ccstate.service.state.model import Principal
+    from ccstate.service.state.store import StateStore
 
 OUTPUT_ENV = "CCSTATE_OUTPUT"
 # Command-line options that override a setting of the same name (flags > env > config.json).
@@ -56,6 +58,8 @@ class CliContext:
 
     def request_principal(self) -> RequestPrincipal:
         """The principal of this command (the login of the process, on this host)."""
+        from ccstate.service.authz.principal import Principal as RequestPrincipal
+
         return RequestPrincipal(_local_user(), "os-user", None, socket.gethostname())
 
     def who(self) -> str:

@@ -11,17 +11,19 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, TextIO
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:  # rich is imported when something is drawn: JSON output never needs it
+    from rich.console import Console
+    from rich.progress import Progress
 
 OutputFormat = Literal["table", "json"]
 FORMATS: tuple[OutputFormat, ...] = ("table", "json")
 # Wide enough that identifiers such as queue URLs are not wrapped when stdout is a pipe or file.
 PIPE_WIDTH = 200
 
-Render = Callable[[Console], None]
+Render = Callable[["Console"], None]
 
 
 def to_json_text(data: Any) -> str:
@@ -52,8 +54,14 @@ class Output:
         self.format: OutputFormat = fmt
         self._stdout = stdout or sys.stdout
         self._stderr = stderr or sys.stderr
-        self.console = make_console(self._stdout)
-        self.err_console = make_console(self._stderr)
+
+    @cached_property
+    def console(self) -> Console:
+        return make_console(self._stdout)
+
+    @cached_property
+    def err_console(self) -> Console:
+        return make_console(self._stderr)
 
     @property
     def is_json(self) -> bool:
@@ -81,6 +89,14 @@ class Output:
         if self.is_json or not self.err_console.is_terminal:
             yield ProgressBar(None, None)
             return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -94,6 +110,8 @@ class Output:
 
 def make_console(stream: TextIO) -> Console:
     """A console for ``stream``: colours on a terminal, plain and wide in a pipe or file."""
+    from rich.console import Console
+
     console = Console(file=stream, highlight=False, soft_wrap=False)
     if not console.is_terminal:
         console = Console(file=stream, highlight=False, width=PIPE_WIDTH, color_system=None)

@@ -2,16 +2,29 @@
 
 Every function takes the same plain dicts the JSON output prints, so what a person sees and what
 a script parses never disagree. Used by the CLI commands and by the demo.
+
+The resource list is plain aligned text, not a rich Table: rich measures every cell to lay out a
+table, 11 s for 10,000 rows (docs/performance.md), and a listing needs no borders or wrapping.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ccstate.output import to_json_text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+RESOURCE_COLUMNS = (
+    ("Identifier", "identifier"),
+    ("Type", "resource_type"),
+    ("Region", "region"),
+    ("Last modified", "last_modified"),
+    ("Drift", "drift"),
+)
+COLUMN_GAP = "  "
 
 
 def short(value: str | None, width: int = 60) -> str:
@@ -27,32 +40,26 @@ def when(timestamp: str | None) -> str:
     return timestamp.replace("T", " ")[:19]
 
 
-def render_resources(console: Console, data: dict[str, Any]) -> None:
-    if not data["resources"]:
-        console.print(
-            f"No resources in workspace '{data['workspace']}' at serial {data['serial']}."
-        )
-        return
-    console.print(resources_table(data))
-
-
-def resources_table(data: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"Workspace '{data['workspace']}' at serial {data['serial']}: "
-        f"{len(data['resources'])} resource(s)",
-        title_justify="left",
+def resources_text(data: dict[str, Any], *, more_hint: str = "") -> str:
+    """The resource list as aligned columns: a title, a header, one line per resource, and,
+    when ``data['total']`` exceeds the rows shown, a last line saying how many more there are
+    (``more_hint`` says how to see them)."""
+    shown, total = data["resources"], data.get("total", len(data["resources"]))
+    where = f"workspace '{data['workspace']}' at serial {data['serial']}"
+    if not total:
+        return f"No resources in {where}.\n"
+    title = f"{where[0].upper()}{where[1:]}: {total:,} resource(s)" + (
+        f", first {len(shown):,} shown" if len(shown) < total else ""
     )
-    for column in ("Identifier", "Type", "Region", "Last modified", "Drift"):
-        table.add_column(column, overflow="fold")
-    for res in data["resources"]:
-        table.add_row(
-            res["identifier"],
-            res["resource_type"],
-            res.get("region") or "",
-            when(res.get("last_modified")),
-            res.get("drift") or "",
-        )
-    return table
+    columns = [
+        [head] + [(when if key == "last_modified" else str)(res.get(key) or "") for res in shown]
+        for head, key in RESOURCE_COLUMNS
+    ]
+    line = COLUMN_GAP.join(f"{{:<{max(map(len, column))}}}" for column in columns)
+    lines = [title, "", *(line.format(*row).rstrip() for row in zip(*columns, strict=True))]
+    if len(shown) < total:
+        lines += ["", f"... and {total - len(shown):,} more. {more_hint}".rstrip()]
+    return "\n".join(lines) + "\n"
 
 
 def render_resource(console: Console, data: dict[str, Any]) -> None:
@@ -80,6 +87,8 @@ def render_resource(console: Console, data: dict[str, Any]) -> None:
 
 
 def history_table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(
         title=f"History of {data['identifier']} ({len(data['entries'])} entries, oldest first)",
         title_justify="left",
@@ -100,6 +109,8 @@ def history_table(data: dict[str, Any]) -> Table:
 
 
 def versions_table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     shown = len(data["versions"])
     table = Table(
         title=f"Versions of workspace '{data['workspace']}' (head {data['head']}, "
@@ -146,6 +157,8 @@ def _property_line(prop: dict[str, Any]) -> str:
 
 
 def locks_table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{len(data['locks'])} lock(s)", title_justify="left")
     for column in ("Id", "Workspace", "Scope", "Who", "Operation", "Created", "Expires", "State"):
         table.add_column(column, overflow="fold")

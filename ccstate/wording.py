@@ -1,7 +1,7 @@
 """The CLI's words for the next steps the domain names (``${list_managed}`` -> a command).
 
 ``service/`` never names a command; its errors say ``${list_managed}``, ``${versions}``, ...
-and ``cli._report`` renders them with these words.
+and ``cli.report_error`` renders them with these words.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import sys
 from contextlib import ExitStack
 from typing import Any
@@ -36,11 +37,14 @@ from ccstate.tables import (
     history_table,
     render_diff,
     render_resource,
-    render_resources,
+    resources_text,
     versions_table,
 )
 
 DEFAULT_VERSIONS = 20
+# Rows of `state list` for people when neither --limit nor --all is given: a screenful.
+SCREEN_CHROME_LINES = 6  # title, blank, header, blank, "... more", the next prompt
+MIN_LIST_ROWS = 10
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -51,7 +55,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         parser.set_defaults(handler=handler)
         return parser
 
-    leaf("list", "List the resources in the current state.", list_resources)
+    listing = leaf("list", "List the resources in the current state.", list_resources)
+    rows = listing.add_mutually_exclusive_group()
+    rows.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="show the first N resources (default: a screenful for people, all with --output json)",
+    )
+    rows.add_argument("--all", action="store_true", help="show every resource")
 
     show = leaf("show", "Show one resource's current (or past) properties.", show_resource)
     show.add_argument("identifier", metavar="ID", help="the resource's primary identifier")
@@ -114,15 +126,34 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 async def list_resources(ctx: CliContext) -> None:
+    limit = _list_limit(ctx)
     async with ctx.open_state() as (_, store):
         view = await store.current()
+        keys = sorted(view.resources)
         data = {
             "workspace": store.workspace,
             "serial": view.serial,
             "lineage": view.lineage,
-            "resources": [_resource_row(view.resources[k]) for k in sorted(view.resources)],
+            "total": len(keys),
+            "resources": [_resource_row(view.resources[k]) for k in keys[:limit]],
         }
-    ctx.out.emit(data, lambda console: render_resources(console, data))
+    if ctx.out.is_json:
+        ctx.out.emit(data)
+        return
+    hint = "See them all with `ccstate state list --all`, or N with `--limit N`."
+    ctx.out.write_text(resources_text(data, more_hint=hint))
+
+
+def _list_limit(ctx: CliContext) -> int | None:
+    """--limit N, --all (None), else all for scripts (JSON) and a screenful for people."""
+    if ctx.args.all:
+        return None
+    if ctx.args.limit is not None:
+        return int(ctx.args.limit)
+    if ctx.out.is_json:
+        return None
+    lines = shutil.get_terminal_size().lines  # $LINES, the terminal, or 24 in a pipe
+    return max(MIN_LIST_ROWS, lines - SCREEN_CHROME_LINES)
 
 
 def _resource_row(res: ResourceState) -> dict[str, Any]:

@@ -144,8 +144,7 @@ async def load_graph(
     if identifier and identifier not in resources:
         raise NotFound(
             f"No resource {identifier!r} in the state, so it has no dependency graph.",
-            next_step="List the managed identifiers with ${list_managed}, or omit the "
-            "identifier for the whole graph.",
+            next_step="Check the identifier with ${list_managed}, or omit it for the whole graph.",
         )
     graph = await build_graph(resources, schemas)
     return graph.data(identifier or None)

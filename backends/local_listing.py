@@ -1,0 +1,130 @@
+"""Listing a directory of serial-named objects from a known serial without reading the directory.
+
+A commit log directory holds names such as ``00000000000000000042.json`` (20 zero-padded digits,
+docs/state-format.md). Reading all of its entries to find the few after a serial costs time in
+proportion to the history (5 ms at 10,000 commits, more than the rest of a cold load). Instead:
+
+- ``.ccstate-max`` in the directory holds the highest serial written into it through the store;
+- ``.ccstate-mixed`` exists once anything else (another name, a subdirectory) was put there.
+
+``serials_after(directory, n)`` then probes ``n+1, n+2, ...`` with one ``stat`` each until a name
+is missing. The run it found is the exact answer when it reaches the recorded maximum and the
+directory is not mixed; otherwise (a gap, a deleted file, no marker yet, other names) the caller
+reads the whole directory, as before, and the markers are rebuilt from that reading. Markers are
+hints that only ever send a reader to the slow, exact path; a stale-high maximum costs time, never
+a missing key. What they cannot see is a file added *by hand* past a gap: documented in
+docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+from ccstate.backends.local_files import FILE_MODE, TEMP_PREFIX, ensure_private_dir
+
+MAX_MARKER = ".ccstate-max"
+MIXED_MARKER = ".ccstate-mixed"
+SERIAL_NAME = re.compile(r"\d{20}\.json\Z")
+SERIAL_DIGITS = 20
+
+
+def serial_of_name(name: str) -> int | None:
+    return int(name[:SERIAL_DIGITS]) if SERIAL_NAME.match(name) else None
+
+
+def name_of_serial(serial: int) -> str:
+    return f"{serial:0{SERIAL_DIGITS}d}.json"
+
+
+def recorded_max(directory: Path) -> int | None:
+    """The marker's serial, or None when there is no usable marker (or the directory is mixed)."""
+    if os.path.lexists(directory / MIXED_MARKER):
+        return None
+    try:
+        return int((directory / MAX_MARKER).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def serials_after(directory: Path, after: int) -> list[str] | None:
+    """Names of the serials after ``after`` in ``directory``, or None: read the directory."""
+    ceiling = recorded_max(directory)
+    if ceiling is None:
+        return None
+    found: list[str] = []
+    serial = after + 1
+    while True:
+        name = name_of_serial(serial)
+        if len(name) != SERIAL_DIGITS + 5 or not os.path.isfile(directory / name):
+            break
+        found.append(name)
+        serial += 1
+    return found if serial - 1 >= ceiling else None
+
+
+def prepare_put(directory: Path, name: str) -> None:
+    """Before ``name`` is published in ``directory``: create the directory, and mark mixed each
+    directory that gains an entry the probe cannot see (a new subdirectory, another name), so
+    that no reader takes the quick path past it."""
+    if not directory.is_dir():
+        existing = directory.parent
+        while not existing.is_dir() and existing.parent != existing:
+            existing = existing.parent
+        mark_mixed(existing)
+        ensure_private_dir(directory)
+    if serial_of_name(name) is None:
+        mark_mixed(directory)
+
+
+def note_put(directory: Path, name: str) -> None:
+    """After serial ``name`` was published in ``directory``: raise the recorded maximum. (Until
+    then a reader probing consecutive names finds it anyway.)"""
+    serial = serial_of_name(name)
+    if serial is None:
+        return
+    try:
+        current = int((directory / MAX_MARKER).read_bytes())
+    except FileNotFoundError:
+        return  # no marker yet: the first listing of the directory writes it
+    except (OSError, ValueError):
+        current = -1
+    if serial > current:
+        _write_marker(directory, str(serial).encode())
+
+
+def mark_mixed(directory: Path) -> None:
+    """Once set, never cleared: this directory is listed by reading it."""
+    if os.path.lexists(directory / MIXED_MARKER):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(directory / MIXED_MARKER, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def rebuild(directory: Path, names: list[str]) -> None:
+    """Set the markers from a full reading of ``directory`` (its visible entries). A read-only
+    directory keeps none: it is then always read in full."""
+    serials = [serial for serial in map(serial_of_name, names) if serial is not None]
+    with contextlib.suppress(OSError):
+        if len(serials) < len(names):
+            mark_mixed(directory)
+        elif serials and recorded_max(directory) != max(serials):
+            _write_marker(directory, str(max(serials)).encode())
+
+
+def _write_marker(directory: Path, body: bytes) -> None:
+    # No fsync: a marker lost in a crash is only a hint lost (the reader takes the slow path).
+    tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.write(fd, body)
+        finally:
+            os.close(fd)
+        os.replace(tmp, directory / MAX_MARKER)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

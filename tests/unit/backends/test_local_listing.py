@@ -1,0 +1,142 @@
+"""LocalObjectStore.list_keys from a serial: the quick path (probing names, no directory read)
+answers exactly what a full walk of the directory answers, whatever was put, deleted or
+tampered with."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from ccstate.backends import local_listing
+from ccstate.backends.local_objects import LocalObjectStore
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+LOG = "default/log/"
+
+
+def serial_key(n: int) -> str:
+    return f"{LOG}{n:020d}.json"
+
+
+def walked(root: Path, prefix: str, start_after: str) -> list[str]:
+    """The reference: every visible file under root, as keys, filtered and sorted."""
+    keys = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            if not name.startswith("."):
+                keys.append(name if rel == "." else f"{rel}/{name}")
+    return sorted(k for k in keys if k.startswith(prefix) and k > start_after)
+
+
+class CountingProbe:
+    """Counts how often list_keys falls back to reading the whole directory."""
+
+    def __init__(self, store: LocalObjectStore) -> None:
+        self.full_reads = 0
+        walk = store._walk
+
+        def counted(directory: Path):  # type: ignore[no-untyped-def]
+            self.full_reads += 1
+            return walk(directory)
+
+        store._walk = counted  # type: ignore[method-assign]
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(0, 30)),
+        st.tuples(st.just("delete"), st.integers(0, 30)),
+        st.tuples(st.just("other"), st.sampled_from(["notes.txt", "sub/x.json", "9.json"])),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=operations, starts=st.lists(st.integers(0, 35), min_size=1, max_size=5))
+def test_list_keys_after_a_serial_equals_a_full_walk(ops: list, starts: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "state"
+        store = LocalObjectStore(root)
+
+        async def scenario() -> None:
+            await store.list_keys(LOG, start_after=serial_key(0))  # markers from the start
+            for kind, value in ops:
+                if kind == "put":
+                    await store.put_if_absent(serial_key(value), b"{}")
+                elif kind == "delete":
+                    await store.delete(serial_key(value))
+                else:
+                    await store.put(LOG + value, b"{}")
+                for start in starts:
+                    after = serial_key(start)
+                    assert await store.list_keys(LOG, start_after=after) == walked(root, LOG, after)
+
+        asyncio.run(scenario())
+
+
+async def test_a_long_log_is_listed_from_a_serial_without_reading_the_directory(
+    tmp_path: Path,
+) -> None:
+    store = LocalObjectStore(tmp_path)
+    for n in range(1, 41):
+        await store.put_if_absent(serial_key(n), b"{}")
+    await store.list_keys(LOG)  # a state written before the markers: read once in full
+    probe = CountingProbe(store)
+    for n in range(41, 46):
+        await store.put_if_absent(serial_key(n), b"{}")
+
+    assert await store.list_keys(LOG, start_after=serial_key(38)) == [
+        serial_key(n) for n in range(39, 46)
+    ]
+    assert await store.list_keys(LOG, start_after=serial_key(45)) == []
+    assert probe.full_reads == 0
+
+
+async def test_a_commit_removed_by_hand_is_seen_as_a_gap(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    for n in range(1, 11):
+        await store.put_if_absent(serial_key(n), b"{}")
+    await store.list_keys(LOG)
+    os.remove(tmp_path / serial_key(5))
+
+    after_three = await store.list_keys(LOG, start_after=serial_key(3))
+
+    assert after_three == [serial_key(n) for n in (4, 6, 7, 8, 9, 10)]
+
+
+async def test_a_state_written_before_the_markers_is_listed_in_full_once(
+    tmp_path: Path,
+) -> None:
+    store = LocalObjectStore(tmp_path)
+    for n in range(1, 6):
+        await store.put_if_absent(serial_key(n), b"{}")
+    for marker in (local_listing.MAX_MARKER, local_listing.MIXED_MARKER):
+        (tmp_path / LOG / marker).unlink(missing_ok=True)
+    probe = CountingProbe(store)
+
+    first = await store.list_keys(LOG, start_after=serial_key(2))
+    second = await store.list_keys(LOG, start_after=serial_key(2))
+
+    assert first == second == [serial_key(n) for n in (3, 4, 5)]
+    assert probe.full_reads == 1
+
+
+async def test_another_name_in_the_log_directory_is_always_listed(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    for n in range(1, 4):
+        await store.put_if_absent(serial_key(n), b"{}")
+    await store.list_keys(LOG)
+    await store.put(LOG + "zz-notes.json", b"{}")
+    await store.put_if_absent(serial_key(4), b"{}")
+
+    assert await store.list_keys(LOG, start_after=serial_key(2)) == [
+        serial_key(3),
+        serial_key(4),
+        LOG + "zz-notes.json",
+    ]
