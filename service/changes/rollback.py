@@ -289,7 +289,8 @@ class Rollbacks:
         live = await self._live(schema, identifier)
         recorded = await self.store.get_resource(identifier)
         current = recorded.current_properties if recorded is not None else None
-        planner = _Planner(schema, await self._comparer(schema), target, live, current)
+        shown = self.redact(schema, live) if live is not None else None
+        planner = _Planner(schema, await self._comparer(schema), target, live, current, shown)
         action, props, patch, create = planner.plan()
         binding = PlanBinding(
             operation=ROLLBACK,
@@ -446,8 +447,10 @@ class _Planner:
         target: dict[str, Any] | None,
         live: dict[str, Any] | None,
         current: dict[str, Any] | None,
+        shown_live: dict[str, Any] | None = None,
     ) -> None:
         self.schema = schema
+        self.shown_live = shown_live or {}  # the live values as a plan may show them: redacted
         self.comparer = comparer
         self.target = target
         self.live = live
@@ -528,7 +531,7 @@ class _Planner:
         return PropertyPlan(name, "patch", "differs: an update restores it", **shown)
 
     def live_value(self, name: str) -> Any:
-        return None if self.live is None else self.live.get(name)
+        return self.shown_live.get(name)
 
     def _for_create(self) -> list[PropertyPlan]:
         assert self.target is not None
@@ -549,8 +552,8 @@ class _Planner:
         return {k: _without_fingerprints(v) for k, v in self.target.items() if k in settable}
 
     def _all(self, action: PropertyAction, reason: str) -> list[PropertyPlan]:
-        live = self.live or {}
-        return [PropertyPlan(k, action, reason, None, live[k]) for k in sorted(live)]
+        live = self.shown_live
+        return [PropertyPlan(k, action, reason, None, live.get(k)) for k in sorted(self.live or {})]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -283,3 +283,19 @@ async def test_versioning_added_since_is_suspended_the_closest_aws_allows(world:
     assert await world.differing(BUCKET, name, created.properties or {}) == [
         "VersioningConfiguration"
     ]
+
+
+async def test_the_plan_never_shows_a_secret_the_cloud_returns(world: World) -> None:
+    name = unique("/app/param")
+    created = await world.create(
+        "AWS::SSM::Parameter", {"Name": name, "Type": "String", "Value": "one"}
+    )
+    leaked = "wJalrXUtnFEMI/K7MDENGbPxRfiCYzz9aB3cD4eF"  # a secret key put in by hand
+    await world.update(
+        "AWS::SSM::Parameter", name, [{"op": "replace", "path": "/Value", "value": leaked}]
+    )
+
+    plan = await world.rollbacks.plan(name, created.execution_token)
+
+    assert {p.name: p.action for p in plan.properties}["Value"] == "patch"
+    assert leaked not in json.dumps(plan.to_dict())
