@@ -337,7 +337,8 @@ class Rollbacks:
         plan.check_allowed(allow_replacement, accept_loss)
         if plan.action == "none":
             return RollbackOutcome("NOTHING_TO_DO", plan)
-        intent = user_intent or plan.summary()
+        # The plan goes into the intent, so the explanation (and the record) shows it.
+        intent = f"{user_intent} ({plan.summary()})" if user_intent else plan.summary()
         runs = []
         for request in self._requests(plan, intent):
             run = await self.runner.run(principal, request)

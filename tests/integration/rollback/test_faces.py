@@ -172,3 +172,44 @@ def test_cli_rollback_plan_and_act(
     assert again["status"] == "DONE"
     tag_set = aws("s3").get_bucket_tagging(Bucket=name)["TagSet"]
     assert {"Key": "team", "Value": "blue"} in tag_set
+
+
+async def test_analyze_change_impact_and_the_delete_guard_through_mcp(
+    server_env: None, tmp_path: Path
+) -> None:
+    queue = unique("dlq")
+    worker = unique("worker")
+
+    async def body(a: Assistant) -> None:
+        made = await a.change(resource_type="AWS::SQS::Queue", properties={"QueueName": queue})
+        url, arn = made["identifier"], made["properties"]["Arn"]
+        redrive = {"deadLetterTargetArn": arn, "maxReceiveCount": 3}
+        await a.change(
+            resource_type="AWS::SQS::Queue",
+            properties={"QueueName": worker, "RedrivePolicy": redrive},
+        )
+        impact = await a.ok(
+            "analyze_change_impact", resource_type="AWS::SQS::Queue", operation="delete",
+            identifier=url,
+        )  # fmt: skip
+        assert impact["risk"] == "critical"
+        assert [d["depth"] for d in impact["dependents"]] == [1]
+
+        credentials = (await a.ok("get_aws_session_info"))["credentials_token"]
+        generated = await a.ok(
+            "generate_infrastructure_code", credentials_token=credentials,
+            resource_type="AWS::SQS::Queue", identifier=url, operation="delete",
+        )  # fmt: skip
+        explained = await a.ok(
+            "explain", generated_code_token=generated["generated_code_token"], user_intent="t"
+        )
+        args = dict(
+            resource_type="AWS::SQS::Queue", identifier=url, credentials_token=credentials,
+            explained_token=explained["explained_token"], confirmed=True,
+        )  # fmt: skip
+        ok, refused = await a.call("delete_resource", **args)
+        assert not ok and refused["error"] == "has_dependents"
+        assert refused["details"]["dependents"] == [impact["dependents"][0]["identifier"]]
+        await a.ok("delete_resource", force=True, **args)
+
+    await in_session(tmp_path / "state", body)
