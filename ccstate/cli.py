@@ -54,7 +54,7 @@ COMMANDS = [
     Command(
         "graph",
         "ccstate.commands.graph",
-        "Show the dependency graph of the managed resources (text, json, mermaid, dot).",
+        "Show the dependency graph of the managed resources.",
     ),
     Command(
         "rollback",

@@ -162,9 +162,9 @@ def test_version_is_looked_up_when_asked(capsys) -> None:
 def test_server_start_defers_the_aws_sdk_until_a_tool_needs_it(tmp_path: Path) -> None:
     modules = modules_after(
         "import asyncio\n"
-        "from ccstate.mcp_server.runtime import ServerOptions, open_runtime\n"
+        "from ccstate.app import ServerOptions, open_server\n"
         "async def start():\n"
-        f"    async with open_runtime(ServerOptions(backend={str(tmp_path)!r})) as runtime:\n"
+        f"    async with open_server(ServerOptions(backend={str(tmp_path)!r})) as runtime:\n"
         "        assert runtime.workflow.cloud is not None\n"
         "asyncio.run(start())"
     )
