@@ -615,10 +615,9 @@ def _name(d: PropertyDifference) -> str:
 
 
 def _under(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
-    """``path`` lies inside (or is) the create-only ``pattern`` (``*`` any segment)."""
-    if len(path) < len(pattern):
-        return pattern[: len(path)] == path and False
-    return all(p == "*" or p == s for p, s in zip(pattern, path, strict=False))
+    """``path`` and the create-only ``pattern`` overlap: one lies inside the other (``*``
+    matches any segment), so changing ``path`` changes a create-only value."""
+    return all(a == b or "*" in (a, b) for a, b in zip(path, pattern, strict=False))
 
 
 def _top(paths: Collection[str]) -> frozenset[str]:
