@@ -21,6 +21,7 @@ skips that check). The binding is kept in this process (see docs/rollback.md for
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,6 +57,7 @@ Verdict = Literal["create", "update", "replace", "delete", "unchanged"]
 Risk = Literal["low", "medium", "high", "critical"]
 RISKS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
 ANALYSABLE = ("generated_code", "explained")
+MAX_BOUND = 10_000  # analyses kept for the stale check, per server process
 GraphLoader = Callable[[Any, SchemaProvider], Any]  # (resources, schemas) -> DependencyGraph
 
 
@@ -200,7 +202,8 @@ class ImpactAnalyzer:
         self.load_graph = load_graph
         self.default_tags = default_tags
         self._salt = salt
-        self._bound: dict[tuple[str, str, str, str], ChangeBinding] = {}
+        # The analyses not yet executed, newest last; the oldest go beyond MAX_BOUND.
+        self._bound: OrderedDict[tuple[str, str, str, str], ChangeBinding] = OrderedDict()
 
     # ------------------------------------------------------------------ entry points
 
@@ -301,7 +304,10 @@ class ImpactAnalyzer:
         stacks = sorted(n for n, s in view.stacks.items() if p.identifier in s.resources)
         scan = await self._scan_delta(schema, p)
         binding = await self._binding(p.operation, schema, p.identifier, _digest(p.payload))
+        self._bound.pop(binding.key, None)
         self._bound[binding.key] = binding
+        while len(self._bound) > MAX_BOUND:
+            self._bound.popitem(last=False)
         risk, reasons = _risk(p, verdict, dependents, drift, stacks, scan)
         return ImpactReport(
             p.operation, schema.type_name, p.identifier, verdict, props, dependents, drift,
