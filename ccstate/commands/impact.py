@@ -26,7 +26,7 @@ RISK_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     help_text = "Analyse a change before making it: replacements, broken dependents, risk."
     parser = subparsers.add_parser(
-        "impact", help=help_text, description=help_text + " Docs: docs/rollback.md.",
+        "impact", help=help_text, description=help_text,
         parents=[common],
     )  # fmt: skip
     parser.add_argument("identifier", nargs="?", metavar="ID", help="the resource (update/delete)")

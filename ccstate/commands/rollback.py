@@ -31,7 +31,7 @@ ACTION_STYLE = {
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     help_text = "Roll one resource back to what a past change (by its token) left or found."
     parser = subparsers.add_parser(
-        "rollback", help=help_text, description=help_text + " Docs: docs/rollback.md.",
+        "rollback", help=help_text, description=help_text,
         parents=[common],
     )  # fmt: skip
     parser.add_argument("identifier", metavar="ID", help="the resource's identifier")
