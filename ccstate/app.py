@@ -219,8 +219,71 @@ async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIt
             auto_remediation=settings.auto_remediation,
             workspace=settings.workspace,
             templates=_templates(backend, store, cloud, schemas, workflow, settings, options),
-            extras={"users": UserDirectory(backend.objects)},
+            extras={
+                "users": UserDirectory(backend.objects),
+                **_change_extras(store, cloud, schemas, workflow, operations),
+            },
         )
+
+
+@dataclass
+class ChangeParts:
+    """What ``ccstate rollback`` and ``ccstate impact`` run on: the whole change stack."""
+
+    settings: Settings
+    store: StateStore
+    cloud: CloudProvider
+    schemas: SchemaProvider
+    rollbacks: Any  # service.changes.rollback.Rollbacks
+    impact: Any  # service.changes.impact.ImpactAnalyzer
+    identify: LocalIdentity
+
+
+@asynccontextmanager
+async def open_changes(options: ServerOptions) -> AsyncIterator[ChangeParts]:
+    settings = settings_for(options)
+    async with AsyncExitStack() as stack:
+        backend, store = await stack.enter_async_context(open_state(settings))
+        cloud = await _cloud(stack, settings)
+        schemas = _schemas(settings, options)
+        workflow, operations, _ = await _changes(backend, store, cloud, schemas, settings, options)
+        extras = _change_extras(store, cloud, schemas, workflow, operations)
+        yield ChangeParts(
+            settings,
+            store,
+            cloud,
+            schemas,
+            extras["rollbacks"],
+            extras["impact"],
+            LocalIdentity(options.env, cloud),
+        )
+
+
+def _change_extras(
+    store: StateStore, cloud: Any, schemas: Any, workflow: Any, operations: Any
+) -> dict[str, Any]:
+    """Rollbacks and impact analysis; the analyser guards every execution of this executor."""
+    from ccstate.service.changes.impact import ImpactAnalyzer
+    from ccstate.service.changes.rollback import Rollbacks
+    from ccstate.service.changes.runner import ChangeRunner
+    from ccstate.service.graph.state import build_graph
+
+    runner = ChangeRunner(workflow, operations)
+    impact = ImpactAnalyzer(
+        store,
+        cloud,
+        schemas,
+        workflow.tokens,
+        workflow.scanner,
+        redact=workflow.redact,
+        load_graph=build_graph,
+        default_tags=workflow.config.default_tags,
+    )
+    operations.guards.append(impact.guard)
+    return {
+        "rollbacks": Rollbacks(store, cloud, schemas, runner, redact=workflow.redact),
+        "impact": impact,
+    }
 
 
 @asynccontextmanager

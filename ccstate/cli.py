@@ -57,6 +57,16 @@ COMMANDS = [
         "Show the dependency graph of the managed resources.",
     ),
     Command(
+        "rollback",
+        "ccstate.commands.rollback",
+        "Roll one resource back to what a past change (by its token) left or found.",
+    ),
+    Command(
+        "impact",
+        "ccstate.commands.impact",
+        "Analyse a change before making it: replacements, broken dependents, risk.",
+    ),
+    Command(
         "import",
         "ccstate.commands.state",
         "Adopt an existing AWS resource: read it through Cloud Control and record it.",
@@ -162,17 +172,6 @@ def _module_for(argv: Sequence[str] | None) -> str | None:
     words = [a for i, a in enumerate(args) if not a.startswith("-") and _is_word(args, i)]
     first = words[0] if words else None
     return next((command.module for command in COMMANDS if command.name == first), None)
-
-
-_VALUE_OPTIONS = frozenset({"--backend", "--workspace", "--output", "--lock-timeout"})
-
-
-def _is_word(args: list[str], index: int) -> bool:
-    return index == 0 or args[index - 1] not in _VALUE_OPTIONS
-
-
-# Top-level commands registered by a module of another name.
-_ALIASES = {"import": "state", "bootstrap": "backend"}
 
 
 _VALUE_OPTIONS = frozenset({"--backend", "--workspace", "--output", "--lock-timeout"})

@@ -15,6 +15,8 @@ EXIT_CODES: dict[str, int] = {
     "not_found": 3,
     "state_conflict": 4,
     "precondition_failed": 4,
+    "stale_plan": 4,
+    "has_dependents": 4,
     "import_refused": 4,
     "state_corrupt": 5,
     "unsupported_version": 5,

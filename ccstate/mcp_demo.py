@@ -2,9 +2,10 @@
 
 The demo plays the AI assistant: it starts the server as a subprocess over stdio (the way
 Claude Desktop or Amazon Q would), then creates an S3 bucket, updates it, reads its history,
-tries to replay a token, and restores an earlier version of the state, printing each tool
-call and its answer. Everything runs offline against the built-in sandbox, in a temporary
-backend; nothing touches AWS or your ~/.aws directory.
+tries to replay a token, fixes drift, rolls a change back by its token, shows the dependency
+graph of three related resources and what deleting one would break, and restores an earlier
+version of the state, printing each tool call and its answer. Everything runs offline against
+the built-in sandbox, in a temporary backend; nothing touches AWS or your ~/.aws directory.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from ccstate.demo_drift import drift_step
 from ccstate.demo_output import DemoPrinter
+from ccstate.demo_rollback import graph_step, rollback_step
 
 BUCKET = "demo-app-logs"
 S3 = "AWS::S3::Bucket"
@@ -50,18 +52,22 @@ class DemoSession:
             self.printer.block(_truncate(json.dumps(picked, indent=2, default=str)))
         return data
 
-    async def prepare(self, credentials: str, intent: str, **generate: Any) -> dict[str, str]:
+    async def prepare(
+        self, credentials: str, intent: str, *, quiet: bool = False, **generate: Any
+    ) -> dict[str, str]:
+        """``quiet``: do not print the generated properties and the explanation."""
         generated = await self.call(
             "generate_infrastructure_code",
             credentials_token=credentials,
-            show=["operation", "identifier", "properties_for_explanation"],
+            show=None if quiet else ["operation", "identifier", "properties_for_explanation"],
             **generate,
         )
         explained = await self.call(
             "explain", generated_code_token=generated["generated_code_token"], user_intent=intent
         )
-        self.printer.say("The explanation the assistant must show the user:")
-        self.printer.block(explained["explanation"])
+        if not quiet:
+            self.printer.say("The explanation the assistant must show the user:")
+            self.printer.block(explained["explanation"])
         tokens = {"credentials_token": credentials, "explained_token": explained["explained_token"]}
         if generated["operation"] != "delete":
             scan = await self.call(
@@ -108,10 +114,10 @@ async def _story(session: DemoSession, printer: DemoPrinter) -> None:
         resource_type=S3,
         properties={"BucketName": BUCKET, "Tags": [{"Key": "team", "Value": "platform"}]},
     )
-    await session.call(
+    created = await session.call(
         "create_resource",
         resource_type=S3,
-        show=["message", "identifier", "state_serial"],
+        show=["message", "identifier", "state_serial", "execution_token"],
         **tokens,
     )
 
@@ -136,6 +142,8 @@ async def _story(session: DemoSession, printer: DemoPrinter) -> None:
     )
 
     await drift_step(session, printer, BUCKET)
+    await rollback_step(session, printer, credentials, BUCKET, created["execution_token"])
+    await graph_step(session, printer, credentials)
 
     printer.step("The bucket's history: who, when, why, with which token.")
     history = await session.call("show_resource_history", identifier=BUCKET)

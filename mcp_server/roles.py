@@ -29,6 +29,7 @@ TOOL_ACTIONS: dict[str, str] = {
     "show_dependency_graph": "read",
     "get_aws_account_info": "read",
     "create_template": "read",
+    "analyze_change_impact": "read",
     "detect_drift": "read",
     # operator: prepares and makes changes
     "generate_infrastructure_code": "prepare",
@@ -42,6 +43,7 @@ TOOL_ACTIONS: dict[str, str] = {
     "restore_state_version": "restore_state_version",
     "import_resource": "import_resource",
     "forget_resource": "forget_resource",
+    "rollback_resource": "rollback",
     # approver
     "approve_security_findings": "approve",
 }

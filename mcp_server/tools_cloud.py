@@ -400,8 +400,10 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         explained_token: ExplainedToken,
         confirmed: Annotated[bool, Field(description="the user confirmed the delete")] = False,
         region: Region = None,
+        force: Annotated[bool, Field(description="delete even if others depend on it")] = False,
     ) -> dict[str, Any]:
-        """Delete the explained resource (and only it), wait, and record it."""
+        """Delete the explained resource (and only it), wait, and record it. Refused while
+        other managed resources depend on it (named in the error), unless force=True."""
         done = await operations.delete(
             await runtime.identify(),
             resource_type=resource_type,
@@ -410,6 +412,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             explained_token=explained_token,
             confirmed=confirmed,
             region=region,
+            force=force,
         )
         return change_result(done)
 

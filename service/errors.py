@@ -124,6 +124,12 @@ class StateConflict(CcstateError):
         self.authors = authors
 
 
+class HasDependents(CcstateError):
+    """A delete refused: other managed resources hold a value of this one (docs/graph.md)."""
+
+    code = "has_dependents"
+
+
 class PreconditionFailed(CcstateError):
     """An object store conditional write lost: the object exists, or its ETag changed.
 

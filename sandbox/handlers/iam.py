@@ -113,7 +113,10 @@ class RoleHandler(Handler):
         self.client.update_role(RoleName=name, Description=new or "")
 
     def set_MaxSessionDuration(self, name: str, new: Any, old: Any) -> None:
-        self.client.update_role(RoleName=name, MaxSessionDuration=new or 3600)
+        # IAM keeps the description when UpdateRole omits it; moto clears it: pass it along.
+        role = self.client.get_role(RoleName=name)["Role"]
+        kept = {"Description": role["Description"]} if role.get("Description") else {}
+        self.client.update_role(RoleName=name, MaxSessionDuration=new or 3600, **kept)
 
     def set_PermissionsBoundary(self, name: str, new: Any, old: Any) -> None:
         if new:

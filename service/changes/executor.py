@@ -27,19 +27,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.authz.tokens import recorded_token_id, token_hash
+from ccstate.service.authz.tokens import TokenRecord, recorded_token_id, token_hash
 from ccstate.service.changes.journal import Intent, IntentJournal
 from ccstate.service.changes.reconcile import Reconciler
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
 from ccstate.service.changes.workflow import Authorization, Workflow
+from ccstate.service.changes.writeonly import carry_write_only, written_by_patch
 from ccstate.service.errors import (
     AccessDenied,
     CcstateError,
     CloudOperationFailed,
+    HasDependents,
     InvalidInput,
     NotFound,
 )
+from ccstate.service.graph.state import build_graph
 from ccstate.service.locking import HeldLock, hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import CloudProvider, LockManager, LockScope, ProgressEvent, cloud_in
@@ -47,6 +50,11 @@ from ccstate.service.state.model import Commit, DriftStatus, utc_now_iso
 from ccstate.service.state.store import StateStore, ensure_same_type
 
 log = logging.getLogger(__name__)
+
+# Checked under the resource's lock before the token is used: raises to refuse (a stale plan).
+Precondition = Callable[[], Awaitable[None]]
+# Asked about every change, under its lock, before its token is used (impact analysis).
+Guard = Callable[[TokenRecord], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class ResourceOperations:
             wait_seconds=settings.operation_timeout_seconds,
         )
         self._inflight: set[asyncio.Task[ChangeOutcome]] = set()
+        self.guards: list[Guard] = []
 
     # ------------------------------------------------------------------ create
 
@@ -116,6 +125,9 @@ class ResourceOperations:
         security_scan_token: str = "",
         region: str | None = None,
         skip_security_check: bool = False,
+        record_as: str = "create",
+        rolled_back_to: str | None = None,
+        precondition: Precondition | None = None,
     ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         tokens = dict(
@@ -140,6 +152,8 @@ class ResourceOperations:
         change.cloud = cloud_in(self.cloud, auth.region)
         change.planned = planned
         change.properties = desired
+        change.recorded_as, change.rolled_back_to = record_as, rolled_back_to
+        change.precondition = precondition
 
         async def start() -> ProgressEvent:
             return await change.cloud.create_resource(
@@ -164,6 +178,8 @@ class ResourceOperations:
         record_as: str = "update",
         drift_status: DriftStatus | None = None,
         skip_security_check: bool = False,
+        rolled_back_to: str | None = None,
+        precondition: Precondition | None = None,
     ) -> ChangeOutcome:
         """``record_as``/``drift_status``: a drift remediation is an update recorded as
         operation 'remediate' with the drift it fixed."""
@@ -191,6 +207,8 @@ class ResourceOperations:
         change.cloud = cloud_in(self.cloud, auth.region)
         change.recorded_as = record_as
         change.drift_status = drift_status
+        change.rolled_back_to = rolled_back_to
+        change.precondition = precondition
 
         async def start() -> ProgressEvent:
             return await change.cloud.update_resource(
@@ -211,6 +229,10 @@ class ResourceOperations:
         explained_token: str,
         confirmed: bool = False,
         region: str | None = None,
+        force: bool = False,
+        record_as: str = "delete",
+        rolled_back_to: str | None = None,
+        precondition: Precondition | None = None,
     ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
@@ -236,6 +258,8 @@ class ResourceOperations:
             )
         change = _Change("delete", principal, schema, identifier, auth, auth.region)
         change.cloud = cloud_in(self.cloud, auth.region)
+        change.recorded_as, change.rolled_back_to = record_as, rolled_back_to
+        change.precondition, change.force = precondition, force
 
         async def start() -> ProgressEvent:
             return await change.cloud.delete_resource(
@@ -294,8 +318,19 @@ class ResourceOperations:
                 ensure_same_type(
                     await self.store.get_resource(change.planned), change.schema.type_name
                 )
+            if change.operation == "delete" and not change.force:
+                await self._refuse_if_depended_on(change.identifier)
+            await self._guard(change.auth, change.precondition)
+            if change.operation == "update":  # write-only values are kept as fingerprints
+                prior = await self.store.get_resource(change.identifier)
+                change.recorded = prior.current_properties if prior is not None else None
             if change.operation != "create":
-                change.before = await self._current(change.cloud, change.schema, change.identifier)
+                live = await self._current(change.cloud, change.schema, change.identifier)
+                change.before = (
+                    carry_write_only(change.schema, change.recorded, live)
+                    if live and change.recorded
+                    else live
+                )
             intent = await self._open_intent(change)
             try:
                 await self.workflow.consume(change.auth)
@@ -399,9 +434,8 @@ class ResourceOperations:
         if event.operation_status == "SUCCESS":
             change.identifier = event.identifier or change.identifier
             if change.operation != "delete":
-                change.after = await self._read_back(
-                    change.cloud, change.schema, change.identifier, event
-                )
+                read = await self._read_back(change.cloud, change.schema, change.identifier, event)
+                change.after = carry_write_only(change.schema, change.written(), read)
         else:
             change.error = _cloud_failure(
                 event, change.operation, change.schema.type_name, intent.identifier
@@ -459,6 +493,28 @@ class ResourceOperations:
         return _event_dict(await cloud.get_request_status(request_token))
 
     # ------------------------------------------------------------------ internals
+
+    async def _refuse_if_depended_on(self, identifier: str) -> None:
+        """Deleting what others hold a value of breaks them: refused unless forced."""
+        view = await self.store.current()
+        if identifier not in view.resources:
+            return
+        graph = await build_graph(view.resources, self.schemas)
+        edges = graph.incoming(identifier)
+        if edges:
+            named = ", ".join(sorted({f"{e.dependent} (at {e.via})" for e in edges}))
+            raise HasDependents(
+                f"'{identifier}' is depended on by {named}; deleting it breaks them.",
+                next_step="Change or delete the dependents first, or delete with force=True "
+                "if the user accepts breaking them.",
+                dependents=sorted({e.dependent for e in edges}),
+            )
+
+    async def _guard(self, auth: Authorization, precondition: Precondition | None) -> None:
+        for guard in self.guards:
+            await guard(auth.record)
+        if precondition is not None:
+            await precondition()
 
     async def _schema(self, resource_type: str) -> ResourceSchema:
         validate_type_name(resource_type)
@@ -523,6 +579,8 @@ class ResourceOperations:
             error=change.error,
             request_token=change.request_token,
         )
+        if change.rolled_back_to:
+            resource_change.rolled_back_to = change.rolled_back_to
         # A create's identifier can come back from AWS, other than the name we locked.
         under_lock = change.identifier == change.locked_identifier
         return await self.store.commit(
@@ -582,6 +640,16 @@ class _Change:
         self.error: dict[str, Any] | None = None
         self.recorded_as: str | None = None  # the lineage operation, when not ``operation``
         self.drift_status: DriftStatus | None = None
+        self.rolled_back_to: str | None = None  # a rollback: the token hash it undid to
+        self.precondition: Precondition | None = None
+        self.force = False  # a delete: even when others depend on the resource
+        self.recorded: dict[str, Any] | None = None  # an update: the recorded properties
+
+    def written(self) -> dict[str, Any] | None:
+        """What this change wrote, for carrying write-only values into the record."""
+        if self.operation == "create":
+            return self.properties
+        return written_by_patch(self.recorded, self.patch)
 
 
 _LEFT_OPEN = (

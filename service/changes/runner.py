@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.changes.executor import ChangeOutcome, ResourceOperations
+from ccstate.service.changes.executor import ChangeOutcome, Precondition, ResourceOperations
 from ccstate.service.changes.scanning import ScanResult
 from ccstate.service.changes.workflow import Explanation, GeneratedChange, ScanOutcome, Workflow
 from ccstate.service.state.model import DriftStatus
@@ -34,6 +34,9 @@ class ChangeRequest:
     record_as: str | None = None
     drift_status: DriftStatus | None = None
     region: str | None = None  # where the resource is (None: the server's region)
+    rolled_back_to: str | None = None  # a rollback: the token hash it brings back
+    precondition: Precondition | None = None  # checked under the lock before the token is used
+    force: bool = False  # a delete: even if other resources depend on it
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class ChangeRunner:
                 explained_token=explained,
                 confirmed=True,
                 region=request.region,
+                force=request.force,
+                **_recording(request, "delete"),
             )
             return ChangeRun("DONE", generated, explanation, None, done)
         scan = await flow.scan(principal, explained_token=explained)
@@ -100,6 +105,7 @@ class ChangeRunner:
                 explained_token=explained,
                 security_scan_token=scan.token.token,
                 region=request.region,
+                **_recording(request, "create"),
             )
         else:
             done = await self.operations.update(
@@ -110,11 +116,19 @@ class ChangeRunner:
                 credentials_token=credentials,
                 explained_token=explained,
                 security_scan_token=scan.token.token,
-                record_as=request.record_as or "update",
                 drift_status=request.drift_status,
                 region=request.region,
+                **_recording(request, "update"),
             )
         return ChangeRun("DONE", generated, explanation, scan, done)
+
+
+def _recording(request: ChangeRequest, operation: str) -> dict[str, Any]:
+    return {
+        "record_as": request.record_as or operation,
+        "rolled_back_to": request.rolled_back_to,
+        "precondition": request.precondition,
+    }
 
 
 def scan_refusal(result: ScanResult, what: str = "change") -> str:

@@ -73,6 +73,7 @@ class LineageEntry(_Model):
     serial: int | None = None
     request_token: str | None = None  # Cloud Control's RequestToken of the change
     reconciled: dict[str, Any] | None = None  # set when the outcome was found after an interruption
+    rolled_back_to: str | None = None  # a rollback: the execution token (sha256:) it undid to
 
 
 class DriftStatus(_Model):
@@ -165,6 +166,7 @@ class ResourceChange(_Model):
     user_intent: str | None = None
     request_token: str | None = None  # Cloud Control's RequestToken
     reconciled: dict[str, Any] | None = None  # how an interrupted change's outcome was found
+    rolled_back_to: str | None = None
 
 
 class StackChange(_Model):
@@ -238,6 +240,8 @@ class Commit(_Model):
             extra["request_token"] = change.request_token
         if change.reconciled:
             extra["reconciled"] = change.reconciled
+        if change.rolled_back_to:
+            extra["rolled_back_to"] = change.rolled_back_to
         return LineageEntry(
             execution_token=self.execution_token,
             operation=change.operation,

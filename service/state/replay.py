@@ -225,7 +225,7 @@ def _apply_change(view: StateView, commit: Commit, change: ResourceChange) -> No
 def _removes(change: ResourceChange) -> bool:
     if change.operation in REMOVING_OPERATIONS:
         return True
-    return change.operation == "restore" and change.properties_after is None
+    return change.operation in ("restore", "rollback") and change.properties_after is None
 
 
 def _replace_state(view: StateView, commit: Commit) -> None:

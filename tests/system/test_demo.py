@@ -30,6 +30,11 @@ def test_the_demo_runs_to_the_end_and_tells_its_story(tmp_path: Path) -> None:
         "detect_drift",
         "REMEDIATED",
         "remediate SUCCESS",
+        "rollback_resource",
+        "rollback SUCCESS",
+        "show_dependency_graph",
+        "analyze_change_impact",
+        "depth 2: demo-data-reader",
         "restore_state_version",
         "ccstate state versions",
     ):
