@@ -56,6 +56,7 @@ COMMANDS = [
         "ccstate.commands.graph",
         "Show the dependency graph of the managed resources.",
     ),
+    Command("stack", "ccstate.commands.stack", "Deploy, list and destroy stacks of resources."),
 ]
 COMMAND_MODULES = list(dict.fromkeys(command.module for command in COMMANDS))
 

@@ -17,6 +17,8 @@ CLI_WORDS: dict[str, str] = {
     "request_status": "the MCP tool get_resource_request_status",
     "delete": "the MCP tool delete_resource",
     "list_managed": "`ccstate state list`",
+    "stack_recover": "`ccstate stack recover`",
+    "stack_list": "`ccstate stack list`",
     "versions": "`ccstate state versions`",
     "history": "`ccstate state history`",
     "import": "the MCP tool import_resource",

@@ -18,6 +18,8 @@ MCP_WORDS: dict[str, str] = {
     "request_status": "get_resource_request_status",
     "delete": "delete_resource",
     "list_managed": "load_state()",
+    "stack_recover": "recover_stack(stack_name=...) or `ccstate stack recover`",
+    "stack_list": "list_stacks()",
     "versions": "list_state_versions()",
     "history": "show_resource_history",
     "import": "import_resource",
