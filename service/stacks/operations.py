@@ -233,7 +233,7 @@ class StackOperations:
             page = await cloud.list_resources(resource_type, next_token=token)
             for item in page.resources:
                 props = item.properties
-                if not props:
+                if "Tags" not in (props or {}):  # a listing may carry only the identifier
                     try:
                         props = (
                             await cloud.get_resource(resource_type, item.identifier)
@@ -331,7 +331,9 @@ class StackOperations:
         self, principal: Principal, journal: Journal, status: str, reason: str = ""
     ) -> StackResult:
         journal.status = status
-        journal.event("*", status, reason=reason)
+        journal.event(
+            journal.stack, status, reason=reason
+        )  # the stack itself, as in CloudFormation
         serial = await self._stack_entry(
             principal, journal, f"Stack {journal.stack}: {status}. {reason}".strip()
         )
