@@ -5,8 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# checkov (the security scanner) pins an older boto3: it gets a virtualenv of its own, beside
+# .venv, where ccstate finds it. Installed in parallel with the project (see `install`).
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_SPEC := checkov>=3.2,<4
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell echo '$(CHECKOV_SPEC)' | cksum | cut -d' ' -f1)
 
-.PHONY: help install test lint format bench bench-docs demo serve sandbox clean
+.PHONY: help install scanner test lint format bench bench-docs demo serve sandbox clean
 
 help:
 	@echo "make demo    install, then run the offline demo"
@@ -23,10 +28,21 @@ $(STAMP): pyproject.toml setup.py
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP)
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet '$(CHECKOV_SPEC)'
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+# Both virtualenvs at once: checkov's install is mostly waiting on downloads.
+install:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(CHECKOV_STAMP)
+
+scanner: $(CHECKOV_STAMP)
+
+# CCSTATE_REQUIRE_CHECKOV: the tests that run the real checkov fail instead of skipping.
+test: install
+	CCSTATE_REQUIRE_CHECKOV=1 $(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,14 +58,14 @@ bench: $(STAMP)
 bench-docs: $(STAMP)
 	$(BIN)/python -m benchmarks --update-docs $(BENCH_ARGS)
 
-demo: $(STAMP)
+demo: install
 	$(BIN)/python -m ccstate.demo
 
-serve: $(STAMP)
+serve: install
 	$(BIN)/ccstate serve --sandbox
 
 sandbox: $(STAMP)
 	$(BIN)/ccstate sandbox
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .bench build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .hypothesis .bench build *.egg-info

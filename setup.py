@@ -10,6 +10,9 @@ FOLDERS = {
     "ccstate.backends": "backends",
     "ccstate.mcp_server": "mcp_server",
     "ccstate.sandbox": "sandbox",
+    # The CloudFormation template of the team backend, as package data, so that the wheel can
+    # print it (`ccstate bootstrap --print-template`) and messages can point at it.
+    "ccstate.infra": "infra",
 }
 
 packages: list[str] = []

@@ -148,11 +148,18 @@ def _shared_loader() -> Loader:
     return create_loader()
 
 
+def env_region(region: str | None = None) -> str | None:
+    """``region``, else ``AWS_REGION``, which the AWS SDKs and CLI v2 read before
+    ``AWS_DEFAULT_REGION`` but botocore does not read at all; None leaves the choice to botocore
+    (``AWS_DEFAULT_REGION``, then the profile)."""
+    return region or os.environ.get("AWS_REGION") or None
+
+
 def new_session(region: str | None = None) -> aioboto3.Session:
     """A session on the standard credential chain; AWS_PROFILE is honoured by botocore."""
     core = get_session()
     core.register_component("data_loader", _shared_loader())
-    return aioboto3.Session(botocore_session=core, region_name=region or None)
+    return aioboto3.Session(botocore_session=core, region_name=env_region(region))
 
 
 async def open_client(
@@ -165,6 +172,7 @@ async def open_client(
 ) -> Any:
     """Create an aiobotocore client whose lifetime is ``stack``'s."""
     kwargs: dict[str, Any] = {"config": client_config(service, endpoint_url)}
+    region = region or session.region_name or env_region()
     if region:
         kwargs["region_name"] = region
     if endpoint_url:
@@ -262,7 +270,8 @@ def translate(
             return errors.NotFound(
                 f"{what} does not exist ({code}: {detail}).",
                 next_step="Check the backend URL, or create the bucket and table with "
-                "`ccstate backend bootstrap` (or infra/state-backend.yaml).",
+                "`ccstate backend bootstrap` (or deploy the template that "
+                "`ccstate bootstrap --print-template` prints).",
                 aws_code=code,
             )
         return errors.BackendError(
@@ -307,8 +316,8 @@ def access_denied(
     else:
         next_step = (
             f"Grant {who} the IAM permission {iam_action} on {what}{key_part} "
-            "(infra/state-backend.yaml has a least-privilege policy), or use other credentials."
-            + kms_hint
+            "(`ccstate bootstrap --print-template` prints a template with a least-privilege "
+            "policy), or use other credentials." + kms_hint
         )
     return errors.AccessDenied(
         f"AWS denied {iam_action} on {what}{key_part} for {who}: {code}: {_aws_message(exc)}",

@@ -2,7 +2,8 @@
 
 Idempotent: each setting is read first and written only when it differs, and the report lists
 what changed and what already was right. A second run changes nothing and says so.
-The same resources as infra/state-backend.yaml, for users without CloudFormation.
+The same resources as infra/state-backend.yaml (`ccstate bootstrap --print-template`), for
+users without CloudFormation.
 """
 
 from __future__ import annotations

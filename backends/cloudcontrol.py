@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from ccstate.backends.aws import (
     AWS_ERRORS,
     call_with_retry,
+    env_region,
     error_code,
     is_access_denied,
     new_session,
@@ -84,7 +85,7 @@ class CloudControlProvider:
                     self._stack,
                     session,
                     service,
-                    region=self._region or session.region_name or "us-east-1",
+                    region=self._region or session.region_name or env_region() or "us-east-1",
                     endpoint_url=self._endpoint_url,
                 )
         return self._clients[service]
@@ -92,7 +93,7 @@ class CloudControlProvider:
     def _session(self) -> Any:
         if self._session_obj is None:
             self._session_obj = (
-                aioboto3.Session(profile_name=self._profile, region_name=self._region)
+                aioboto3.Session(profile_name=self._profile, region_name=env_region(self._region))
                 if self._profile
                 else new_session(self._region)
             )
@@ -251,7 +252,8 @@ class CloudControlProvider:
             return errors.NotFound(
                 f"{what} does not exist ({code}: {message}).",
                 next_step="Check the type name and identifier (list_resources shows what "
-                "exists); if it was deleted out of band, refresh or forget it in state.",
+                "exists); if it was deleted out of band, remove it from the state with "
+                "`ccstate state rm ID --reason ...`.",
                 aws_code=code,
             )
         if code in INVALID_INPUT_CODES:

@@ -280,7 +280,7 @@ def load_drift_rules(settings: Settings) -> list[dict[str, Any]]:
     path = Path(settings.drift_rules).expanduser()
     next_step = (
         "Make it a JSON list of rules such as "
-        '[{"path": "/LoggingConfiguration", "severity": "high"}] (see docs/drift.md), '
+        '[{"path": "/LoggingConfiguration", "severity": "high"}], '
         "or unset drift_rules."
     )
     try:

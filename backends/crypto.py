@@ -272,6 +272,9 @@ class EncryptingObjectStore:
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
 
+    async def existed(self, key: str) -> bool:
+        return await self.inner.existed(key)
+
     @staticmethod
     def context(key: str) -> dict[str, str]:
         return {"workspace": key.split("/", 1)[0], "key": key}

@@ -15,7 +15,10 @@ item. So a workspace lock and a resource lock are never held together; only the 
 acquirer ever backs off, and jittered backoff lets it in once the resource locks are released.
 Renew requires the lease still to be ours *and* unexpired, so a lapsed resource lease cannot come
 back to life under a workspace lock taken meanwhile. The ``ttl`` attribute only lets DynamoDB
-garbage-collect. Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into
+garbage-collect. Every lease gets a fencing token: after the put, one ``UpdateItem ADD`` on the
+workspace's '#fence' counter item, then a conditional ``UpdateItem`` binds it to our lock item
+while our lease is still live (two requests per acquire), so a later lease always has a greater
+token. Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into
 the lease).
 """
 
@@ -47,6 +50,7 @@ _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
 WORKSPACE_SK = "#workspace"
+FENCE_SK = "#fence"
 RESOURCE_SK_PREFIX = "r/"
 GC_GRACE_SECONDS = 86400
 FREE_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
@@ -103,8 +107,15 @@ class DynamoDBLockManager:
         lease_seconds: float,
         timeout: float,
     ) -> LockInfo:
+        async def attempt() -> tuple[bool, LockInfo | None]:
+            taken, holder = await self._try_acquire(scope, operation, who, lease_seconds)
+            if taken and holder is not None:  # bind a fencing token, or try again
+                fenced = await self._fenced(holder)
+                return (True, fenced) if fenced is not None else (False, None)
+            return taken, holder
+
         taken, holder = await retry.poll(
-            lambda: self._try_acquire(scope, operation, who, lease_seconds),
+            attempt,
             done=lambda answer: answer[0] and answer[1] is not None,
             timeout=timeout,
             wait=LOCK_WAIT,
@@ -262,6 +273,64 @@ class DynamoDBLockManager:
                 Key=self._key(scope),
                 ConditionExpression="lock_id = :me",
                 ExpressionAttributeValues=marshal({":me": lock_id}),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ fencing tokens
+
+    async def _fenced(self, lock: LockInfo) -> LockInfo | None:
+        """Our new lease with its fencing token; None when it lapsed before the token was
+        bound (then it is not ours any more: acquire again). Never leaves the lock behind."""
+        try:
+            token = await self._next_fence(lock.workspace)
+            bound = await self._bind_fence(lock, token)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.release(lock))
+            raise
+        if bound:
+            return replace(lock, fence=token)
+        log.warning(
+            "The lease of lock %s on %s ran out before its fencing token was bound (a lease "
+            "shorter than a few round trips to the table?); acquiring again.",
+            lock.id,
+            LockScope(lock.workspace, lock.resource).describe(),
+        )
+        await self._delete_if_ours(LockScope(lock.workspace, lock.resource), lock.id)
+        return None
+
+    async def _next_fence(self, workspace: str) -> int:
+        """One ``UpdateItem ADD`` on the workspace's '#fence' counter item."""
+        resp = await self._call(
+            "dynamodb:UpdateItem",
+            self.client.update_item,
+            TableName=self.table,
+            Key=marshal({"pk": self._pk(workspace), "sk": FENCE_SK}),
+            UpdateExpression="ADD #f :one",
+            ExpressionAttributeNames={"#f": "fence"},
+            ExpressionAttributeValues=marshal({":one": 1}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(unmarshal(resp["Attributes"])["fence"])
+
+    async def _bind_fence(self, lock: LockInfo, token: int) -> bool:
+        """Record ``token`` on our lock item while the lease is still live. Every lease granted
+        later takes its token after this, so it gets a greater one; a token taken by a holder
+        whose lease had lapsed is never bound."""
+        try:
+            await self._call(
+                "dynamodb:UpdateItem",
+                self.client.update_item,
+                TableName=self.table,
+                Key=self._key(LockScope(lock.workspace, lock.resource)),
+                UpdateExpression="SET #f = :t",
+                ConditionExpression="lock_id = :me AND expires_at >= :now",
+                ExpressionAttributeNames={"#f": "fence"},
+                ExpressionAttributeValues=marshal(
+                    {":t": token, ":me": lock.id, ":now": self._now()}
+                ),
             )
         except ConditionFailed:
             return False
@@ -449,6 +518,7 @@ def _info(item: dict[str, Any]) -> LockInfo:
         created=datetime.fromtimestamp(float(item["created_at"]), UTC),
         expires=datetime.fromtimestamp(float(item["expires_at"]), UTC),
         version=item.get("version", "unknown"),
+        fence=int(item.get("fence", 0)),
     )
 
 

@@ -155,11 +155,14 @@ def _s3_options(url: str, query: str) -> dict[str, str]:
 def build_store(backend: Backend, settings: Settings) -> StateStore:
     """The workspace's StateStore on ``backend``; local backends also keep the readable
     state.json export. The CLI and the MCP server both build their store here."""
-    from ccstate.backends.export import state_json_exporter
+    from ccstate.backends.export import exported_head, state_json_exporter
 
-    exporter = state_json_exporter(backend.export_path) if backend.export_path else None
+    path = backend.export_path
     return backend.state_store(
-        settings.workspace, snapshot_every=settings.snapshot_every, exporter=exporter
+        settings.workspace,
+        snapshot_every=settings.snapshot_every,
+        exporter=state_json_exporter(path) if path else None,
+        head_witness=exported_head(path) if path else None,
     )
 
 

@@ -34,7 +34,7 @@ def open_local_backend(
     if spec.path is None:
         raise ValueError(f"not a local backend spec: {spec.url}")
     root = Path(spec.path)
-    objects = LocalObjectStore(root)  # creates the root 0700 when missing
+    objects = LocalObjectStore(root)  # the first write creates the root, 0700
     _warn_if_shared(root)
     return Backend(
         url=spec.url,
@@ -84,6 +84,8 @@ def local_export_path(root: Path, settings: Settings) -> Path:
 
 
 def _warn_if_shared(root: Path) -> None:
+    if not root.is_dir():
+        return
     mode = stat.S_IMODE(root.stat().st_mode)
     if mode & 0o077:
         log.warning(

@@ -3,6 +3,7 @@
     <root>/<workspace>/locks/.mutex                     flock'd for one read-check-write (~1 ms)
     <root>/<workspace>/locks/workspace.json             the workspace lease
     <root>/<workspace>/locks/resources/<sha256>.json    one lease per resource identifier
+    <root>/<workspace>/locks/fence                      the last fencing token handed out
 
 Identifiers may contain '/', so files are named by their sha256 and the identifier is kept inside.
 Correctness comes from the lease (``expires``), not from the flock: the flock only makes each
@@ -110,6 +111,7 @@ class LocalLockManager:
                 if blocker is not None:
                     return None, blocker
                 info = self._new_lock(scope, operation=operation, who=who, lease=lease_seconds)
+                info = replace(info, fence=self._next_fence(scope.workspace))
                 _write_lock(path, info)
                 return info, None
 
@@ -128,6 +130,8 @@ class LocalLockManager:
             current = _read_lock(path)
             if current is None or current.id != lock.id:
                 raise _lost_error(lock, current)
+            if current.expires < self.clock.now():
+                raise _lapsed_error(current, self._blocker(scope))
             renewed = replace(current, expires=self.clock.now() + timedelta(seconds=lease_seconds))
             _write_lock(path, renewed)
         return renewed
@@ -182,6 +186,23 @@ class LocalLockManager:
                 return False
             path.unlink(missing_ok=True)
             return True
+
+    def _next_fence(self, workspace: str) -> int:
+        """One more than every token handed out in this workspace (caller holds the mutex).
+        The lock files' own tokens count too, so a deleted counter file never goes back."""
+        locks = self._locks_dir(workspace)
+        counter = locks / "fence"
+        try:
+            last = int(counter.read_text().strip() or 0)
+        except FileNotFoundError:
+            last = 0
+        except ValueError:
+            log.warning("ignoring unreadable fencing counter %s", counter)
+            last = 0
+        held = [_read_lock(locks / "workspace.json"), *_read_all(locks / "resources")]
+        token = max([last, *(info.fence for info in held if info is not None)]) + 1
+        replace_atomically(counter, f"{token}\n".encode())
+        return token
 
     def _new_lock(self, scope: LockScope, *, operation: str, who: str, lease: float) -> LockInfo:
         now = self.clock.now()
@@ -245,10 +266,28 @@ def _lock_from_dict(data: dict[str, Any]) -> LockInfo:
         created=datetime.fromisoformat(data["created"]),
         expires=datetime.fromisoformat(data["expires"]),
         version=str(data.get("version", "")),
+        fence=int(data.get("fence", 0)),
     )
 
 
 # ---------------------------------------------------------------------- errors
+
+
+def _lapsed_error(lock: LockInfo, blocker: LockInfo | None) -> LockLost:
+    """A lapsed lease is never renewed, as on DynamoDB: another holder may have taken the
+    scope (a workspace lock over a resource lock) while it was free."""
+    scope = LockScope(lock.workspace, lock.resource).describe()
+    taken = (
+        f"; {blocker.who} (lock id {blocker.id}) holds it now"
+        if blocker is not None and blocker.id != lock.id
+        else ""
+    )
+    return LockLost(
+        f"Lost the lock {lock.id} on {scope}: its lease ran out at "
+        f"{lock.expires.isoformat()}{taken}.",
+        next_step="Check `ccstate state history` for what was applied, then re-run the operation.",
+        lock_id=lock.id,
+    )
 
 
 def _check_durations(lease_seconds: float, timeout: float) -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from ccstate.backends import local_listing
 from ccstate.backends.local_files import (
-    ensure_private_dir,
     exclusive_flock,
     fsync_dir,
     is_hidden,
@@ -115,9 +114,9 @@ class LocalObjectStore:
     """
 
     def __init__(self, root: Path) -> None:
+        # The root (0700) is made by the first write: a read of a state that does not exist yet
+        # (`ccstate state versions` on a new machine) leaves no directory behind.
         self.root = Path(root).expanduser().absolute()
-        with os_errors_as_backend_errors("create", self.root):
-            ensure_private_dir(self.root)
 
     def describe(self) -> str:
         return self.root.as_uri()
@@ -194,6 +193,12 @@ class LocalObjectStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._delete, self._path(key))
+
+    async def existed(self, key: str) -> bool:
+        """Files keep no history: a deleted one leaves no trace (the store finds gaps by the
+        commits after them, the snapshot pointer and the export instead)."""
+        self._path(key)  # validates the key
+        return False
 
     def _put_if_absent(self, path: Path, body: bytes) -> bool:
         with os_errors_as_backend_errors("write", path):

@@ -17,6 +17,7 @@ class MemoryObjectStore:
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
         self._keys: list[str] = []
+        self._ever: set[str] = set()  # every key written, like a versioned bucket's history
 
     def describe(self) -> str:
         return "memory://"
@@ -56,7 +57,11 @@ class MemoryObjectStore:
         if self._objects.pop(key, None) is not None:
             self._keys.remove(key)
 
+    async def existed(self, key: str) -> bool:
+        return key in self._ever
+
     def _store(self, key: str, body: bytes) -> None:
+        self._ever.add(key)
         if key not in self._objects:
             bisect.insort(self._keys, key)
         self._objects[key] = bytes(body)

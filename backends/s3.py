@@ -150,6 +150,19 @@ class S3ObjectStore:
             if aws.error_code(exc) != "NoSuchKey":
                 raise await self._error(exc, full, "s3:DeleteObject") from exc
 
+    async def existed(self, key: str) -> bool:
+        """One ``ListObjectVersions``: the bucket is versioned (bootstrap turns it on), so a
+        key that was written and deleted keeps its versions and a delete marker."""
+        full = self._full_key(key)
+        try:
+            resp = await aws.call_with_retry(
+                self.client.list_object_versions, Bucket=self.bucket, Prefix=full, MaxKeys=2
+            )
+        except aws.AWS_ERRORS as exc:
+            raise await self._error(exc, full, "s3:ListBucketVersions") from exc
+        found = resp.get("Versions", []) + resp.get("DeleteMarkers", [])
+        return any(item.get("Key") == full for item in found)
+
     # ------------------------------------------------------------------ helpers
 
     async def _fetch(self, full: str) -> tuple[dict[str, Any], bytes]:
@@ -325,7 +338,8 @@ async def _check_bucket(store: S3ObjectStore) -> None:
             raise errors.NotFound(
                 f"The state bucket s3://{store.bucket} does not exist.",
                 next_step=f"Create it with `ccstate backend bootstrap --bucket {store.bucket} "
-                "--table TABLE` or deploy infra/state-backend.yaml, then retry.",
+                "--table TABLE`, or deploy the template that `ccstate bootstrap "
+                "--print-template` prints, then retry.",
             ) from exc
         raise await aws.translate_with_caller(
             exc, store.whoami, what=f"s3://{store.bucket}", iam_action="s3:ListBucket"

@@ -196,12 +196,13 @@ class CloudFormationSchemaProvider:
     async def _call_describe_type(self, type_name: str) -> dict[str, Any] | None:
         import aioboto3
         from botocore.config import Config
+        from ccstate.backends.aws import env_region
 
         session = aioboto3.Session()
         config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3)
         kwargs: dict[str, Any] = {"config": config}
-        if self._region:
-            kwargs["region_name"] = self._region
+        if region := env_region(self._region):
+            kwargs["region_name"] = region
         if self._endpoint_url:
             kwargs["endpoint_url"] = self._endpoint_url
         async with session.client("cloudformation", **kwargs) as cfn:

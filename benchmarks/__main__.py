@@ -28,6 +28,7 @@ SCENARIOS = [
     "benchmarks.drift_bench",
     "benchmarks.graph_bench",
     "benchmarks.calls_bench",
+    "benchmarks.scan_bench",
 ]
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "benchmarks" / "report.json"  # tracked: what docs/performance.md shows

@@ -357,7 +357,7 @@ def _scanner(enabled: bool) -> Any:
     except ImportError as exc:
         return UnavailableScanner(
             f"The security scanner cannot be loaded ({exc}). Install it with "
-            "`pip install 'ccstate[scan]'`, or start the server with SECURITY_SCANNING=disabled."
+            "`ccstate scanner install`, or start the server with SECURITY_SCANNING=disabled."
         )
     return CheckovScanner()
 

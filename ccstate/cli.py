@@ -56,6 +56,14 @@ COMMANDS = [
         "ccstate.commands.graph",
         "Show the dependency graph of the managed resources.",
     ),
+    Command(
+        "import",
+        "ccstate.commands.state",
+        "Adopt an existing AWS resource: read it through Cloud Control and record it.",
+    ),
+    Command(
+        "scanner", "ccstate.commands.scanner", "Install and check the security scanner (checkov)."
+    ),
     Command("stack", "ccstate.commands.stack", "Deploy, list and destroy stacks of resources."),
 ]
 COMMAND_MODULES = list(dict.fromkeys(command.module for command in COMMANDS))
@@ -81,9 +89,13 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Options every command accepts after its name (``ccstate state list --output json``)."""
+def common_options(*, after_command: bool = True) -> argparse.ArgumentParser:
+    """Options every command accepts before or after its name (``ccstate -v state list`` and
+    ``ccstate state list -v``). After the name they default to SUPPRESS, so a value given
+    before the name is not reset by the command's own parser."""
     common = argparse.ArgumentParser(add_help=False)
+    if after_command:
+        common.argument_default = argparse.SUPPRESS
     group = common.add_argument_group("common options")
     group.add_argument(
         "--backend",
@@ -107,7 +119,11 @@ def common_options() -> argparse.ArgumentParser:
         help="how long to wait for a lock held by someone else (default 30)",
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more to stderr (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if after_command else 0,
+        help="log more to stderr (-vv: debug)",
     )
     return common
 
@@ -118,8 +134,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     a typo) the commands are listed from ``COMMANDS`` and no module is imported."""
     parser = argparse.ArgumentParser(
         prog="ccstate",
+        parents=[common_options(after_command=False)],
         description="Persistent, team-shared, audited state for the AWS Cloud Control API.",
-        epilog="Run 'ccstate <command> --help' for a command's options. Docs: docs/cli.md.",
+        epilog="Run 'ccstate <command> --help' for a command's options.",
     )
     parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
@@ -135,8 +152,29 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _module_for(argv: Sequence[str] | None) -> str | None:
-    first = next((arg for arg in argv or [] if not arg.startswith("-")), None)
+    args = list(argv or [])
+    # The first word that is neither an option nor a global option's value names the command.
+    words = [a for i, a in enumerate(args) if not a.startswith("-") and _is_word(args, i)]
+    first = words[0] if words else None
     return next((command.module for command in COMMANDS if command.name == first), None)
+
+
+_VALUE_OPTIONS = frozenset({"--backend", "--workspace", "--output", "--lock-timeout"})
+
+
+def _is_word(args: list[str], index: int) -> bool:
+    return index == 0 or args[index - 1] not in _VALUE_OPTIONS
+
+
+# Top-level commands registered by a module of another name.
+_ALIASES = {"import": "state", "bootstrap": "backend"}
+
+
+_VALUE_OPTIONS = frozenset({"--backend", "--workspace", "--output", "--lock-timeout"})
+
+
+def _is_word(args: list[str], index: int) -> bool:
+    return index == 0 or args[index - 1] not in _VALUE_OPTIONS
 
 
 def _import_optional(name: str) -> Any:

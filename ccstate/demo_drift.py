@@ -79,8 +79,13 @@ async def drift_step(
     for entry in history.get("entries", [])[-3:]:
         printer.say(
             f"serial {entry['serial']}: {entry['operation']} {entry['outcome']} by "
-            f"{entry['user']} - {entry.get('user_intent')!r}"
+            f"{entry['user']} - {_why(entry)!r}"
         )
+
+
+def _why(entry: dict[str, Any]) -> str:
+    """The intent, else the explanation (a drift check records no intent of its own)."""
+    return entry.get("user_intent") or entry.get("explanation") or "(no reason recorded)"
 
 
 async def _sandbox_endpoint(session: DemoSession) -> str:

@@ -97,8 +97,8 @@ async def _story(session: DemoSession, printer: DemoPrinter) -> None:
     info = await session.call("get_aws_session_info", show=["account_id", "arn", "region", "user"])
     credentials = info["credentials_token"]
     printer.say(
-        "SECURITY_SCANNING=disabled here (checkov is an optional extra: "
-        "pip install 'ccstate[scan]'); the lineage records 'not scanned'."
+        "SECURITY_SCANNING=disabled here (checkov installs with "
+        "`ccstate scanner install`); the lineage records 'not scanned'."
     )
 
     printer.step("Create a bucket: generate -> explain -> scan -> create, one token chain.")

@@ -8,6 +8,7 @@ Commands build one plain ``dict``/``list`` (the JSON shape, documented in docs/c
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -109,10 +110,15 @@ class Output:
 
 
 def make_console(stream: TextIO) -> Console:
-    """A console for ``stream``: colours on a terminal, plain and wide in a pipe or file."""
+    """A console for ``stream``: colours on a terminal, plain and wide in a pipe or file. With
+    NO_COLOR set (https://no-color.org) no escape code at all: rich's own NO_COLOR handling
+    drops colours but keeps bold and dim."""
     from rich.console import Console
 
+    plain = bool(os.environ.get("NO_COLOR"))
     console = Console(file=stream, highlight=False, soft_wrap=False)
-    if not console.is_terminal:
+    if plain and console.is_terminal:
+        console = Console(file=stream, highlight=False, soft_wrap=False, color_system=None)
+    elif not console.is_terminal:
         console = Console(file=stream, highlight=False, width=PIPE_WIDTH, color_system=None)
     return console

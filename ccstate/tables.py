@@ -108,15 +108,26 @@ def history_table(data: dict[str, Any]) -> Table:
     return table
 
 
+def render_versions(console: Console, data: dict[str, Any]) -> None:
+    """A heading line, then the table; a sentence when there is nothing to list."""
+    shown = len(data["versions"])
+    if not shown:
+        console.print(
+            f"Workspace '{data['workspace']}' has no versions yet: nothing has been recorded.",
+            markup=False,
+        )
+        return
+    console.print(
+        f"Versions of workspace '{data['workspace']}' (head {data['head']}, newest {shown} shown)",
+        markup=False,
+    )
+    console.print(versions_table(data))
+
+
 def versions_table(data: dict[str, Any]) -> Table:
     from rich.table import Table
 
-    shown = len(data["versions"])
-    table = Table(
-        title=f"Versions of workspace '{data['workspace']}' (head {data['head']}, "
-        f"newest {shown} shown)",
-        title_justify="left",
-    )
+    table = Table()
     for column in ("Serial", "Time", "Who", "Why", "Summary"):
         table.add_column(column, overflow="fold")
     for version in data["versions"]:

@@ -25,4 +25,7 @@ CLI_WORDS: dict[str, str] = {
     "readonly_flag": "--readonly",
     "workspace_flag": "--workspace",
     "detect_without_fix": "Run `ccstate drift` without --fix",
+    "pull": "`ccstate state pull`",
+    "force": "pass --force",
+    "forget": "`ccstate state rm ID --reason ...`",
 }

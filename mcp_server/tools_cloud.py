@@ -374,7 +374,7 @@ def scan_result(scanned: ScanOutcome) -> dict[str, Any]:
         )
     else:
         response["next_step"] = result.message or (
-            f"The scan did not run: install checkov with `pip install 'ccstate[scan]'`, "
+            f"The scan did not run: install checkov with `ccstate scanner install`, "
             f"or start the server with {SCANNING_ENV}=disabled."
         )
     return response

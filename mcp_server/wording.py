@@ -26,4 +26,7 @@ MCP_WORDS: dict[str, str] = {
     "readonly_flag": "--readonly",
     "workspace_flag": "the server's --workspace",
     "detect_without_fix": "Call detect_drift without auto_fix",
+    "pull": "save_state()",
+    "forget": "`ccstate state rm ID --reason ...` from the command line",
+    "force": "use `ccstate state push --force` from the command line",
 }

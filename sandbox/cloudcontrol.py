@@ -25,6 +25,7 @@ from ccstate.sandbox.handlers.base import Handler, Model, error_code
 from ccstate.sandbox.paths import value_at, without_paths
 from ccstate.sandbox.requests import RequestStore, ResourceRequest, page
 from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.validation import schema_errors
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,14 @@ class CloudControl:
             type_name=type_name,
             identifier=ident if isinstance(ident, str) else None,
             client_token=params.get("ClientToken"),
+            region=aws.region,
             fingerprint=_fingerprint("CREATE", type_name, desired),
         )
+        invalid = _model_errors(schema, desired)
 
         def work(handler: Handler) -> tuple[str, Model]:
+            if invalid:
+                raise HandlerError("InvalidRequest", invalid)
             if handler.existing_identifier(desired) is not None:
                 raise HandlerError(
                     "AlreadyExists", f"{type_name} '{ident or '(same name)'}' already exists."
@@ -92,11 +97,16 @@ class CloudControl:
             type_name=type_name,
             identifier=identifier,
             client_token=params.get("ClientToken"),
+            region=aws.region,
             fingerprint=_fingerprint("UPDATE", type_name, identifier, patch_text),
         )
         read_only = _top_level(schema.read_only)
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        invalid = _model_errors(schema, after, only=changed)
 
         def work(handler: Handler) -> tuple[str, Model]:
+            if invalid:
+                raise HandlerError("InvalidRequest", invalid)
             current = handler.read(identifier)
             handler.update(
                 identifier,
@@ -116,6 +126,7 @@ class CloudControl:
             type_name=type_name,
             identifier=identifier,
             client_token=params.get("ClientToken"),
+            region=aws.region,
             fingerprint=_fingerprint("DELETE", type_name, identifier),
         )
 
@@ -158,17 +169,19 @@ class CloudControl:
         return out
 
     def GetResourceRequestStatus(self, params: dict[str, Any], aws: AwsContext) -> dict[str, Any]:
-        request = self.requests.get(_required(params, "RequestToken"))
+        request = self.requests.get(_required(params, "RequestToken"), aws.region)
         return {"ProgressEvent": request.event()}
 
     def CancelResourceRequest(self, params: dict[str, Any], aws: AwsContext) -> dict[str, Any]:
-        request = self.requests.cancel(_required(params, "RequestToken"))
+        request = self.requests.cancel(_required(params, "RequestToken"), aws.region)
         return {"ProgressEvent": request.event()}
 
     def ListResourceRequests(self, params: dict[str, Any], aws: AwsContext) -> dict[str, Any]:
         wanted = params.get("ResourceRequestStatusFilter") or {}
         found = self.requests.matching(
-            list(wanted.get("Operations") or []), list(wanted.get("OperationStatuses") or [])
+            list(wanted.get("Operations") or []),
+            list(wanted.get("OperationStatuses") or []),
+            aws.region,
         )
         chunk, next_token = page(
             found, params.get("NextToken"), params.get("MaxResults"), scope="requests"
@@ -229,7 +242,10 @@ class CloudControl:
         except Exception as exc:
             log.exception("%s %s failed", request.operation, request.type_name)
             self.requests.finish(
-                request, "FAILED", error_code="InternalFailure", status_message=repr(exc)
+                request,
+                "FAILED",
+                error_code="InternalFailure",
+                status_message=f"The sandbox failed ({type(exc).__name__}: {exc}).",
             )
         else:
             shown = None if model is None else without_paths(model, schema.write_only)
@@ -300,6 +316,56 @@ def _check_properties(
             f"The sandbox handler for {schema.type_name} does not support property "
             f"'{unsupported[0]}'; it supports: {', '.join(sorted(handler_class.writable))}.",
         )
+
+
+# JSON schema type names as CloudFormation's model validation reports them.
+_TYPE_NAMES = {
+    "integer": "Integer",
+    "number": "Number",
+    "string": "String",
+    "boolean": "Boolean",
+    "object": "JSONObject",
+    "array": "JSONArray",
+    "null": "Null",
+}
+
+
+def _model_errors(schema: ResourceSchema, model: Model, *, only: set[str] | None = None) -> str:
+    """The model's schema violations as Cloud Control words them ("Model validation failed
+    (#/VisibilityTimeout: expected type: Integer, found: String)"), or "" when it is valid.
+    ``only``: report violations under these top-level properties alone (an update)."""
+    problems = []
+    for error in schema_errors(schema, model):
+        path = list(error.absolute_path)
+        if only is not None and (not path or path[0] not in only):
+            continue
+        where = "#" + "".join(f"/{p}" for p in path)
+        if error.validator == "type":
+            expected = error.validator_value
+            expected = expected if isinstance(expected, list) else [expected]
+            wanted = "/".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
+            problems.append(
+                f"{where}: expected type: {wanted}, found: {_json_type(error.instance)}"
+            )
+        else:
+            problems.append(f"{where}: {error.message}")
+    return f"Model validation failed ({'; '.join(problems)})" if problems else ""
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, float):
+        return "Number"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, list):
+        return "JSONArray"
+    if isinstance(value, dict):
+        return "JSONObject"
+    return "Null"
 
 
 def _apply_patch(before: Model, patch_text: str) -> Model:

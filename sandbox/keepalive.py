@@ -9,12 +9,14 @@ connections and reuse them; this handler lets them, which is what real AWS endpo
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import socket
 import threading
 from typing import Any
 
+from ccstate.service.errors import ConfigError
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import ThreadedWSGIServer
 
@@ -31,14 +33,33 @@ def make_keepalive_server(host: str, port: int, app: Any) -> KeepAliveServer:
     return KeepAliveServer(host, port, app)
 
 
+def port_unavailable(host: str, port: int, exc: OSError) -> ConfigError:
+    reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
+    return ConfigError(
+        f"The sandbox cannot listen on {host}:{port}: the port {reason}.",
+        next_step="Choose another port with --port N, or --port 0 for any free one "
+        "(the sandbox prints the endpoint it took).",
+    )
+
+
 class KeepAliveServer(ThreadedWSGIServer):
     """One thread per connection, as werkzeug's; closing the server also closes the
     connections clients keep open, so a stopped sandbox stops answering."""
 
     def __init__(self, host: str, port: int, app: Any) -> None:
-        super().__init__(host, port, app, handler=KeepAliveRequestHandler)
+        # Set before binding: a failed bind calls server_close() from the base __init__.
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        super().__init__(host, port, app, handler=KeepAliveRequestHandler)
+
+    def server_bind(self) -> None:
+        # werkzeug prints its own message and calls sys.exit(1) on an OSError here; a
+        # ConfigError reaches the CLI, which reports it with the next step and exit code 2.
+        try:
+            super().server_bind()
+        except OSError as exc:
+            host, port = self.server_address[:2]
+            raise port_unavailable(str(host), int(port), exc) from exc
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._open_lock:

@@ -22,6 +22,7 @@ class ResourceRequest:
     fingerprint: str  # what the request asked for, to judge a reused ClientToken
     identifier: str | None = None
     client_token: str | None = None
+    region: str = "us-east-1"  # Cloud Control is regional: a request is found only in its own
     token: str = field(default_factory=lambda: str(uuid.uuid4()))
     status: str = "IN_PROGRESS"
     event_time: float = field(default_factory=time.time)
@@ -56,8 +57,8 @@ class RequestStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_token: dict[str, ResourceRequest] = {}
-        self._by_client_token: dict[str, ResourceRequest] = {}
-        self._busy: set[tuple[str, str]] = set()
+        self._by_client_token: dict[tuple[str, str], ResourceRequest] = {}
+        self._busy: set[tuple[str, str, str]] = set()
 
     def register(self, request: ResourceRequest) -> tuple[ResourceRequest, bool]:
         """Record a new request; or, for a reused ClientToken, the original one (and False).
@@ -66,7 +67,7 @@ class RequestStore:
         ConcurrentOperationException when the resource already has a request in progress.
         """
         with self._lock:
-            earlier = self._by_client_token.get(request.client_token or "")
+            earlier = self._by_client_token.get((request.region, request.client_token or ""))
             if earlier is not None:
                 if earlier.fingerprint != request.fingerprint:
                     raise ApiError(
@@ -80,35 +81,35 @@ class RequestStore:
                 if key in self._busy:
                     raise ApiError(
                         "ConcurrentOperationException",
-                        f"Another request is in progress for {key[0]} '{key[1]}'.",
+                        f"Another request is in progress for {key[1]} '{key[2]}'.",
                     )
                 self._busy.add(key)
             self._by_token[request.token] = request
             if request.client_token:
-                self._by_client_token[request.client_token] = request
+                self._by_client_token[(request.region, request.client_token)] = request
             return request, True
 
     def finish(self, request: ResourceRequest, status: str, **changes: Any) -> None:
         with self._lock:
             if request.cancel.is_set() and status != "FAILED":
                 status = "CANCEL_COMPLETE"
-            self._busy.discard(self._busy_key(request) or ("", ""))
+            self._busy.discard(self._busy_key(request) or ("", "", ""))
             request.status = status
             request.event_time = time.time()
             for name, value in changes.items():
                 setattr(request, name, value)
 
-    def get(self, token: str) -> ResourceRequest:
+    def get(self, token: str, region: str) -> ResourceRequest:
         with self._lock:
             found = self._by_token.get(token)
-        if found is None:
+        if found is None or found.region != region:
             raise ApiError(
                 "RequestTokenNotFoundException", f"Request token '{token}' was not found."
             )
         return found
 
-    def cancel(self, token: str) -> ResourceRequest:
-        request = self.get(token)
+    def cancel(self, token: str, region: str) -> ResourceRequest:
+        request = self.get(token, region)
         with self._lock:
             if request.status in TERMINAL or request.status == "CANCEL_IN_PROGRESS":
                 raise ApiError(
@@ -121,12 +122,15 @@ class RequestStore:
             request.cancel.set()
         return request
 
-    def matching(self, operations: list[str], statuses: list[str]) -> list[ResourceRequest]:
+    def matching(
+        self, operations: list[str], statuses: list[str], region: str
+    ) -> list[ResourceRequest]:
         with self._lock:
             found = [
                 r
                 for r in self._by_token.values()
-                if (not operations or r.operation in operations)
+                if r.region == region
+                and (not operations or r.operation in operations)
                 and (not statuses or r.status in statuses)
             ]
         return sorted(found, key=lambda r: r.event_time, reverse=True)
@@ -140,8 +144,10 @@ class RequestStore:
             self._busy.clear()
 
     @staticmethod
-    def _busy_key(request: ResourceRequest) -> tuple[str, str] | None:
-        return (request.type_name, request.identifier) if request.identifier else None
+    def _busy_key(request: ResourceRequest) -> tuple[str, str, str] | None:
+        if not request.identifier:
+            return None
+        return (request.region, request.type_name, request.identifier)
 
 
 # --------------------------------------------------------------------------- pagination

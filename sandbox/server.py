@@ -61,7 +61,12 @@ class Sandbox:
             latency_ms=self.latency_ms,
             default_region=self.region,
         )
-        self._server = make_keepalive_server(self._host, self._port, app)
+        try:
+            self._server = make_keepalive_server(self._host, self._port, app)
+        except BaseException:
+            self.cloudcontrol.close()
+            self.cloudcontrol = None
+            raise
         host, port = self._server.server_address[:2]
         self.endpoint_url = app.endpoint_url = f"http://{host}:{port}"
         serve_in_process(self.endpoint_url, app.moto_app)

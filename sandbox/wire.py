@@ -4,6 +4,7 @@ schemas, and hands every other request to moto."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -61,8 +62,11 @@ class SandboxApp:
         if scope_service(environ.get("HTTP_AUTHORIZATION", "")) == "cloudformation":
             body = _body(environ)
             form = parse_qs(body.decode("utf-8", "replace"))
-            if form.get("Action") == ["DescribeType"]:
+            action = (form.get("Action") or [""])[0]
+            if action == "DescribeType":
                 return _describe_type(form, start_response)
+            if action and not _moto_implements_cloudformation(action):
+                return _unsupported_cloudformation(action, start_response)
             environ["wsgi.input"] = io.BytesIO(body)
         return self.moto_app(environ, start_response)
 
@@ -126,6 +130,30 @@ def _respond(
 
 
 _CFN_NS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
+
+
+@functools.cache
+def _moto_implements_cloudformation(action: str) -> bool:
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.utils import camelcase_to_underscores
+
+    return callable(getattr(CloudFormationResponse, camelcase_to_underscores(action), None))
+
+
+def _unsupported_cloudformation(action: str, start_response: StartResponse) -> list[bytes]:
+    """What the sandbox answers for a CloudFormation call it lacks (the IaC generator's
+    StartResourceScan, CreateGeneratedTemplate, ...): an AWS error a client can handle, where
+    moto would answer an HTML 500."""
+    message = (
+        f"The ccstate sandbox does not implement CloudFormation {action}; it serves "
+        "DescribeType and what moto implements (stacks). Use real AWS for this call."
+    )
+    body = (
+        f'<ErrorResponse xmlns="{_CFN_NS}"><Error><Type>Sender</Type>'
+        f"<Code>UnsupportedActionException</Code><Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return _respond(start_response, "400 Bad Request", body.encode(), "text/xml")
 
 
 def _describe_type(form: dict[str, list[str]], start_response: StartResponse) -> list[bytes]:

@@ -77,6 +77,9 @@ NEUTRAL_WORDS: dict[str, str] = {
     "readonly_flag": "read-only mode",
     "workspace_flag": "the workspace setting",
     "detect_without_fix": "Check drift without fixing it",
+    "pull": "an export of the current state",
+    "force": "force the import",
+    "forget": "a forget of the recorded resource",
 }
 
 

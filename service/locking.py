@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from ccstate.service.errors import LockLost
 from ccstate.service.ports import LockInfo, LockManager, LockScope
 
 log = logging.getLogger(__name__)
+WAIT_NOTICE_SECONDS = 0.5
 
 
 @dataclass
@@ -45,10 +47,47 @@ class HeldLock:
     def id(self) -> str:
         return self.info.id
 
+    @property
+    def fence(self) -> int:
+        """The lease's fencing token; commits made under this lock carry it."""
+        return self.info.fence
+
     def ensure_held(self) -> None:
         """Raise ``LockLost`` if a heartbeat found the lock taken away."""
         if self.lost is not None:
             raise self.lost
+
+    def ensure_live(self, now: datetime) -> None:
+        """Raise ``LockLost`` unless the lock is still ours and its lease runs past ``now``:
+        the check a commit makes just before its put, so a holder stalled past its lease never
+        commits (the fencing token catches what slips between this check and the put)."""
+        self.ensure_held()
+        if now >= self.info.expires:
+            scope = LockScope(self.info.workspace, self.info.resource).describe()
+            self.lost = LockLost(
+                f"The lease of lock {self.id} on {scope} ran out at "
+                f"{self.info.expires.isoformat()} before the commit: someone else may hold it "
+                "now. Nothing was written.",
+                next_step="Check the resource's history (${history}), then re-run the operation.",
+                lock_id=self.id,
+            )
+            raise self.lost
+
+
+async def _acquire(
+    acquiring: Awaitable[LockInfo], on_wait: Callable[[], None] | None, notice_after: float
+) -> LockInfo:
+    if on_wait is None:
+        return await acquiring
+    task = asyncio.ensure_future(acquiring)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=notice_after)
+        if not done:
+            on_wait()
+        return await task
+    except BaseException:
+        task.cancel()  # cancelled while waiting: stop trying for the lock too
+        raise
 
 
 @asynccontextmanager
@@ -61,9 +100,17 @@ async def hold_lock(
     lease_seconds: float = 60,
     timeout: float = 30,
     raise_if_lost: bool = True,
+    on_wait: Callable[[], None] | None = None,
+    notice_after: float = WAIT_NOTICE_SECONDS,
 ) -> AsyncIterator[HeldLock]:
-    info = await locks.acquire(
-        scope, operation=operation, who=who, lease_seconds=lease_seconds, timeout=timeout
+    """``on_wait`` is called once when the lock is not had within ``notice_after`` seconds (the
+    CLI then prints "Acquiring state lock...", as Terraform does)."""
+    info = await _acquire(
+        locks.acquire(
+            scope, operation=operation, who=who, lease_seconds=lease_seconds, timeout=timeout
+        ),
+        on_wait,
+        notice_after,
     )
     held = HeldLock(info)
     heartbeat = asyncio.create_task(

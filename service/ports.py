@@ -61,6 +61,12 @@ class ObjectStore(Protocol):
         """Remove; absent keys are not an error."""
         ...
 
+    async def existed(self, key: str) -> bool:
+        """Whether ``key`` was ever written, as far as the store can tell: on a versioned S3
+        bucket an absent key with a previous version or a delete marker did exist. False
+        where the store keeps no such history (local files)."""
+        ...
+
 
 # --------------------------------------------------------------------------- serials
 
@@ -123,6 +129,9 @@ class LockInfo:
     created: datetime
     expires: datetime
     version: str  # ccstate version of the holder
+    # Fencing token: greater than the token of every lease of this workspace granted before
+    # (0: a backend or lock file from before fencing). Commits made under the lease carry it.
+    fence: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +146,7 @@ class LockInfo:
             "created": self.created.isoformat(),
             "expires": self.expires.isoformat(),
             "version": self.version,
+            "fence": self.fence,
         }
 
 
@@ -153,13 +163,16 @@ class LockManager(Protocol):
     ) -> LockInfo:
         """Take the lease, waiting with backoff up to ``timeout`` seconds.
 
-        A lease whose ``expires`` is in the past is free to take. Raises ``errors.LockTimeout``
+        A lease whose ``expires`` is in the past is free to take. The lease carries a fencing
+        token (``LockInfo.fence``) greater than that of every lease of the workspace granted
+        before it, bound while the lease was live. Raises ``errors.LockTimeout``
         naming the current holder when the wait runs out.
         """
         ...
 
     async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
-        """Extend our lease; raises ``errors.LockLost`` when it is no longer ours."""
+        """Extend our lease; raises ``errors.LockLost`` when it is no longer ours or has lapsed
+        (a lapsed lease is never brought back: someone may have taken the scope meanwhile)."""
         ...
 
     async def release(self, lock: LockInfo) -> None:

@@ -19,6 +19,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("CCSTATE_BACKEND", raising=False)
     monkeypatch.delenv("CCSTATE_WORKSPACE", raising=False)
+    monkeypatch.delenv("CCSTATE_HOME", raising=False)
     if not os.environ.get("CCSTATE_TEST_REAL_AWS"):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ccstate.commands import add_group
 from ccstate.context import CliContext
+from ccstate.service.errors import InvalidInput
 
 BOOTSTRAP_HELP = "Create or check the S3 bucket, DynamoDB lock table and KMS key (idempotent)."
 
@@ -25,11 +26,18 @@ def add_bootstrap_parser(
     parser = subparsers.add_parser(
         "bootstrap",
         help=help_text,
-        description=BOOTSTRAP_HELP + " The same resources as infra/state-backend.yaml.",
+        description=BOOTSTRAP_HELP + " The same resources as the CloudFormation template that "
+        "--print-template prints (for teams that deploy with CloudFormation).",
         parents=[common],
     )
-    parser.add_argument("--bucket", required=True, help="state bucket name (created if missing)")
-    parser.add_argument("--table", required=True, help="DynamoDB lock table (created if missing)")
+    parser.add_argument("--bucket", help="state bucket name (created if missing); required")
+    parser.add_argument("--table", help="DynamoDB lock table (created if missing); required")
+    parser.add_argument(
+        "--print-template",
+        action="store_true",
+        help="print the CloudFormation template of the same backend (with a least-privilege "
+        "IAM policy) and exit; nothing is created",
+    )
     parser.add_argument(
         "--kms-key",
         metavar="KEY",
@@ -58,9 +66,21 @@ def _positive_days(text: str) -> int:
 
 
 async def bootstrap_backend(ctx: CliContext) -> None:
+    args = ctx.args
+    if args.print_template:
+        from ccstate.infra import state_backend_template
+
+        ctx.out.write_text(state_backend_template())
+        return
+    missing = [f"--{name}" for name in ("bucket", "table") if not getattr(args, name)]
+    if missing:
+        raise InvalidInput(
+            f"ccstate bootstrap needs {' and '.join(missing)}.",
+            next_step="Run `ccstate bootstrap --bucket NAME --table NAME`, or deploy the "
+            "CloudFormation template from `ccstate bootstrap --print-template`.",
+        )
     from ccstate.backends.bootstrap import bootstrap  # imported late: it pulls in the AWS SDK
 
-    args = ctx.args
     report = await bootstrap(
         args.bucket,
         args.table,

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser = subparsers.add_parser(
         "drift",
         help=help_text,
-        description=help_text + " Docs: docs/drift.md.",
+        description=help_text + " Run 'ccstate drift <subcommand> --help' for each one.",
         parents=[common],
     )
     parser.add_argument(

@@ -37,8 +37,8 @@ from ccstate.tables import (
     history_table,
     render_diff,
     render_resource,
+    render_versions,
     resources_text,
-    versions_table,
 )
 
 DEFAULT_VERSIONS = 20
@@ -106,6 +106,31 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="import even from another lineage or an older serial (recorded in history)",
     )
     push.add_argument("--reason", metavar="TEXT", help="why, recorded in the history")
+
+    remove = leaf(
+        "rm",
+        "Forget a resource: remove it from the state (recorded); AWS is not changed.",
+        forget,
+    )
+    remove.add_argument("identifier", metavar="ID", help="the resource's primary identifier")
+    remove.add_argument(
+        "--reason", required=True, metavar="TEXT", help="why, recorded in its history"
+    )
+
+    adopted = subparsers.add_parser(
+        "import",
+        help="Adopt an existing AWS resource: read it through Cloud Control and record it.",
+        description="Read TYPE ID through Cloud Control and record it in the state (operation "
+        "'import'); AWS is not changed. The opposite of `ccstate state rm`.",
+        parents=[common],
+    )
+    adopted.add_argument("resource_type", metavar="TYPE", help="e.g. AWS::S3::Bucket")
+    adopted.add_argument("identifier", metavar="ID", help="the resource's primary identifier")
+    adopted.add_argument(
+        "--reason", required=True, metavar="TEXT", help="why, recorded in its history"
+    )
+    adopted.add_argument("--region", help="the resource's region (default: AWS_REGION)")
+    adopted.set_defaults(handler=adopt)
 
     migrate = leaf(
         "migrate",
@@ -220,7 +245,7 @@ async def list_versions(ctx: CliContext) -> None:
             "head": head,
             "versions": [v.model_dump(mode="json") for v in versions],
         }
-    ctx.out.emit(data, lambda console: console.print(versions_table(data)))
+    ctx.out.emit(data, lambda console: render_versions(console, data))
 
 
 async def diff_serials(ctx: CliContext) -> None:
@@ -269,14 +294,14 @@ async def restore_version(ctx: CliContext) -> None:
     serial = ctx.args.serial
     async with (
         ctx.open_state() as (backend, store),
-        _workspace_lock(ctx, backend, store),
+        _workspace_lock(ctx, backend, store) as held,
     ):
         meta = CommitMeta(
             principal=ctx.principal(),
             explanation=f"Restore workspace '{store.workspace}' to serial {serial} (ccstate CLI).",
             user_intent=ctx.args.reason,
         )
-        commit = await store.restore(serial, meta)
+        commit = await store.restore(serial, meta, lock=held)
     data = {
         "workspace": store.workspace,
         "restored_from": serial,
@@ -351,14 +376,14 @@ async def push_document(ctx: CliContext) -> None:
         if file == "-"
         else read_document(file)
     )
-    async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store):
+    async with ctx.open_state() as (backend, store), _workspace_lock(ctx, backend, store) as held:
         meta = CommitMeta(
             principal=ctx.principal(),
             explanation=f"Import of state document {file} (ccstate state push"
             + (" --force)." if ctx.args.force else ")."),
             user_intent=ctx.args.reason,
         )
-        commit = await store.import_document(doc, meta, force=ctx.args.force)
+        commit = await store.import_document(doc, meta, force=ctx.args.force, lock=held)
     data = {
         "workspace": store.workspace,
         "file": file,
@@ -449,4 +474,89 @@ def _workspace_lock(ctx: CliContext, backend: Any, store: StateStore) -> Any:
         who=ctx.who(),
         lease_seconds=ctx.settings.lock_lease,
         timeout=ctx.settings.lock_timeout,
+        on_wait=lambda: _waiting_for_lock(ctx),
+    )
+
+
+def _resource_locker(ctx: CliContext, backend: Any, store: StateStore) -> Any:
+    """``lock(identifier, operation)`` for the use cases in service/state/adopt.py."""
+
+    def lock(identifier: str, operation: str) -> Any:
+        return hold_lock(
+            backend.locks,
+            LockScope(store.workspace, identifier),
+            operation=f"ccstate {operation}",
+            who=ctx.who(),
+            lease_seconds=ctx.settings.lock_lease,
+            timeout=ctx.settings.lock_timeout,
+            on_wait=lambda: _waiting_for_lock(ctx),
+        )
+
+    return lock
+
+
+def _waiting_for_lock(ctx: CliContext) -> None:
+    # Terraform's words, on stderr: the wait can last up to --lock-timeout.
+    ctx.out.note(
+        f"Acquiring state lock. This may take a few moments (up to "
+        f"{ctx.settings.lock_timeout:g} s; see `ccstate lock list`)..."
+    )
+
+
+# ====================================================================== forget and adopt
+
+
+async def forget(ctx: CliContext) -> None:
+    from ccstate.service.state.adopt import forget_resource
+
+    async with ctx.open_state() as (backend, store):
+        recorded = await forget_resource(
+            store,
+            identifier=ctx.args.identifier,
+            reason=ctx.args.reason,
+            principal=ctx.principal(),
+            lock=_resource_locker(ctx, backend, store),
+        )
+    data = {"workspace": store.workspace, **recorded.to_dict()}
+    ctx.out.emit(
+        data,
+        lambda console: console.print(
+            f"Removed {recorded.resource_type} '{recorded.identifier}' from the state "
+            f"(serial {recorded.serial}). AWS was not changed; `ccstate state history "
+            f"{recorded.identifier}` shows it.",
+            markup=False,
+        ),
+    )
+
+
+async def adopt(ctx: CliContext) -> None:
+    from ccstate.backends.cloudcontrol import CloudControlProvider
+    from ccstate.backends.schemas import CloudFormationSchemaProvider
+    from ccstate.service.state.adopt import adopt_resource
+
+    region = ctx.args.region or ctx.settings.region
+    cloud = CloudControlProvider(region=region)
+    try:
+        async with ctx.open_state() as (backend, store):
+            recorded = await adopt_resource(
+                store,
+                cloud,
+                CloudFormationSchemaProvider(region=region),
+                resource_type=ctx.args.resource_type,
+                identifier=ctx.args.identifier,
+                reason=ctx.args.reason,
+                principal=ctx.principal(),
+                region=region,
+                lock=_resource_locker(ctx, backend, store),
+            )
+    finally:
+        await cloud.close()
+    data = {"workspace": store.workspace, **recorded.to_dict()}
+    ctx.out.emit(
+        data,
+        lambda console: console.print(
+            f"Imported {recorded.resource_type} '{recorded.identifier}' into the state "
+            f"(serial {recorded.serial}, region {recorded.region}). AWS was not changed.",
+            markup=False,
+        ),
     )

@@ -114,7 +114,9 @@ class BucketHandler(Handler):
     # ---- helpers -------------------------------------------------------------------------
 
     def _read_only(self, name: str) -> Model:
-        region = self.aws.region
+        # A bucket lives in one region whichever regional endpoint reads it.
+        location = self.client.get_bucket_location(Bucket=name).get("LocationConstraint")
+        region = location or "us-east-1"
         return {
             "Arn": f"arn:aws:s3:::{name}",
             "DomainName": f"{name}.s3.amazonaws.com",

@@ -16,6 +16,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
 from ccstate.service.changes.workflow import Authorization, Workflow
 from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
-from ccstate.service.locking import hold_lock
+from ccstate.service.locking import HeldLock, hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import LockManager, LockScope, ProgressEvent
 from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, ResourceChange
@@ -261,8 +262,12 @@ class ResourceOperations:
             lease_seconds=self.settings.lock_lease_seconds,
             timeout=self.settings.lock_timeout_seconds,
             raise_if_lost=False,  # the change happened and is recorded: report it as it is
-        ):
-            yield
+        ) as held:
+            reset = _HELD.set(held)  # its fencing token goes into the commit
+            try:
+                yield
+            finally:
+                _HELD.reset(reset)
 
     async def _finish(self, event: ProgressEvent) -> ProgressEvent:
         if event.is_terminal:
@@ -330,7 +335,9 @@ class ResourceOperations:
         )
         # A create's identifier can come back from AWS, other than the name we locked.
         under_lock = change.identifier == change.locked_identifier
-        return await self.store.commit([resource_change], meta, under_lock=under_lock)
+        return await self.store.commit(
+            [resource_change], meta, under_lock=under_lock, lock=_HELD.get()
+        )
 
     def _report(self, change: _Change, commit: Commit) -> ChangeOutcome:
         entry = commit.lineage_entry(commit.changes[0])
@@ -348,6 +355,9 @@ class ResourceOperations:
 
 
 # ---------------------------------------------------------------------- helpers
+
+# The lock ``Executor.locked`` holds in this task, for the commit made under it.
+_HELD: ContextVar[HeldLock | None] = ContextVar("ccstate_held_lock", default=None)
 
 
 class _Change:

@@ -121,7 +121,7 @@ def scan_refusal(result: ScanResult, what: str = "change") -> str:
         )
     else:
         detail = result.message or (
-            "The scan did not run: install checkov with `pip install 'ccstate[scan]'`, "
+            "The scan did not run: install checkov with `ccstate scanner install`, "
             "or start the server with SECURITY_SCANNING=disabled."
         )
     return f"The security scan did not authorize the {what} ({result.status}): {detail}"

@@ -15,7 +15,7 @@ AUTHORIZING = frozenset({"PASSED", "SKIPPED"})
 # Severities counted as critical. Open-source checkov reports no severity (None) without a
 # Prisma Cloud key; an unknown severity is treated as critical rather than waved through.
 CRITICAL_SEVERITIES = frozenset({"CRITICAL", "HIGH", None})
-INSTALL_HINT = "pip install 'ccstate[scan]'"
+INSTALL_HINT = "ccstate scanner install"
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 import re
 from typing import Any
 
 import jsonpatch
 import jsonpointer
+import regex
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.secrets import looks_secret_key, scrub_text
 from ccstate.service.errors import InvalidInput
@@ -28,6 +31,7 @@ MAX_DESIRED_STATE_CHARS = 16_384
 MAX_PATCH_CHARS = 65_536
 MAX_TEXT_CHARS = 8_192
 MAX_SCHEMA_ERRORS = 5
+log = logging.getLogger(__name__)
 PATCH_OPS = {"add", "remove", "replace", "move", "copy", "test"}
 
 
@@ -113,6 +117,14 @@ def check_against_schema(
         )
 
 
+def schema_errors(schema: ResourceSchema, properties: dict[str, Any]) -> list[ValidationError]:
+    """Every violation of the resource provider schema by ``properties``, in path order."""
+    if not schema.raw:
+        return []
+    errors = _validator_for(schema).iter_errors(properties)
+    return sorted(errors, key=lambda e: [str(p) for p in e.path])
+
+
 def _describe(error: ValidationError) -> str:
     """Where and what, with any secret the message quotes (a mistyped password) masked."""
     where = "/" + "/".join(str(p) for p in error.absolute_path)
@@ -122,20 +134,66 @@ def _describe(error: ValidationError) -> str:
     return f"{where if where != '/' else '(top level)'}: {message}"
 
 
-def _safe_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
-    """AWS schemas use ECMA regexes; a pattern Python cannot compile is not the caller's fault."""
-    if not isinstance(instance, str):
-        return
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> regex.Pattern[str] | None:
+    """AWS schemas use ECMA regexes, some with Unicode classes (``\\p{L}``) that Python's ``re``
+    lacks; the ``regex`` module reads those. A pattern neither can compile is not the caller's
+    fault: it is skipped (and logged), the cloud still checks it."""
     try:
-        matched = re.search(pattern, instance)
-    except re.error:
-        return
-    if matched is None:
+        return regex.compile(pattern)
+    except (regex.error, ValueError, OverflowError):
+        log.info("schema pattern %r cannot be compiled; not checked here", pattern)
+        return None
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """Whether ``pattern`` matches part of ``text``; None when the pattern cannot be checked."""
+    compiled = _compiled(pattern)
+    return None if compiled is None else compiled.search(text) is not None
+
+
+def _safe_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    if isinstance(instance, str) and _search(pattern, instance) is False:
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+def _safe_pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _safe_additional_properties(validator: Any, additional: Any, instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    extras = [key for key in instance if not _declared(key, schema)]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif additional is False and extras:
+        listed = ", ".join(repr(extra) for extra in sorted(extras))
+        yield ValidationError(f"Additional properties are not allowed ({listed} unexpected)")
+
+
+def _declared(key: str, schema: dict[str, Any]) -> bool:
+    """A key named in ``properties`` or matching a ``patternProperties`` pattern; a pattern
+    that cannot be checked counts as a match, so it never rejects what the cloud might take."""
+    if key in schema.get("properties", {}):
+        return True
+    return any(_search(p, key) is not False for p in schema.get("patternProperties", {}))
+
+
 _LenientValidator = validators.extend(
-    Draft7Validator, {"pattern": _safe_pattern, "format": lambda *_: iter(())}
+    Draft7Validator,
+    {
+        "pattern": _safe_pattern,
+        "patternProperties": _safe_pattern_properties,
+        "additionalProperties": _safe_additional_properties,
+        "format": lambda *_: iter(()),
+    },
 )
 
 

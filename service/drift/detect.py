@@ -389,7 +389,8 @@ class DriftDetector:
                 differences=[],
                 remediable=False,
                 reason="The resource no longer exists in the cloud; an update cannot bring it "
-                "back. Re-create it from the recorded properties, or forget it.",
+                "back. Re-create it from the recorded properties, or remove it from the state "
+                f"with `ccstate state rm {identifier} --reason ...`.",
             )
         return build_plan(identifier, result.resource_type, [], {})
 
@@ -494,7 +495,8 @@ def _drift_change(result: ResourceDrift) -> ResourceChange:
 def _not_in_state(identifier: str) -> NotFound:
     return NotFound(
         f"{identifier} is not in the state of this workspace.",
-        next_step="List the resources in state (ccstate state list), or import the resource first.",
+        next_step="List the resources in state with ${list_managed}, or import the resource "
+        "first (${import}).",
     )
 
 

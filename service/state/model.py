@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 STATE_VERSION = "1.0"
 COMMIT_FORMAT = "ccstate.commit/1"
-SNAPSHOT_FORMAT = "ccstate.snapshot/1"
+SNAPSHOT_FORMAT = "ccstate.snapshot/2"
 MANAGED_BY = "CCAPI-MCP-SERVER"
 
 # Operations after which the resource no longer exists in state.
@@ -197,7 +197,14 @@ class Commit(_Model):
     stacks: list[StackChange] = Field(default_factory=list)
     # A restore or import replaces the whole state; carried so replay needs nothing else.
     replace_state: dict[str, Any] | None = None
+    # The fencing token of the lock the commit was made under (None: made without a lock).
+    fence: int | None = None
     sha256: str | None = None
+
+    @property
+    def whole_workspace(self) -> bool:
+        """A restore or import: it may change any resource of the workspace."""
+        return self.replace_state is not None or self.kind in ("restore", "import")
 
     def resources_touched(self) -> set[str]:
         touched = {c.identifier for c in self.changes}

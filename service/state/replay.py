@@ -39,6 +39,11 @@ class StateView:
     resources: dict[str, ResourceState] = field(default_factory=dict)
     stacks: dict[str, Stack] = field(default_factory=dict)
     history_index: dict[str, list[int]] = field(default_factory=dict)
+    # The highest fencing token committed per resource, and by whole-workspace commits.
+    fences: dict[str, int] = field(default_factory=dict)
+    fence_all: int = 0
+    # Commits ignored because their fencing token was older than one already committed.
+    fenced_out: list[int] = field(default_factory=list)
 
     def copy(self) -> StateView:
         return copy.deepcopy(self)
@@ -56,6 +61,9 @@ class StateView:
             "resources": {k: r.model_dump(mode="json") for k, r in self.resources.items()},
             "stacks": {k: s.model_dump(mode="json") for k, s in self.stacks.items()},
             "history_index": self.history_index,
+            "fences": self.fences,
+            "fence_all": self.fence_all,
+            "fenced_out": self.fenced_out,
         }
 
     @classmethod
@@ -78,6 +86,9 @@ class StateView:
                 },
                 stacks={k: Stack.model_validate(v) for k, v in data["stacks"].items()},
                 history_index={k: [int(s) for s in v] for k, v in data["history_index"].items()},
+                fences={k: int(v) for k, v in data.get("fences", {}).items()},
+                fence_all=int(data.get("fence_all", 0)),
+                fenced_out=[int(s) for s in data.get("fenced_out", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateCorrupt(
@@ -132,6 +143,12 @@ def apply_commit(view: StateView, commit: Commit) -> None:
     if view.serial == 0:
         view.lineage = commit.lineage
         view.created = commit.committed_at
+    if fenced_out(view, commit):
+        # Made under a lock whose lease had passed to a newer holder: ignored, as if void.
+        view.fenced_out.append(commit.serial)
+        view.serial = commit.serial
+        return
+    _record_fence(view, commit)
     if commit.replace_state is not None:
         _replace_state(view, commit)
     for change in commit.changes:
@@ -144,6 +161,32 @@ def apply_commit(view: StateView, commit: Commit) -> None:
     view.serial = commit.serial
     view.last_updated = commit.committed_at
     view.total_operations += len(commit.changes)
+
+
+def fence_floor(view: StateView, commit: Commit) -> int:
+    """The highest fencing token already committed for what ``commit`` touches."""
+    floor = view.fence_all
+    if commit.whole_workspace:
+        return max([floor, *view.fences.values()])
+    for change in commit.changes:
+        floor = max(floor, view.fences.get(change.identifier, 0))
+    return floor
+
+
+def fenced_out(view: StateView, commit: Commit) -> bool:
+    """Whether ``commit`` was made under a lock older than one already committed for one of
+    its resources (a holder that stalled past its lease). Commits without a token (made
+    without a lock, or before fencing) are never fenced out."""
+    return commit.fence is not None and commit.fence < fence_floor(view, commit)
+
+
+def _record_fence(view: StateView, commit: Commit) -> None:
+    if commit.fence is None:
+        return
+    if commit.whole_workspace:
+        view.fence_all = max(view.fence_all, commit.fence)
+    for change in commit.changes:
+        view.fences[change.identifier] = max(view.fences.get(change.identifier, 0), commit.fence)
 
 
 def _apply_change(view: StateView, commit: Commit, change: ResourceChange) -> None:

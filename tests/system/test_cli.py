@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -227,3 +229,142 @@ def test_a_workspace_cannot_take_the_export_files_name(backend: Path) -> None:
     assert result.returncode == 2
     assert "reserved" in result.stderr
     assert not (backend / "state.json").is_dir()
+
+
+@pytest.mark.parametrize("command", [("serve", "--sandbox"), ("sandbox",)])
+def test_sandbox_without_the_extra_gets_an_install_hint(command: tuple[str, ...]) -> None:
+    # The wheel without the `sandbox` extra: moto cannot be imported.
+    hide_moto = (
+        "import sys; sys.modules['moto'] = None; from ccstate.cli import main; "
+        f"sys.exit(main({list(command)!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_moto], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'ccstate[sandbox]'" in result.stderr
+    assert "bug" not in result.stderr
+
+
+def test_sandbox_on_a_port_in_use_says_so() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = ccstate("sandbox", "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+    assert "--port 0" in result.stderr
+    assert "Traceback" not in result.stderr and "bug" not in result.stderr
+
+
+def test_global_options_go_before_the_command(backend: Path) -> None:
+    sandbox = subprocess.Popen(
+        [str(CCSTATE), "-vv", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = sandbox.stdout.readline()
+        assert first.startswith("# ccstate sandbox"), sandbox.stderr.read()
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=60)
+    assert "sandbox listening on" in sandbox.stderr.read()  # -vv took effect
+
+    listed = ccstate("--output", "json", "--backend", str(backend), "state", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["identifier"] for r in as_json(listed)["resources"]] == [BUCKET]
+    # An option given after the command still wins over the same option before it.
+    table = ccstate("--output", "json", "state", "list", "--output", "table", backend=backend)
+    assert not table.stdout.lstrip().startswith("{")
+
+
+def test_reading_an_empty_state_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("CCSTATE_BACKEND", None)
+    for args in (("state", "versions"), ("state", "list"), ("lock", "list")):
+        result = subprocess.run(
+            [str(CCSTATE), *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    versions = subprocess.run(
+        [str(CCSTATE), "state", "versions"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert versions.stdout.strip() == (
+        "Workspace 'default' has no versions yet: nothing has been recorded."
+    )
+    assert list(home.iterdir()) == []  # no ~/.aws/ccapi-mcp-server made by a read
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(CCSTATE), *args], stdout=secondary, stderr=secondary, env=env)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=120)
+    finally:
+        os.close(primary)
+    return b"".join(chunks)
+
+
+def test_no_color_means_no_escape_codes_on_a_terminal(backend: Path) -> None:
+    env = {**os.environ, "CCSTATE_BACKEND": str(backend), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    styled = _on_a_terminal(["state", "versions"], env)
+    assert b"\x1b[" in styled  # the check below can fail
+    plain = _on_a_terminal(["state", "versions"], {**env, "NO_COLOR": "1"})
+    assert b"Serial" in plain and b"\x1b[" not in plain
+
+
+def test_serve_at_a_terminal_stops_on_the_first_ctrl_c() -> None:
+    import pty
+    import select
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: ccstate serve with the terminal as stdin/stdout/stderr
+        os.execv(str(CCSTATE), [str(CCSTATE), "serve", "--sandbox"])
+    seen = b""
+    try:
+        # A person types an MCP request: its answer shows the server reads the terminal.
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "terminal", "version": "0"},
+            },
+        }
+        os.write(terminal, json.dumps(initialize).encode() + b"\n")
+        while b"serverInfo" not in seen:
+            ready, _, _ = select.select([terminal], [], [], 120)
+            assert ready, f"serve did not answer: {seen!r}"
+            seen += os.read(terminal, 65536)
+        os.write(terminal, b"\x03")  # Ctrl-C, and no Enter after it
+        _, status = os.waitpid(pid, 0)  # the test's timeout bounds this wait
+        with contextlib.suppress(OSError):
+            while chunk := os.read(terminal, 65536):
+                seen += chunk
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130
+    assert b"Interrupted." in seen

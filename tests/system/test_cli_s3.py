@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.integration.s3.conftest import WORKERS, clean_up
@@ -147,3 +148,26 @@ def test_lock_list_and_force_unlock_a_crashed_holder(team: Team) -> None:
     assert unlocked["unlocked"]["id"] == held["id"]
     assert ok_json(env, "lock", "list")["locks"] == []
     assert ok_json(env, "state", "push", str(SEED))["serial"] == 1
+
+
+def test_bootstrap_reads_the_region_from_aws_region_alone(
+    aws_endpoint: str, tmp_path: Path
+) -> None:
+    # docs/backends.md's LocalStack recipe exports AWS_REGION only, as the AWS CLI v2 allows.
+    env = cli_env(aws_endpoint, tmp_path)
+    if os.environ.get("CCSTATE_TEST_REAL_AWS"):
+        pytest.skip("creates a bucket in eu-west-1")
+    env.pop("AWS_DEFAULT_REGION")
+    env["AWS_REGION"] = "eu-west-1"
+    bucket, table = (
+        f"ccstate-region-{uuid.uuid4().hex[:12]}",
+        f"ccstate-region-{uuid.uuid4().hex[:8]}",
+    )
+    result = run(env, "bootstrap", "--bucket", bucket, "--table", table, "--output", "json")
+    try:
+        assert result.returncode == 0, result.stderr
+        s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name="eu-west-1")
+        assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
+    finally:
+        if result.returncode == 0:
+            clean_up(aws_endpoint, bucket, table, json.loads(result.stdout)["kms_key"])

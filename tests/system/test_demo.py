@@ -35,3 +35,6 @@ def test_the_demo_runs_to_the_end_and_tells_its_story(tmp_path: Path) -> None:
     ):
         assert expected in out, expected
     assert "Traceback" not in out + done.stderr
+    # Every history line says why (a drift check's reason is its explanation), never None.
+    assert " - None" not in out
+    assert "drift_check SUCCESS by demo-user - 'Drift check requested through MCP.'" in out

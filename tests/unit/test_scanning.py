@@ -11,6 +11,8 @@ import pytest
 from ccstate.backends.checkov_scanner import CheckovScanner, find_checkov, parse_report
 from ccstate.service.changes.scanning import DisabledScanner, SecurityScanner, scanning_disabled
 
+from tests.checkov_support import requires_checkov
+
 PUBLIC_BUCKET = {
     "BucketName": "public-demo",
     "AccessControl": "PublicRead",
@@ -37,7 +39,6 @@ PRIVATE_BUCKET = {
     },
     "LoggingConfiguration": {"DestinationBucketName": "logs"},
 }
-NO_CHECKOV = find_checkov() is None
 
 
 def fake_checkov(tmp_path: Path, script: str) -> str:
@@ -60,7 +61,7 @@ async def test_missing_checkov_is_unavailable_and_says_how_to_install(
     result = await CheckovScanner().scan("AWS::S3::Bucket", PUBLIC_BUCKET)
     assert result.status == "UNAVAILABLE"
     assert not result.authorizes_execution
-    assert "pip install 'ccstate[scan]'" in result.message
+    assert "ccstate scanner install" in result.message
     assert "SECURITY_SCANNING=disabled" in result.message
 
 
@@ -144,14 +145,17 @@ def test_template_checkov_cannot_parse_authorizes_nothing() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(NO_CHECKOV, reason="checkov is not installed (pip install 'ccstate[scan]')")
+@requires_checkov
 async def test_real_checkov_fails_a_public_bucket_and_passes_a_private_one() -> None:
     scanner = CheckovScanner()
-    public = await scanner.scan("AWS::S3::Bucket", PUBLIC_BUCKET)
+    try:
+        public = await scanner.scan("AWS::S3::Bucket", PUBLIC_BUCKET)
+        private = await scanner.scan("AWS::S3::Bucket", PRIVATE_BUCKET)
+    finally:
+        await scanner.close()
     assert public.status == "FAILED", public
     assert "CKV_AWS_53" in {c["id"] for c in public.failed_checks}
     assert not public.authorizes_execution
-    private = await scanner.scan("AWS::S3::Bucket", PRIVATE_BUCKET)
     assert private.status == "PASSED", private
     assert private.passed > 0
 

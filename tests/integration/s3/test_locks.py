@@ -11,6 +11,8 @@ from ccstate.service import errors
 from ccstate.service.ports import LockScope
 
 from tests.integration.s3.conftest import S3Setup
+from tests.integration.s3.test_fencing import fake_time_locks
+from tests.unit.store.fencing import ManualClock
 
 WORKSPACE = LockScope("default")
 
@@ -116,10 +118,14 @@ async def test_expired_lease_is_taken_over_and_the_old_holder_loses_it(backend: 
 
 
 async def test_lapsed_lease_cannot_be_renewed_even_if_nobody_took_it(backend: Backend) -> None:
-    lock = await take(backend, resource("bucket-a"), lease=0.3)
-    await asyncio.sleep(0.6)
+    clock = ManualClock()
+    locks = fake_time_locks(backend, clock)
+    lock = await locks.acquire(
+        resource("bucket-a"), operation="test", who="alice", lease_seconds=30, timeout=0
+    )
+    clock.advance(31)
     with pytest.raises(errors.LockLost):
-        await backend.locks.renew(lock, lease_seconds=30)
+        await locks.renew(lock, lease_seconds=30)
 
 
 async def test_force_unlock_removes_anyones_lock(backend: Backend) -> None:

@@ -110,7 +110,7 @@ def test_without_checkov_the_scan_says_how_to_install_it(
     scan = session.ok("run_checkov", explained_token=explained)
 
     assert scan["scan_status"] == "UNAVAILABLE"
-    assert "pip install 'ccstate[scan]'" in scan["next_step"]
+    assert "ccstate scanner install" in scan["next_step"]
     assert "security_scan_token" not in scan
 
 

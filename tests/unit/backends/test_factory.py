@@ -105,7 +105,11 @@ async def test_open_local_backend_creates_a_private_root(tmp_path: Path) -> None
     assert isinstance(backend.objects, LocalObjectStore)
     assert isinstance(backend.locks, LocalLockManager)
     assert backend.url == root.as_uri()
-    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert not root.exists()  # opening (and reading) leaves no directory behind
+    assert await backend.objects.get("default/log/x") is None and not root.exists()
+    await backend.objects.put_if_absent("default/log/x", b"{}")
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700  # the first write made it private
+    assert stat.S_IMODE(root.parent.stat().st_mode) == 0o700
     assert backend.export_path == str(root / "state.json")
     await backend.close()
 

@@ -236,9 +236,10 @@ async def test_lock_files_and_exports_are_not_objects(tmp_path: Path, key: str) 
 async def test_an_unusable_root_is_a_backend_error(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("I am a file")
-    with pytest.raises(BackendError, match="Could not create"):
-        LocalObjectStore(not_a_dir)
+    with pytest.raises(BackendError, match="Could not write"):
+        await LocalObjectStore(not_a_dir).put_if_absent(KEY, b"{}")
     store = LocalObjectStore(tmp_path / "state")
+    store.root.mkdir(mode=0o700)
     (store.root / "default").write_text("a file where a directory should be")
     with pytest.raises(BackendError, match="Could not write"):
         await store.put_if_absent(KEY, b"{}")

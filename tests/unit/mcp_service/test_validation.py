@@ -91,3 +91,17 @@ def test_ecma_property_name_patterns_do_not_break_validation() -> None:
     """SSM's Tags map names keys with \\p{L}, which Python's re cannot compile."""
     props = {"Type": "String", "Value": "v", "Tags": {"team": "blue"}}
     assert validate_properties(PARAMETER, props) == props
+
+
+def test_ssm_parameter_tags_validate_against_unicode_class_patterns() -> None:
+    # The schema's Tags are patternProperties keyed by ECMA patterns with \p{L}: Python's re
+    # cannot compile them; they must still be checked, not crash the request.
+    props = {"Type": "String", "Value": "v", "Tags": {"MANAGED_BY": "ccstate", "Team": "é"}}
+    assert validate_properties(PARAMETER, props) == props
+
+
+def test_ssm_parameter_tag_keys_outside_the_pattern_are_refused() -> None:
+    props = {"Type": "String", "Value": "v", "Tags": {"bad{key}": "x"}}
+    with pytest.raises(InvalidInput) as caught:
+        validate_properties(PARAMETER, props)
+    assert "bad{key}" in caught.value.message

@@ -15,7 +15,7 @@ async def test_a_snapshot_that_cannot_be_written_does_not_fail_the_commit(
 ) -> None:
     root = tmp_path / "state"
     store = StateStore(LocalObjectStore(root), snapshot_every=1)
-    (root / "default").mkdir(mode=0o700)
+    (root / "default").mkdir(mode=0o700, parents=True)
     (root / "default" / "snapshots").write_text("a file where the snapshot directory goes")
 
     commit = await store.commit([change("b1")], meta())

@@ -1,0 +1,188 @@
+"""Snapshots of the materialized state and the ``_last_snapshot.json`` pointer.
+
+A snapshot is sealed like a commit: it carries the sha256 of its own canonical JSON, and
+``covers``, the serial and sha256 of the commit it materializes. On read both are checked, and
+the covered commit must be the one in the log at that serial: an edited snapshot, one copied in
+from another state or serial, or one beyond the end of the log is refused, and the state is
+replayed from an earlier snapshot or from the log start (with a warning naming the file). The
+pointer carries the same ``covers`` and a digest of its own; a readable pointer that names a
+serial beyond the end of the log is refused (commits are missing).
+
+Snapshots written before digests (format ``ccstate.snapshot/1``) are not trusted: the state is
+replayed past them, and new snapshots are written as commits cross the next multiples of
+``snapshot_every`` (docs/state-format.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+from ccstate.service.errors import PreconditionFailed, StateCorrupt
+from ccstate.service.state.codec import serial_key, serial_of
+from ccstate.service.state.model import SNAPSHOT_FORMAT, canonical_json, sha256_hex
+from ccstate.service.state.replay import StateView
+
+log = logging.getLogger(__name__)
+
+POINTER_ATTEMPTS = 5
+POINTER_FORMAT = "ccstate.snapshot-pointer/2"
+
+
+class SnapshotRefused(Exception):
+    """Why a snapshot (or the pointer) cannot be trusted; the state is replayed instead."""
+
+
+class SnapshotMixin:
+    """Snapshots: the materialized state every ``snapshot_every`` serials, and the pointer to
+    the newest. Derived data: a snapshot that fails its checks is skipped and the log replayed."""
+
+    async def _snapshot_if_due(self, view: StateView) -> None:
+        if view.serial % self.snapshot_every:
+            return
+        try:
+            await self._write_snapshot(view)
+        except Exception as exc:
+            log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
+
+    async def _write_snapshot(self, view: StateView) -> None:
+        """Write once; then move the pointer to it unless it already names a newer one."""
+        covered = await self._fetch_commit(view.serial)
+        covers = {"serial": view.serial, "commit_sha256": covered.sha256}
+        body = seal({**view.to_snapshot(), "covers": covers})
+        if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
+            return  # someone who read this far first wrote it
+        pointer = seal(
+            {
+                "format": POINTER_FORMAT,
+                "serial": view.serial,
+                "covers": covers,
+                "snapshot_sha256": sha256_hex(body),
+            }
+        )
+        for _ in range(POINTER_ATTEMPTS):
+            current = await self.objects.get(self._last_snapshot_key)
+            if current is None:
+                if await self.objects.put_if_absent(self._last_snapshot_key, pointer):
+                    return
+                continue
+            if pointer_serial(current.body) >= view.serial:
+                return
+            with contextlib.suppress(PreconditionFailed):  # moved meanwhile: look again
+                await self.objects.put(self._last_snapshot_key, pointer, if_match=current.etag)
+                return
+
+    async def _load_latest_snapshot(self) -> StateView:
+        """The newest snapshot that passes its checks (the pointer's, else the newest listed
+        one), or an empty view: the log is then replayed from the start."""
+        named = await self._read_pointer()
+        tried: set[int] = set()
+        if named:
+            tried.add(named)
+            view = await self._read_snapshot(named)
+            if view is not None:
+                return view
+        if not named:
+            # No pointer: a log that does not start has no snapshot worth listing (and the
+            # commit read here is kept for the replay).
+            first = (await self._fetch_present([1]))[1]
+            if first is None:
+                self._log_start_absent = True
+                return StateView()
+            self._remember(first)
+        keys = await self.objects.list_keys(self._snap_prefix)
+        for serial in sorted((s for s in map(serial_of, keys) if s is not None), reverse=True):
+            if serial not in tried:
+                view = await self._read_snapshot(serial)
+                if view is not None:
+                    return view
+        return StateView()
+
+    async def _read_pointer(self) -> int:
+        """The serial the pointer names (0: none, or one that fails its checks). A readable
+        pointer's serial is also kept as a floor the log must reach (see the store's load)."""
+        obj = await self.objects.get(self._last_snapshot_key)
+        if obj is None:
+            return 0
+        try:
+            data = json.loads(obj.body)
+            serial = int(data["serial"])
+            if data.get("format") == POINTER_FORMAT:
+                unseal(data, where=self._last_snapshot_key)
+        except (ValueError, KeyError, TypeError, SnapshotRefused) as exc:
+            self._refused(f"Ignoring the snapshot pointer {self._last_snapshot_key}: {exc}")
+            return 0
+        self._pointer_serial_seen = serial
+        return serial
+
+    async def _nearest_snapshot(self, serial: int) -> StateView:
+        keys = await self.objects.list_keys(self._snap_prefix)
+        found = sorted(s for s in map(serial_of, keys) if s is not None and s <= serial)
+        for candidate in reversed(found):
+            view = await self._read_snapshot(candidate)
+            if view is not None:
+                return view
+        return StateView()
+
+    async def _read_snapshot(self, serial: int) -> StateView | None:
+        """A snapshot is derived data: one that is unreadable or fails a check is skipped with
+        a warning (the log is replayed instead)."""
+        key = serial_key(self._snap_prefix, serial)
+        obj = await self.objects.get(key)
+        if obj is None:
+            return None
+        try:
+            data = json.loads(obj.body)
+            if not isinstance(data, dict):
+                raise SnapshotRefused("it is not a JSON object")
+            if data.get("format") != SNAPSHOT_FORMAT:
+                raise SnapshotRefused(
+                    f"format {data.get('format')!r} is not {SNAPSHOT_FORMAT!r} (older snapshots "
+                    "carry no digest)"
+                )
+            unseal(data, where=key)
+            await self._check_covers(data, serial)
+            return StateView.from_snapshot(data, where=key)
+        except (StateCorrupt, SnapshotRefused, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self._refused(f"Skipping snapshot {key} ({exc}); replaying the log instead.")
+            return None
+
+    async def _check_covers(self, data: dict[str, Any], serial: int) -> None:
+        covers = data.get("covers") or {}
+        if covers.get("serial") != serial or data.get("serial") != serial:
+            raise SnapshotRefused(f"it claims serial {data.get('serial')}, not {serial}")
+        commits = await self._fetch_present([serial])
+        commit = commits[serial]
+        if commit is None:
+            raise SnapshotRefused(f"commit {serial} is not in the log (a snapshot beyond it)")
+        if commit.sha256 != covers.get("commit_sha256"):
+            raise SnapshotRefused(
+                f"it covers another commit {serial} than the log's (copied from another state)"
+            )
+
+    def _refused(self, message: str) -> None:
+        log.warning("%s", message)
+        self.integrity_warnings.append(message)
+
+
+def seal(body: dict[str, Any]) -> bytes:
+    """The JSON of ``body`` with the sha256 of its canonical form in ``sha256``."""
+    body = {k: v for k, v in body.items() if k != "sha256"}
+    body["sha256"] = sha256_hex(canonical_json(body))
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def unseal(data: dict[str, Any], *, where: str) -> None:
+    """Check (and drop) ``data``'s own sha256; ``SnapshotRefused`` when it does not match."""
+    stored = data.pop("sha256", None)
+    if stored is None or stored != sha256_hex(canonical_json(data)):
+        raise SnapshotRefused(f"{where} does not match its sha256: it was changed after writing")
+
+
+def pointer_serial(body: bytes) -> int:
+    try:
+        return int(json.loads(body)["serial"])
+    except (ValueError, KeyError, TypeError):
+        return 0  # unreadable: any snapshot is better

@@ -1,0 +1,113 @@
+"""The log proves its own completeness on S3 + DynamoDB (moto over HTTP, versioned bucket):
+a deleted commit is corruption, never voided; edited and swapped commits and snapshots are
+found; a far jump of the serial counter is refused (issue 11, items 3 and 4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from ccstate.backends.base import Backend
+from ccstate.backends.dynamodb_serials import DynamoDBSequencer
+from ccstate.service import errors
+from ccstate.service.state.codec import serial_key
+
+from tests.integration.s3.conftest import S3Setup
+from tests.integration.s3.test_store import ALICE, bucket_change
+
+
+def full_key(s3_setup: S3Setup, key: str) -> str:
+    return f"{s3_setup.prefix}/{key}"
+
+
+async def commit_n(backend: Backend, n: int, **kw) -> None:
+    store = backend.state_store(**kw)
+    for i in range(n):
+        await store.commit([bucket_change(f"b{i}", 0)], ALICE, under_lock=True)
+
+
+async def log_serials(backend: Backend) -> list[int]:
+    keys = await backend.objects.list_keys("default/log/")
+    return [int(k.rsplit("/", 1)[-1][:-5]) for k in keys]
+
+
+@pytest.mark.parametrize("deleted", [2, 4])
+async def test_a_deleted_commit_is_reported_and_never_voided(
+    s3_setup: S3Setup, backend: Backend, deleted: int
+) -> None:
+    """Before: `state list` waited 32 s and wrote a void over the deleted commit (middle), or
+    the state silently lost its newest commit (head)."""
+    await commit_n(backend, 4)
+    s3 = s3_setup.client("s3")
+    s3.delete_object(
+        Bucket=s3_setup.bucket, Key=full_key(s3_setup, serial_key("default/log/", deleted))
+    )
+    reader = backend.state_store(hole_grace=0.05)
+    with pytest.raises(errors.StateCorrupt, match=rf"Commit {deleted} .* was written") as caught:
+        await reader.current()
+    assert "previous version" in caught.value.next_step
+    with pytest.raises(errors.StateCorrupt):
+        await backend.state_store(hole_grace=0.05).commit([bucket_change("new", 0)], ALICE)
+    assert deleted not in await log_serials(backend)  # no void took its place
+
+
+async def test_a_ticket_nobody_wrote_is_still_voided(backend: Backend) -> None:
+    await commit_n(backend, 1)
+    assert backend.sequencer is not None
+    await backend.sequencer.next_serial("default")  # its writer died before the put
+    await commit_n(backend, 1)
+    view = await backend.state_store(hole_grace=0.05).current()
+    assert view.serial == 3
+    assert [v.kind for v in await backend.state_store().versions()] == ["change", "void", "change"]
+
+
+async def test_swapped_commits_are_refused(s3_setup: S3Setup, backend: Backend) -> None:
+    await commit_n(backend, 3)
+    s3 = s3_setup.client("s3")
+    one, two = (full_key(s3_setup, serial_key("default/log/", s)) for s in (1, 2))
+    stored = {k: s3.get_object(Bucket=s3_setup.bucket, Key=k) for k in (one, two)}
+    bodies = {k: (v["Body"].read(), v["Metadata"]) for k, v in stored.items()}
+    for target, source in ((one, two), (two, one)):
+        body, metadata = bodies[source]
+        s3.put_object(Bucket=s3_setup.bucket, Key=target, Body=body, Metadata=metadata)
+    with pytest.raises(errors.StateCorrupt, match="claims serial"):
+        await backend.state_store().current()
+
+
+async def test_an_edited_snapshot_is_refused_and_the_log_replayed(
+    s3_setup: S3Setup, backend: Backend
+) -> None:
+    await commit_n(backend, 4, snapshot_every=2)
+    await backend.state_store(snapshot_every=2).current()  # whoever reads past 4 snapshots it
+    key = full_key(s3_setup, serial_key("default/snapshots/", 4))
+    s3 = s3_setup.client("s3")
+    data = json.loads(s3.get_object(Bucket=s3_setup.bucket, Key=key)["Body"].read())
+    data["resources"]["injected"] = dict(data["resources"]["b0"], identifier="injected")
+    body = json.dumps(data).encode()
+    s3.put_object(
+        Bucket=s3_setup.bucket,
+        Key=key,
+        Body=body,
+        Metadata={"sha256": hashlib.sha256(body).hexdigest()},  # past the object's own check
+    )
+    reader = backend.state_store(snapshot_every=2)
+    view = await reader.current()
+    assert sorted(view.resources) == ["b0", "b1", "b2", "b3"]
+    assert any("00000000000000000004.json" in w for w in reader.integrity_warnings)
+
+
+async def test_a_far_jump_of_the_serial_counter_is_refused_without_3000_requests(
+    backend: Backend,
+) -> None:
+    """Before: every read made 3000 GETs and writers filled 3000 voids."""
+    await commit_n(backend, 2)
+    sequencer = backend.sequencer
+    assert isinstance(sequencer, DynamoDBSequencer)
+    await sequencer.advance_to("default", 3002)
+    with pytest.raises(errors.StateCorrupt, match=r"counter .* jumped") as caught:
+        await backend.state_store(hole_grace=0.05).current()
+    assert "Set the counter back to 2" in caught.value.next_step
+    with pytest.raises(errors.StateCorrupt, match="jumped"):
+        await backend.state_store().commit([bucket_change("x", 0)], ALICE, under_lock=True)
+    assert await log_serials(backend) == [1, 2]
