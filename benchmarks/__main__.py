@@ -29,6 +29,7 @@ SCENARIOS = [
     "benchmarks.graph_bench",
     "benchmarks.calls_bench",
     "benchmarks.scan_bench",
+    "benchmarks.stacks_bench",
 ]
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "benchmarks" / "report.json"  # tracked: what docs/performance.md shows

@@ -178,7 +178,7 @@ def load_stack_file(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidInput(
             f"The stack file {path} is not valid YAML or JSON: {exc}",
-            next_step="Fix the file; see docs/stacks.md for its shape.",
+            next_step="Fix the file: an object with resources (see `ccstate stack deploy --help`).",
         ) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"The stack file {path} must hold an object.", next_step="Fix it.")
