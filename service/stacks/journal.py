@@ -71,7 +71,8 @@ class JournalStore:
 
     async def save(self, journal: Journal) -> None:
         async with self._write:  # parallel steps of one run write one after the other
-            body = json.dumps(asdict(journal), sort_keys=True).encode()
+            # vars(), not asdict(): asdict deep-copies the template and every event on each step
+            body = json.dumps(vars(journal), sort_keys=True).encode()
             await self.objects.put(self.key(journal.stack), body)
 
     async def names(self) -> list[str]:
