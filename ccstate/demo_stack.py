@@ -67,17 +67,17 @@ async def stack_step(session: DemoSession, printer: DemoPrinter) -> None:
         resources=RESOURCES,
         user_intent="Demo: encrypted data bucket and a reader role",
     )
-    _events(printer, created)
+    _events(printer, created, "CREATE")
     printer.step("Destroy the stack: dependents first, the key last.")
     destroyed = await session.call("destroy_stack", stack_name="demo-data", confirmed=True)
-    _events(printer, destroyed)
+    _events(printer, destroyed, "DELETE")
 
 
-def _events(printer: DemoPrinter, result: dict[str, Any]) -> None:
+def _events(printer: DemoPrinter, result: dict[str, Any], operation: str) -> None:
     for event in result.get("events", []):
-        if event["status"].endswith(("COMPLETE", "FAILED")):
+        own = event["logical_id"] == result.get("stack_name")  # said on the last line
+        if not own and event["status"] in (f"{operation}_COMPLETE", f"{operation}_FAILED"):
             where = f" {event['identifier']}" if event["identifier"] else ""
             printer.say(f"{event['logical_id']}{where}: {event['status']}")
-    printer.say(
-        f"stack {result.get('stack_name')}: {result.get('status')} {result.get('reason') or ''}"
-    )
+    reason = f" ({result['reason']})" if result.get("reason") else ""
+    printer.say(f"stack {result.get('stack_name')}: {result.get('status')}{reason}")
