@@ -3,7 +3,8 @@
 The same code runs against AWS, LocalStack or the sandbox: botocore resolves
 ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_CLOUDCONTROL`` and ``AWS_PROFILE`` itself; the region
 is the one given, else ``AWS_REGION``, else the profile's. One cloudcontrol and one sts client per
-provider, opened on first use and closed by ``close()``.
+provider, opened on first use and closed by ``close()``. ``for_region(r)`` is the provider of
+another region: one per region, sharing the credentials, closed with this one.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ class CloudControlProvider:
         self._opening = asyncio.Lock()
         self._identity: CallerIdentity | None = None
         self._session_obj: Any = None
+        self._regions: dict[str, CloudControlProvider] = {}
+
+    @property
+    def region(self) -> str | None:
+        return self._region
+
+    def for_region(self, region: str | None) -> CloudControlProvider:
+        """The provider for ``region`` (this one when None or the same): a client per region."""
+        if not region or region == self._region:
+            return self
+        other = self._regions.get(region)
+        if other is None:
+            other = CloudControlProvider(
+                region=region, endpoint_url=self._endpoint_url, profile=self._profile
+            )
+            other._session_obj = self._session_obj
+            self._regions[region] = other
+        return other
+
+    async def client(self, service: str) -> Any:
+        """This provider's client of another service (e.g. cloudformation), same region."""
+        return await self._client(service)
 
     # ----------------------------------------------------------------------- lifecycle
 
@@ -100,6 +123,9 @@ class CloudControlProvider:
         return self._session_obj
 
     async def close(self) -> None:
+        for other in self._regions.values():
+            await other.close()
+        self._regions.clear()
         if self._stack is not None:
             await self._stack.aclose()
         self._stack = None

@@ -12,7 +12,7 @@ config.json keeps the seed's shape; ccstate's own settings sit in the same block
         "backend": "s3://my-state/team?table=ccstate-locks", "workspace": "default",
         "snapshot_every": 50, "lock_timeout": "30s", "lock_lease": "60s", "token_ttl": "15m",
         "kms_key": "alias/ccstate", "dynamodb_table": "ccstate-locks", "region": "eu-west-1",
-        "prefix": "team"}}
+        "prefix": "team", "accept_critical_findings": false}}
 
 Other top-level keys belong to the rest of the MCP server and are left alone; an unknown key
 inside ``state_management`` is an error (a typo would otherwise be silently ignored), except
@@ -100,6 +100,8 @@ class Settings(BaseModel):
     region: str | None = None
     prefix: str | None = None
     drift_rules: str | None = None  # path of a JSON file: extra severity rules, tried first
+    # May a person accept a CRITICAL scan finding (approve_security_findings)? Operators only.
+    accept_critical_findings: bool = False
 
     _config_file: Path | None = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -148,6 +150,7 @@ ENV_VARS = {
     "CCSTATE_REGION": "region",
     "CCSTATE_PREFIX": "prefix",
     "CCSTATE_DRIFT_RULES": "drift_rules",
+    "CCSTATE_ACCEPT_CRITICAL_FINDINGS": "accept_critical_findings",
 }
 
 

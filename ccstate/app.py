@@ -194,6 +194,7 @@ async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
             identify=LocalIdentity(options.env, cloud),
             auto_remediation=settings.auto_remediation,
             workspace=settings.workspace,
+            templates=_templates(backend, store, cloud, schemas, workflow, settings, options),
         )
 
 
@@ -220,6 +221,7 @@ async def _changes(
         default_tags=default_tags_enabled(env),
         region=settings.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
         env=env,
+        accept_critical_findings=settings.accept_critical_findings,
     )
     workflow = Workflow(
         cloud,
@@ -280,6 +282,39 @@ def _stacks(
     journal = JournalStore(backend.objects, settings.workspace)
     runner = ChangeRunner(workflow, operations)
     return StackOperations(runner, store, journal, concurrency=concurrency)
+
+
+def _templates(
+    backend: Backend,
+    store: StateStore,
+    cloud: CloudProvider,
+    schemas: SchemaProvider,
+    workflow: Any,
+    settings: Settings,
+    options: ServerOptions,
+) -> Any:
+    """create_template: the IaC generator when the server talks to AWS, else built offline."""
+    from ccstate.service.changes.template import TemplateService
+    from ccstate.service.ports import cloud_in
+
+    generator = None
+    if not options.offline_schemas:  # built on first use: it imports the AWS SDK
+        generator = _Deferred(lambda: _iac_generator(cloud))
+    return TemplateService(
+        cloud_for=lambda region: cloud_in(cloud, region),
+        schemas=schemas,
+        store=store,
+        objects=backend.objects,
+        workspace=settings.workspace,
+        redact=workflow.redact,
+        generator=generator,
+    )
+
+
+def _iac_generator(cloud: Any) -> Any:
+    from ccstate.backends.iac_generator import CloudFormationIacGenerator
+
+    return CloudFormationIacGenerator(cloud)
 
 
 def _remediator(detector: Any, workflow: Any, operations: Any) -> Any:

@@ -24,6 +24,7 @@ EXIT_CODES: dict[str, int] = {
     "token_error": 8,
     "read_only": 8,
     "cloud_operation_failed": 9,
+    "policy_denied": 8,
 }
 
 

@@ -16,6 +16,8 @@ CLI_WORDS: dict[str, str] = {
     "get_resource": "the MCP tool get_resource",
     "request_status": "the MCP tool get_resource_request_status",
     "delete": "the MCP tool delete_resource",
+    "approve": "the MCP tool approve_security_findings",
+    "skip_scan": "pass skip_security_check=True to the MCP tool",
     "list_managed": "`ccstate state list`",
     "stack_recover": "`ccstate stack recover`",
     "stack_list": "`ccstate stack list`",
@@ -27,5 +29,5 @@ CLI_WORDS: dict[str, str] = {
     "detect_without_fix": "Run `ccstate drift` without --fix",
     "pull": "`ccstate state pull`",
     "force": "pass --force",
-    "forget": "`ccstate state rm ID --reason ...`",
+    "forget": "`ccstate state rm ${identifier} --reason ...`",
 }

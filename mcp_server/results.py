@@ -15,14 +15,15 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from typing import Annotated, Any, ParamSpec
 
+from ccstate.mcp_server.outputs import AnyOutput
 from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.errors import CcstateError, InvalidInput
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,23 @@ def failed(error: dict[str, Any]) -> CallToolResult:
 
 
 def tool_result(
-    fn: Callable[P, Awaitable[dict[str, Any]]],
+    fn: Callable[P, Awaitable[dict[str, Any]]] | None = None,
+    *,
+    output: type[BaseModel] = AnyOutput,
+) -> Any:
+    """Wrap a tool body: dict -> structured result, CcstateError -> structured tool error.
+
+    ``output`` is the model the tool declares as its ``outputSchema`` (``@tool_result`` alone:
+    any JSON object; ``@tool_result(output=ChangeOutput)``: that shape).
+    """
+    if fn is None:
+        return functools.partial(tool_result, output=output)
+    return _wrap(fn, output)
+
+
+def _wrap(
+    fn: Callable[P, Awaitable[dict[str, Any]]], output: type[BaseModel]
 ) -> Callable[P, Awaitable[CallToolResult]]:
-    """Wrap a tool body: dict -> structured result, CcstateError -> structured tool error."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
@@ -69,10 +84,12 @@ def tool_result(
                 }
             )
 
-    # The SDK reads the parameters from the signature; the result is ours, already converted.
+    # The SDK reads the parameters from the signature, and the outputSchema from the model in
+    # the return annotation; the result is ours, already converted (and checked by the SDK).
+    returns = Annotated[CallToolResult, output]
     signature = inspect.signature(fn, eval_str=True)
-    wrapper.__signature__ = signature.replace(return_annotation=CallToolResult)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**fn.__annotations__, "return": CallToolResult}
+    wrapper.__signature__ = signature.replace(return_annotation=returns)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**fn.__annotations__, "return": returns}
     del wrapper.__wrapped__  # type: ignore[attr-defined]
     return wrapper
 

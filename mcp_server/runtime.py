@@ -14,6 +14,7 @@ from typing import Any
 from ccstate.service.authz.policy import Policy
 from ccstate.service.authz.principal import Principal
 from ccstate.service.changes.executor import ResourceOperations
+from ccstate.service.changes.template import TemplateService
 from ccstate.service.changes.workflow import Workflow
 from ccstate.service.drift.detect import DriftDetector
 from ccstate.service.drift.remediate import DriftRemediator
@@ -33,6 +34,7 @@ class Runtime:
     identify: Callable[[], Awaitable[Principal]]
     auto_remediation: bool = False
     workspace: str = "default"
+    templates: TemplateService | None = None  # create_template
     extras: dict[str, Any] = field(default_factory=dict)  # for tool modules added later
 
     @property

@@ -152,7 +152,8 @@ def _summary(run: DriftRun) -> tuple[str, str]:
         step = (
             "Show the differences and their severity to the user. To restore the recorded "
             "state call detect_drift(identifier, auto_fix=True); to accept AWS's values call "
-            "refresh_state(identifier); a DELETED resource must be re-created or forgotten."
+            "refresh_state(identifier); a DELETED resource must be re-created, or removed from "
+            "the state with forget_resource(identifier, reason)."
         )
     else:
         step = "Nothing to do."

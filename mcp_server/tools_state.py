@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
+from ccstate.service.state.adopt import forget_resource as forget
 from ccstate.service.state.usecases import ResourceView, Saved, StateListing
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
@@ -89,6 +90,33 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             f"(recorded as version {serial_now}). AWS itself was not changed: compare with "
             "drift detection and apply changes through the token workflow if the resources "
             "must follow.",
+        }
+
+    @server.tool(annotations=WRITES_STATE)
+    @tool_result
+    async def forget_resource(
+        identifier: Annotated[str, Field(description="the resource's identifier in the state")],
+        reason: Annotated[
+            str, Field(description="why, e.g. 'deleted by hand in the console during incident 42'")
+        ],
+    ) -> dict[str, Any]:
+        """Remove a resource from the state record, e.g. one deleted outside ccstate (drift
+        says DELETED). Recorded in its history with who and why; AWS itself is not changed:
+        to delete a resource that exists, use delete_resource."""
+        principal = await runtime.identify()
+        runtime.policy.check(principal, "forget_resource")
+        forgotten = await forget(
+            runtime.store,
+            identifier=identifier,
+            reason=reason,
+            principal=principal.to_record(),
+            lock=lambda ident, op: runtime.operations.locked(principal, ident, op),
+        )
+        return {
+            **forgotten.to_dict(),
+            "message": f"{forgotten.resource_type} '{forgotten.identifier}' is no longer in the "
+            f"state (recorded as version {forgotten.serial}, with your reason). Nothing was "
+            "changed in AWS; show_resource_history still shows its whole history.",
         }
 
     @server.tool(annotations=WRITES_STATE)

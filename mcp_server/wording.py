@@ -17,6 +17,8 @@ MCP_WORDS: dict[str, str] = {
     "get_resource": "get_resource",
     "request_status": "get_resource_request_status",
     "delete": "delete_resource",
+    "approve": "approve_security_findings(security_scan_token, decision, accepted_checks, reason)",
+    "skip_scan": "pass skip_security_check=True",
     "list_managed": "load_state()",
     "stack_recover": "recover_stack(stack_name=...) or `ccstate stack recover`",
     "stack_list": "list_stacks()",
@@ -27,6 +29,6 @@ MCP_WORDS: dict[str, str] = {
     "workspace_flag": "the server's --workspace",
     "detect_without_fix": "Call detect_drift without auto_fix",
     "pull": "save_state()",
-    "forget": "`ccstate state rm ID --reason ...` from the command line",
+    "forget": "forget_resource(identifier, reason)",
     "force": "use `ccstate state push --force` from the command line",
 }

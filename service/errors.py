@@ -42,7 +42,10 @@ class CcstateError(Exception):
     def next_step_in(self, vocabulary: Mapping[str, str] | None) -> str:
         """The next step in a face's words (its tool or command names)."""
         words = {**NEUTRAL_WORDS, **(vocabulary or {})}
-        return Template(self.next_step_template).safe_substitute(words)
+        worded = Template(self.next_step_template).safe_substitute(words)
+        # A face's words may name the error's own details (``${identifier}``).
+        values = {key: str(value) for key, value in self.details.items() if key.isidentifier()}
+        return Template(worded).safe_substitute(values)
 
     def __str__(self) -> str:
         if self.next_step:
@@ -70,6 +73,8 @@ NEUTRAL_WORDS: dict[str, str] = {
     "get_resource": "a read of the resource from AWS",
     "request_status": "the request status",
     "delete": "the delete",
+    "approve": "the acceptance of the scan's findings by a person",
+    "skip_scan": "skip the scan (the operator disabled scanning)",
     "list_managed": "the list of managed resources",
     "versions": "the list of state versions",
     "history": "the resource's history",
@@ -195,3 +200,9 @@ class CloudOperationFailed(CcstateError):
 
 class ReadOnlyMode(CcstateError):
     code = "read_only"
+
+
+class PolicyDenied(CcstateError):
+    """The operator's policy forbids what was asked (e.g. accepting a critical finding)."""
+
+    code = "policy_denied"

@@ -292,8 +292,39 @@ class CloudProvider(Protocol):
         ...
 
 
+def cloud_in(cloud: CloudProvider, region: str | None) -> CloudProvider:
+    """The provider acting in ``region``: Cloud Control is regional, so each region has its own
+    client (``for_region``). A provider without regions (a test double) serves every region."""
+    for_region = getattr(cloud, "for_region", None)
+    return for_region(region) if region and for_region is not None else cloud
+
+
 @runtime_checkable
 class SchemaProvider(Protocol):
     async def get_schema(self, type_name: str) -> ResourceSchema:
         """Raises ``errors.NotFound`` for an unknown type."""
         ...
+
+
+@runtime_checkable
+class IacGenerator(Protocol):
+    """CloudFormation's IaC generator: a template for resources that already exist.
+
+    Asynchronous like the API: ``start`` returns the generated template's id (an ARN),
+    ``status`` says IN_PROGRESS / COMPLETE / FAILED, ``template`` returns the body when complete.
+    Raises ``errors.BackendError`` (or a subclass) when the service is not available.
+    """
+
+    async def start(
+        self,
+        name: str,
+        resources: list[dict[str, Any]],
+        *,
+        deletion_policy: str,
+        update_replace_policy: str,
+        region: str | None = None,
+    ) -> str: ...
+
+    async def status(self, template_id: str) -> dict[str, Any]: ...
+
+    async def template(self, template_id: str, output_format: str) -> str: ...

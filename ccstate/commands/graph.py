@@ -15,9 +15,7 @@ from ccstate.service.names import validate_identifier
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     help_text = "Show the dependency graph of the managed resources."
-    parser = subparsers.add_parser(
-        "graph", help=help_text, description=help_text + " Docs: docs/graph.md.", parents=[common]
-    )
+    parser = subparsers.add_parser("graph", help=help_text, description=help_text, parents=[common])
     parser.add_argument(
         "identifier",
         nargs="?",

@@ -22,6 +22,7 @@ Action = Literal[
     "remediate",
     "restore_state_version",
     "import_resource",
+    "forget_resource",
     "refresh",
 ]
 CHANGES_AWS = frozenset({"create", "update", "delete"})

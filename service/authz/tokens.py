@@ -1,5 +1,11 @@
 """Execution tokens: the chain that authorizes every change, stored in the shared backend.
 
+A FAILED scan issues a ``scan_findings`` token, which authorizes nothing until a person accepts
+the findings: then a scanned token is issued under it. A delete explained the AWS Labs way
+(``explain(content=..., operation="delete")``) starts at its explained token, bound to the
+principal and the resource. ``environment`` tokens (check_environment_variables) stand outside
+the chain: they only show that step came first. Every change token is bound to its region.
+
 credentials -> generated_code -> explained -> scanned; the scanned token executes one change,
 once. A token is 256 random bits handed to the caller; the backend stores only its sha256, at
 ``<workspace>/tokens/issued/<hash>.json``, so every server sharing the backend accepts it and a
@@ -37,15 +43,21 @@ from ccstate.service.state.model import canonical_json, sha256_hex
 
 log = logging.getLogger(__name__)
 
-TokenType = Literal["credentials", "generated_code", "explained", "scanned"]
+TokenType = Literal[
+    "environment", "credentials", "generated_code", "explained", "scan_findings", "scanned"
+]
 RECORD_FORMAT = "ccstate.token/1"
-# Each type's required parent type: the order of the chain.
-PARENT_TYPE: dict[str, str | None] = {
-    "credentials": None,
-    "generated_code": "credentials",
-    "explained": "generated_code",
-    "scanned": "explained",
+# Each type's possible parent types (None: a root): the order of the chain. An explained token
+# is a root only for a delete explained from content.
+PARENT_TYPES: dict[str, tuple[str | None, ...]] = {
+    "environment": (None,),
+    "credentials": (None,),
+    "generated_code": ("credentials",),
+    "explained": ("generated_code", None),
+    "scan_findings": ("explained",),
+    "scanned": ("explained", "scan_findings"),
 }
+MAX_CHAIN = 6
 OPERATIONS = frozenset({"create", "update", "delete"})
 CLEANUP_EVERY = 25  # issues between two opportunistic cleanups
 CLEANUP_BATCH = 20  # expired tokens removed per cleanup, at most
@@ -99,6 +111,7 @@ class TokenRecord:
     user_intent: str | None = None
     scan: ScanResult | None = None
     sealed_payload: str | None = None
+    region: str | None = None  # where the change runs
     # type -> token hash of every ancestor; None on records written before it was kept.
     ancestors: dict[str, str] | None = None
     # Filled by validate()/inspect(), which know the token: the properties or patch authorized.
@@ -168,15 +181,17 @@ class TokenService:
         explanation: str | None = None,
         user_intent: str | None = None,
         scan: ScanResult | None = None,
+        region: str | None = None,
     ) -> IssuedToken:
         """Issue a token of ``kind`` under ``parent`` (the raw parent token).
 
-        A child inherits its parent's operation, resource and payload; an explained token must
-        carry an explanation; a scanned token needs a scan that authorizes execution.
+        A child inherits its parent's operation, resource, region and payload; an explained
+        token must carry an explanation; a scanned token needs a scan that authorizes
+        execution, a scan_findings token a FAILED one.
         """
-        if kind not in PARENT_TYPE:
+        if kind not in PARENT_TYPES:
             raise ValueError(f"unknown token type {kind!r}")
-        base = await self._parent_for(kind, parent, principal)
+        base = await self._parent_for(kind, parent, principal, operation)
         now = self._clock.now()
         token = secrets.token_urlsafe(32)
         record = TokenRecord(
@@ -189,14 +204,16 @@ class TokenService:
             explanation=base.explanation if base else None,
             user_intent=base.user_intent if base else None,
         )
-        if kind == "generated_code":
-            record = _authorize(record, operation, resource_type, identifier, payload)
+        if kind == "generated_code" or (kind == "explained" and base is None):
+            record = _authorize(record, operation, resource_type, identifier, payload, region)
         elif base is not None:
             record = _inherit(record, base)
         if kind == "explained":
             record = _explain(record, explanation, user_intent)
         if kind == "scanned":
             record = replace(record, scan=_authorizing_scan(scan))
+        if kind == "scan_findings":
+            record = replace(record, scan=_failed_scan(scan))
         record = replace(record, ancestors=_ancestors_of(base))
         if record.ancestors is not None:
             record = replace(record, sealed_payload=_seal(token, record.payload, record))
@@ -207,28 +224,29 @@ class TokenService:
         return IssuedToken(token=token, record=replace(record, payload=record.payload))
 
     async def _parent_for(
-        self, kind: str, parent: str | None, principal: TokenPrincipal
+        self, kind: str, parent: str | None, principal: TokenPrincipal, operation: str | None
     ) -> TokenRecord | None:
-        wanted = PARENT_TYPE[kind]
+        allowed = PARENT_TYPES[kind]
+        wanted = next((t for t in allowed if t is not None), None)
         if wanted is None:
             return None
         if parent is None:
+            if None in allowed and operation == "delete":
+                return None  # a delete explained from content: a root
             raise _refuse(
                 "wrong_chain",
                 f"A {kind} token needs a {wanted} token.",
                 f"Pass the {wanted} token you were given.",
             )
-        try:
-            return await self.validate(parent, expected_type=wanted, principal=principal)
-        except TokenError as exc:
-            if exc.details.get("check") == "wrong_type":
-                raise _refuse(
-                    "wrong_chain",
-                    f"A {kind} token must come from a {wanted} token; "
-                    f"the token given is a {exc.details.get('actual')} token.",
-                    _next_for(wanted),
-                ) from exc
-            raise
+        record = await self.inspect(parent)
+        if record.type not in allowed:
+            raise _refuse(
+                "wrong_chain",
+                f"A {kind} token must come from a {' or '.join(str(t) for t in allowed if t)} "
+                f"token; the token given is a {record.type} token.",
+                _next_for(wanted),
+            )
+        return await self.validate(parent, expected_type=record.type, principal=principal)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------------- check, consume
 
@@ -250,11 +268,12 @@ class TokenService:
         resource_type: str | None = None,
         identifier: str | None = None,
         payload_digest: str | None = None,
+        region: str | None = None,
     ) -> TokenRecord:
         """Check every binding of ``token``; raise ``TokenError`` naming the failed check.
 
         Arguments left ``None`` are not checked. The ancestors still on record are walked and
-        must link up: same principal, same operation, resource and payload digest.
+        must link up: same principal, same operation, resource, region and payload digest.
         """
         record, _ = await self._validated(
             token,
@@ -264,6 +283,7 @@ class TokenService:
             resource_type=resource_type,
             identifier=identifier,
             payload_digest=payload_digest,
+            region=region,
         )
         return record
 
@@ -277,12 +297,15 @@ class TokenService:
         resource_type: str | None,
         identifier: str | None,
         payload_digest: str | None,
+        region: str | None = None,
     ) -> tuple[TokenRecord, list[TokenRecord]]:
         record = await self.inspect(token)
         _check_type(record, expected_type)
         if principal is not None:
             _check_principal(record, principal)
         _check_binding(record, operation, resource_type, identifier)
+        if region is not None:
+            _check_region(record, region)
         if payload_digest is not None:
             _check_payload(record, payload_digest)
         if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
@@ -299,6 +322,7 @@ class TokenService:
         resource_type: str | None = None,
         identifier: str | None = None,
         payload_digest: str | None = None,
+        region: str | None = None,
     ) -> TokenRecord:
         """Validate, then mark used; a second consume anywhere sharing the backend fails.
 
@@ -315,6 +339,7 @@ class TokenService:
             resource_type=resource_type,
             identifier=identifier,
             payload_digest=payload_digest,
+            region=region,
         )
         generated = [a.token_hash for a in ancestors if a.type == "generated_code"]
         await self._mark_consumed(record, generated)
@@ -331,6 +356,7 @@ class TokenService:
         identifier: str | None,
         payload_digest: str | None = None,
         chain: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> TokenRecord:
         """The check a mutation makes once, before it locks: every binding of the final
         token, and that the raw tokens in ``chain`` (type -> token) are its ancestors.
@@ -343,6 +369,8 @@ class TokenService:
         _check_type(record, expected_type)
         _check_principal(record, principal)
         _check_binding(record, operation, resource_type, identifier)
+        if region is not None:
+            _check_region(record, region)
         if payload_digest is not None:
             _check_payload(record, payload_digest)
         if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
@@ -360,6 +388,18 @@ class TokenService:
                     step="pass_one_chain",
                 )
         return replace(record, ancestors=ancestors)
+
+    async def ensure_unused(self, record: TokenRecord) -> None:
+        """Refuse a token whose prepared change (its generated_code ancestor) already ran or
+        was given up: its siblings and descendants are used up with it."""
+        generated = (await self._ancestor_hashes(record)).get("generated_code")
+        for digest in (d for d in (generated, record.token_hash) if d):
+            if await self._objects.get(self._consumed_key(digest)) is not None:
+                raise _refuse(
+                    "consumed",
+                    "This prepared change was already executed or given up: its tokens are used.",
+                    f"{_RESTART} to prepare the change again.",
+                )
 
     async def consume_checked(self, record: TokenRecord) -> None:
         """Mark a record from ``check_execution`` used, once, across every server sharing the
@@ -475,7 +515,7 @@ class TokenService:
     async def _ancestors(self, record: TokenRecord) -> list[TokenRecord]:
         out: list[TokenRecord] = []
         current = record
-        while current.parent_hash is not None and len(out) < len(PARENT_TYPE):
+        while current.parent_hash is not None and len(out) < MAX_CHAIN:
             parent = await self._read(current.parent_hash)
             if parent is None:
                 break
@@ -547,6 +587,7 @@ def _authorize(
     resource_type: str | None,
     identifier: str | None,
     payload: Any,
+    region: str | None = None,
 ) -> TokenRecord:
     if operation not in OPERATIONS:
         raise InvalidInput(f"Operation must be one of {sorted(OPERATIONS)}, not {operation!r}.")
@@ -567,6 +608,7 @@ def _authorize(
         identifier=identifier,
         payload=payload,
         payload_digest=payload_digest(payload),
+        region=region,
     )
 
 
@@ -578,6 +620,8 @@ def _inherit(record: TokenRecord, base: TokenRecord) -> TokenRecord:
         identifier=base.identifier,
         payload=base.payload,
         payload_digest=base.payload_digest,
+        region=base.region,
+        scan=base.scan,
     )
 
 
@@ -591,6 +635,12 @@ def _explain(record: TokenRecord, explanation: str | None, user_intent: str | No
     return replace(record, explanation=explanation, user_intent=user_intent)
 
 
+def _failed_scan(scan: ScanResult | None) -> ScanResult:
+    if scan is None or scan.status != "FAILED":
+        raise _refuse("scan_failed", "A scan_findings token needs a FAILED scan.", "Run ${scan}.")
+    return scan
+
+
 def _authorizing_scan(scan: ScanResult | None) -> ScanResult:
     if scan is None:
         raise _refuse("scan_failed", "A scanned token needs a scan result.", "Run ${scan}.")
@@ -599,7 +649,8 @@ def _authorizing_scan(scan: ScanResult | None) -> ScanResult:
             "scan_failed",
             f"The security scan {scan.status}: {scan.summary()}. A scan that did not pass "
             "authorizes nothing.",
-            "Fix the properties and start again with ${prepare}"
+            "Show the findings to the user: they may accept them with ${approve}, or fix the "
+            "properties and start again with ${prepare}"
             if scan.status == "FAILED"
             else scan.message or "Install checkov, or set SECURITY_SCANNING=disabled.",
             scan_status=scan.status,
@@ -658,6 +709,16 @@ def _check_binding(
         )
 
 
+def _check_region(record: TokenRecord, region: str) -> None:
+    if record.region is not None and record.region != region:
+        raise _refuse(
+            "wrong_region",
+            f"This token authorizes a change in region {record.region}, not in {region}.",
+            f"Pass region='{record.region}', or {_RESTART[0].lower()}{_RESTART[1:]} "
+            f"with region='{region}'.",
+        )
+
+
 def _check_payload(record: TokenRecord, digest: str) -> None:
     if record.payload_digest is None or not hmac.compare_digest(record.payload_digest, digest):
         raise _refuse(
@@ -669,7 +730,7 @@ def _check_payload(record: TokenRecord, digest: str) -> None:
 
 
 def _links(child: TokenRecord, parent: TokenRecord) -> bool:
-    if parent.type != PARENT_TYPE[child.type] or parent.principal != child.principal:
+    if parent.type not in PARENT_TYPES[child.type] or parent.principal != child.principal:
         return False
     if child.type == "generated_code":
         return True
@@ -677,13 +738,16 @@ def _links(child: TokenRecord, parent: TokenRecord) -> bool:
         parent.operation == child.operation
         and parent.resource_type == child.resource_type
         and parent.identifier == child.identifier
+        and parent.region == child.region
         and hmac.compare_digest(parent.payload_digest or "", child.payload_digest or "")
     )
 
 
 def _next_for(kind: str) -> str:
     return {
+        "environment": "Call ${environment} for a new environment token",
         "credentials": "Call ${environment} or ${session} for a new credentials token",
+        "scan_findings": "Call ${scan} with the explained token",
         "generated_code": _RESTART,
         "explained": "Call ${explain} with the generated_code token, then ${scan}",
         "scanned": "Call ${scan} with the explained token to get an execution token",

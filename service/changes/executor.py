@@ -28,7 +28,7 @@ from ccstate.service.changes.workflow import Authorization, Workflow
 from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
 from ccstate.service.locking import HeldLock, hold_lock
 from ccstate.service.names import validate_identifier
-from ccstate.service.ports import LockManager, LockScope, ProgressEvent
+from ccstate.service.ports import CloudProvider, LockManager, LockScope, ProgressEvent, cloud_in
 from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, ResourceChange
 from ccstate.service.state.store import StateStore, ensure_same_type
 
@@ -48,6 +48,12 @@ class ChangeOutcome:
     state_serial: int
     execution_token: str
     lineage_entry: dict[str, Any]
+    region: str | None = None
+
+    @property
+    def scanned(self) -> bool:
+        """False when the change ran without a scan (SECURITY_SCANNING=disabled)."""
+        return self.security_scan.get("status") != "SKIPPED"
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,15 @@ class ResourceOperations:
         explained_token: str,
         security_scan_token: str = "",
         region: str | None = None,
-    ) -> dict[str, Any]:
+        skip_security_check: bool = False,
+    ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         tokens = dict(
             credentials_token=credentials_token,
             explained_token=explained_token,
             security_scan_token=security_scan_token,
+            skip_security_check=skip_security_check,
+            region=region,
         )
         auth = await self.workflow.authorize(
             principal,
@@ -106,19 +115,21 @@ class ResourceOperations:
             if planned:  # refuse a name the state has for another type before AWS creates it
                 ensure_same_type(await self.store.get_resource(planned), resource_type)
             await self.workflow.consume(auth)
-            change = _Change("create", principal, schema, planned or lock_name, auth, region)
+            change = _Change("create", principal, schema, planned or lock_name, auth, auth.region)
+            cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
                 event = await self._finish(
-                    await self.cloud.create_resource(
+                    cloud,
+                    await cloud.create_resource(
                         resource_type, desired, client_token=_client_token(auth)
-                    )
+                    ),
                 )
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
                     raise _cloud_failure(event, "create", resource_type, planned)
                 change.identifier = event.identifier or change.identifier
-                change.after = await self._read_back(schema, change.identifier, event)
+                change.after = await self._read_back(cloud, schema, change.identifier, event)
 
             return await self._record(change, run)
 
@@ -137,7 +148,8 @@ class ResourceOperations:
         region: str | None = None,
         record_as: str = "update",
         drift_status: DriftStatus | None = None,
-    ) -> dict[str, Any]:
+        skip_security_check: bool = False,
+    ) -> ChangeOutcome:
         """``record_as``/``drift_status``: a drift remediation is an update recorded as
         operation 'remediate' with the drift it fixed."""
         schema = await self._schema(resource_type)
@@ -147,6 +159,8 @@ class ResourceOperations:
             credentials_token=credentials_token,
             explained_token=explained_token,
             security_scan_token=security_scan_token,
+            skip_security_check=skip_security_check,
+            region=region,
         )
         auth = await self.workflow.authorize(
             principal,
@@ -160,21 +174,25 @@ class ResourceOperations:
         patch = auth.payload
         async with self.locked(principal, identifier, "update"):
             await self.workflow.consume(auth)
-            change = _Change("update", principal, schema, identifier, auth, region, patch=patch)
+            change = _Change(
+                "update", principal, schema, identifier, auth, auth.region, patch=patch
+            )
             change.recorded_as = record_as
             change.drift_status = drift_status
+            cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
-                change.before = await self._current(schema, identifier)
+                change.before = await self._current(cloud, schema, identifier)
                 event = await self._finish(
-                    await self.cloud.update_resource(
+                    cloud,
+                    await cloud.update_resource(
                         resource_type, identifier, patch, client_token=_client_token(auth)
-                    )
+                    ),
                 )
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
                     raise _cloud_failure(event, "update", resource_type, identifier)
-                change.after = await self._read_back(schema, identifier, event)
+                change.after = await self._read_back(cloud, schema, identifier, event)
 
             return await self._record(change, run)
 
@@ -190,13 +208,14 @@ class ResourceOperations:
         explained_token: str,
         confirmed: bool = False,
         region: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
         tokens = dict(
             credentials_token=credentials_token,
             explained_token=explained_token,
             security_scan_token="",
+            region=region,
         )
         auth = await self.workflow.authorize(
             principal,
@@ -214,14 +233,16 @@ class ResourceOperations:
             )
         async with self.locked(principal, identifier, "delete"):
             await self.workflow.consume(auth)
-            change = _Change("delete", principal, schema, identifier, auth, region)
+            change = _Change("delete", principal, schema, identifier, auth, auth.region)
+            cloud = cloud_in(self.cloud, auth.region)
 
             async def run() -> None:
-                change.before = await self._current(schema, identifier)
+                change.before = await self._current(cloud, schema, identifier)
                 event = await self._finish(
-                    await self.cloud.delete_resource(
+                    cloud,
+                    await cloud.delete_resource(
                         resource_type, identifier, client_token=_client_token(auth)
-                    )
+                    ),
                 )
                 change.request_token = event.request_token
                 if event.operation_status != "SUCCESS":
@@ -231,14 +252,15 @@ class ResourceOperations:
 
     # ------------------------------------------------------------------ request status
 
-    async def request_status(self, request_token: str) -> dict[str, Any]:
+    async def request_status(self, request_token: str, region: str | None = None) -> dict[str, Any]:
         if not isinstance(request_token, str) or not 1 <= len(request_token) <= 128:
             raise InvalidInput(
                 "request_token must be the RequestToken a create, update or delete returned.",
                 next_step="Pass the request_token from the earlier response.",
                 field="request_token",
             )
-        return _event_dict(await self.cloud.get_request_status(request_token))
+        cloud = await self.workflow.cloud_for(region)
+        return _event_dict(await cloud.get_request_status(request_token))
 
     # ------------------------------------------------------------------ internals
 
@@ -269,25 +291,27 @@ class ResourceOperations:
             finally:
                 _HELD.reset(reset)
 
-    async def _finish(self, event: ProgressEvent) -> ProgressEvent:
+    async def _finish(self, cloud: CloudProvider, event: ProgressEvent) -> ProgressEvent:
         if event.is_terminal:
             return event
-        return await self.cloud.wait_for_request(
+        return await cloud.wait_for_request(
             event.request_token, timeout=self.settings.operation_timeout_seconds
         )
 
-    async def _current(self, schema: ResourceSchema, identifier: str) -> dict[str, Any] | None:
+    async def _current(
+        self, cloud: CloudProvider, schema: ResourceSchema, identifier: str
+    ) -> dict[str, Any] | None:
         try:
-            found = await self.cloud.get_resource(schema.type_name, identifier)
+            found = await cloud.get_resource(schema.type_name, identifier)
         except NotFound:
             return None
         return found.properties
 
     async def _read_back(
-        self, schema: ResourceSchema, identifier: str, event: ProgressEvent
+        self, cloud: CloudProvider, schema: ResourceSchema, identifier: str, event: ProgressEvent
     ) -> dict[str, Any]:
         try:
-            return (await self.cloud.get_resource(schema.type_name, identifier)).properties
+            return (await cloud.get_resource(schema.type_name, identifier)).properties
         except NotFound:
             log.warning("%s %s succeeded but cannot be read back", schema.type_name, identifier)
             return dict(event.resource_model or {})
@@ -351,6 +375,7 @@ class ResourceOperations:
             state_serial=commit.serial,
             execution_token=recorded_token_id(change.auth.token),
             lineage_entry=entry.to_json_dict(),
+            region=change.region,
         )
 
 
@@ -429,8 +454,13 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
 
 
 def _event_dict(event: ProgressEvent) -> dict[str, Any]:
+    """A progress event in both shapes: the AWS Labs server's status/is_complete/resource_type
+    and ccstate's operation_status/is_terminal/type_name."""
     return {
         "request_token": event.request_token,
+        "status": event.operation_status,
+        "is_complete": event.is_terminal,
+        "resource_type": event.type_name,
         "operation": event.operation,
         "operation_status": event.operation_status,
         "type_name": event.type_name,
@@ -438,5 +468,7 @@ def _event_dict(event: ProgressEvent) -> dict[str, Any]:
         "status_message": event.status_message,
         "error_code": event.error_code,
         "event_time": event.event_time.isoformat() if event.event_time else None,
+        "retry_after": event.retry_after.isoformat() if event.retry_after else None,
+        "resource_info": event.resource_model,
         "is_terminal": event.is_terminal,
     }

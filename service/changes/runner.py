@@ -33,6 +33,7 @@ class ChangeRequest:
     user_intent: str = ""
     record_as: str | None = None
     drift_status: DriftStatus | None = None
+    region: str | None = None  # where the resource is (None: the server's region)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ChangeRunner:
             properties=request.properties,
             identifier=request.identifier,
             patch_document=request.patch,
+            region=request.region,
         )
         explanation = await flow.explain(
             principal, generated_code_token=generated.token.token, user_intent=request.user_intent
@@ -82,6 +84,7 @@ class ChangeRunner:
                 credentials_token=credentials,
                 explained_token=explained,
                 confirmed=True,
+                region=request.region,
             )
             return ChangeRun("DONE", generated, explanation, None, done)
         scan = await flow.scan(principal, explained_token=explained)
@@ -96,6 +99,7 @@ class ChangeRunner:
                 credentials_token=credentials,
                 explained_token=explained,
                 security_scan_token=scan.token.token,
+                region=request.region,
             )
         else:
             done = await self.operations.update(
@@ -108,6 +112,7 @@ class ChangeRunner:
                 security_scan_token=scan.token.token,
                 record_as=request.record_as or "update",
                 drift_status=request.drift_status,
+                region=request.region,
             )
         return ChangeRun("DONE", generated, explanation, scan, done)
 
@@ -121,7 +126,7 @@ def scan_refusal(result: ScanResult, what: str = "change") -> str:
         )
     else:
         detail = result.message or (
-            "The scan did not run: install checkov with `ccstate scanner install`, "
-            "or start the server with SECURITY_SCANNING=disabled."
+            "The scan did not run: install the scanner (checkov), or start the server with "
+            "SECURITY_SCANNING=disabled."
         )
     return f"The security scan did not authorize the {what} ({result.status}): {detail}"

@@ -1,8 +1,10 @@
 """Default management tags: every resource ccstate creates says who manages it.
 
-``MANAGED_BY=CCAPI-MCP-SERVER`` is added to the tags property the schema names (a list of
-``{"Key", "Value"}`` for most types, a map for a few), unless the caller set the key already or
-``DEFAULT_TAGS=disabled``.
+The three keys the AWS Labs Cloud Control MCP server adds, so tag-based inventories and policies
+written for it keep working: ``MANAGED_BY=CCAPI-MCP-SERVER``, ``MCP_SERVER_SOURCE_CODE`` and
+``MCP_SERVER_VERSION`` (naming ccstate and its version, not the AWS Labs code). They go into the
+tags property the schema names (a list of ``{"Key", "Value"}`` for most types, a map for a few),
+unless the caller set the key already or ``DEFAULT_TAGS=disabled``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from ccstate.service import __version__
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.state.model import MANAGED_BY
 
-DEFAULT_TAGS = {"MANAGED_BY": MANAGED_BY}
+SOURCE_CODE = "ccstate"
+DEFAULT_TAGS = {
+    "MANAGED_BY": MANAGED_BY,
+    "MCP_SERVER_SOURCE_CODE": SOURCE_CODE,
+    "MCP_SERVER_VERSION": __version__,
+}
 DISABLED_VALUES = {"disabled", "false", "off", "0", "no"}
 
 

@@ -212,7 +212,7 @@ def _validator_for(schema: ResourceSchema, read_back: bool = False) -> Any:
 def _build_validator(schema: ResourceSchema, read_back: bool = False) -> Any:
     # The provider schema is itself a JSON schema of the resource model; required properties
     # that are read-only never come from the caller, so they are dropped from "required".
-    doc = _python_patterns(copy.deepcopy(dict(schema.raw)))
+    doc = copy.deepcopy(dict(schema.raw))
     doc.pop("$schema", None)
     doc.pop("$id", None)
     not_given = _top_level(schema.read_only)
@@ -220,30 +220,6 @@ def _build_validator(schema: ResourceSchema, read_back: bool = False) -> Any:
         not_given |= {_top_segment(p) for p in schema.write_only if p.startswith("/")}
     doc["required"] = [p for p in doc.get("required", []) if p not in not_given]
     return _LenientValidator(doc)
-
-
-def _python_patterns(node: Any) -> Any:
-    """``patternProperties`` keys are ECMA regexes (``\\p{L}``...); one Python cannot compile
-    matches any name, as ``_safe_pattern`` lets any value pass."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            node[key] = _python_patterns(value)
-        patterns = node.get("patternProperties")
-        if isinstance(patterns, dict):
-            node["patternProperties"] = {
-                (name if _compiles(name) else ".*"): rule for name, rule in patterns.items()
-            }
-    elif isinstance(node, list):
-        return [_python_patterns(item) for item in node]
-    return node
-
-
-def _compiles(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
 
 
 def _top_level(paths: frozenset[str]) -> set[str]:

@@ -5,6 +5,14 @@ bound to the same principal, operation, resource and exact properties or patch:
 
     get_aws_session_info -> credentials -> generate_infrastructure_code -> generated_code
       -> explain -> explained -> run_checkov (PASSED, or SKIPPED when scanning is off) -> scanned
+                                            run_checkov FAILED -> scan_findings
+                                               -> approve_security_findings (a person) -> scanned
+
+Also the AWS Labs server's ways: ``skip_security_check=True`` (only when the operator disabled
+scanning; recorded as "not scanned: skipped by caller") and a delete explained from content
+(``explain(content=get_resource(...), operation="delete")``), whose explained token is the root
+of its chain, bound to the principal and the resource. Every step acts in one region: the one
+asked for, else the server's; the tokens are bound to it.
 
 ``authorize`` is the last check, made once by the mutation itself before it locks: the tokens
 given form one chain for exactly this change; ``consume`` then uses the final token once, under
@@ -19,17 +27,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ccstate.service.authz.policy import Policy
 from ccstate.service.authz.principal import Principal
 from ccstate.service.authz.tokens import (
     IssuedToken,
+    TokenPrincipal,
     TokenRecord,
     TokenService,
     payload_digest,
+    token_hash,
 )
 from ccstate.service.changes import redaction
 from ccstate.service.changes.explain import (
@@ -38,7 +50,12 @@ from ccstate.service.changes.explain import (
     explain_delete,
     explain_update,
 )
-from ccstate.service.changes.scanning import ScanResult, SecurityScanner
+from ccstate.service.changes.scanning import (
+    ScanResult,
+    SecurityScanner,
+    accept_findings,
+    skipped_result,
+)
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.tagging import with_default_tags
 from ccstate.service.changes.validation import (
@@ -51,13 +68,18 @@ from ccstate.service.changes.validation import (
 )
 from ccstate.service.errors import InvalidInput, TokenError
 from ccstate.service.names import validate_identifier
-from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider
+from ccstate.service.ports import CallerIdentity, CloudProvider, SchemaProvider, cloud_in
 
 log = logging.getLogger(__name__)
 
 SCANNING_ENV = "SECURITY_SCANNING"
 OPERATIONS = ("create", "update", "delete")
 MAX_CONTENT_CHARS = 200_000
+PAGE_SIZE = 100  # Cloud Control's largest page
+LIST_LIMIT = 1000  # identifiers list_resources returns before it hands back a next_token
+PROCEED_DECISIONS = frozenset({"proceed", "proceed_anyway", "accept", "approve", "approved"})
+STOP_DECISIONS = frozenset({"fix", "cancel", "reject", "rejected", "stop"})
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 class Redactor:
@@ -79,6 +101,7 @@ class WorkflowConfig:
     default_tags: bool = True
     region: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    accept_critical_findings: bool = False  # the operator's leave (approve_security_findings)
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,7 @@ class Authorization:
     token: str
     record: TokenRecord
     checkov_results: dict[str, Any]
+    region: str | None = None  # where the change runs
 
     @property
     def explanation(self) -> str:
@@ -112,6 +136,23 @@ class EnvironmentReport:
     security_scanning: str
     default_tags: str
     readonly_mode: bool
+    profile: str = ""
+    region: str = ""
+    using_env_vars: bool = False
+    token: IssuedToken | None = None  # the environment token (the AWS Labs order)
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """Who and where, without a token (the AWS Labs get_aws_account_info)."""
+
+    identity: CallerIdentity
+    region: str | None
+    person: str
+    readonly_mode: bool
+    profile: str = ""
+    using_env_vars: bool = False
+    scanning_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,6 +162,8 @@ class SessionInfo:
     person: str
     readonly_mode: bool
     credentials: IssuedToken
+    profile: str = ""
+    using_env_vars: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +177,7 @@ class GeneratedChange:
     shown_properties: dict[str, Any]
     patch_document: list[Any] | None = None  # update: the patch, redacted
     properties_before: dict[str, Any] | None = None  # update: redacted
+    supports_tagging: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +187,10 @@ class Explanation:
     token: IssuedToken | None = None
     operation: str | None = None
     scanning_enabled: bool = True
+    explained: Any = None  # what was explained (properties, patch, or the resource deleted)
+    resource_type: str | None = None
+    identifier: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,10 +198,25 @@ class ScanOutcome:
     operation: str
     result: ScanResult
     token: IssuedToken | None  # None: the scan authorizes nothing
+    resource_type: str = ""
+    timestamp: str = ""
+    # FAILED: a token for approve_security_findings only; it authorizes nothing itself.
+    findings_token: IssuedToken | None = None
 
     @property
     def authorizes(self) -> bool:
         return self.token is not None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's answer to a FAILED scan: a token for exactly that change, or none."""
+
+    decision: str
+    operation: str
+    proceed: bool
+    accepted: ScanResult | None = None
+    token: IssuedToken | None = None
 
 
 class Workflow:
@@ -204,18 +267,94 @@ class Workflow:
             security_scanning=shown[SCANNING_ENV],
             default_tags=shown["DEFAULT_TAGS"],
             readonly_mode=self.policy.readonly,
+            profile=env.get("AWS_PROFILE") or "",
+            region=self.config.region or env.get("AWS_REGION") or "",
+            using_env_vars=has_keys,
         )
 
-    async def session_info(self, principal: Principal) -> SessionInfo:
-        identity = await self.identity()
-        issued = await self.tokens.issue("credentials", principal=principal.for_token())
+    async def check_environment(self, principal: Principal) -> EnvironmentReport:
+        """The environment report with an environment token (the AWS Labs order: this check
+        first, then the session)."""
+        issued = await self.tokens.issue("environment", principal=principal.for_token())
+        return replace(self.environment(), token=issued)
+
+    async def session_info(
+        self, principal: Principal, *, environment_token: str = ""
+    ) -> SessionInfo:
+        bound = principal.for_token()
+        if environment_token:  # checked when given; ccstate's own clients start here
+            await self.tokens.validate(
+                environment_token, expected_type="environment", principal=bound
+            )
+        account = await self.account(principal)
+        issued = await self.tokens.issue("credentials", principal=bound)
         return SessionInfo(
+            identity=account.identity,
+            region=account.region,
+            person=account.person,
+            readonly_mode=account.readonly_mode,
+            credentials=issued,
+            profile=account.profile,
+            using_env_vars=account.using_env_vars,
+        )
+
+    async def account(self, principal: Principal) -> AccountInfo:
+        identity = await self.identity()
+        env = self.config.env
+        return AccountInfo(
             identity=identity,
             region=self.config.region or identity.region,
             person=principal.person,
             readonly_mode=self.policy.readonly,
-            credentials=issued,
+            profile=env.get("AWS_PROFILE") or "",
+            using_env_vars=bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")),
+            scanning_enabled=self.config.scanning_enabled,
         )
+
+    # ------------------------------------------------------------------ regions and reads
+
+    async def region_for(self, region: str | None) -> str:
+        """The region a call acts in: the one asked for, else the server's."""
+        if region is None or region == "":
+            return self.config.region or (await self.identity()).region
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise InvalidInput(
+                f"{region!r} is not an AWS region name.",
+                next_step="Pass a region such as 'us-east-1' or 'eu-west-1', or leave it out.",
+                field="region",
+            )
+        return region
+
+    async def cloud_for(self, region: str | None) -> CloudProvider:
+        """The Cloud Control client of the region a call acts in."""
+        return cloud_in(self.cloud, await self.region_for(region))
+
+    async def list_identifiers(
+        self,
+        resource_type: str,
+        *,
+        region: str | None = None,
+        next_token: str | None = None,
+        limit: int = LIST_LIMIT,
+    ) -> tuple[list[str], str | None]:
+        """Every identifier of a type, page after page, up to ``limit``; the next_token
+        continues a list longer than that."""
+        validate_type_name(resource_type)
+        cloud = await self.cloud_for(region)
+        found: list[str] = []
+        token = next_token or None
+        while True:
+            page = await cloud.list_resources(
+                resource_type, next_token=token, max_results=min(PAGE_SIZE, limit - len(found))
+            )
+            found += [r.identifier for r in page.resources]
+            token = page.next_token
+            if not token or len(found) >= limit:
+                return found, token
+
+    async def analyze(self, resource_type: str, properties: dict[str, Any]) -> ScanResult:
+        """A scan of a resource as it is (analyze_security): a report; no token is issued."""
+        return await self.scanner.scan(resource_type, properties)
 
     # ------------------------------------------------------------------ generate
 
@@ -232,13 +371,19 @@ class Workflow:
         region: str | None = None,
     ) -> GeneratedChange:
         operation = _infer_operation(operation, properties, identifier, patch_document)
+        if operation == "update" and not patch_document and properties:
+            # The AWS Labs form of an update: the properties to set on the resource.
+            patch_document = properties_as_patch(properties)
         self.policy.check(principal, operation)  # type: ignore[arg-type]
         validate_type_name(resource_type)
         bound = principal.for_token()
         # The credentials token is checked before any schema or cloud read.
         await self.tokens.validate(credentials_token, expected_type="credentials", principal=bound)
+        where = await self.region_for(region)
         schema = await self.schemas.get_schema(resource_type)
-        plan = await self._plan(schema, operation, properties, identifier, patch_document)
+        plan = await self._plan(
+            schema, operation, properties, identifier, patch_document, cloud_in(self.cloud, where)
+        )
         issued = await self.tokens.issue(
             "generated_code",
             principal=bound,
@@ -247,6 +392,7 @@ class Workflow:
             resource_type=resource_type,
             identifier=plan.identifier,
             payload=plan.payload,
+            region=where,
         )
         shown = self._shown(schema, plan)
         update = operation == "update"
@@ -254,7 +400,8 @@ class Workflow:
             operation=operation,
             resource_type=resource_type,
             identifier=plan.identifier,
-            region=region or self.config.region,
+            region=where,
+            supports_tagging=schema.tags_property is not None,
             token=issued,
             template=_template(resource_type, shown),
             shown_properties=shown,
@@ -270,6 +417,7 @@ class Workflow:
         properties: dict[str, Any] | None,
         identifier: str,
         patch: list[dict[str, Any]] | None,
+        cloud: CloudProvider,
     ) -> _Plan:
         if operation == "create":
             desired = validate_properties(schema, properties if properties is not None else {})
@@ -280,11 +428,11 @@ class Workflow:
         identifier = validate_identifier(identifier)
         if operation == "update":
             patch = validate_patch(schema, patch)
-            before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
+            before = (await cloud.get_resource(schema.type_name, identifier)).properties
             after = apply_patch(before, patch)
             check_against_schema(schema, _settable(schema, after), read_back=True)
             return _Plan(identifier, patch, before, after)
-        before = (await self.cloud.get_resource(schema.type_name, identifier)).properties
+        before = (await cloud.get_resource(schema.type_name, identifier)).properties
         return _Plan(identifier, None, before, None)
 
     def _shown(self, schema: ResourceSchema, plan: _Plan) -> dict[str, Any]:
@@ -300,9 +448,11 @@ class Workflow:
         content: Any = None,
         context: str = "",
         user_intent: str = "",
+        operation: str = "",
     ) -> Explanation:
         user_intent = validate_text(user_intent, "user_intent")
         context = validate_text(context, "context")
+        operation = (operation or "").strip().lower()
         if not generated_code_token:
             if content is None:
                 raise InvalidInput(
@@ -311,7 +461,12 @@ class Workflow:
                     step="pass_generated_token",
                 )
             _check_content_size(content)
-            return Explanation(explain_content(content, context=context, user_intent=user_intent))
+            if operation in ("delete", "destroy"):
+                return await self._explain_delete(principal, content, user_intent)
+            return Explanation(
+                explain_content(content, context=context, user_intent=user_intent),
+                operation=operation or "analyze",
+            )
         bound = principal.for_token()
         generated = await self.tokens.validate(
             generated_code_token, expected_type="generated_code", principal=bound
@@ -324,15 +479,58 @@ class Workflow:
             explanation=text,
             user_intent=user_intent or None,
         )
-        return Explanation(text, issued, generated.operation, self.config.scanning_enabled)
+        return Explanation(
+            text,
+            issued,
+            generated.operation,
+            self.config.scanning_enabled,
+            explained=content if content is not None else _explained_payload(generated),
+            resource_type=generated.resource_type,
+            identifier=generated.identifier,
+            region=generated.region,
+        )
+
+    async def _explain_delete(self, principal: Principal, content: Any, intent: str) -> Explanation:
+        """A delete explained from what get_resource returned (the AWS Labs way): the
+        explanation is of the resource as AWS has it now, and the token is bound to it."""
+        type_name, identifier, region = _resource_named_by(content)
+        self.policy.check(principal, "delete")
+        validate_type_name(type_name)
+        identifier = validate_identifier(identifier)
+        schema = await self.schemas.get_schema(type_name)
+        where = await self.region_for(region)
+        found = await cloud_in(self.cloud, where).get_resource(schema.type_name, identifier)
+        shown = self.redact(schema, found.properties)
+        text = explain_delete(schema.type_name, identifier, shown, user_intent=intent)
+        issued = await self.tokens.issue(
+            "explained",
+            principal=principal.for_token(),
+            operation="delete",
+            resource_type=schema.type_name,
+            identifier=identifier,
+            explanation=text,
+            user_intent=intent or None,
+            region=where,
+        )
+        return Explanation(
+            text,
+            issued,
+            "delete",
+            self.config.scanning_enabled,
+            explained=shown,
+            resource_type=schema.type_name,
+            identifier=identifier,
+            region=where,
+        )
 
     async def _explanation(self, record: TokenRecord, intent: str) -> str:
         schema = await self.schemas.get_schema(record.resource_type or "")
         type_name, identifier = schema.type_name, record.identifier or ""
         if record.operation == "create":
             shown = self.redact(schema, record.payload)
-            return explain_create(type_name, shown, user_intent=intent)
-        before = (await self.cloud.get_resource(type_name, identifier)).properties
+            return explain_create(type_name, shown, user_intent=intent, region=record.region or "")
+        cloud = cloud_in(self.cloud, record.region)
+        before = (await cloud.get_resource(type_name, identifier)).properties
         if record.operation == "update":
             after = apply_patch(before, record.payload)
             return explain_update(
@@ -366,18 +564,77 @@ class Workflow:
             )
         schema = await self.schemas.get_schema(explained.resource_type or "")
         result = await self.scanner.scan(schema.type_name, await self._after(explained))
-        issued = None
+        issued = findings = None
         if result.authorizes_execution:
             issued = await self.tokens.issue(
                 "scanned", principal=bound, parent=explained_token, scan=result
             )
-        return ScanOutcome(explained.operation or "", result, issued)
+        elif result.status == "FAILED":
+            findings = await self.tokens.issue(
+                "scan_findings", principal=bound, parent=explained_token, scan=result
+            )
+        return ScanOutcome(
+            explained.operation or "",
+            result,
+            issued,
+            resource_type=schema.type_name,
+            timestamp=_now(),
+            findings_token=findings,
+        )
 
     async def _after(self, record: TokenRecord) -> dict[str, Any]:
         if record.operation == "create":
             return dict(record.payload or {})
-        cloud = await self.cloud.get_resource(record.resource_type or "", record.identifier or "")
-        return apply_patch(cloud.properties, record.payload)
+        cloud = cloud_in(self.cloud, record.region)
+        found = await cloud.get_resource(record.resource_type or "", record.identifier or "")
+        return apply_patch(found.properties, record.payload)
+
+    # ------------------------------------------------------------------ approve
+
+    async def approve(
+        self,
+        principal: Principal,
+        *,
+        security_scan_token: str,
+        decision: str,
+        accepted_checks: list[str] | None = None,
+        reason: str = "",
+    ) -> Approval:
+        """A person's answer to a FAILED scan. "proceed anyway" with every failed check named
+        and a reason issues the scanned token of exactly that change; "fix" or "cancel" uses
+        the findings token up."""
+        proceed = _decision(decision)
+        reason = validate_text(reason, "reason")
+        bound = principal.for_token()
+        findings = await self.tokens.validate(
+            security_scan_token, expected_type="scan_findings", principal=bound
+        )
+        await self.tokens.ensure_unused(findings)
+        operation = findings.operation or ""
+        if not proceed:
+            await self.tokens.consume(
+                security_scan_token, expected_type="scan_findings", principal=bound
+            )
+            return Approval(decision, operation, proceed=False)
+        if not reason.strip():
+            raise InvalidInput(
+                "Accepting security findings needs the person's reason.",
+                next_step="Ask the user why they proceed anyway and pass it as reason.",
+                field="reason",
+            )
+        assert findings.scan is not None  # a scan_findings token always carries its scan
+        accepted = accept_findings(
+            findings.scan,
+            accepted_checks or [],
+            reason=reason,
+            accepted_by=principal.describe(),
+            at=_now(),
+            allow_critical=self.config.accept_critical_findings,
+        )
+        issued = await self.tokens.issue(
+            "scanned", principal=bound, parent=security_scan_token, scan=accepted
+        )
+        return Approval(decision, operation, proceed=True, accepted=accepted, token=issued)
 
     def _scanning_label(self) -> str:
         return "enabled" if self.config.scanning_enabled else "disabled"
@@ -395,51 +652,115 @@ class Workflow:
         credentials_token: str,
         explained_token: str,
         security_scan_token: str,
+        skip_security_check: bool = False,
+        region: str | None = None,
     ) -> Authorization:
         """Check, once, that the tokens form one chain for exactly this change, issued to
-        ``principal``: one read of the final token (a scanned token; an explained token for a
-        delete). Nothing is consumed: the mutation calls ``consume`` under its lock."""
+        ``principal``, in this region: one read of the final token (a scanned token; an
+        explained token for a delete, or for a change whose scan the caller skipped where the
+        operator disabled scanning). Nothing is consumed: the mutation calls ``consume`` under
+        its lock."""
         self.policy.check(principal, operation)  # type: ignore[arg-type]
-        final_type = "explained" if operation == "delete" else "scanned"
-        final = explained_token if operation == "delete" else security_scan_token
+        where = await self.region_for(region)
+        skipped = operation != "delete" and not security_scan_token and skip_security_check
+        if skipped and self.config.scanning_enabled:
+            raise TokenError(
+                f"Skipping the security scan is refused: the operator enabled {SCANNING_ENV}, "
+                f"so every {operation} is scanned.",
+                next_step="Call ${scan}(explained_token) and pass its security_scan_token "
+                "(if it finds issues, the user may accept them with ${approve}).",
+                step="skip_refused",
+                check="skip_refused",
+            )
+        by_explanation = operation == "delete" or skipped
+        final = explained_token if by_explanation else security_scan_token
+        if not explained_token:
+            raise TokenError(
+                f"The {operation} needs the explained_token of its explanation.",
+                next_step="Call ${explain} and pass the explained_token it returns"
+                + (
+                    " (to delete: ${explain} with the resource read by ${get_resource} as "
+                    'content and operation="delete").'
+                    if operation == "delete"
+                    else "."
+                ),
+                step="explained_missing",
+                check="explained_missing",
+            )
         if not final:
             raise TokenError(
-                f"{operation}_resource needs a security_scan_token from run_checkov.",
-                next_step="Call ${scan}(explained_token) and pass its security_scan_token.",
+                f"The {operation} needs the security_scan_token of its scan.",
+                next_step="Call ${scan}(explained_token) and pass its security_scan_token"
+                + ("." if self.config.scanning_enabled else ", or ${skip_scan}."),
                 step="scan_missing",
                 check="scan_missing",
             )
-        record = await self.tokens.check_execution(
-            final,
-            expected_type=final_type,  # type: ignore[arg-type]
-            principal=principal.for_token(),
-            operation=operation,
-            resource_type=resource_type,
-            identifier=identifier,
-            payload_digest=payload_digest(payload) if payload is not None else None,
-            chain={"credentials": credentials_token, "explained": explained_token},
+        bound = principal.for_token()
+        try:
+            record = await self.tokens.check_execution(
+                final,
+                expected_type="explained" if by_explanation else "scanned",
+                principal=bound,
+                operation=operation,
+                resource_type=resource_type,
+                identifier=identifier,
+                payload_digest=payload_digest(payload) if payload is not None else None,
+                chain={"explained": explained_token},
+                region=where,
+            )
+        except TokenError as exc:
+            if exc.details.get("actual") == "scan_findings":
+                raise await self._findings_not_accepted(final) from exc
+            raise
+        await self._check_credentials(record, credentials_token, bound)
+        if skipped:
+            checkov = skipped_result(by_caller=True).checkov_results()
+        else:
+            checkov = record.checkov_results() or {
+                "status": "NOT_APPLICABLE",
+                "reason": "a delete has nothing to scan",
+            }
+        return Authorization(token=final, record=record, checkov_results=checkov, region=where)
+
+    async def _check_credentials(
+        self, record: TokenRecord, credentials_token: str, bound: TokenPrincipal
+    ) -> None:
+        """The credentials token given is the chain's; a delete explained from content has
+        none in its chain, so the one given must be a live one of this principal."""
+        if record.type == "explained" and record.parent_hash is None:
+            await self.tokens.validate(
+                credentials_token, expected_type="credentials", principal=bound
+            )
+            return
+        ours = (record.ancestors or {}).get("credentials")
+        if not credentials_token or ours != token_hash(credentials_token):
+            raise TokenError(
+                "The credentials_token given is not the one this change was prepared and "
+                "explained with: the tokens come from different chains.",
+                next_step="Pass the tokens of one chain: the credentials_token you gave "
+                "${prepare} and the explained_token ${explain} returned.",
+                step="pass_one_chain",
+                check="wrong_chain",
+            )
+
+    async def _findings_not_accepted(self, token: str) -> TokenError:
+        record = await self.tokens.inspect(token)
+        failed = record.scan.failed_ids if record.scan else []
+        return TokenError(
+            "This security_scan_token is from a scan that FAILED ("
+            + ", ".join(failed)
+            + "): it authorizes nothing until the user accepts the findings.",
+            next_step="Show the findings to the user. If they say proceed anyway, call "
+            "${approve} with the accepted check ids and their reason, and use the token "
+            "it returns.",
+            step="findings_not_accepted",
+            check="findings_not_accepted",
+            failed_checks=failed,
         )
-        checkov = record.checkov_results() or {
-            "status": "NOT_APPLICABLE",
-            "reason": "a delete has nothing to scan",
-        }
-        return Authorization(token=final, record=record, checkov_results=checkov)
 
     async def consume(self, auth: Authorization) -> None:
         """Use the authorization's token, once, in the shared backend (write-once markers)."""
         await self.tokens.consume_checked(auth.record)
-
-    async def check_region(self, region: str | None) -> None:
-        """One server acts in one region; a call for another is refused, not silently moved."""
-        if not region:
-            return
-        ours = self.config.region or (await self.identity()).region
-        if region != ours:
-            raise InvalidInput(
-                f"This server acts in region {ours}, not {region}.",
-                next_step=f"Leave region empty, or start a server with AWS_REGION={region}.",
-                field="region",
-            )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -479,7 +800,7 @@ def _infer_operation(
                 field="operation",
             )
         return operation
-    if patch:
+    if patch or (identifier and properties):
         return "update"
     if identifier and not properties:
         raise InvalidInput(
@@ -488,6 +809,60 @@ def _infer_operation(
             field="operation",
         )
     return "create"
+
+
+def properties_as_patch(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """Set each top-level property: RFC 6902 ``add`` replaces a member that exists."""
+    return [
+        {"op": "add", "path": "/" + str(k).replace("~", "~0").replace("/", "~1"), "value": v}
+        for k, v in properties.items()
+    ]
+
+
+def _explained_payload(record: TokenRecord) -> Any:
+    if record.operation == "create":
+        return record.payload  # the caller's own properties, default tags added
+    return {"identifier": record.identifier, "patch_document": record.payload}
+
+
+_TYPE_KEYS = ("resource_type", "ResourceType", "TypeName", "type_name")
+_ID_KEYS = ("identifier", "Identifier", "ResourceIdentifier")
+
+
+def _resource_named_by(content: Any) -> tuple[str, str, str | None]:
+    """The resource a delete's content names: get_resource's result (resource_type,
+    identifier, region) or the same keys as Cloud Control spells them."""
+    found = content if isinstance(content, dict) else {}
+    type_name = next((found[k] for k in _TYPE_KEYS if isinstance(found.get(k), str)), None)
+    identifier = next((found[k] for k in _ID_KEYS if isinstance(found.get(k), str)), None)
+    if not type_name or not identifier:
+        raise InvalidInput(
+            "To explain a delete, content must name the resource: its resource_type and "
+            "identifier.",
+            next_step="Read the resource with ${get_resource} and pass its result as content, "
+            'with operation="delete".',
+            field="content",
+        )
+    region = found.get("region")
+    return type_name, identifier, region if isinstance(region, str) and region else None
+
+
+def _decision(decision: str) -> bool:
+    """True to proceed, False to stop; anything else is refused."""
+    key = re.sub(r"[\s-]+", "_", (decision or "").strip().lower())
+    if key in PROCEED_DECISIONS:
+        return True
+    if key in STOP_DECISIONS:
+        return False
+    raise InvalidInput(
+        f"decision must be 'proceed anyway', 'fix' or 'cancel', not {decision!r}.",
+        next_step="Ask the user how to proceed and pass their answer as decision.",
+        field="decision",
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _settable(schema: ResourceSchema, properties: dict[str, Any]) -> dict[str, Any]:

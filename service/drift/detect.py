@@ -38,7 +38,7 @@ from ccstate.service.drift.rules import (
 )
 from ccstate.service.errors import AccessDenied, CcstateError, NotFound, StateConflict
 from ccstate.service.ports import Clock as ClockPort
-from ccstate.service.ports import CloudProvider, SchemaProvider, SystemClock
+from ccstate.service.ports import CloudProvider, SchemaProvider, SystemClock, cloud_in
 from ccstate.service.state.model import (
     Commit,
     CommitMeta,
@@ -244,7 +244,9 @@ class DriftDetector:
         except CcstateError as exc:
             return self._failed(key, type_name, exc)
         try:
-            found = await self.cloud.get_resource(type_name, resource.identifier)
+            found = await cloud_in(self.cloud, resource.region).get_resource(
+                type_name, resource.identifier
+            )
         except NotFound:
             return ResourceDrift(key, type_name, "DELETED", self._now())
         except CcstateError as exc:
@@ -336,7 +338,9 @@ class DriftDetector:
         type_name = resource.resource_type
         schema = await self.schemas.get_schema(type_name)
         try:
-            found = await self.cloud.get_resource(type_name, resource.identifier)
+            found = await cloud_in(self.cloud, resource.region).get_resource(
+                type_name, resource.identifier
+            )
         except NotFound as exc:
             raise NotFound(
                 f"{type_name} {identifier} no longer exists in the cloud; refresh cannot accept "
@@ -389,8 +393,8 @@ class DriftDetector:
                 differences=[],
                 remediable=False,
                 reason="The resource no longer exists in the cloud; an update cannot bring it "
-                "back. Re-create it from the recorded properties, or remove it from the state "
-                f"with `ccstate state rm {identifier} --reason ...`.",
+                "back. Re-create it from the recorded properties, or forget it (remove it from "
+                "the state, recorded with a reason).",
             )
         return build_plan(identifier, result.resource_type, [], {})
 

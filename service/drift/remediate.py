@@ -114,6 +114,7 @@ class DriftRemediator:
         ]
 
     async def _apply(self, principal: Principal, plan: RemediationPlan, intent: str) -> FixOutcome:
+        recorded = await self.detector.store.get_resource(plan.identifier)
         run = await self.runner.run(
             principal,
             ChangeRequest(
@@ -124,6 +125,7 @@ class DriftRemediator:
                 user_intent=intent,
                 record_as=REMEDIATE,
                 drift_status=remediated_status(plan),
+                region=recorded.region if recorded else None,  # fixed where it is
             ),
         )
         scan = None

@@ -222,13 +222,15 @@ class StateTools:
                     field="identifier",
                 )
             schema = await self.workflow.schemas.get_schema(resource_type)
-            found = await self.workflow.cloud.get_resource(resource_type, identifier)
+            where = await self.workflow.region_for(region)
+            cloud = await self.workflow.cloud_for(where)
+            found = await cloud.get_resource(resource_type, identifier)
             identity = await self.workflow.identity()
             change = ResourceChange(
                 identifier=identifier,
                 resource_type=resource_type,
                 operation="import",
-                region=region or identity.region,
+                region=where,
                 account_id=identity.account,
                 properties_before=None,
                 properties_after=self.workflow.redact(schema, found.properties),

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 from ccstate.backends.checkov_scanner import CheckovScanner, find_checkov, parse_report
-from ccstate.service.changes.scanning import DisabledScanner, SecurityScanner, scanning_disabled
+from ccstate.service.changes.scanning import (
+    DisabledScanner,
+    ScanResult,
+    SecurityScanner,
+    accept_findings,
+    completed_result,
+    scanning_disabled,
+    skipped_result,
+)
+from ccstate.service.errors import InvalidInput, PolicyDenied
 
 from tests.checkov_support import requires_checkov
 
@@ -124,7 +133,7 @@ def test_report_with_failed_checks_is_failed() -> None:
     assert result.status == "FAILED"
     assert (result.passed, result.failed) == (2, 1)
     assert result.failed_checks[0]["path"] == "/PublicAccessBlockConfiguration/BlockPublicAcls"
-    assert result.critical_issues == ["CKV_AWS_53: Ensure S3 bucket has block public ACLs enabled"]
+    assert result.critical_issues == []  # no severity: a person may accept it, by its id
     assert result.scanner == "checkov 3.3.30"
     assert "the whole template" not in json.dumps(result.to_dict())
 
@@ -167,3 +176,61 @@ def test_find_checkov_honours_the_environment(
     monkeypatch.setenv("CCSTATE_CHECKOV", path)
     assert find_checkov() == [path]
     assert os.access(path, os.X_OK)
+
+
+def _failed(*checks: tuple[str, str | None]) -> ScanResult:
+    return completed_result(
+        3,
+        [{"id": i, "name": f"check {i}", "severity": sev, "path": "/"} for i, sev in checks],
+        scanner="checkov",
+    )
+
+
+def test_a_failed_scan_authorizes_only_once_its_findings_are_accepted() -> None:
+    result = _failed(("CKV_AWS_21", None), ("CKV_AWS_18", "HIGH"))
+    assert not result.authorizes_execution
+
+    accepted = accept_findings(
+        result, ["CKV_AWS_18", "CKV_AWS_21"], reason="test bucket", accepted_by="alice", at="t"
+    )
+
+    assert accepted.authorizes_execution
+    recorded = accepted.checkov_results()
+    assert (recorded["passed"], recorded["failed"]) == (3, 2)
+    assert recorded["accepted_findings"] == {
+        "checks": ["CKV_AWS_21", "CKV_AWS_18"],
+        "reason": "test bucket",
+        "accepted_by": "alice",
+        "at": "t",
+    }
+    assert ScanResult.from_dict(accepted.to_dict()) == accepted
+
+
+@pytest.mark.parametrize("named", [[], ["CKV_AWS_21"], ["CKV_AWS_21", "CKV_AWS_18", "CKV_X"]])
+def test_an_acceptance_names_exactly_the_failed_checks(named: list[str]) -> None:
+    result = _failed(("CKV_AWS_21", None), ("CKV_AWS_18", None))
+    with pytest.raises(InvalidInput) as refused:
+        accept_findings(result, named, reason="r", accepted_by="alice", at="t")
+    assert refused.value.details["failed_checks"] == ["CKV_AWS_21", "CKV_AWS_18"]
+
+
+def test_critical_findings_need_the_operators_leave() -> None:
+    result = _failed(("CKV_AWS_60", "CRITICAL"))
+    with pytest.raises(PolicyDenied) as refused:
+        accept_findings(result, ["CKV_AWS_60"], reason="r", accepted_by="alice", at="t")
+    assert "accept_critical_findings" in refused.value.next_step
+
+    allowed = accept_findings(
+        result, ["CKV_AWS_60"], reason="r", accepted_by="alice", at="t", allow_critical=True
+    )
+    assert allowed.accepted is not None
+    assert allowed.accepted["critical_checks"] == ["CKV_AWS_60"]
+
+
+def test_a_skip_by_the_caller_says_so() -> None:
+    assert (
+        skipped_result(by_caller=True)
+        .checkov_results()["summary"]
+        .startswith("not scanned: skipped by caller")
+    )
+    assert "skipped by caller" not in skipped_result().summary()

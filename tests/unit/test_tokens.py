@@ -10,7 +10,12 @@ import pytest
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.authz.tokens import TokenPrincipal, TokenService, payload_digest, token_hash
-from ccstate.service.changes.scanning import ScanResult, completed_result, skipped_result
+from ccstate.service.changes.scanning import (
+    ScanResult,
+    accept_findings,
+    completed_result,
+    skipped_result,
+)
 from ccstate.service.errors import InvalidInput, TokenError
 
 ALICE = TokenPrincipal(arn="arn:aws:iam::123456789012:user/alice")
@@ -321,3 +326,81 @@ async def test_ancestors_outlive_the_tokens_issued_from_them(
     assert await tokens.cleanup_expired() == 0
     assert [r.type for r in await tokens.chain(token)][-1] == "credentials"
     await tokens.consume(token, principal=ALICE)
+
+
+async def _explained(tokens: TokenService, *, region: str | None = None) -> str:
+    creds = await tokens.issue("credentials", principal=ALICE)
+    code = await tokens.issue(
+        "generated_code",
+        principal=ALICE,
+        parent=creds.token,
+        operation="create",
+        resource_type="AWS::S3::Bucket",
+        payload=BUCKET,
+        region=region,
+    )
+    explained = await tokens.issue(
+        "explained", principal=ALICE, parent=code.token, explanation="Creates bucket demo."
+    )
+    return explained.token
+
+
+async def test_a_token_is_bound_to_the_region_it_was_prepared_for(tokens: TokenService) -> None:
+    explained = await _explained(tokens, region="us-west-2")
+    scanned = await tokens.issue("scanned", principal=ALICE, parent=explained, scan=PASSED)
+
+    with pytest.raises(TokenError) as refused:
+        await tokens.consume(scanned.token, principal=ALICE, region="eu-west-1")
+
+    assert check_of(refused) == "wrong_region"
+    assert (await tokens.consume(scanned.token, principal=ALICE, region="us-west-2")).region == (
+        "us-west-2"
+    )
+
+
+async def test_failed_findings_authorize_only_once_accepted(tokens: TokenService) -> None:
+    explained = await _explained(tokens)
+    findings = await tokens.issue("scan_findings", principal=ALICE, parent=explained, scan=FAILED)
+    with pytest.raises(TokenError) as refused:
+        await tokens.consume(findings.token, principal=ALICE)
+    assert check_of(refused) == "wrong_type"
+    with pytest.raises(TokenError):  # the FAILED scan itself cannot become a scanned token
+        await tokens.issue("scanned", principal=ALICE, parent=findings.token, scan=FAILED)
+
+    accepted = accept_findings(FAILED, ["CKV_AWS_53"], reason="demo", accepted_by="alice", at="t")
+    scanned = await tokens.issue("scanned", principal=ALICE, parent=findings.token, scan=accepted)
+
+    record = await tokens.consume(
+        scanned.token, principal=ALICE, payload_digest=payload_digest(BUCKET)
+    )
+    assert record.checkov_results()["accepted_findings"]["checks"] == ["CKV_AWS_53"]
+
+
+async def test_only_a_delete_is_explained_without_generated_code(tokens: TokenService) -> None:
+    deleted = await tokens.issue(
+        "explained",
+        principal=ALICE,
+        operation="delete",
+        resource_type="AWS::S3::Bucket",
+        identifier="demo",
+        explanation="Deletes bucket demo.",
+    )
+    with pytest.raises(TokenError) as refused:
+        await tokens.issue(
+            "explained",
+            principal=ALICE,
+            operation="create",
+            resource_type="AWS::S3::Bucket",
+            payload=BUCKET,
+            explanation="Creates bucket demo.",
+        )
+    assert check_of(refused) == "wrong_chain"
+    with pytest.raises(TokenError) as other:
+        await tokens.consume(
+            deleted.token, expected_type="explained", principal=ALICE, identifier="another"
+        )
+    assert check_of(other) == "wrong_resource"
+    record = await tokens.consume(
+        deleted.token, expected_type="explained", principal=ALICE, identifier="demo"
+    )
+    assert record.operation == "delete"

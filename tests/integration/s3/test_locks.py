@@ -106,15 +106,17 @@ async def test_renew_extends_our_lease(backend: Backend) -> None:
 
 
 async def test_expired_lease_is_taken_over_and_the_old_holder_loses_it(backend: Backend) -> None:
-    old = await take(backend, WORKSPACE, lease=0.3)
-    await asyncio.sleep(0.6)
+    clock = ManualClock()
+    locks = fake_time_locks(backend, clock)
+    old = await locks.acquire(WORKSPACE, operation="test", who="alice", lease_seconds=30, timeout=0)
+    clock.advance(31)
 
-    new = await take(backend, WORKSPACE)
+    new = await locks.acquire(WORKSPACE, operation="test", who="bob", lease_seconds=30, timeout=0)
 
     with pytest.raises(errors.LockLost):
-        await backend.locks.renew(old, lease_seconds=30)
-    await backend.locks.release(old)  # releasing a lost lock is not an error
-    assert [lock.id for lock in await backend.locks.list_locks("default")] == [new.id]
+        await locks.renew(old, lease_seconds=30)
+    await locks.release(old)  # releasing a lost lock is not an error
+    assert [lock.id for lock in await locks.list_locks("default")] == [new.id]
 
 
 async def test_lapsed_lease_cannot_be_renewed_even_if_nobody_took_it(backend: Backend) -> None:

@@ -127,6 +127,11 @@ class McpSession:
         listing = self._submit(self._client.list_tools())
         return [t.name for t in listing.tools]
 
+    def list_tools(self) -> list[Any]:
+        """The tools as the client sees them: name, input/output schema, annotations."""
+        assert self._client is not None
+        return list(self._submit(self._client.list_tools()).tools)
+
     def instructions(self) -> str | None:
         assert self._client is not None
         return self._client.instructions

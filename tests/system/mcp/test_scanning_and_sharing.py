@@ -53,7 +53,6 @@ def test_a_failed_scan_authorizes_nothing(scanning: McpSession, sandbox: Sandbox
     scan = scanning.ok("run_checkov", explained_token=explained)
 
     assert scan["scan_status"] == "FAILED"
-    assert "security_scan_token" not in scan
     assert scan["checkov_results"]["failed_checks"][0]["id"] == "CKV_AWS_21"
     refused = scanning.call(
         "create_resource",
@@ -62,6 +61,16 @@ def test_a_failed_scan_authorizes_nothing(scanning: McpSession, sandbox: Sandbox
         explained_token=explained,
     )
     assert refused.error == "token_error"
+    # The FAILED scan's token is for approve_security_findings only: it authorizes nothing.
+    unapproved = scanning.call(
+        "create_resource",
+        resource_type=S3,
+        credentials_token=credentials,
+        explained_token=explained,
+        security_scan_token=scan["security_scan_token"],
+    )
+    assert unapproved.error == "token_error"
+    assert unapproved.check == "findings_not_accepted"
     forged = scanning.call(
         "create_resource",
         resource_type=S3,

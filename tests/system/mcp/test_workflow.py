@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from ccstate.sandbox import Sandbox
+from ccstate.service.changes.tagging import DEFAULT_TAGS
 
 from tests.system.mcp.conftest import held_locks
 from tests.system.mcp.harness import McpSession, aws_kwargs
@@ -131,7 +132,7 @@ def lifecycle(server: McpSession, sandbox: Sandbox, backend_dir: Path) -> Lifecy
 def test_create_records_the_resource_with_default_tags(lifecycle: Lifecycle) -> None:
     assert lifecycle.created["identifier"] == BUCKET
     tags = {t["Key"]: t["Value"] for t in lifecycle.created["properties"]["Tags"]}
-    assert tags == {"team": "platform", "MANAGED_BY": "CCAPI-MCP-SERVER"}
+    assert tags == {"team": "platform", **DEFAULT_TAGS}
     assert {"Key": "MANAGED_BY", "Value": "CCAPI-MCP-SERVER"} in lifecycle.tags_in_aws
     assert lifecycle.after_create["resource"]["resource_type"] == S3
 

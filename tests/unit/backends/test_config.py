@@ -154,3 +154,13 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_accepting_critical_findings_is_off_unless_the_operator_says_so(
+    _isolated_home: Path,
+) -> None:
+    assert load_settings(env={}).accept_critical_findings is False
+    write_config(_isolated_home, {"state_management": {"accept_critical_findings": True}})
+    assert load_settings(env={}).accept_critical_findings is True
+    env = {"CCSTATE_ACCEPT_CRITICAL_FINDINGS": "false"}
+    assert load_settings(env=env).accept_critical_findings is False

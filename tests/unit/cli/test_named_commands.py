@@ -11,6 +11,7 @@ from ccstate.service.state.model import ResourceState
 from ccstate.service.state.store import ensure_same_type
 
 from ccstate.cli import build_parser
+from ccstate.wording import CLI_WORDS
 
 
 def named_command(text: str) -> list[str]:
@@ -22,7 +23,7 @@ def test_the_type_clash_message_names_state_rm_and_it_parses() -> None:
     existing = ResourceState(resource_type="AWS::S3::Bucket", identifier="logs")
     with pytest.raises(InvalidInput) as caught:
         ensure_same_type(existing, "AWS::SQS::Queue")
-    argv = named_command(caught.value.next_step)
+    argv = named_command(caught.value.next_step_in(CLI_WORDS))
     assert argv[:3] == ["state", "rm", "logs"]
     assert build_parser(argv).parse_args(argv).handler.__name__ == "forget"
 

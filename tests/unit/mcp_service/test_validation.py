@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from ccstate.backends.schemas import bundled_schema_document
+from ccstate.service import __version__
 from ccstate.service.changes.schema import ResourceSchema
-from ccstate.service.changes.tagging import with_default_tags
+from ccstate.service.changes.tagging import DEFAULT_TAGS, with_default_tags
 from ccstate.service.changes.validation import (
     apply_patch,
     check_against_schema,
@@ -62,11 +63,16 @@ def test_a_patch_that_does_not_apply_is_the_callers_error() -> None:
 
 def test_default_tags_join_list_and_map_tags_without_overriding() -> None:
     listed = with_default_tags(BUCKET, {"Tags": [{"Key": "MANAGED_BY", "Value": "me"}]})
-    assert listed["Tags"] == [{"Key": "MANAGED_BY", "Value": "me"}]
+    assert listed["Tags"][0] == {"Key": "MANAGED_BY", "Value": "me"}
+    assert {t["Key"] for t in listed["Tags"]} == set(DEFAULT_TAGS)  # the other two added
     added = with_default_tags(BUCKET, {"BucketName": "b"})
-    assert added["Tags"] == [{"Key": "MANAGED_BY", "Value": "CCAPI-MCP-SERVER"}]
+    assert added["Tags"] == [
+        {"Key": "MANAGED_BY", "Value": "CCAPI-MCP-SERVER"},
+        {"Key": "MCP_SERVER_SOURCE_CODE", "Value": "ccstate"},
+        {"Key": "MCP_SERVER_VERSION", "Value": __version__},
+    ]
     mapped = with_default_tags(PARAMETER, {"Type": "String", "Value": "v"})
-    assert mapped["Tags"] == {"MANAGED_BY": "CCAPI-MCP-SERVER"}
+    assert mapped["Tags"] == DEFAULT_TAGS
 
 
 def test_primary_identifier_comes_from_the_properties_when_named() -> None:
