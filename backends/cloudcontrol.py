@@ -245,6 +245,19 @@ class CloudControlProvider:
         )
         return progress_event(answer["ProgressEvent"])
 
+    async def list_resource_requests(self, operation: str) -> list[ProgressEvent]:
+        client = await self._client("cloudcontrol")
+        paginator = client.get_paginator("list_resource_requests")
+        pages = paginator.paginate(ResourceRequestStatusFilter={"Operations": [operation]})
+        events: list[ProgressEvent] = []
+        try:
+            async for page in pages:
+                events += [progress_event(raw) for raw in page["ResourceRequestStatusSummaries"]]
+        except AWS_ERRORS as exc:
+            what = f"{operation} requests"
+            raise await self._translate(exc, "ListResourceRequests", what) from exc
+        return events
+
     async def wait_for_request(self, request_token: str, *, timeout: float) -> ProgressEvent:
         """Poll with backoff (honouring RetryAfter) until terminal or ``timeout`` seconds."""
         event = await retry.poll(

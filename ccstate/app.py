@@ -198,6 +198,24 @@ async def open_server(options: ServerOptions) -> AsyncIterator[Any]:
         )
 
 
+@asynccontextmanager
+async def open_recovery(options: ServerOptions, *, wait: float | None = None) -> AsyncIterator[Any]:
+    """What ``ccstate recover`` runs on: the store, Cloud Control, schemas, the redactor and
+    the reconciler (a ``changes.reconcile.Reconciler``); no scanner."""
+    settings = settings_for(options)
+    async with AsyncExitStack() as stack:
+        backend, store = await stack.enter_async_context(open_state(settings))
+        cloud = await _cloud(stack, settings)
+        schemas = _schemas(settings, options)
+        _, operations, _ = await _changes(
+            backend, store, cloud, schemas, settings, options, scan=False
+        )
+        reconciler = operations.reconciler
+        if wait is not None:
+            reconciler.wait_seconds = wait
+        yield reconciler
+
+
 async def _changes(
     backend: Backend,
     store: StateStore,
@@ -205,6 +223,8 @@ async def _changes(
     schemas: SchemaProvider,
     settings: Settings,
     options: ServerOptions,
+    *,
+    scan: bool = True,
 ) -> tuple[Any, Any, Policy]:
     """The token workflow and the executor: what a change needs."""
     from ccstate.service.authz.tokens import TokenService
@@ -229,7 +249,7 @@ async def _changes(
         TokenService(backend.objects, settings.workspace, ttl_seconds=settings.token_ttl),
         Redactor(await load_salt(backend.objects, settings.workspace)),
         config,
-        scanner=_scanner(config.scanning_enabled),
+        scanner=_scanner(config.scanning_enabled and scan),
         policy=policy,
     )
     operations = ResourceOperations(
@@ -401,6 +421,9 @@ def _scanner(enabled: bool) -> Any:
 
 
 async def serve_async(config: ServeConfig) -> None:
+    """Serve until the client leaves (stdio) or the process is told to stop. On the way out,
+    changes still in flight are waited for (stdin closed) or cut (SIGTERM): a cut change
+    releases its lock and leaves its intent for the reconciler of the next start."""
     import anyio
 
     from ccstate.mcp_server.server import build_server, run_transport
@@ -408,11 +431,48 @@ async def serve_async(config: ServeConfig) -> None:
 
     async with open_server(config.options) as runtime:
         server = build_server(runtime)
+        operations = runtime.operations
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_until_terminated, tasks.cancel_scope)
             if config.drift_interval:
                 tasks.start_soon(monitor_drift, runtime, config.drift_interval)
+            if not runtime.readonly:
+                tasks.start_soon(recover_on_start, operations)
             await run_transport(server, config.transport, config.host, config.port)
+            await operations.drain()
             tasks.cancel_scope.cancel()
+        await operations.abort()
+
+
+async def recover_on_start(operations: Any) -> None:
+    """Settle the changes an earlier server left open (in the background: tools answer
+    meanwhile; a change of the same resource waits for the lock, or settles it itself)."""
+    try:
+        settled = await operations.reconciler.recover(trigger="server start")
+    except Exception as exc:  # the server serves on; `ccstate recover` says more
+        log.warning("could not settle interrupted changes at start: %s", exc)
+        return
+    for item in settled:
+        log.warning(
+            "interrupted %s of %s %s: %s%s",
+            item.operation,
+            item.resource_type,
+            item.identifier or "",
+            item.result,
+            f" ({item.message})" if item.message else "",
+        )
+
+
+async def _until_terminated(scope: Any) -> None:
+    import signal
+
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            log.warning("SIGTERM: stopping; changes in flight are left to the reconciler")
+            scope.cancel()
+            return
 
 
 def serve(config: ServeConfig) -> int:

@@ -64,6 +64,7 @@ COMMANDS = [
     Command(
         "scanner", "ccstate.commands.scanner", "Install and check the security scanner (checkov)."
     ),
+    Command("recover", "ccstate.commands.recover", "Record the outcome of interrupted changes."),
     Command("stack", "ccstate.commands.stack", "Deploy, list and destroy stacks of resources."),
 ]
 COMMAND_MODULES = list(dict.fromkeys(command.module for command in COMMANDS))

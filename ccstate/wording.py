@@ -30,4 +30,5 @@ CLI_WORDS: dict[str, str] = {
     "pull": "`ccstate state pull`",
     "force": "pass --force",
     "forget": "`ccstate state rm ${identifier} --reason ...`",
+    "recover": "`ccstate recover`",
 }

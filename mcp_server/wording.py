@@ -31,4 +31,5 @@ MCP_WORDS: dict[str, str] = {
     "pull": "save_state()",
     "forget": "forget_resource(identifier, reason)",
     "force": "use `ccstate state push --force` from the command line",
+    "recover": "`ccstate recover` (a restarted server does the same)",
 }

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +49,13 @@ class CloudControl:
         self.requests = RequestStore()
         self._operation_seconds = operation_ms / 1000
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ccapi-op")
+        # Clear it to hold every create/update/delete IN_PROGRESS until it is set again (tests
+        # interrupt a change while Cloud Control is still working, without timing).
+        self.proceed = threading.Event()
+        self.proceed.set()
 
     def close(self) -> None:
+        self.proceed.set()
         self.requests.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -226,6 +232,7 @@ class CloudControl:
         if request.cancel.wait(self._operation_seconds):
             self.requests.finish(request, "CANCEL_COMPLETE")
             return
+        self.proceed.wait()
         try:
             identifier, model = work(handler_class(aws))
         except HandlerError as exc:

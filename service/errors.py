@@ -85,6 +85,7 @@ NEUTRAL_WORDS: dict[str, str] = {
     "pull": "an export of the current state",
     "force": "force the import",
     "forget": "a forget of the recorded resource",
+    "recover": "the recovery of interrupted changes",
 }
 
 

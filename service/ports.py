@@ -291,6 +291,11 @@ class CloudProvider(Protocol):
         """Poll with backoff until terminal or ``timeout``; returns the last event."""
         ...
 
+    async def list_resource_requests(self, operation: str) -> list[ProgressEvent]:
+        """Every request of one operation (CREATE | UPDATE | DELETE) Cloud Control still
+        remembers (7 days), all pages: to find a request whose token was never recorded."""
+        ...
+
 
 def cloud_in(cloud: CloudProvider, region: str | None) -> CloudProvider:
     """The provider acting in ``region``: Cloud Control is regional, so each region has its own

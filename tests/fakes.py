@@ -9,15 +9,18 @@ cloud is pretend.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import itertools
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import jsonpatch
 from ccstate.service.changes.schema import ResourceSchema
-from ccstate.service.errors import NotFound
+from ccstate.service.errors import BackendError, NotFound
 from ccstate.service.ports import (
     CallerIdentity,
     ObjectStore,
@@ -58,15 +61,55 @@ BUCKET_SCHEMA = ResourceSchema.from_document(
 
 class FakeCloud:
     """Cloud Control on a dict. ``fail_next`` makes the next mutation FAILED with that code;
-    ``changed_outside`` edits a resource the way someone in the console would."""
+    ``changed_outside`` edits a resource the way someone in the console would. ``hold``
+    keeps mutations IN_PROGRESS until ``release()`` (FAILED with ``release(fail=True)``);
+    ``lose_next_answer`` makes the next mutation happen but its answer never arrive."""
 
     def __init__(self, *, arn: str = ARN) -> None:
         self.resources: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: dict[str, ProgressEvent] = {}
         self.calls: Counter[str] = Counter()
         self.fail_next: str | None = None
+        self.hold = False
+        self.lose_next_answer = False
+        self._held: list[tuple[str, Any]] = []
+        self._release_event: asyncio.Event | None = None
         self._arn = arn
         self._ids = itertools.count(1)
+
+    def release(self, *, fail: bool = False) -> None:
+        """Finish every held request: apply it (SUCCESS) or not (FAILED)."""
+        held, self._held = self._held, []
+        for token, apply in held:
+            pending = self.requests[token]
+            if not fail:
+                apply()
+            self.requests[token] = replace(
+                pending,
+                operation_status="FAILED" if fail else "SUCCESS",
+                error_code="InvalidRequest" if fail else None,
+                status_message="refused by the fake cloud" if fail else None,
+            )
+        if self._release_event is not None:
+            self._release_event.set()
+            self._release_event = None
+
+    def _mutate(self, operation: str, type_name: str, identifier: str, apply: Any) -> ProgressEvent:
+        if self._failing():
+            return self._event(operation, type_name, identifier, failed=True)
+        if self.hold:
+            event = self._event(operation, type_name, identifier, status="IN_PROGRESS")
+            self._held.append((event.request_token, apply))
+            return event
+        apply()
+        event = self._event(operation, type_name, identifier)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise BackendError("The connection to Cloud Control was lost (fake).")
+        return event
+
+    async def list_resource_requests(self, operation: str) -> list[ProgressEvent]:
+        return [e for e in self.requests.values() if e.operation == operation]
 
     async def caller_identity(self) -> CallerIdentity:
         self.calls["caller_identity"] += 1
@@ -77,12 +120,13 @@ class FakeCloud:
     ) -> ProgressEvent:
         self.calls["create_resource"] += 1
         identifier = str(desired_state.get("BucketName") or f"res-{next(self._ids)}")
-        if self._failing():
-            return self._event("CREATE", type_name, identifier, failed=True)
         model = copy.deepcopy(desired_state)
         model["Arn"] = f"arn:aws:s3:::{identifier}"
-        self.resources[(type_name, identifier)] = model
-        return self._event("CREATE", type_name, identifier)
+
+        def apply() -> None:
+            self.resources[(type_name, identifier)] = model
+
+        return self._mutate("CREATE", type_name, identifier, apply)
 
     async def update_resource(
         self,
@@ -93,21 +137,24 @@ class FakeCloud:
         client_token: str,
     ) -> ProgressEvent:
         self.calls["update_resource"] += 1
-        current = self._get(type_name, identifier)
-        if self._failing():
-            return self._event("UPDATE", type_name, identifier, failed=True)
-        self.resources[(type_name, identifier)] = jsonpatch.apply_patch(current, patch_document)
-        return self._event("UPDATE", type_name, identifier)
+        self._get(type_name, identifier)
+
+        def apply() -> None:
+            current = self._get(type_name, identifier)
+            self.resources[(type_name, identifier)] = jsonpatch.apply_patch(current, patch_document)
+
+        return self._mutate("UPDATE", type_name, identifier, apply)
 
     async def delete_resource(
         self, type_name: str, identifier: str, *, client_token: str
     ) -> ProgressEvent:
         self.calls["delete_resource"] += 1
         self._get(type_name, identifier)
-        if self._failing():
-            return self._event("DELETE", type_name, identifier, failed=True)
-        del self.resources[(type_name, identifier)]
-        return self._event("DELETE", type_name, identifier)
+
+        def apply() -> None:
+            del self.resources[(type_name, identifier)]
+
+        return self._mutate("DELETE", type_name, identifier, apply)
 
     async def get_resource(self, type_name: str, identifier: str) -> ResourceDescription:
         self.calls["get_resource"] += 1
@@ -131,7 +178,17 @@ class FakeCloud:
         return self.requests[request_token]
 
     async def wait_for_request(self, request_token: str, *, timeout: float) -> ProgressEvent:
+        """A held request: until ``release()`` or ``timeout`` seconds (0: answer at once)."""
+        event = await self.get_request_status(request_token)
+        if not event.is_terminal and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released().wait(), timeout)
         return await self.get_request_status(request_token)
+
+    def _released(self) -> asyncio.Event:
+        if self._release_event is None:
+            self._release_event = asyncio.Event()
+        return self._release_event
 
     def changed_outside(self, type_name: str, identifier: str, **properties: Any) -> None:
         self.resources[(type_name, identifier)].update(properties)
@@ -147,12 +204,18 @@ class FakeCloud:
         return failing is not None
 
     def _event(
-        self, operation: str, type_name: str, identifier: str, *, failed: bool = False
+        self,
+        operation: str,
+        type_name: str,
+        identifier: str,
+        *,
+        failed: bool = False,
+        status: str = "SUCCESS",
     ) -> ProgressEvent:
         event = ProgressEvent(
             request_token=f"req-{next(self._ids)}",
             operation=operation,
-            operation_status="FAILED" if failed else "SUCCESS",
+            operation_status="FAILED" if failed else status,
             type_name=type_name,
             identifier=identifier,
             error_code="InvalidRequest" if failed else None,

@@ -14,7 +14,7 @@ from ccstate.commands import add_group
 from ccstate.context import CliContext
 from ccstate.service.errors import InvalidInput
 
-EXIT_STACK_FAILED = 10  # the stack ended rolled back or failed (docs/cli.md)
+EXIT_STACK_FAILED = 11  # the stack ended rolled back or failed (docs/cli.md)
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

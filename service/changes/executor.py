@@ -3,18 +3,24 @@
 For every mutation, in this order:
 1. check the input and the token chain, once (nothing locked, nothing called yet);
 2. take the resource lock (released on every path, with a heartbeat while the work runs);
-3. consume the final token, once, in the shared backend (write-once markers, no re-check);
-4. read the properties before, call Cloud Control, poll the request to a terminal state;
-5. read the properties after back from the cloud, redact write-only and secret values;
-6. commit one lineage entry: SUCCESS, or FAILED with the error (the audit trail has no holes).
+3. read the properties before; write the intent (``changes.journal``) once, durably: an
+   earlier change of this resource that was left open is settled first (``changes.reconcile``);
+4. consume the final token, once, in the shared backend (write-once markers, no re-check);
+5. call Cloud Control; record its request token in the intent; poll to a terminal state;
+6. read the properties after back from the cloud, redact write-only and secret values;
+7. commit one lineage entry: SUCCESS, or FAILED with Cloud Control's error; close the intent.
+
+Steps 2-7 run as a task of their own (``_detached``): a caller that stops waiting does not stop
+the change. What leaves the outcome unknown leaves the intent open, never a FAILED entry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,14 +28,22 @@ from typing import Any
 
 from ccstate.service.authz.principal import Principal
 from ccstate.service.authz.tokens import recorded_token_id, token_hash
+from ccstate.service.changes.journal import Intent, IntentJournal
+from ccstate.service.changes.reconcile import Reconciler
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.validation import validate_patch, validate_type_name
 from ccstate.service.changes.workflow import Authorization, Workflow
-from ccstate.service.errors import CcstateError, CloudOperationFailed, InvalidInput, NotFound
+from ccstate.service.errors import (
+    AccessDenied,
+    CcstateError,
+    CloudOperationFailed,
+    InvalidInput,
+    NotFound,
+)
 from ccstate.service.locking import HeldLock, hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import CloudProvider, LockManager, LockScope, ProgressEvent, cloud_in
-from ccstate.service.state.model import Commit, CommitMeta, DriftStatus, ResourceChange
+from ccstate.service.state.model import Commit, DriftStatus, utc_now_iso
 from ccstate.service.state.store import StateStore, ensure_same_type
 
 log = logging.getLogger(__name__)
@@ -71,6 +85,7 @@ class ResourceOperations:
         store: StateStore,
         locks: LockManager,
         settings: OperationSettings,
+        journal: IntentJournal | None = None,
     ) -> None:
         self.workflow = workflow
         self.cloud = workflow.cloud
@@ -78,6 +93,16 @@ class ResourceOperations:
         self.store = store
         self.locks = locks
         self.settings = settings
+        self.journal = journal or IntentJournal(store.objects, settings.workspace)
+        self.reconciler = Reconciler(
+            workflow,
+            store,
+            self.journal,
+            locks,
+            lease_seconds=settings.lock_lease_seconds,
+            wait_seconds=settings.operation_timeout_seconds,
+        )
+        self._inflight: set[asyncio.Task[ChangeOutcome]] = set()
 
     # ------------------------------------------------------------------ create
 
@@ -111,27 +136,17 @@ class ResourceOperations:
         desired = auth.payload
         planned = auth.record.identifier
         lock_name = planned or f"{resource_type}/pending-create-{token_hash(auth.token)[:16]}"
-        async with self.locked(principal, lock_name, "create"):
-            if planned:  # refuse a name the state has for another type before AWS creates it
-                ensure_same_type(await self.store.get_resource(planned), resource_type)
-            await self.workflow.consume(auth)
-            change = _Change("create", principal, schema, planned or lock_name, auth, auth.region)
-            cloud = cloud_in(self.cloud, auth.region)
+        change = _Change("create", principal, schema, lock_name, auth, auth.region)
+        change.cloud = cloud_in(self.cloud, auth.region)
+        change.planned = planned
+        change.properties = desired
 
-            async def run() -> None:
-                event = await self._finish(
-                    cloud,
-                    await cloud.create_resource(
-                        resource_type, desired, client_token=_client_token(auth)
-                    ),
-                )
-                change.request_token = event.request_token
-                if event.operation_status != "SUCCESS":
-                    raise _cloud_failure(event, "create", resource_type, planned)
-                change.identifier = event.identifier or change.identifier
-                change.after = await self._read_back(cloud, schema, change.identifier, event)
+        async def start() -> ProgressEvent:
+            return await change.cloud.create_resource(
+                resource_type, desired, client_token=_client_token(auth)
+            )
 
-            return await self._record(change, run)
+        return await self._detached(self._execute(change, start))
 
     # ------------------------------------------------------------------ update
 
@@ -172,29 +187,17 @@ class ResourceOperations:
         )
         # Without a patch_document the explained one is applied; with one, it must be that one.
         patch = auth.payload
-        async with self.locked(principal, identifier, "update"):
-            await self.workflow.consume(auth)
-            change = _Change(
-                "update", principal, schema, identifier, auth, auth.region, patch=patch
+        change = _Change("update", principal, schema, identifier, auth, auth.region, patch=patch)
+        change.cloud = cloud_in(self.cloud, auth.region)
+        change.recorded_as = record_as
+        change.drift_status = drift_status
+
+        async def start() -> ProgressEvent:
+            return await change.cloud.update_resource(
+                resource_type, identifier, patch, client_token=_client_token(auth)
             )
-            change.recorded_as = record_as
-            change.drift_status = drift_status
-            cloud = cloud_in(self.cloud, auth.region)
 
-            async def run() -> None:
-                change.before = await self._current(cloud, schema, identifier)
-                event = await self._finish(
-                    cloud,
-                    await cloud.update_resource(
-                        resource_type, identifier, patch, client_token=_client_token(auth)
-                    ),
-                )
-                change.request_token = event.request_token
-                if event.operation_status != "SUCCESS":
-                    raise _cloud_failure(event, "update", resource_type, identifier)
-                change.after = await self._read_back(cloud, schema, identifier, event)
-
-            return await self._record(change, run)
+        return await self._detached(self._execute(change, start))
 
     # ------------------------------------------------------------------ delete
 
@@ -231,24 +234,217 @@ class ResourceOperations:
                 next_step="Show the explanation to the user and ask them to confirm the delete.",
                 field="confirmed",
             )
-        async with self.locked(principal, identifier, "delete"):
-            await self.workflow.consume(auth)
-            change = _Change("delete", principal, schema, identifier, auth, auth.region)
-            cloud = cloud_in(self.cloud, auth.region)
+        change = _Change("delete", principal, schema, identifier, auth, auth.region)
+        change.cloud = cloud_in(self.cloud, auth.region)
 
-            async def run() -> None:
-                change.before = await self._current(cloud, schema, identifier)
-                event = await self._finish(
-                    cloud,
-                    await cloud.delete_resource(
-                        resource_type, identifier, client_token=_client_token(auth)
-                    ),
+        async def start() -> ProgressEvent:
+            return await change.cloud.delete_resource(
+                resource_type, identifier, client_token=_client_token(auth)
+            )
+
+        return await self._detached(self._execute(change, start))
+
+    # ------------------------------------------------------------------ in flight
+
+    async def _detached(self, work: Coroutine[Any, Any, ChangeOutcome]) -> ChangeOutcome:
+        """Run the locked part of a change as a task of its own: a caller that is cancelled
+        (client cancel, disconnect, timeout) stops waiting, but the change goes on to its
+        recorded end and releases its lock. ``drain``/``abort`` end such tasks at shutdown."""
+        task = asyncio.create_task(work, name="ccstate-change")
+        self._inflight.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[ChangeOutcome]) -> None:
+        self._inflight.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieved, so an abandoned task's error is not "never retrieved"
+        if exc is not None:
+            log.info("a change ended with %s: %s", type(exc).__name__, exc)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Wait for changes still in flight (their callers may be gone); how many remain."""
+        if self._inflight:
+            log.warning("waiting for %d change(s) in flight to finish", len(self._inflight))
+            await asyncio.wait(set(self._inflight), timeout=timeout)
+        return len(self._inflight)
+
+    async def abort(self) -> None:
+        """Cancel changes in flight: each releases its lock and leaves its intent open, for the
+        reconciler to record what Cloud Control does."""
+        tasks = set(self._inflight)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # ------------------------------------------------------------------ one change, locked
+
+    async def _execute(
+        self, change: _Change, start: Callable[[], Awaitable[ProgressEvent]]
+    ) -> ChangeOutcome:
+        async with self.locked(change.principal, change.locked_identifier, change.operation):
+            if change.operation == "create" and change.planned:
+                # Refuse a name the state has for another type before AWS creates it.
+                ensure_same_type(
+                    await self.store.get_resource(change.planned), change.schema.type_name
                 )
-                change.request_token = event.request_token
-                if event.operation_status != "SUCCESS":
-                    raise _cloud_failure(event, "delete", resource_type, identifier)
+            if change.operation != "create":
+                change.before = await self._current(change.cloud, change.schema, change.identifier)
+            intent = await self._open_intent(change)
+            try:
+                await self.workflow.consume(change.auth)
+            except BaseException:
+                await _quietly(self.journal.close(intent))
+                raise
+            return await self._run(change, intent, start)
 
-            return await self._record(change, run)
+    async def _open_intent(self, change: _Change) -> Intent:
+        """Write the intent; an earlier change of this resource left open is settled first."""
+        intent = await self._intent(change)
+        if await self.journal.open(intent):
+            return intent
+        earlier = await self.journal.read_for(change.locked_identifier)
+        if earlier is not None:
+            settled = await self.reconciler.settle(
+                earlier, trigger="before the next change", lock=_HELD.get()
+            )
+            if not settled.settled:
+                raise CloudOperationFailed(
+                    f"An earlier {earlier.describe()} was interrupted and its outcome is not "
+                    f"known yet ({settled.result}: {settled.message}). Nothing was done.",
+                    next_step="Wait for it to finish, record it with ${recover}, then retry.",
+                    request_token=settled.request_token,
+                    status=settled.result,
+                )
+            if change.operation != "create":  # the earlier change may have changed it
+                change.before = await self._current(change.cloud, change.schema, change.identifier)
+                intent = await self._intent(change)
+        if not await self.journal.open(intent):
+            raise CloudOperationFailed(
+                f"Another change of '{change.locked_identifier}' left an intent that appeared "
+                "while this one started. Nothing was done.",
+                next_step="Record it with ${recover}, then retry.",
+            )
+        return intent
+
+    async def _intent(self, change: _Change) -> Intent:
+        identity = await self.workflow.identity()
+        schema, auth, redact = change.schema, change.auth, self.workflow.redact
+        return Intent(
+            execution_token=recorded_token_id(auth.token),
+            client_token=_client_token(auth),
+            operation=change.operation,  # type: ignore[arg-type]
+            resource_type=schema.type_name,
+            identifier=change.planned if change.operation == "create" else change.identifier,
+            lock_name=change.locked_identifier,
+            record_as=change.recorded_as,
+            drift_status=change.drift_status,
+            properties=redact(schema, change.properties) if change.properties else None,
+            patch_document=self.workflow.redact_patch(schema, change.patch)
+            if change.patch
+            else None,
+            properties_before=redact(schema, change.before) if change.before is not None else None,
+            principal=change.principal.to_record(),
+            region=change.region or identity.region,
+            account_id=identity.account,
+            explanation=auth.explanation or None,
+            user_intent=auth.user_intent or None,
+            checkov_results=auth.checkov_results,
+            created_at=utc_now_iso(),
+            holder=f"{change.principal.describe()}@{socket.gethostname()} pid {os.getpid()}",
+        )
+
+    async def _run(
+        self, change: _Change, intent: Intent, start: Callable[[], Awaitable[ProgressEvent]]
+    ) -> ChangeOutcome:
+        """Call Cloud Control and record what it did. Whatever leaves the outcome unknown
+        (cancellation, a lost connection, a request still running, a failed commit) leaves the
+        intent open for the reconciler: nothing is recorded as FAILED that AWS may have done."""
+        try:
+            event = await start()
+        except (InvalidInput, NotFound, AccessDenied) as exc:  # refused: nothing started
+            change.error = exc.to_dict()
+            commit = await self._commit(change, intent)
+            await _quietly(self.journal.close(intent))
+            exc.details.setdefault("recorded_serial", commit.serial)
+            raise
+        except CcstateError as exc:  # e.g. the answer was lost: did Cloud Control get it?
+            return await self._settle_now(change, intent, exc)
+        change.request_token = event.request_token
+        try:
+            await self.journal.record_request(intent, event.request_token, utc_now_iso())
+        except CcstateError as exc:  # the reconciler can still find it (ListResourceRequests)
+            log.warning("could not record request token %s: %s", event.request_token, exc)
+        try:
+            return await self._follow(change, intent, event)
+        except CcstateError as exc:
+            if "recorded_serial" not in exc.details and "intent_open" not in exc.details:
+                exc.details["intent_open"] = True
+                exc.add_note(_LEFT_OPEN)
+            raise
+
+    async def _follow(self, change: _Change, intent: Intent, event: ProgressEvent) -> ChangeOutcome:
+        """Poll the request to its end and record it."""
+        event = await self._finish(change.cloud, event)
+        if not event.is_terminal:
+            raise _cloud_failure(
+                event, change.operation, change.schema.type_name, intent.identifier
+            )
+        if event.operation_status == "SUCCESS":
+            change.identifier = event.identifier or change.identifier
+            if change.operation != "delete":
+                change.after = await self._read_back(
+                    change.cloud, change.schema, change.identifier, event
+                )
+        else:
+            change.error = _cloud_failure(
+                event, change.operation, change.schema.type_name, intent.identifier
+            ).to_dict()
+        commit = await self._commit(change, intent)
+        await _quietly(self.journal.close(intent))
+        if change.error is not None:
+            failure = _cloud_failure(
+                event, change.operation, change.schema.type_name, intent.identifier
+            )
+            failure.details.setdefault("recorded_serial", commit.serial)
+            raise failure
+        return self._report(change, commit)
+
+    async def _settle_now(
+        self, change: _Change, intent: Intent, exc: CcstateError
+    ) -> ChangeOutcome:
+        """The call failed without a clear answer: ask Cloud Control what happened, now."""
+        try:
+            settled = await self.reconciler.settle(
+                intent, trigger="after a lost answer", lock=_HELD.get()
+            )
+        except CcstateError as again:
+            exc.add_note(f"Its outcome could not be checked either: {again}")
+            settled = None
+        if settled is not None and settled.outcome == "FAILED":
+            raise CloudOperationFailed(
+                f"Cloud Control could not {change.operation} {intent.describe()}: "
+                f"{settled.message}",
+                next_step="Read the error, correct the properties or the resource, and start "
+                "again with ${prepare}. The failure is recorded in the resource's history.",
+                request_token=settled.request_token,
+                recorded_serial=settled.serial,
+            ) from exc
+        if settled is None or not settled.settled or settled.outcome != "SUCCESS":
+            exc.details.setdefault("intent_open", settled is None or not settled.settled)
+            if settled is None or not settled.settled:
+                exc.add_note(_LEFT_OPEN)
+            raise exc
+        commit = await self.store.commit_at(settled.serial or 0)
+        change.identifier = settled.identifier or change.identifier
+        change.request_token = settled.request_token
+        return self._report(change, commit)
 
     # ------------------------------------------------------------------ request status
 
@@ -312,55 +508,25 @@ class ResourceOperations:
     ) -> dict[str, Any]:
         try:
             return (await cloud.get_resource(schema.type_name, identifier)).properties
-        except NotFound:
-            log.warning("%s %s succeeded but cannot be read back", schema.type_name, identifier)
+        except CcstateError as exc:  # it happened: record it with what the request returned
+            log.warning(
+                "%s %s succeeded but cannot be read back: %s", schema.type_name, identifier, exc
+            )
             return dict(event.resource_model or {})
 
-    async def _record(self, change: _Change, run: Any) -> ChangeOutcome:
-        """Run the cloud part; commit its lineage entry whatever happened; report."""
-        try:
-            await run()
-        except BaseException as exc:
-            change.error = _error_dict(exc)
-            commit = await self._commit(change)
-            if isinstance(exc, CcstateError):
-                exc.details.setdefault("recorded_serial", commit.serial)
-            raise
-        commit = await self._commit(change)
-        return self._report(change, commit)
-
-    async def _commit(self, change: _Change) -> Commit:
-        identity = await self.workflow.identity()
-        redact = self.workflow.redact
-        schema = change.schema
-        auth = change.auth
-        resource_change = ResourceChange(
-            identifier=change.identifier,
-            resource_type=schema.type_name,
-            operation=change.recorded_as or change.operation,
+    async def _commit(self, change: _Change, intent: Intent) -> Commit:
+        redact, schema = self.workflow.redact, change.schema
+        resource_change = intent.resource_change(
             outcome="FAILED" if change.error else "SUCCESS",
-            drift_status=None if change.error else change.drift_status,
-            region=change.region or identity.region,
-            account_id=identity.account,
-            properties_before=redact(schema, change.before) if change.before is not None else None,
+            identifier=change.identifier,
             properties_after=redact(schema, change.after) if change.after is not None else None,
-            patch_document=self.workflow.redact_patch(schema, change.patch)
-            if change.patch
-            else None,
-            checkov_results=auth.checkov_results,
             error=change.error,
-        )
-        meta = CommitMeta(
-            principal=change.principal.to_record(),
-            execution_token=recorded_token_id(auth.token),
-            explanation=auth.explanation or None,
-            user_intent=auth.user_intent or None,
-            kind="change",
+            request_token=change.request_token,
         )
         # A create's identifier can come back from AWS, other than the name we locked.
         under_lock = change.identifier == change.locked_identifier
         return await self.store.commit(
-            [resource_change], meta, under_lock=under_lock, lock=_HELD.get()
+            [resource_change], intent.commit_meta(), under_lock=under_lock, lock=_HELD.get()
         )
 
     def _report(self, change: _Change, commit: Commit) -> ChangeOutcome:
@@ -406,13 +572,22 @@ class _Change:
         self.locked_identifier = identifier  # what ``locked`` holds for this change
         self.auth = auth
         self.region = region
+        self.cloud: CloudProvider  # set by the executor: the client of the change's region
         self.patch = patch
         self.before: dict[str, Any] | None = None
         self.after: dict[str, Any] | None = None
         self.request_token: str | None = None
+        self.planned: str | None = None  # create: the identifier the properties name
+        self.properties: dict[str, Any] | None = None  # create: the desired properties
         self.error: dict[str, Any] | None = None
         self.recorded_as: str | None = None  # the lineage operation, when not ``operation``
         self.drift_status: DriftStatus | None = None
+
+
+_LEFT_OPEN = (
+    "The change may have happened: its intent stays open, and its outcome is recorded by the "
+    "next change of this resource, the next server start, or a recovery run."
+)
 
 
 def _client_token(auth: Authorization) -> str:
@@ -427,10 +602,14 @@ def _cloud_failure(
     if not event.is_terminal:
         return CloudOperationFailed(
             f"The {operation} of {what} did not finish in time (status "
-            f"{event.operation_status}); it may still complete.",
-            next_step=f"Call ${{request_status}}('{event.request_token}') to follow it.",
+            f"{event.operation_status}); it may still complete. Its intent stays open: the "
+            "outcome is recorded by the next change of this resource, the next server start "
+            "or a recovery run.",
+            next_step=f"Call ${{request_status}}('{event.request_token}') to follow it; once "
+            "it is done, ${recover} records it at once.",
             request_token=event.request_token,
             status=event.operation_status,
+            intent_open=True,
         )
     return CloudOperationFailed(
         f"Cloud Control could not {operation} {what}: "
@@ -443,14 +622,13 @@ def _cloud_failure(
     )
 
 
-def _error_dict(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, CcstateError):
-        return exc.to_dict()
-    name = type(exc).__name__
-    return {
-        "error": "interrupted" if name == "CancelledError" else "internal_error",
-        "message": f"{name}: {exc}"[:500],
-    }
+async def _quietly(work: Awaitable[None]) -> None:
+    """Closing an intent is tidying: its outcome is committed already, and a reconciler that
+    finds it open again sees that (shielded, so a cancellation does not leave it half done)."""
+    try:
+        await asyncio.shield(work)
+    except CcstateError as exc:
+        log.warning("could not close the intent: %s", exc)
 
 
 def _event_dict(event: ProgressEvent) -> dict[str, Any]:

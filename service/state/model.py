@@ -71,6 +71,8 @@ class LineageEntry(_Model):
     outcome: Outcome | None = None
     error: dict[str, Any] | None = None
     serial: int | None = None
+    request_token: str | None = None  # Cloud Control's RequestToken of the change
+    reconciled: dict[str, Any] | None = None  # set when the outcome was found after an interruption
 
 
 class DriftStatus(_Model):
@@ -161,6 +163,8 @@ class ResourceChange(_Model):
     # Per-change overrides of the commit's intent (a stack commit explains each member).
     explanation: str | None = None
     user_intent: str | None = None
+    request_token: str | None = None  # Cloud Control's RequestToken
+    reconciled: dict[str, Any] | None = None  # how an interrupted change's outcome was found
 
 
 class StackChange(_Model):
@@ -229,6 +233,11 @@ class Commit(_Model):
         return ", ".join(parts) or self.kind
 
     def lineage_entry(self, change: ResourceChange) -> LineageEntry:
+        extra: dict[str, Any] = {}
+        if change.request_token:
+            extra["request_token"] = change.request_token
+        if change.reconciled:
+            extra["reconciled"] = change.reconciled
         return LineageEntry(
             execution_token=self.execution_token,
             operation=change.operation,
@@ -244,6 +253,7 @@ class Commit(_Model):
             outcome=change.outcome,
             error=change.error,
             serial=self.serial,
+            **extra,
         )
 
 

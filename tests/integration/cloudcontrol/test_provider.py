@@ -150,3 +150,38 @@ async def test_explicit_endpoint_wins_over_the_environment(
     async with CloudControlProvider(endpoint_url=sandbox.endpoint_url) as cloud:
         page = await cloud.list_resources(BUCKET)
     assert isinstance(page.resources, list)
+
+
+async def test_a_replayed_client_token_is_the_same_request_not_a_second_change(
+    provider: CloudControlProvider, sandbox: Sandbox
+) -> None:
+    """The executor's ClientToken comes from the execution token: a retried call (a lost
+    answer, a replay) must find the original request, never make a second one."""
+    name = bucket_name()
+    token = uuid.uuid4().hex
+    first = await provider.create_resource(BUCKET, {"BucketName": name}, client_token=token)
+    again = await provider.create_resource(BUCKET, {"BucketName": name}, client_token=token)
+    assert again.request_token == first.request_token
+    done = await provider.wait_for_request(first.request_token, timeout=30)
+    assert done.operation_status == "SUCCESS", done
+
+    with pytest.raises(InvalidInput) as conflict:  # the same token for another change
+        await provider.create_resource(BUCKET, {"BucketName": bucket_name()}, client_token=token)
+    assert conflict.value.details["aws_code"] == "ClientTokenConflictException"
+
+
+async def test_requests_are_listed_by_operation_for_a_token_never_recorded(
+    provider: CloudControlProvider,
+) -> None:
+    name = bucket_name()
+    event = await provider.create_resource(
+        BUCKET, {"BucketName": name}, client_token=str(uuid.uuid4())
+    )
+    await provider.wait_for_request(event.request_token, timeout=30)
+
+    creates = await provider.list_resource_requests("CREATE")
+    deletes = await provider.list_resource_requests("DELETE")
+
+    mine = [e for e in creates if e.request_token == event.request_token]
+    assert [(e.identifier, e.operation_status) for e in mine] == [(name, "SUCCESS")]
+    assert all(e.operation == "DELETE" for e in deletes)

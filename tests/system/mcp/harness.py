@@ -7,6 +7,8 @@ one server process can serve a whole test module.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import os
 import sys
@@ -71,9 +73,12 @@ class McpSession:
         return self
 
     def close(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        """Leave the session (stdin closed: the server exits). Closing twice is harmless."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.is_alive():
+            self._thread.join(30)
 
     def server_log(self) -> str:
         try:
@@ -104,17 +109,22 @@ class McpSession:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT)
 
-    def call(self, tool: str, **arguments: Any) -> Outcome:
+    def call(self, tool: str, *, timeout: float | None = None, **arguments: Any) -> Outcome:
+        """One tool call; ``timeout``: the client's read timeout for it (then it gives up)."""
         assert self._client is not None
-        result: CallToolResult = self._submit(self._client.call_tool(tool, arguments))
-        data = result.structured_content
-        if data is None:
-            text = "".join(getattr(c, "text", "") for c in result.content)
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = {"error": "unstructured", "message": text}
-        return Outcome(ok=not result.is_error, data=data)
+        call = self._client.call_tool(tool, arguments, read_timeout_seconds=timeout)
+        return _outcome(self._submit(call))
+
+    def start_call(self, tool: str, **arguments: Any) -> concurrent.futures.Future[Outcome]:
+        """Start a tool call without waiting: ``.cancel()`` cancels it the way a client does
+        (the SDK sends notifications/cancelled), ``.result()`` waits for its answer."""
+        assert self._client is not None and self._loop is not None
+        client = self._client
+
+        async def call() -> Outcome:
+            return _outcome(await client.call_tool(tool, arguments))
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop)
 
     def ok(self, tool: str, **arguments: Any) -> dict[str, Any]:
         """Call a tool that must succeed; fail the test with its error object otherwise."""
@@ -161,6 +171,17 @@ class McpSession:
             scan = self.ok("run_checkov", explained_token=explained["explained_token"])
             tokens["security_scan_token"] = scan["security_scan_token"]
         return tokens
+
+
+def _outcome(result: CallToolResult) -> Outcome:
+    data = result.structured_content
+    if data is None:
+        text = "".join(getattr(c, "text", "") for c in result.content)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = {"error": "unstructured", "message": text}
+    return Outcome(ok=not result.is_error, data=data)
 
 
 def server_env(sandbox_env: Mapping[str, str], home: Path, **extra: str) -> dict[str, str]:
