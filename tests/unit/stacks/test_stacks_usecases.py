@@ -174,11 +174,12 @@ async def test_an_interrupted_create_is_rolled_back_by_recover(stacks: Stacks) -
     cloud = stacks.world.cloud
     create = cloud.create_resource
     stop = asyncio.Event()
+    answer = asyncio.Event()  # the cloud answers only after the run was cut off
 
     async def dying(type_name: str, desired: dict[str, Any], *, client_token: str) -> Any:
         if len(cloud.resources) == 2:
             stop.set()
-            await asyncio.Event().wait()  # hangs until cancelled
+            await answer.wait()
         return await create(type_name, desired, client_token=client_token)
 
     cloud.create_resource = dying  # type: ignore[method-assign]
@@ -187,6 +188,11 @@ async def test_an_interrupted_create_is_rolled_back_by_recover(stacks: Stacks) -
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    answer.set()  # the executor settles the cut-off call in the background, then unlocks
+    for _ in range(10_000):
+        if not await stacks.world.operations.locks.list_locks("default"):
+            break
+        await asyncio.sleep(0)
     cloud.create_resource = create  # type: ignore[method-assign]
     assert (await stacks.ops.show("twelve")).status == "CREATE_IN_PROGRESS"
     result = await stacks.ops.recover(ALICE, "twelve")
