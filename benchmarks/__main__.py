@@ -30,6 +30,7 @@ SCENARIOS = [
     "benchmarks.calls_bench",
     "benchmarks.scan_bench",
     "benchmarks.team_soak",
+    "benchmarks.stacks_bench",
 ]
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "benchmarks" / "report.json"  # tracked: what docs/performance.md shows

@@ -214,6 +214,7 @@ async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIt
             state_tools=state_tools,
             detector=detector,
             remediator=_remediator(detector, workflow, operations),
+            extras={"stacks": _stacks(backend, store, workflow, operations, settings)},
             policy=policy,
             identify=LocalIdentity(options.env, cloud),
             auto_remediation=settings.auto_remediation,
@@ -353,6 +354,44 @@ async def _changes(
         ),
     )
     return workflow, operations, policy
+
+
+@dataclass
+class StackParts:
+    stacks: Any  # StackOperations
+    identify: LocalIdentity
+
+
+@asynccontextmanager
+async def open_stacks(
+    options: ServerOptions, *, concurrency: int = 10
+) -> AsyncIterator[StackParts]:
+    """What ``ccstate stack`` runs on: the token workflow, the executor and the stack journal."""
+    settings = settings_for(options)
+    async with AsyncExitStack() as stack:
+        backend, store = await stack.enter_async_context(open_state(settings))
+        cloud = await _cloud(stack, settings)
+        schemas = _schemas(settings, options)
+        workflow, operations, _ = await _changes(backend, store, cloud, schemas, settings, options)
+        parts = _stacks(backend, store, workflow, operations, settings, concurrency)
+        yield StackParts(parts, LocalIdentity(options.env, cloud))
+
+
+def _stacks(
+    backend: Backend,
+    store: StateStore,
+    workflow: Any,
+    operations: Any,
+    settings: Settings,
+    concurrency: int = 10,
+) -> Any:
+    from ccstate.service.changes.runner import ChangeRunner
+    from ccstate.service.stacks.journal import JournalStore
+    from ccstate.service.stacks.operations import StackOperations
+
+    journal = JournalStore(backend.objects, settings.workspace)
+    runner = ChangeRunner(workflow, operations)
+    return StackOperations(runner, store, journal, concurrency=concurrency)
 
 
 def _templates(

@@ -80,6 +80,7 @@ COMMANDS = [
         "ccstate.commands.users",
         "Manage the team server's users and bearer tokens.",
     ),
+    Command("stack", "ccstate.commands.stack", "Deploy, list and destroy stacks of resources."),
 ]
 COMMAND_MODULES = list(dict.fromkeys(command.module for command in COMMANDS))
 

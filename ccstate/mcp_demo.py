@@ -22,6 +22,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from ccstate.demo_drift import drift_step
 from ccstate.demo_output import DemoPrinter
 from ccstate.demo_rollback import graph_step, rollback_step
+from ccstate.demo_stack import stack_step
 
 BUCKET = "demo-app-logs"
 S3 = "AWS::S3::Bucket"
@@ -174,6 +175,8 @@ async def _story(session: DemoSession, printer: DemoPrinter) -> None:
     state = await session.call("load_state", identifier=BUCKET)
     props = state.get("resource", {}).get("current_properties", {})
     printer.say(f"Recorded VersioningConfiguration now: {props.get('VersioningConfiguration')}")
+
+    await stack_step(session, printer)
 
 
 def _short(name: str, value: Any) -> str:

@@ -19,6 +19,8 @@ CLI_WORDS: dict[str, str] = {
     "approve": "the MCP tool approve_security_findings",
     "skip_scan": "pass skip_security_check=True to the MCP tool",
     "list_managed": "`ccstate state list`",
+    "stack_recover": "`ccstate stack recover`",
+    "stack_list": "`ccstate stack list`",
     "versions": "`ccstate state versions`",
     "history": "`ccstate state history`",
     "import": "the MCP tool import_resource",

@@ -30,6 +30,8 @@ TOOL_ACTIONS: dict[str, str] = {
     "get_aws_account_info": "read",
     "create_template": "read",
     "analyze_change_impact": "read",
+    "list_stacks": "read",
+    "get_stack": "read",
     "detect_drift": "read",
     # operator: prepares and makes changes
     "generate_infrastructure_code": "prepare",
@@ -44,6 +46,9 @@ TOOL_ACTIONS: dict[str, str] = {
     "import_resource": "import_resource",
     "forget_resource": "forget_resource",
     "rollback_resource": "rollback",
+    "create_stack": "stack",
+    "destroy_stack": "stack",
+    "recover_stack": "stack",
     # approver
     "approve_security_findings": "approve",
 }

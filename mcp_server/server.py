@@ -27,6 +27,7 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_drift",
     "ccstate.mcp_server.tools_graph",
     "ccstate.mcp_server.tools_rollback",
+    "ccstate.mcp_server.tools_stacks",
 ]
 Transport = Literal["stdio", "http"]
 

@@ -20,6 +20,8 @@ MCP_WORDS: dict[str, str] = {
     "approve": "approve_security_findings(security_scan_token, decision, accepted_checks, reason)",
     "skip_scan": "pass skip_security_check=True",
     "list_managed": "load_state()",
+    "stack_recover": "recover_stack(stack_name=...) or `ccstate stack recover`",
+    "stack_list": "list_stacks()",
     "versions": "list_state_versions()",
     "history": "show_resource_history",
     "import": "import_resource",

@@ -150,8 +150,13 @@ async def _stop_and_release(
     locks: LockManager, held: HeldLock, heartbeat: asyncio.Task[None]
 ) -> None:
     heartbeat.cancel()
-    # wait() never raises the heartbeat's own CancelledError, only a cancellation of this task.
-    await asyncio.wait([heartbeat])
+    # wait() never raises the heartbeat's own CancelledError, only a cancellation of this task;
+    # that one must not skip the release (it is raised again once the release is on its way).
+    cancelled = False
+    try:
+        await asyncio.wait([heartbeat])
+    except asyncio.CancelledError:
+        cancelled = True
     try:
         await asyncio.shield(locks.release(held.info))
     except asyncio.CancelledError:
@@ -163,3 +168,5 @@ async def _stop_and_release(
             held.info.expires.isoformat(),
             exc,
         )
+    if cancelled:
+        raise asyncio.CancelledError

@@ -1,0 +1,214 @@
+"""``ccstate stack list|show|events|deploy FILE|destroy NAME|recover NAME``: related resources
+deployed and destroyed together, in dependency order, all or nothing. Docs: docs/stacks.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from ccstate.commands import add_group
+from ccstate.context import CliContext
+from ccstate.service.errors import InvalidInput
+
+EXIT_STACK_FAILED = 11  # the stack ended rolled back or failed (docs/cli.md)
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    stack = add_group(subparsers, "stack", "Deploy, list and destroy stacks of resources.")
+
+    def sub(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        parser = stack.add_parser(name, help=help_text, description=help_text, parents=[common])
+        parser.set_defaults(handler=handler)
+        return parser
+
+    sub("list", "List the stacks of the workspace.", list_stacks)
+    sub("show", "Show one stack: status and resources.", show).add_argument("name")
+    sub("events", "Show one stack's events, oldest first.", events).add_argument("name")
+    deploy_parser = sub("deploy", "Create a stack from a YAML or JSON file.", deploy)
+    deploy_parser.add_argument(
+        "file", help="{stack_name, resources, user_intent}, or a CloudFormation template"
+    )
+    deploy_parser.add_argument("--name", help="the stack's name (default: the file's, or its stem)")
+    deploy_parser.add_argument("--reason", help="why (recorded as the user intent)")
+    deploy_parser.add_argument(
+        "--no-rollback",
+        action="store_true",
+        help="on failure leave what was created (CREATE_FAILED) instead of rolling back",
+    )
+    deploy_parser.add_argument("--concurrency", type=int, default=10, help="parallel steps")
+    destroy_parser = sub("destroy", "Delete a stack's resources, dependents first.", destroy)
+    destroy_parser.add_argument("name")
+    destroy_parser.add_argument("--reason", help="why (recorded as the user intent)")
+    sub(
+        "recover",
+        "Finish a stack operation whose process died: roll back a create, finish a destroy.",
+        recover,
+    ).add_argument("name")
+
+
+@asynccontextmanager
+async def _parts(ctx: CliContext, concurrency: int = 10) -> AsyncIterator[Any]:
+    from ccstate.app import ServerOptions, open_stacks
+
+    options = ServerOptions(
+        backend=getattr(ctx.args, "backend", None),
+        workspace=getattr(ctx.args, "workspace", None),
+        lock_timeout=getattr(ctx.args, "lock_timeout", None),
+    )
+    async with open_stacks(options, concurrency=concurrency) as parts:
+        yield parts
+
+
+def _progress(ctx: CliContext) -> Any:
+    def show(event: Any) -> None:
+        where = f" {event.identifier}" if event.identifier else ""
+        why = f": {event.reason}" if event.reason else ""
+        ctx.out.note(f"{event.timestamp}  {event.logical_id}{where}  {event.status}{why}")
+
+    return show
+
+
+def _row(result: Any) -> dict[str, Any]:
+    return {
+        "stack_name": result.name,
+        "status": result.status,
+        "resources": result.resources,
+        "reason": result.reason,
+    }
+
+
+def _emit(ctx: CliContext, result: Any) -> int | None:
+    data = _row(result) | {"state_serial": result.state_serial}
+
+    def render(console: Any) -> None:
+        console.print(f"Stack {result.name}: {result.status}", markup=False)
+        for logical, res in result.resources.items():
+            console.print(f"  {logical}  {res['type']}  {res['identifier']}", markup=False)
+        if result.reason:
+            console.print(f"  reason: {result.reason}", markup=False)
+
+    ctx.out.emit(data, render)
+    failed = result.status.endswith("FAILED") or result.status.startswith("ROLLBACK")
+    return EXIT_STACK_FAILED if failed else None
+
+
+async def list_stacks(ctx: CliContext) -> None:
+    async with _parts(ctx) as parts:
+        found = await parts.stacks.list()
+    rows = [_row(r) | {"resources": len(r.resources)} for r in found]
+
+    def render(console: Any) -> None:
+        if not rows:
+            console.print("No stacks.")
+        for row in rows:
+            console.print(f"{row['stack_name']}  {row['status']}  {row['resources']} resources")
+
+    ctx.out.emit({"stacks": rows}, render)
+
+
+async def show(ctx: CliContext) -> int | None:
+    async with _parts(ctx) as parts:
+        result = await parts.stacks.show(ctx.args.name)
+    _emit(ctx, result)
+    return None
+
+
+async def events(ctx: CliContext) -> None:
+    async with _parts(ctx) as parts:
+        result = await parts.stacks.show(ctx.args.name)
+
+    def render(console: Any) -> None:
+        for e in result.events:
+            line = f"{e['timestamp']}  {e['logical_id']}  {e['identifier']}  {e['status']}"
+            console.print(line + (f": {e['reason']}" if e["reason"] else ""), markup=False)
+
+    ctx.out.emit({"stack_name": result.name, "events": result.events}, render)
+
+
+async def deploy(ctx: CliContext) -> int | None:
+    spec = load_stack_file(Path(ctx.args.file))
+    name = ctx.args.name or spec.get("stack_name") or Path(ctx.args.file).stem
+    intent = ctx.args.reason or spec.get("user_intent") or f"deploy {ctx.args.file}"
+    async with _parts(ctx, ctx.args.concurrency) as parts:
+        principal = await parts.identify()
+        result = await parts.stacks.create(
+            principal,
+            name,
+            spec["resources"],
+            intent,
+            rollback=not ctx.args.no_rollback,
+            on_event=_progress(ctx),
+        )
+    return _emit(ctx, result)
+
+
+async def destroy(ctx: CliContext) -> int | None:
+    async with _parts(ctx) as parts:
+        principal = await parts.identify()
+        result = await parts.stacks.destroy(
+            principal, ctx.args.name, user_intent=ctx.args.reason or "", on_event=_progress(ctx)
+        )
+    return _emit(ctx, result)
+
+
+async def recover(ctx: CliContext) -> int | None:
+    async with _parts(ctx) as parts:
+        principal = await parts.identify()
+        result = await parts.stacks.recover(principal, ctx.args.name, on_event=_progress(ctx))
+    _emit(ctx, result)
+    return None
+
+
+def load_stack_file(path: Path) -> dict[str, Any]:
+    """The tool's input shape ({stack_name, resources, user_intent}) or a CloudFormation
+    template (its Resources section), in YAML (short forms !Ref and !GetAtt too) or JSON."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(
+            f"Cannot read the stack file {path}: {exc.strerror}.",
+            next_step="Pass the path of a YAML or JSON stack file.",
+        ) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else _yaml(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"The stack file {path} is not valid YAML or JSON: {exc}",
+            next_step="Fix the file: an object with resources (see `ccstate stack deploy --help`).",
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"The stack file {path} must hold an object.", next_step="Fix it.")
+    if "Resources" in data and "resources" not in data:
+        data = {"resources": data["Resources"]}
+    if "resources" not in data:
+        raise InvalidInput(
+            f"The stack file {path} has no resources.",
+            next_step="Give it a 'resources' (or CloudFormation 'Resources') section.",
+        )
+    return data
+
+
+def _yaml(text: str) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def ref(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        return {"Ref": loader.construct_scalar(node)}  # type: ignore[arg-type]
+
+    def get_att(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            return {"Fn::GetAtt": loader.construct_scalar(node)}
+        return {"Fn::GetAtt": loader.construct_sequence(node)}  # type: ignore[arg-type]
+
+    Loader.add_constructor("!Ref", ref)
+    Loader.add_constructor("!GetAtt", get_att)
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader with two tags
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None

@@ -1,0 +1,83 @@
+"""The demo's stack step: a KMS key, a bucket encrypted with it and a role that reads the
+bucket, deployed together in dependency order with one call, then destroyed in reverse."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # ccstate.mcp_demo calls this module: no import cycle at run time
+    from ccstate.demo_output import DemoPrinter
+    from ccstate.mcp_demo import DemoSession
+
+BUCKET_NAME = "ccstate-demo-stack-data"
+READS_BUCKET = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": {"Fn::GetAtt": ["Data", "Arn"]},
+        }
+    ],
+}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+RESOURCES: dict[str, Any] = {
+    "DataKey": {"Type": "AWS::KMS::Key", "Properties": {"Description": "demo stack data key"}},
+    "Data": {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "BucketName": BUCKET_NAME,
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {
+                        "ServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]},
+                        }
+                    }
+                ]
+            },
+        },
+    },
+    "Reader": {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "RoleName": "ccstate-demo-stack-reader",
+            "AssumeRolePolicyDocument": TRUST,
+            "Policies": [{"PolicyName": "read-data", "PolicyDocument": READS_BUCKET}],
+        },
+    },
+}
+
+
+async def stack_step(session: DemoSession, printer: DemoPrinter) -> None:
+    printer.step("A stack: key -> bucket encrypted with it -> role that reads it, in one call.")
+    created = await session.call(
+        "create_stack",
+        stack_name="demo-data",
+        resources=RESOURCES,
+        user_intent="Demo: encrypted data bucket and a reader role",
+    )
+    _events(printer, created, "CREATE")
+    printer.step("Destroy the stack: dependents first, the key last.")
+    destroyed = await session.call("destroy_stack", stack_name="demo-data", confirmed=True)
+    _events(printer, destroyed, "DELETE")
+
+
+def _events(printer: DemoPrinter, result: dict[str, Any], operation: str) -> None:
+    for event in result.get("events", []):
+        own = event["logical_id"] == result.get("stack_name")  # said on the last line
+        if not own and event["status"] in (f"{operation}_COMPLETE", f"{operation}_FAILED"):
+            where = f" {event['identifier']}" if event["identifier"] else ""
+            printer.say(f"{event['logical_id']}{where}: {event['status']}")
+    reason = f" ({result['reason']})" if result.get("reason") else ""
+    printer.say(f"stack {result.get('stack_name')}: {result.get('status')}{reason}")

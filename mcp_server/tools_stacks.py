@@ -1,0 +1,108 @@
+"""The stack tools: ``create_stack``, ``destroy_stack``, ``recover_stack``, ``list_stacks``,
+``get_stack``. They translate parameters to ``service.stacks.operations.StackOperations``
+(wired by ``ccstate.app`` into ``runtime.extras["stacks"]``) and its answers to JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from ccstate.mcp_server.results import tool_result
+from ccstate.mcp_server.runtime import Runtime
+from ccstate.service.errors import InvalidInput
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+MUTATING = ToolAnnotations(destructive_hint=True, open_world_hint=True)
+
+
+def stack_payload(result: Any, *, events: bool = False) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "stack_name": result.name,
+        "status": result.status,
+        "resources": result.resources,
+        "reason": result.reason,
+    }
+    if result.state_serial:
+        payload["state_serial"] = result.state_serial
+    if events:
+        payload["events"] = result.events
+    return payload
+
+
+def register(server: MCPServer, runtime: Runtime) -> None:
+    stacks = runtime.extras.get("stacks")
+    if stacks is None:
+        return
+
+    @server.tool(annotations=MUTATING)
+    @tool_result
+    async def create_stack(
+        stack_name: Annotated[str, Field(description="a name for the stack, e.g. 'web-app'")],
+        resources: Annotated[
+            dict[str, Any],
+            Field(
+                description="logical name -> {Type, Properties, DependsOn?}; properties may use "
+                '{"Ref": "Name"} (its primary identifier) and {"Fn::GetAtt": ["Name", "Arn"]}. '
+                "A CloudFormation template ({Resources: ...}) is accepted too."
+            ),
+        ],
+        user_intent: Annotated[str, Field(description="why, in the user's words")],
+        rollback: Annotated[
+            bool, Field(description="on failure delete what this run created (default)")
+        ] = True,
+    ) -> dict[str, Any]:
+        """Create related resources together, in dependency order, independent ones in
+        parallel, all or nothing: a failure rolls back what was created. Each resource goes
+        through the same explain/scan/execute workflow and gets its own lineage entry. Show
+        the user the list of resources and their order before calling this."""
+        principal = await runtime.identify()
+        result = await stacks.create(
+            principal, stack_name, resources, user_intent, rollback=rollback
+        )
+        return stack_payload(result, events=True)
+
+    @server.tool(annotations=MUTATING)
+    @tool_result
+    async def destroy_stack(
+        stack_name: Annotated[str, Field(description="the stack to delete")],
+        confirmed: Annotated[bool, Field(description="the user confirmed the delete")] = False,
+        user_intent: Annotated[str, Field(description="why")] = "",
+    ) -> dict[str, Any]:
+        """Delete every resource of a stack, dependents first. Refused while resources outside
+        the stack depend on it. Needs confirmed=true after the user agreed."""
+        if confirmed is not True:
+            raise InvalidInput(
+                f"Destroying stack '{stack_name}' needs confirmed=true.",
+                next_step="Show the user the stack's resources (get_stack) and ask them to "
+                "confirm.",
+                field="confirmed",
+            )
+        principal = await runtime.identify()
+        result = await stacks.destroy(principal, stack_name, user_intent=user_intent)
+        return stack_payload(result, events=True)
+
+    @server.tool(annotations=MUTATING)
+    @tool_result
+    async def recover_stack(
+        stack_name: Annotated[str, Field(description="the stack whose operation was cut off")],
+    ) -> dict[str, Any]:
+        """Finish a stack operation whose process died, from its journal: a create is rolled
+        back, a destroy finished."""
+        principal = await runtime.identify()
+        return stack_payload(await stacks.recover(principal, stack_name), events=True)
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_result
+    async def list_stacks() -> dict[str, Any]:
+        """The stacks of this workspace with their status."""
+        return {"stacks": [stack_payload(r) for r in await stacks.list()]}
+
+    @server.tool(annotations=READ_ONLY)
+    @tool_result
+    async def get_stack(
+        stack_name: Annotated[str, Field(description="the stack")],
+    ) -> dict[str, Any]:
+        """One stack: status, resources (logical name -> type, identifier) and events."""
+        return stack_payload(await stacks.show(stack_name), events=True)

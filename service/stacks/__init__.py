@@ -1,0 +1,1 @@
+"""Stacks: related resources deployed, updated and destroyed together, in dependency order."""

@@ -1,0 +1,83 @@
+"""The durable record of a stack operation: its plan and its progress, in the backend.
+
+Written before each step (a create or delete about to be asked of the cloud is ``pending``)
+and after it (``created``), so a process that dies mid-way leaves enough to finish the job:
+``StackOperations.recover`` rolls back from it. One object per stack, overwritten as the
+operation goes (only the stack's lock holder writes it); the events are kept with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ccstate.service.ports import ObjectStore
+from ccstate.service.state.model import utc_now_iso
+
+IN_PROGRESS = {"CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS"}
+
+
+@dataclass
+class StackEvent:
+    timestamp: str
+    logical_id: str
+    status: str
+    resource_type: str = ""
+    identifier: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Journal:
+    stack: str
+    operation: str  # create | destroy
+    status: str
+    template: dict[str, Any]
+    user_intent: str = ""
+    plan_digest: str = ""
+    holder_host: str = ""
+    holder_pid: int = 0
+    created: dict[str, dict[str, str]] = field(default_factory=dict)  # logical -> type, id
+    pending: dict[str, str] = field(default_factory=dict)  # logical -> type
+    order: list[str] = field(default_factory=list)  # logical ids in the order created
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS
+
+    def event(self, logical_id: str, status: str, **extra: str) -> StackEvent:
+        event = StackEvent(utc_now_iso(), logical_id, status, **extra)
+        self.events.append(asdict(event))
+        return event
+
+
+class JournalStore:
+    def __init__(self, objects: ObjectStore, workspace: str) -> None:
+        self.objects = objects
+        self.workspace = workspace
+        self._write = asyncio.Lock()
+
+    def key(self, stack: str) -> str:
+        return f"{self.workspace}/stacks/{stack}/journal.json"
+
+    async def load(self, stack: str) -> Journal | None:
+        found = await self.objects.get(self.key(stack))
+        if found is None:
+            return None
+        return Journal(**json.loads(found.body))
+
+    async def save(self, journal: Journal) -> None:
+        async with self._write:  # parallel steps of one run write one after the other
+            # vars(), not asdict(): asdict deep-copies the template and every event on each step
+            body = json.dumps(vars(journal), sort_keys=True).encode()
+            await self.objects.put(self.key(journal.stack), body)
+
+    async def names(self) -> list[str]:
+        prefix = f"{self.workspace}/stacks/"
+        keys = await self.objects.list_keys(prefix)
+        return sorted(
+            {k[len(prefix) :].split("/", 1)[0] for k in keys if k.endswith("journal.json")}
+        )

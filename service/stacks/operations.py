@@ -1,0 +1,508 @@
+"""The stack use cases: create (all or nothing), destroy, recover, and the reads.
+
+Each resource goes through the same token workflow as a person's change (``ChangeRunner``:
+generate -> explain -> scan -> execute, bound to the same principal), so each gets its own
+lineage entry; the stack's own entries record the plan (its digest is the stack's
+``execution_token``), the explanation listing every resource, and the outcome. See
+docs/decisions.md "Stacks".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccstate.service.authz.principal import Principal
+from ccstate.service.changes.runner import ChangeRequest, ChangeRunner
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.errors import CcstateError, NotFound, StateConflict
+from ccstate.service.graph.state import StateGraph
+from ccstate.service.stacks.journal import Journal, JournalStore, StackEvent
+from ccstate.service.stacks.scheduler import reversed_deps, run_dag
+from ccstate.service.stacks.template import (
+    Created,
+    StackTemplate,
+    parse_template,
+    resolve,
+    validate_stack_name,
+)
+from ccstate.service.state.model import CommitMeta, Stack, StackChange, utc_now_iso
+from ccstate.service.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+STACK_TAG = "ccstate:stack"
+LOGICAL_TAG = "ccstate:logical-id"
+OnEvent = Callable[[StackEvent], None]
+
+
+@dataclass(frozen=True)
+class StackResult:
+    name: str
+    status: str
+    resources: dict[str, dict[str, str]]  # logical -> {type, identifier}
+    events: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+    state_serial: int = 0
+
+
+class StackFailed(CcstateError):
+    code = "stack_failed"
+
+
+class StackOperations:
+    def __init__(
+        self,
+        runner: ChangeRunner,
+        store: StateStore,
+        journal: JournalStore,
+        *,
+        concurrency: int = 10,
+    ) -> None:
+        self.runner = runner
+        self.workflow = runner.workflow
+        self.operations = runner.operations
+        self.store = store
+        self.journal = journal
+        self.concurrency = concurrency
+
+    # ------------------------------------------------------------------ create
+
+    async def create(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any],
+        user_intent: str,
+        *,
+        rollback: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        name = validate_stack_name(stack_name)
+        template = parse_template(resources)
+        self.workflow.policy.check(principal, "create")
+        digest = plan_digest(name, template)
+        async with self.operations.locked(principal, stack_lock(name), "create-stack"):
+            existing = await self.journal.load(name)
+            if existing is not None and existing.status not in (
+                "ROLLBACK_COMPLETE",
+                "DELETE_COMPLETE",
+            ):
+                raise StateConflict(
+                    f"Stack '{name}' exists ({existing.status}).",
+                    next_step="Destroy it first, recover it, or choose another name.",
+                    stack=name,
+                    status=existing.status,
+                )
+            journal = Journal(
+                stack=name,
+                operation="create",
+                status="CREATE_IN_PROGRESS",
+                template=template.to_json(),
+                user_intent=user_intent,
+                plan_digest=digest,
+                holder_host=socket.gethostname(),
+                holder_pid=os.getpid(),
+            )
+            await self._stack_entry(principal, journal, explain_plan(name, template, user_intent))
+            run = _Run(self, principal, journal, template, on_event)
+            result = await run_dag(
+                {n: r.depends_on for n, r in template.resources.items()},
+                run.create_one,
+                limit=self.concurrency,
+            )
+            if result.ok:
+                return await self._finish(principal, journal, "CREATE_COMPLETE")
+            logical, error = next(iter(result.failed.items()))
+            reason = f"{logical}: {_reason(error)}"
+            if not rollback:
+                return await self._finish(principal, journal, "CREATE_FAILED", reason)
+            await self._sweep_pending(journal)
+            await self._roll_back(principal, journal, on_event)
+            return await self._finish(principal, journal, "ROLLBACK_COMPLETE", reason)
+
+    # ------------------------------------------------------------------ destroy
+
+    async def destroy(
+        self,
+        principal: Principal,
+        stack_name: str,
+        *,
+        user_intent: str = "",
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        name = validate_stack_name(stack_name)
+        self.workflow.policy.check(principal, "delete")
+        async with self.operations.locked(principal, stack_lock(name), "destroy-stack"):
+            journal = await self._existing(name)
+            if journal.in_progress:
+                raise StateConflict(
+                    f"Stack '{name}' has an operation that did not finish ({journal.status}).",
+                    next_step=f"Recover it first: ${{stack_recover}} {name}.",
+                    stack=name,
+                    status=journal.status,
+                )
+            await self._refuse_outside_dependents(journal)
+            journal.operation = "destroy"
+            journal.status = "DELETE_IN_PROGRESS"
+            journal.user_intent = user_intent or journal.user_intent
+            await self._stack_entry(principal, journal, f"Destroy stack {name}.")
+            failed = await self._delete_all(principal, journal, on_event)
+            if failed:
+                return await self._finish(principal, journal, "DELETE_FAILED", failed)
+            return await self._finish(principal, journal, "DELETE_COMPLETE")
+
+    async def _refuse_outside_dependents(self, journal: Journal) -> None:
+        view = await self.store.current()
+        graph = StateGraph()
+        await graph.schemas.ensure({r.resource_type for r in view.resources.values()})
+        dependency_graph = await graph.read(view.resources)
+        ours = {c["identifier"] for c in journal.created.values()}
+        outside = {
+            f"{dependent} -> {identifier}"
+            for identifier in ours
+            if identifier in dependency_graph
+            for dependent in dependency_graph.dependents(identifier)
+            if dependent not in ours
+        }
+        if outside:
+            raise StateConflict(
+                f"Stack '{journal.stack}' cannot be destroyed: resources outside it depend on "
+                f"it ({', '.join(sorted(outside))}).",
+                next_step="Remove or change those resources first, then destroy the stack.",
+                dependents=sorted(outside),
+            )
+
+    # ------------------------------------------------------------------ recover
+
+    async def recover(
+        self, principal: Principal, stack_name: str, *, on_event: OnEvent | None = None
+    ) -> StackResult:
+        """Finish an operation whose process died: roll a create back, finish a destroy."""
+        name = validate_stack_name(stack_name)
+        self.workflow.policy.check(principal, "delete")
+        journal = await self._existing(name)
+        if not journal.in_progress:
+            return self._result(journal, "nothing to recover")
+        await self._release_dead_holder(journal)
+        async with self.operations.locked(principal, stack_lock(name), "recover-stack"):
+            journal = await self._existing(name)
+            await self._sweep_pending(journal)
+            if journal.operation == "destroy":
+                failed = await self._delete_all(principal, journal, on_event)
+                status = "DELETE_FAILED" if failed else "DELETE_COMPLETE"
+                return await self._finish(principal, journal, status, failed)
+            await self._roll_back(principal, journal, on_event)
+            return await self._finish(
+                principal, journal, "ROLLBACK_COMPLETE", "recovered after an interruption"
+            )
+
+    async def _release_dead_holder(self, journal: Journal) -> None:
+        """The stack lock and the resource locks of a process that died on this host are
+        released: that process cannot finish anything (a live or remote holder is waited for)."""
+        if journal.holder_host != socket.gethostname() or _alive(journal.holder_pid):
+            return
+        locks = self.operations.locks
+        for lock in await locks.list_locks(self.operations.settings.workspace):
+            if lock.host == journal.holder_host and lock.pid == journal.holder_pid:
+                log.warning("releasing lock %s of dead process %s", lock.id, lock.pid)
+                await locks.force_unlock(lock.id)
+
+    async def _sweep_pending(self, journal: Journal) -> None:
+        """A create asked of the cloud whose answer the dead process never recorded: found by
+        the stack's tags on the resources of that type."""
+        for logical, resource_type in list(journal.pending.items()):
+            found = await self._find_tagged(resource_type, journal.stack, logical)
+            if found and journal.operation == "create":
+                journal.created[logical] = {"type": resource_type, "identifier": found}
+                journal.order.append(logical)
+            journal.pending.pop(logical)
+        await self.journal.save(journal)
+
+    async def _find_tagged(self, resource_type: str, stack: str, logical: str) -> str | None:
+        cloud = self.workflow.cloud
+        token: str | None = None
+        while True:
+            page = await cloud.list_resources(resource_type, next_token=token)
+            for item in page.resources:
+                props = item.properties
+                if "Tags" not in (props or {}):  # a listing may carry only the identifier
+                    try:
+                        props = (
+                            await cloud.get_resource(resource_type, item.identifier)
+                        ).properties
+                    except NotFound:
+                        continue
+                if (
+                    _tags_of(props).get(STACK_TAG) == stack
+                    and _tags_of(props).get(LOGICAL_TAG) == logical
+                ):
+                    return item.identifier
+            token = page.next_token
+            if not token:
+                return None
+
+    # ------------------------------------------------------------------ reads
+
+    async def list(self) -> list[StackResult]:
+        return [
+            self._result(j)
+            for j in [await self.journal.load(n) for n in await self.journal.names()]
+            if j
+        ]
+
+    async def show(self, stack_name: str) -> StackResult:
+        return self._result(await self._existing(validate_stack_name(stack_name)))
+
+    # ------------------------------------------------------------------ internals
+
+    async def _existing(self, name: str) -> Journal:
+        journal = await self.journal.load(name)
+        if journal is None:
+            raise NotFound(
+                f"No stack '{name}' in this workspace.",
+                next_step="List the stacks with ${stack_list}.",
+                stack=name,
+            )
+        return journal
+
+    async def _roll_back(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> None:
+        journal.status = "ROLLBACK_IN_PROGRESS"
+        await self.journal.save(journal)
+        failed = await self._delete_all(principal, journal, on_event)
+        if failed:
+            raise StackFailed(
+                f"Stack '{journal.stack}' could not be rolled back completely: {failed}.",
+                next_step=f"Fix the cause, then run ${{stack_recover}} {journal.stack}.",
+                stack=journal.stack,
+                left=sorted(journal.created),
+            )
+
+    async def _delete_all(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> str:
+        """Delete what the journal says exists, dependents first; '' or why it stopped."""
+        template = parse_template(journal.template)
+        present = set(journal.created)
+        deps = reversed_deps({n: template.resources[n].depends_on for n in template.resources})
+        deps = {n: d & present for n, d in deps.items() if n in present}
+        run = _Run(self, principal, journal, template, on_event)
+        result = await run_dag(deps, run.delete_one, limit=self.concurrency)
+        if result.ok:
+            return ""
+        logical, error = next(iter(result.failed.items()))
+        return f"{logical}: {_reason(error)}"
+
+    async def _stack_entry(self, principal: Principal, journal: Journal, explanation: str) -> int:
+        await self.journal.save(journal)
+        stack = Stack(
+            execution_token=f"stack-plan:{journal.plan_digest}",
+            resources=[c["identifier"] for c in journal.created.values()],
+            created_at=utc_now_iso(),
+            user_intent=journal.user_intent or None,
+            status=journal.status,
+        )
+        commit = await self.store.commit(
+            [],
+            CommitMeta(
+                principal=principal.to_record(),
+                execution_token=stack.execution_token,
+                explanation=explanation,
+                user_intent=journal.user_intent or None,
+            ),
+            stacks=[
+                StackChange(
+                    name=journal.stack, stack=None if journal.status == "DELETE_COMPLETE" else stack
+                )
+            ],
+        )
+        return commit.serial
+
+    async def _finish(
+        self, principal: Principal, journal: Journal, status: str, reason: str = ""
+    ) -> StackResult:
+        journal.status = status
+        journal.event(
+            journal.stack, status, reason=reason
+        )  # the stack itself, as in CloudFormation
+        serial = await self._stack_entry(
+            principal, journal, f"Stack {journal.stack}: {status}. {reason}".strip()
+        )
+        return self._result(journal, reason, serial)
+
+    @staticmethod
+    def _result(journal: Journal, reason: str = "", serial: int = 0) -> StackResult:
+        return StackResult(
+            journal.stack,
+            journal.status,
+            dict(journal.created),
+            list(journal.events),
+            reason,
+            serial,
+        )
+
+
+class _Run:
+    """One operation's steps, sharing the journal and the created resources' read-backs."""
+
+    def __init__(
+        self,
+        ops: StackOperations,
+        principal: Principal,
+        journal: Journal,
+        template: StackTemplate,
+        on_event: OnEvent | None,
+    ) -> None:
+        self.ops = ops
+        self.principal = principal
+        self.journal = journal
+        self.template = template
+        self.on_event = on_event
+        self.outputs: dict[str, Created] = {}
+
+    async def _event(self, logical: str, status: str, **extra: str) -> None:
+        event = self.journal.event(logical, status, **extra)
+        await self.ops.journal.save(self.journal)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def create_one(self, logical: str) -> None:
+        res = self.template.resources[logical]
+        schema = await self.ops.workflow.schemas.get_schema(res.resource_type)
+        properties = with_stack_tags(
+            schema, resolve(res.properties, self.outputs), self.journal.stack, logical
+        )
+        self.journal.pending[logical] = res.resource_type
+        await self._event(logical, "CREATE_IN_PROGRESS", resource_type=res.resource_type)
+        intent = f"{self.journal.user_intent} (stack {self.journal.stack}: {logical})"
+        try:
+            run = await self.ops.runner.run(
+                self.principal,
+                ChangeRequest(
+                    "create", res.resource_type, properties=properties, user_intent=intent
+                ),
+            )
+        except asyncio.CancelledError:
+            raise  # the process stops here: pending stays, for recover to sweep
+        except BaseException as exc:
+            if isinstance(exc, CcstateError):  # the cloud refused: nothing was created
+                self.journal.pending.pop(logical, None)
+            await self._event(
+                logical, "CREATE_FAILED", resource_type=res.resource_type, reason=_reason(exc)
+            )
+            raise
+        self.journal.pending.pop(logical, None)
+        if not run.done or run.outcome is None:
+            await self._event(
+                logical, "CREATE_FAILED", resource_type=res.resource_type, reason=run.reason
+            )
+            raise StackFailed(run.reason, next_step="Fix the properties and deploy again.")
+        outcome = run.outcome
+        self.outputs[logical] = Created(outcome.identifier, dict(outcome.properties or {}))
+        self.journal.created[logical] = {
+            "type": res.resource_type,
+            "identifier": outcome.identifier,
+        }
+        self.journal.order.append(logical)
+        await self._event(
+            logical,
+            "CREATE_COMPLETE",
+            resource_type=res.resource_type,
+            identifier=outcome.identifier,
+        )
+
+    async def delete_one(self, logical: str) -> None:
+        entry = self.journal.created[logical]
+        kind, identifier = entry["type"], entry["identifier"]
+        await self._event(logical, "DELETE_IN_PROGRESS", resource_type=kind, identifier=identifier)
+        intent = f"{self.journal.user_intent} (stack {self.journal.stack}: remove {logical})"
+        try:
+            await self.ops.runner.run(
+                self.principal,
+                ChangeRequest("delete", kind, identifier=identifier, user_intent=intent),
+            )
+        except NotFound:
+            pass  # already gone: what a delete wants
+        except BaseException as exc:
+            await self._event(
+                logical,
+                "DELETE_FAILED",
+                resource_type=kind,
+                identifier=identifier,
+                reason=_reason(exc),
+            )
+            raise
+        self.journal.created.pop(logical, None)
+        await self._event(logical, "DELETE_COMPLETE", resource_type=kind, identifier=identifier)
+
+
+def stack_lock(name: str) -> str:
+    """The lock a stack operation holds: a resource-scope lock of its own name, so resources
+    outside the stack stay changeable by others meanwhile."""
+    return f"stack:{name}"
+
+
+def plan_digest(name: str, template: StackTemplate) -> str:
+    body = json.dumps({"stack": name, "resources": template.to_json()}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def explain_plan(name: str, template: StackTemplate, intent: str) -> str:
+    lines = [f"Create stack {name} ({len(template.resources)} resources): {intent}"]
+    for logical in template.order():
+        res = template.resources[logical]
+        after = f" after {', '.join(sorted(res.depends_on))}" if res.depends_on else ""
+        lines.append(f"- {logical}: {res.resource_type}{after}")
+    return "\n".join(lines)
+
+
+def with_stack_tags(
+    schema: ResourceSchema, properties: dict[str, Any], stack: str, logical: str
+) -> dict[str, Any]:
+    """The stack's tags on a taggable resource: how a resource whose creation was never
+    recorded (the process died) is found again."""
+    pointer = schema.tags_property
+    if not pointer or "/" in pointer.strip("/"):
+        return properties
+    name = pointer.strip("/").removeprefix("properties/")
+    ours = {STACK_TAG: stack, LOGICAL_TAG: logical}
+    out = dict(properties)
+    current = out.get(name)
+    if isinstance(current, dict):
+        out[name] = {**current, **ours}
+    else:
+        tags = [t for t in current or [] if isinstance(t, dict) and t.get("Key") not in ours]
+        out[name] = tags + [{"Key": k, "Value": v} for k, v in ours.items()]
+    return out
+
+
+def _tags_of(properties: Mapping[str, Any]) -> dict[str, str]:
+    tags = properties.get("Tags")
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    if isinstance(tags, list):
+        return {str(t.get("Key")): str(t.get("Value")) for t in tags if isinstance(t, dict)}
+    return {}
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,98 @@
+"""The stack tools through a real MCP client session on `ccstate serve`, and a stack deploy
+from another process holding its stack lock while the MCP server changes a resource outside
+the stack."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from ccstate.sandbox import Sandbox
+
+from ccstate.demo_stack import RESOURCES
+from tests.system.mcp.conftest import ServerFactory, held_locks
+from tests.system.mcp.harness import McpSession, server_env
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_create_get_and_destroy_the_demo_stack(server: McpSession, backend_dir: Path) -> None:
+    created = server.ok(
+        "create_stack", stack_name="demo-data", resources=RESOURCES, user_intent="test"
+    )
+    assert created["status"] == "CREATE_COMPLETE", created
+    done = [e["logical_id"] for e in created["events"] if e["status"] == "CREATE_COMPLETE"]
+    assert done == ["DataKey", "Data", "Reader", "demo-data"]  # a chain: strictly in order
+    key_arn = server.ok("load_state", identifier=created["resources"]["DataKey"]["identifier"])
+    bucket = server.ok("load_state", identifier=created["resources"]["Data"]["identifier"])
+    encryption = json.dumps(bucket["resource"]["current_properties"]["BucketEncryption"])
+    assert key_arn["resource"]["current_properties"]["Arn"] in encryption  # GetAtt resolved
+
+    listed = server.ok("list_stacks")["stacks"]
+    assert [s["stack_name"] for s in listed] == ["demo-data"]
+    refused = server.call("destroy_stack", stack_name="demo-data")
+    assert refused.error == "invalid_input"
+    destroyed = server.ok("destroy_stack", stack_name="demo-data", confirmed=True)
+    assert destroyed["status"] == "DELETE_COMPLETE", destroyed
+    gone = [e["logical_id"] for e in destroyed["events"] if e["status"] == "DELETE_COMPLETE"]
+    assert gone[-4:] == ["Reader", "Data", "DataKey", "demo-data"]  # dependents first
+    assert held_locks(backend_dir) == []
+
+
+def test_a_cycle_is_refused_naming_it(server: McpSession) -> None:
+    cyclic = {
+        "A": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "B"}}},
+        "B": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Ref": "A"}}},
+    }
+    refused = server.call("create_stack", stack_name="loop", resources=cyclic, user_intent="x")
+    assert refused.error == "invalid_input"
+    assert "A -> B -> A" in refused.data["message"] or "B -> A -> B" in refused.data["message"]
+
+
+def test_a_stack_deploy_holds_its_lock_while_others_change_resources_outside_it(
+    start_server: ServerFactory, sandbox: Sandbox, module_dir: Path
+) -> None:
+    backend = module_dir / "shared"
+    backend.mkdir(mode=0o700)
+    server = start_server(backend, name="outside")
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    stack = {
+        f"Q{k}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{k}"}}
+        for k in range(3)
+    }
+    path = module_dir / "three.json"
+    path.write_text(json.dumps({"stack_name": "three", "resources": stack}))
+    home = module_dir / "home-deployer"
+    home.mkdir(exist_ok=True)
+    env = server_env(sandbox.env(), home, CCSTATE_BACKEND=backend.as_uri())
+    deployer = subprocess.Popen(
+        [sys.executable, "-m", "ccstate", "stack", "deploy", str(path), "--concurrency", "1"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert deployer.stderr is not None
+    for line in deployer.stderr:
+        if "CREATE_COMPLETE" in line:
+            break
+    deployer.send_signal(signal.SIGSTOP)  # mid-stack, holding the stack lock
+    try:
+        held = [lock for lock in held_locks(backend) if lock.resource == "stack:three"]  # type: ignore[attr-defined]
+        assert [lock.pid for lock in held] == [deployer.pid]  # type: ignore[attr-defined]
+        tokens = server.prepare(
+            resource_type="AWS::SQS::Queue", properties={"QueueName": f"{prefix}-outside"}
+        )
+        outside = server.call("create_resource", resource_type="AWS::SQS::Queue", **tokens)
+        assert outside.ok, outside.data
+    finally:
+        deployer.send_signal(signal.SIGCONT)
+    rest = deployer.stderr.read()
+    assert deployer.wait(timeout=120) == 0, rest  # 0: CREATE_COMPLETE (a rollback exits 10)
+    assert "Q2" in rest and "CREATE_COMPLETE" in rest
+    assert held_locks(backend) == []

@@ -1,0 +1,141 @@
+"""``ccstate stack`` as separate processes against the sandbox: deploy and destroy a file, and a
+deploy SIGKILLed at a step, then ``stack recover``: fully rolled back, 0 orphans by Cloud
+Control ListResources, no lock left held."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ccstate.backends.cloudcontrol import CloudControlProvider
+from ccstate.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = "AWS::SQS::Queue"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(operation_ms=150) as sb:  # each create stays IN_PROGRESS a while: a window
+        yield sb
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "SECURITY_SCANNING": "disabled",
+        "CCSTATE_BACKEND": (tmp_path / "state").as_uri(),
+        **sandbox.env(),
+    }
+
+
+def ccstate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ccstate", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def queues(prefix: str, count: int = 12) -> dict[str, Any]:
+    """Three chains of four queues, each after the one three before it."""
+    out: dict[str, Any] = {}
+    for k in range(count):
+        props: dict[str, Any] = {"QueueName": f"{prefix}-q{k}"}
+        if k >= 3:
+            props["Tags"] = [{"Key": "after", "Value": {"Fn::GetAtt": [f"Q{k - 3}", "Arn"]}}]
+        out[f"Q{k}"] = {"Type": QUEUE, "Properties": props}
+    return out
+
+
+def listed(sandbox: Sandbox, prefix: str) -> list[str]:
+    async def run() -> list[str]:
+        async with CloudControlProvider(endpoint_url=sandbox.endpoint_url) as cloud:
+            page = await cloud.list_resources(QUEUE)
+            return [r.identifier for r in page.resources if f"/{prefix}-" in r.identifier]
+
+    return asyncio.run(run())
+
+
+def test_deploy_show_events_and_destroy_a_yaml_stack(
+    env: dict[str, str], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    prefix = f"y{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        "Resources:\n"
+        "  First:\n"
+        "    Type: AWS::SQS::Queue\n"
+        f"    Properties: {{QueueName: {prefix}-first}}\n"
+        "  Second:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Properties:\n"
+        f"      QueueName: {prefix}-second\n"
+        "      Tags: [{Key: first, Value: !Ref First}]\n"
+    )
+    deployed = ccstate(env, "stack", "deploy", str(path), "--name", "yaml", "--output", "json")
+    assert deployed.returncode == 0, deployed.stderr
+    assert json.loads(deployed.stdout)["status"] == "CREATE_COMPLETE"
+    assert "First" in deployed.stderr and "CREATE_COMPLETE" in deployed.stderr  # progress
+    assert len(listed(sandbox, prefix)) == 2
+    shown = json.loads(ccstate(env, "stack", "list", "--output", "json").stdout)
+    assert shown["stacks"][0]["stack_name"] == "yaml"
+    events = json.loads(ccstate(env, "stack", "events", "yaml", "--output", "json").stdout)
+    assert [e["logical_id"] for e in events["events"] if e["status"] == "CREATE_COMPLETE"] == [
+        "First",
+        "Second",
+        "yaml",  # the stack's own event last
+    ]
+    destroyed = ccstate(env, "stack", "destroy", "yaml")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert listed(sandbox, prefix) == []
+
+
+@pytest.mark.parametrize("step", range(12))
+def test_a_deploy_killed_at_a_step_is_recovered(
+    env: dict[str, str], sandbox: Sandbox, tmp_path: Path, step: int
+) -> None:
+    prefix = f"k{step}{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps({"stack_name": "killed", "resources": queues(prefix)}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccstate", "stack", "deploy", str(path), "--concurrency", "3"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the progress lines: kill when step k has been asked for
+        seen.append(line)
+        if f"  Q{step} " in line and "CREATE_IN_PROGRESS" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(f"Q{step}" in line for line in seen), "".join(seen)
+
+    recovered = ccstate(env, "stack", "recover", "killed", "--output", "json")
+    assert recovered.returncode == 0, recovered.stderr
+    assert json.loads(recovered.stdout)["status"] == "ROLLBACK_COMPLETE"
+    assert listed(sandbox, prefix) == []  # 0 orphans
+    locks = json.loads(ccstate(env, "lock", "list", "--output", "json").stdout)
+    assert [lock for lock in locks["locks"] if not lock["expired"]] == []
