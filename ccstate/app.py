@@ -214,7 +214,6 @@ async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIt
             state_tools=state_tools,
             detector=detector,
             remediator=_remediator(detector, workflow, operations),
-            extras={"stacks": _stacks(backend, store, workflow, operations, settings)},
             policy=policy,
             identify=LocalIdentity(options.env, cloud),
             auto_remediation=settings.auto_remediation,
@@ -222,6 +221,7 @@ async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIt
             templates=_templates(backend, store, cloud, schemas, workflow, settings, options),
             extras={
                 "users": UserDirectory(backend.objects),
+                "stacks": _stacks(backend, store, workflow, operations, settings),
                 **_change_extras(store, cloud, schemas, workflow, operations),
             },
         )
