@@ -181,7 +181,7 @@ class DynamoDBLockManager:
                 next_step="List the current locks with `ccstate lock list`.",
                 lock_id=lock_id,
             )
-        log.warning("force-unlocked %s held by %s (%s)", lock_id, info.who, info.operation)
+        log.warning("force-unlocked lock_id=%s held by %s (%s)", lock_id, info.who, info.operation)
         return info
 
     # ------------------------------------------------------------------ protocol steps

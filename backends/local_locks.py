@@ -157,7 +157,7 @@ class LocalLockManager:
         if isinstance(lock_id, str) and _LOCK_ID.fullmatch(lock_id):
             for info in await self.list_locks():
                 if info.id == lock_id and self._remove_if_id(info):
-                    log.warning("force-unlocked %s held by %s", lock_id, info.who)
+                    log.warning("force-unlocked lock_id=%s held by %s", lock_id, info.who)
                     return info
         raise LockNotFound(
             f"No lock with id {lock_id!r} is held under {self.root}.",

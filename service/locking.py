@@ -143,7 +143,7 @@ async def _heartbeat(locks: LockManager, held: HeldLock, lease_seconds: float) -
             held.lost = exc
             return
         except Exception as exc:
-            log.warning("could not renew lock %s, retrying in %.1fs: %s", held.id, interval, exc)
+            log.warning("could not renew lock_id=%s, retrying in %.1fs: %s", held.id, interval, exc)
 
 
 async def _stop_and_release(

@@ -53,6 +53,11 @@ _ID_LIKE_KEY = re.compile(
     r"|zones|type|runtime|handler|identifier|key|prefix|suffix|domain|hostname)$",
     re.IGNORECASE,
 )
+# In free text, a value assigned to one of these names is an identifier or a digest.
+_ID_NAME = re.compile(
+    r"(id|ids|identifier|arn|sha256|sha1|md5|hash|digest|etag|checksum|fingerprint)$",
+    re.IGNORECASE,
+)
 _OWN_DIGEST = re.compile(r"^(?:hmac-)?sha256:[0-9a-f]{16,}$")
 _BARE_ACCESS_KEY_ID = re.compile(r"^(?:AKIA|ASIA|AROA|AIDA|ANPA|AGPA)[0-9A-Z]{16}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -104,7 +109,9 @@ def secret_substrings(text: str, key: str = "") -> list[str]:
     judge_shape = not _ID_LIKE_KEY.search(key)
     for name, token in _tokens(text):
         named_secret = bool(name) and looks_secret_key(name) and token not in _NOT_VALUES
-        if named_secret or (judge_shape and _is_random_or_password(token)):
+        # ``lock_id=3f2a...`` in free text names an identifier, as a key ending in Id does.
+        judge = judge_shape and not (name and _ID_NAME.search(name))
+        if named_secret or (judge and _is_random_or_password(token)):
             found.append(token)
     found += _format_secrets(text)
     found += _keyword_secrets(text)

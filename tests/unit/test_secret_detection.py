@@ -156,3 +156,13 @@ def test_known_formats_alone_leave_hashes_and_identifiers_in_messages() -> None:
     message = f"Commit 7 has sha256 {digest}; s3://user:pw-91c2@bucket/p is refused"
     shown = scrub_text(message, lambda _s: "***", formats_only=True)
     assert digest in shown and "pw-91c2" not in shown and "user:***@bucket" in shown
+
+
+def test_a_log_line_keeps_a_named_lock_id_and_still_masks_a_named_key() -> None:
+    lock_id = "9f1c3ab27d4e48e6b0c5d2a17e3f6b84"
+    key = "c3f09a1b7e5d4c2fa8b6e0d19f7a3c5e"
+    out = _logged("force-unlocked lock_id=%s held by bob; encryption_key=%s", lock_id, key)
+    assert f"lock_id={lock_id}" in out
+    assert key not in out
+    # Unnamed, the same value is indistinguishable from a random key: masked.
+    assert lock_id not in _logged("lock %s taken", lock_id)
