@@ -4,14 +4,12 @@ store on disk: drift as a user meets it, over real HTTP."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from ccstate.backends.cloudcontrol import CloudControlProvider
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.backends.schemas import CloudFormationSchemaProvider
@@ -21,31 +19,12 @@ from ccstate.service.drift.detect import DriftDetector
 from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
 from ccstate.service.state.store import StateStore
 
-AwsClient = Callable[[str], Any]
+from tests import sandbox_fixtures
+from tests.sandbox_fixtures import AwsClient as AwsClient
+from tests.sandbox_fixtures import unique as unique
 
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture(scope="session")
-def aws(sandbox: Sandbox) -> AwsClient:
-    """Plain service clients: how someone changes things behind ccstate's back."""
-    config = Config(retries={"max_attempts": 1})
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=sandbox.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=config,
-        )
-
-    return client
+sandbox = sandbox_fixtures.sandbox
+aws = sandbox_fixtures.aws
 
 
 @dataclass
@@ -97,7 +76,3 @@ async def world(
     detector = DriftDetector(cloud, CloudFormationSchemaProvider(offline=True), store)
     yield World(cloud, store, detector)
     await cloud.close()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"

@@ -3,15 +3,12 @@ schemas, token service, executor, runner and rollbacks on a state store on disk.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from ccstate.backends.cloudcontrol import CloudControlProvider
 from ccstate.backends.local_locks import LocalLockManager
 from ccstate.backends.local_objects import LocalObjectStore
@@ -30,32 +27,14 @@ from ccstate.service.drift.compare import Comparer
 from ccstate.service.graph.state import build_graph
 from ccstate.service.state.store import StateStore
 
-AwsClient = Callable[[str], Any]
+from tests import sandbox_fixtures
+from tests.sandbox_fixtures import AwsClient as AwsClient
+from tests.sandbox_fixtures import unique as unique
+
+sandbox = sandbox_fixtures.sandbox
+aws = sandbox_fixtures.aws
+
 ALICE = Principal("alice", "declared", "arn:aws:iam::123456789012:user/alice", "laptop")
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture(scope="session")
-def aws(sandbox: Sandbox) -> AwsClient:
-    """Plain service clients: how someone changes things behind ccstate's back."""
-    config = Config(retries={"max_attempts": 1})
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=sandbox.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=config,
-        )
-
-    return client
 
 
 @dataclass
@@ -150,7 +129,3 @@ async def world(
     operations.guards.append(impact.guard)
     yield World(cloud, schemas, store, runner, rollbacks, salt, impact)
     await cloud.close()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"

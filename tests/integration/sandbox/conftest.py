@@ -4,39 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from ccstate.sandbox import Sandbox
+
+from tests import sandbox_fixtures
+from tests.sandbox_fixtures import unique as unique
+
+sandbox = sandbox_fixtures.sandbox
+aws = sandbox_fixtures.aws
 
 TERMINAL = {"SUCCESS", "FAILED", "CANCEL_COMPLETE"}
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture(scope="session")
-def aws(sandbox: Sandbox) -> Callable[[str], Any]:
-    config = Config(retries={"max_attempts": 1}, max_pool_connections=50)
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=sandbox.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=config,
-        )
-
-    return client
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +53,3 @@ def delete(cc: Any, type_name: str, identifier: str) -> dict[str, Any]:
 def get(cc: Any, type_name: str, identifier: str) -> dict[str, Any]:
     found = cc.get_resource(TypeName=type_name, Identifier=identifier)
     return json.loads(found["ResourceDescription"]["Properties"])
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
