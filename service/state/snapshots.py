@@ -10,7 +10,9 @@ serial beyond the end of the log is refused (commits are missing).
 
 Snapshots written before digests (format ``ccstate.snapshot/1``) are not trusted: the state is
 replayed past them, and new snapshots are written as commits cross the next multiples of
-``snapshot_every`` (docs/state-format.md).
+``snapshot_every`` (docs/state-format.md). Snapshots of format /2 list every resource's serials
+themselves; they are read, and the next snapshot (format /3) writes the index objects instead
+(``indexes.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from typing import Any
 
 from ccstate.service.errors import PreconditionFailed, StateCorrupt
 from ccstate.service.state.codec import serial_key, serial_of
-from ccstate.service.state.model import SNAPSHOT_FORMAT, canonical_json, sha256_hex
+from ccstate.service.state.model import (
+    SNAPSHOT_FORMAT,
+    SNAPSHOT_FORMAT_V2,
+    canonical_json,
+    sha256_hex,
+)
 from ccstate.service.state.replay import StateView
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,7 @@ class SnapshotMixin:
     the newest. Derived data: a snapshot that fails its checks is skipped and the log replayed."""
 
     async def _snapshot_if_due(self, view: StateView) -> None:
-        if view.serial % self.snapshot_every:
+        if view.serial % self.snapshot_every or view.partial:
             return
         try:
             await self._write_snapshot(view)
@@ -48,9 +55,14 @@ class SnapshotMixin:
             log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
 
     async def _write_snapshot(self, view: StateView) -> None:
-        """Write once; then move the pointer to it unless it already names a newer one."""
+        """Bring every index up to this serial (a snapshot of format /3 promises that), write
+        the snapshot once; then move the pointer to it unless it already names a newer one."""
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
+        await self._write_indexes(view)
+        view.indexed_ids |= set(view.unindexed)
+        view.unindexed, view.restarted = {}, {}
+        view.indexed_through = view.serial
         body = seal({**view.to_snapshot(), "covers": covers})
         if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
             return  # someone who read this far first wrote it
@@ -60,6 +72,10 @@ class SnapshotMixin:
                 "serial": view.serial,
                 "covers": covers,
                 "snapshot_sha256": sha256_hex(body),
+                # What a reader of one resource's history needs besides its index (indexes.py).
+                "indexed": True,
+                "lineage": view.lineage,
+                "fence_all": view.fence_all,
             }
         )
         for _ in range(POINTER_ATTEMPTS):
@@ -103,9 +119,14 @@ class SnapshotMixin:
     async def _read_pointer(self) -> int:
         """The serial the pointer names (0: none, or one that fails its checks). A readable
         pointer's serial is also kept as a floor the log must reach (see the store's load)."""
+        data = await self._read_pointer_data()
+        return 0 if data is None else int(data["serial"])
+
+    async def _read_pointer_data(self) -> dict[str, Any] | None:
+        """The pointer's fields once its checks pass (None: absent or refused)."""
         obj = await self.objects.get(self._last_snapshot_key)
         if obj is None:
-            return 0
+            return None
         try:
             data = json.loads(obj.body)
             serial = int(data["serial"])
@@ -113,9 +134,9 @@ class SnapshotMixin:
                 unseal(data, where=self._last_snapshot_key)
         except (ValueError, KeyError, TypeError, SnapshotRefused) as exc:
             self._refused(f"Ignoring the snapshot pointer {self._last_snapshot_key}: {exc}")
-            return 0
+            return None
         self._pointer_serial_seen = serial
-        return serial
+        return data
 
     async def _nearest_snapshot(self, serial: int) -> StateView:
         keys = await self.objects.list_keys(self._snap_prefix)
@@ -137,7 +158,7 @@ class SnapshotMixin:
             data = json.loads(obj.body)
             if not isinstance(data, dict):
                 raise SnapshotRefused("it is not a JSON object")
-            if data.get("format") != SNAPSHOT_FORMAT:
+            if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V2):
                 raise SnapshotRefused(
                     f"format {data.get('format')!r} is not {SNAPSHOT_FORMAT!r} (older snapshots "
                     "carry no digest)"
