@@ -54,6 +54,7 @@ from ccstate.service.state.codec import (  # noqa: F401
     serial_key,
     serial_of,
 )
+from ccstate.service.state.indexes import IndexMixin
 from ccstate.service.state.model import (
     Commit,
     CommitMeta,
@@ -61,7 +62,6 @@ from ccstate.service.state.model import (
     StackChange,
     StateDocument,
 )
-from ccstate.service.state.indexes import IndexMixin
 from ccstate.service.state.queries import QueryMixin
 from ccstate.service.state.replay import StateView, apply_commit
 from ccstate.service.state.restore import RestoreMixin

@@ -6,6 +6,7 @@ the state was written by a version that kept every resource's serials in the sna
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -51,10 +52,8 @@ async def replayed_history(
 async def histories(store: StateStore, ids: list[str]) -> dict[str, list[LineageEntry]]:
     out = {}
     for identifier in ids:
-        try:
+        with contextlib.suppress(NotFound):
             out[identifier] = await store.history(identifier)
-        except NotFound:
-            pass
     return out
 
 
