@@ -306,3 +306,51 @@ async def test_a_state_with_snapshot_format_2_loads_and_migrates(tmp_path: Path)
     assert index["serials"] == [1, 3, 5, 7]
     expected = await replayed_history(old)
     assert await histories(StateStore(LocalObjectStore(tmp_path)), ["r0", "r1"]) == expected
+
+
+# ---------------------------------------------------------------------- fencing
+
+
+async def test_commits_ignored_for_a_stale_token_are_not_in_the_history(tmp_path: Path) -> None:
+    """A stale holder's commits that reached the log are ignored by replay, before the snapshot
+    (so not in the index) and after it (judged by the cold reader from the tokens in the
+    indexed commits, the resource's own and those of the resources committed with it)."""
+    from ccstate.service.state.codec import encode_commit, serial_key
+    from ccstate.service.state.model import Commit, Principal, utc_now_iso
+
+    objects = LocalObjectStore(tmp_path)
+
+    async def forge(serial: int, fence: int | None, *ids: str) -> None:
+        commit = Commit(
+            serial=serial,
+            parent=serial - 1,
+            lineage="forged-lineage",
+            committed_at=utc_now_iso(),
+            principal=Principal(user="holder"),
+            changes=[change(i, "update", V=serial) for i in ids],
+            fence=fence,
+        )
+        assert await objects.put_if_absent(
+            serial_key("default/log/", serial), encode_commit(commit)
+        )
+
+    await forge(1, 10, "counter")
+    await forge(2, 5, "counter")  # stale: 5 < 10
+    await forge(3, 20, "other")
+    await forge(4, 15, "counter", "other")  # stale: other has 20
+    await forge(5, 11, "counter")
+    await forge(6, None, "unlocked")
+    store = StateStore(objects, snapshot_every=8)
+    await store.commit([change("unlocked", "update", V=7)], meta())
+    await store.commit([change("unlocked", "update", V=8)], meta())  # snapshot and indexes at 8
+    await forge(9, 15, "counter", "other")  # stale again, after the pointer: other has 20
+    await forge(10, 12, "counter")
+    await forge(11, 25, "other", "counter")
+    await forge(12, 21, "counter")  # stale: 21 < 25
+    expected = await replayed_history(StateStore(objects))
+    assert [e.serial for e in expected["counter"]] == [1, 5, 10, 11]
+    cold = StateStore(objects)
+    assert await cold.history("counter") == expected["counter"]
+    assert await cold.history("other") == expected["other"]
+    assert cold._view is None  # answered without loading the state
+    assert await histories(StateStore(objects), list(expected)) == expected
