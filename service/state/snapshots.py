@@ -56,13 +56,19 @@ class SnapshotMixin:
 
     async def _write_snapshot(self, view: StateView) -> None:
         """Bring every index up to this serial (a snapshot of format /3 promises that), write
-        the snapshot once; then move the pointer to it unless it already names a newer one."""
+        the snapshot once; then move the pointer to it unless it already names a newer one.
+        When the pointer already names an indexed snapshot at or past this serial, another
+        store did all of that: this view only takes note (no index is read)."""
+        current = await self.objects.get(self._last_snapshot_key)
+        if current is not None and indexed_serial(current.body) >= view.serial:
+            for identifier in view.unindexed:  # what this store read of them may be older
+                self._index_cache.pop(identifier, None)
+            mark_indexed(view)
+            return
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
         await self._write_indexes(view)
-        view.indexed_ids |= set(view.unindexed)
-        view.unindexed, view.restarted = {}, {}
-        view.indexed_through = view.serial
+        mark_indexed(view)
         body = seal({**view.to_snapshot(), "covers": covers})
         if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
             return  # someone who read this far first wrote it
@@ -78,8 +84,9 @@ class SnapshotMixin:
                 "fence_all": view.fence_all,
             }
         )
-        for _ in range(POINTER_ATTEMPTS):
-            current = await self.objects.get(self._last_snapshot_key)
+        for attempt in range(POINTER_ATTEMPTS):
+            if attempt:
+                current = await self.objects.get(self._last_snapshot_key)
             if current is None:
                 if await self.objects.put_if_absent(self._last_snapshot_key, pointer):
                     return
@@ -200,6 +207,25 @@ def unseal(data: dict[str, Any], *, where: str) -> None:
     stored = data.pop("sha256", None)
     if stored is None or stored != sha256_hex(canonical_json(data)):
         raise SnapshotRefused(f"{where} does not match its sha256: it was changed after writing")
+
+
+def mark_indexed(view: StateView) -> None:
+    """Every index is complete up to ``view.serial`` now: the view's own part is dropped."""
+    view.indexed_ids |= set(view.unindexed)
+    view.unindexed, view.restarted = {}, {}
+    view.indexed_through = view.serial
+
+
+def indexed_serial(body: bytes) -> int:
+    """The serial up to which a pointer promises complete indexes (0: none, or unreadable)."""
+    try:
+        data = json.loads(body)
+        if data.get("indexed") is not True:
+            return 0
+        unseal(data, where="the snapshot pointer")
+        return int(data["serial"])
+    except (ValueError, KeyError, TypeError, AttributeError, SnapshotRefused):
+        return 0
 
 
 def pointer_serial(body: bytes) -> int:

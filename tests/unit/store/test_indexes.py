@@ -354,3 +354,24 @@ async def test_commits_ignored_for_a_stale_token_are_not_in_the_history(tmp_path
     assert await cold.history("other") == expected["other"]
     assert cold._view is None  # answered without loading the state
     assert await histories(StateStore(objects), list(expected)) == expected
+
+
+async def test_a_reader_that_finds_the_snapshot_written_takes_the_indexes_as_they_are_now() -> None:
+    """With serials from a counter, the first store to read past a snapshot serial writes the
+    snapshot; a reader that finds it written (and the indexes with it) must not keep using
+    what it read of an index before."""
+    from ccstate.backends.memory import MemorySequencer
+
+    objects, sequencer = MemoryObjectStore(), MemorySequencer()
+    writer = StateStore(objects, sequencer=sequencer, snapshot_every=4)
+    for n in range(4):
+        await writer.commit([change("x", "update", V=n)], meta(), under_lock=True)
+    await writer.current()  # the snapshot at 4
+    reader = StateStore(objects, sequencer=sequencer, snapshot_every=4)
+    await reader.current()
+    assert [e.serial for e in await reader.history("x")] == [1, 2, 3, 4]  # read its index
+    for n in range(4, 8):
+        await writer.commit([change("x", "update", V=n)], meta(), under_lock=True)
+    await writer.current()  # writes the snapshot at 8 and the indexes
+    assert [e.serial for e in await reader.history("x")] == list(range(1, 9))
+    assert reader.integrity_warnings == []  # not a stale index rebuilt from the log
