@@ -11,7 +11,9 @@ Rows (``GOALS``), each a function returning a ``Row``; a goal whose work is not 
   spawn of ``ccstate serve`` up to the answer to ``tools/list`` (wall time, median of ROUNDS, and
   the child's CPU time, which a busy machine inflates less); ``import mcp`` alone as the floor.
 - big state: ``ccstate state list --all`` / ``--output json`` / default at 10,000 resources, and
-  the history of one resource at 100 vs 10,000 resources.
+  the history of one resource at 100 vs 10,000 resources (a cold store: pointer, index, commits).
+- cold reads on S3 (moto over HTTP, ``RequestCounter``): a fresh store's lock + commit + unlock
+  cycle and its load (``state list``), at 0 to 49 commits past the snapshot.
 
 Subprocess timings use compiled bytecode (``compileall`` first), as a wheel install has.
 """
@@ -534,21 +536,27 @@ feel it"):
 - `state list` at 10,000 resources: rendering is about 0.1 s of it (plain columns; a rich Table
   took 11 s). The rest is start-up and `StateStore.current()`, which validates every resource of
   the snapshot with pydantic; a listing that reads a light per-resource summary would avoid it.
-- `state history ID`: `StateStore.history` loads the whole state (the snapshot) to find the
-  resource's serials in `history_index`. A per-resource index object would make it read the
-  resource's index and its commits only (store.py).
+- `state history ID`: reads the snapshot pointer, the resource's index object and the commits
+  after the pointer, then the resource's commits; not the snapshot (it was 16 ms -> 1,621 ms,
+  99x, when it loaded the whole state to find the serials in the snapshot's `history_index`).
 - `state list` on an empty state: most of it is importing pydantic and building the state
   model's classes (`backends/config.py`, `service/state/model.py`), which any command that opens
   the state needs.
 - spawn -> `tools/list`: importing the MCP SDK (`mcp`, `mcp_types`) is most of it (the floor row);
   `ccstate` adds its runtime (the service modules; the AWS SDK is no longer imported before a tool
   needs it).
-- The cold load: `list_keys` no longer grows with history (its row), but the snapshot carries
-  every resource's list of serials (`history_index`), parsed on every cold load: 64 KB at 100
-  commits and 113 KB at 10,000 for the same 100 resources. Over separate runs the ratio measured
-  1.13x, 1.25x and 2.05x (medians on a busy machine); the fastest of 40 cold loads each gave
-  8.1 ms -> 13.6 ms (1.68x), all of the difference in reading the snapshot. Per-resource index
-  objects in the store would remove this and the `state history` cost together."""
+- The cold load: snapshots no longer carry every resource's list of serials (`history_index`,
+  64 KB at 100 commits and 113 KB at 10,000 for the same 100 resources; the ratio was 1.13x to
+  2.05x over runs). They keep each resource's last serial; the lists are per-resource index
+  objects written with each snapshot (docs/decisions.md, "Per-resource indexes and the snapshot
+  schedule"). Both snapshots are now 64 KB; the fastest of 30 cold loads each measured 3.73 ms
+  and 3.80 ms.
+- Cold reads on S3: a cold commit cycle costs 11 requests at the snapshot and one more per
+  commit past it (lock with its fencing token 3, pointer, snapshot, its covered commit, one
+  listing, the counter; ticket, put, unlock); the snapshot schedule is still every 50 serials,
+  so the goal needs more than a schedule (docs/decisions.md explains what). The cycle that
+  lands on a snapshot serial also writes the snapshot and the index of each resource changed
+  since the last one (one GET and one PUT each)."""
 
 
 if __name__ == "__main__":
