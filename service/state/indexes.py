@@ -263,8 +263,8 @@ class IndexMixin:
         """A view at ``through`` holding just the fencing tokens that decide whether the
         commits after it that touch ``identifier`` were applied: its own (from its commits),
         the workspace's (the pointer's), and those of resources it was committed with."""
-        ours = [c for c in window if identifier in c.resources_touched() and c.fence is not None]
-        if any(c.whole_workspace for c in window if c.fence is not None):
+        fenced = [c for c in window if c.fence is not None]
+        if any(c.whole_workspace for c in fenced):
             return None  # its floor is every resource's token: only the snapshot has them all
         view = StateView(
             serial=through,
@@ -273,7 +273,14 @@ class IndexMixin:
             indexed_through=through,
             partial=True,
         )
-        others = {r for c in ours for r in c.resources_touched()} - {identifier}
+        # The resources whose tokens decide ours: committed with it, or with one of those.
+        related, size = {identifier}, 0
+        while len(related) > size:
+            size = len(related)
+            for commit in fenced:
+                if commit.resources_touched() & related:
+                    related |= commit.resources_touched()
+        others = related - {identifier}
         for name, serials in [(identifier, base), *[(r, None) for r in sorted(others)]]:
             if serials is None:
                 try:

@@ -375,3 +375,38 @@ async def test_a_reader_that_finds_the_snapshot_written_takes_the_indexes_as_the
     await writer.current()  # writes the snapshot at 8 and the indexes
     assert [e.serial for e in await reader.history("x")] == list(range(1, 9))
     assert reader.integrity_warnings == []  # not a stale index rebuilt from the log
+
+
+async def test_a_stale_commit_of_other_resources_does_not_decide_ours(tmp_path: Path) -> None:
+    """After the pointer, a commit of `other` and `third` is stale (third's token is 30), so
+    `other` stays at 10 and the later commit of `counter` and `other` (15) is applied: the
+    cold reader seeds every resource linked to ours by such commits, not only direct ones."""
+    from ccstate.service.state.codec import encode_commit, serial_key
+    from ccstate.service.state.model import Commit, Principal, utc_now_iso
+
+    objects = LocalObjectStore(tmp_path)
+
+    async def forge(serial: int, fence: int, *ids: str) -> None:
+        commit = Commit(
+            serial=serial,
+            parent=serial - 1,
+            lineage="forged-lineage",
+            committed_at=utc_now_iso(),
+            principal=Principal(user="holder"),
+            changes=[change(i, "update", V=serial) for i in ids],
+            fence=fence,
+        )
+        key = serial_key("default/log/", serial)
+        assert await objects.put_if_absent(key, encode_commit(commit))
+
+    await forge(1, 30, "third")
+    await forge(2, 10, "other")
+    await forge(3, 5, "counter")
+    await StateStore(objects, snapshot_every=4).commit([change("pad")], meta())  # indexed at 4
+    await forge(5, 20, "other", "third")  # stale: third has 30
+    await forge(6, 15, "counter", "other")  # applied: other has 10
+    expected = await replayed_history(StateStore(objects))
+    assert [e.serial for e in expected["counter"]] == [3, 6]
+    cold = StateStore(objects)
+    assert await cold.history("counter") == expected["counter"]
+    assert cold._view is None
