@@ -210,7 +210,7 @@ async def _view(store: StateStore, serial: int | None) -> StateView:
 
 
 def _not_in_state(identifier: str, workspace: str, view: StateView) -> NotFound:
-    if identifier in view.history_index:
+    if identifier in view.last_touched:
         return NotFound(
             f"Resource {identifier!r} is not in workspace '{workspace}' at serial {view.serial}: "
             "it was deleted or forgotten.",

@@ -415,7 +415,7 @@ class ImpactAnalyzer:
         self, operation: str, schema: ResourceSchema, identifier: str, digest: str
     ) -> ChangeBinding:
         view = await self.store.current()
-        serials = view.history_index.get(identifier, []) if identifier else []
+        last = view.last_touched.get(identifier, 0) if identifier else 0
         in_state = bool(identifier) and identifier in view.resources
         live = await self._live(schema, identifier)
         return ChangeBinding(
@@ -423,7 +423,7 @@ class ImpactAnalyzer:
             resource_type=schema.type_name,
             identifier=identifier,
             payload_digest=digest,
-            state_serial=serials[-1] if serials else 0,
+            state_serial=last,
             in_state=in_state,
             live_digest=ABSENT
             if live is None

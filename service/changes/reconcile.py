@@ -397,8 +397,7 @@ class Reconciler:
         return {t for t in tokens if t}
 
     async def _recent_commits(self, identifier: str) -> list[Any]:
-        view = await self.store.current()
-        serials = view.history_index.get(identifier, [])[-RECENT_COMMITS:]
+        serials = (await self.store.serials_of(identifier))[-RECENT_COMMITS:]
         return [await self.store.commit_at(serial) for serial in reversed(serials)]
 
     async def _already_recorded(self, identifier: str, execution_token: str) -> int | None:

@@ -402,8 +402,7 @@ class Rollbacks:
     async def _position(self, identifier: str) -> tuple[int, bool]:
         """The last serial that touched the resource (0: none), and whether it is in state."""
         view = await self.store.current()
-        serials = view.history_index.get(identifier, [])
-        return (serials[-1] if serials else 0), identifier in view.resources
+        return view.last_touched.get(identifier, 0), identifier in view.resources
 
     async def _type_of(self, identifier: str, entry: LineageEntry) -> str:
         commit = await self.store.commit_at(entry.serial or 0)

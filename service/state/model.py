@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 STATE_VERSION = "1.0"
 COMMIT_FORMAT = "ccstate.commit/1"
-SNAPSHOT_FORMAT = "ccstate.snapshot/2"
+SNAPSHOT_FORMAT = "ccstate.snapshot/3"
+# Still read: every resource's serials in the snapshot (``history_index``), no index objects.
+SNAPSHOT_FORMAT_V2 = "ccstate.snapshot/2"
 MANAGED_BY = "CCAPI-MCP-SERVER"
 
 # Operations after which the resource no longer exists in state.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ccstate.service import __version__
@@ -38,8 +39,19 @@ class QueryMixin:
         return res.model_copy(deep=True) if res is not None else None
 
     async def history(self, identifier: str) -> list[LineageEntry]:
+        identifier = validate_identifier(identifier)
+        serials = await self._history_serials_cold(identifier)  # not loading the state
+        if serials is None:
+            return await self._history(await self._refreshed(), identifier)
+        return await self._lineage(serials, identifier)
+
+    async def serials_of(self, identifier: str) -> list[int]:
+        """The serials of the commits that changed the resource (its history), oldest first;
+        empty when the state never had it."""
         view = await self._refreshed()
-        return await self._history(view, validate_identifier(identifier))
+        if validate_identifier(identifier) not in view.last_touched:
+            return []
+        return await self._serials_of(view, identifier)
 
     async def versions(self, limit: int | None = None) -> list[VersionInfo]:
         head = await self.head()
@@ -81,13 +93,9 @@ class QueryMixin:
         return await self._document(await self._refreshed())
 
     async def _history(self, view: StateView, identifier: str) -> list[LineageEntry]:
-        serials = view.history_index.get(identifier)
-        if serials is None:
-            raise NotFound(
-                f"No resource {identifier!r} in workspace '{self.workspace}' at serial "
-                f"{view.serial}.",
-                next_step="See ${list_managed} for the identifiers in state.",
-            )
+        return await self._lineage(await self._serials_of(view, identifier), identifier)
+
+    async def _lineage(self, serials: list[int], identifier: str) -> list[LineageEntry]:
         entries: list[LineageEntry] = []
         for commit in await self._read_commits(serials):
             entries += lineage_from_commit(commit, identifier)
@@ -95,9 +103,11 @@ class QueryMixin:
 
     async def _document(self, view: StateView) -> StateDocument:
         """The seed document with every live resource's lineage, reading each commit once."""
+        keys = list(view.resources)
+        found = await asyncio.gather(*(self._serials_of(view, key) for key in keys))
         wanted: dict[int, set[str]] = {}
-        for key in view.resources:
-            for serial in view.history_index.get(key, []):
+        for key, serials in zip(keys, found, strict=True):
+            for serial in serials:
                 wanted.setdefault(serial, set()).add(key)
         lineage_of: dict[str, list[LineageEntry]] = {key: [] for key in view.resources}
         for commit in await self._read_commits(sorted(wanted)):

@@ -1,10 +1,11 @@
 """Materialized state and the pure function that applies one commit to it.
 
 ``StateView`` is what a snapshot holds: the current resources (without their lineage), the
-stacks, and a per-resource index of the serials that touched each resource, including resources
-that have since been deleted. Lineage is not copied into snapshots: it lives once, in the log,
-and the index finds it without scanning the log. That keeps snapshot and commit cost independent
-of history length.
+stacks, and the last serial that touched each resource (including resources since deleted).
+Lineage is not copied into snapshots: it lives once, in the log. The serials that touched a
+resource are kept in its index object (``indexes.py``), complete up to ``indexed_through``; the
+view holds only the serials it applied after that (``unindexed``), in memory. That keeps
+snapshot, load and commit cost independent of history length.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ccstate.service.state.model import (
     MANAGED_BY,
     REMOVING_OPERATIONS,
     SNAPSHOT_FORMAT,
+    SNAPSHOT_FORMAT_V2,
     STATE_VERSION,
     Commit,
     LineageEntry,
@@ -38,7 +40,19 @@ class StateView:
     total_operations: int = 0
     resources: dict[str, ResourceState] = field(default_factory=dict)
     stacks: dict[str, Stack] = field(default_factory=dict)
-    history_index: dict[str, list[int]] = field(default_factory=dict)
+    # The last applied serial that touched each resource, deleted ones included.
+    last_touched: dict[str, int] = field(default_factory=dict)
+    # Not in snapshots: the index objects list every applied serial up to ``indexed_through``
+    # (0: none are trusted); ``unindexed`` holds those this view applied after it, and
+    # ``restarted`` the serial of an import after it that restarted a resource's history.
+    indexed_through: int = 0
+    unindexed: dict[str, list[int]] = field(default_factory=dict)
+    restarted: dict[str, int] = field(default_factory=dict)
+    # A view of the fences and one resource's history only (``StateStore.history`` on a cold
+    # store): never snapshotted, never shown.
+    partial: bool = False
+    # The resources the index objects know (touched up to ``indexed_through``); not persisted.
+    indexed_ids: set[str] = field(default_factory=set)
     # The highest fencing token committed per resource, and by whole-workspace commits.
     fences: dict[str, int] = field(default_factory=dict)
     fence_all: int = 0
@@ -47,6 +61,13 @@ class StateView:
 
     def copy(self) -> StateView:
         return copy.deepcopy(self)
+
+    def window_of(self, identifier: str) -> list[int]:
+        """The serials this view applied to ``identifier`` after its indexed part (from its
+        last restart on, if one is among them)."""
+        window = self.unindexed.get(identifier, [])
+        start = self.restarted.get(identifier, 0)
+        return [s for s in window if s >= start]
 
     # ----------------------------------------------------------------- snapshot (de)serialization
 
@@ -60,7 +81,7 @@ class StateView:
             "total_operations": self.total_operations,
             "resources": {k: r.model_dump(mode="json") for k, r in self.resources.items()},
             "stacks": {k: s.model_dump(mode="json") for k, s in self.stacks.items()},
-            "history_index": self.history_index,
+            "last_touched": self.last_touched,
             "fences": self.fences,
             "fence_all": self.fence_all,
             "fenced_out": self.fenced_out,
@@ -68,13 +89,24 @@ class StateView:
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any], *, where: str) -> StateView:
-        if data.get("format") != SNAPSHOT_FORMAT:
+        """A view from a snapshot of format /3, or /2 (which still lists every resource's
+        serials: they become this view's ``unindexed``, and the next snapshot written from it
+        writes the index objects, so a /2 state migrates without a step of its own)."""
+        if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V2):
             raise UnsupportedVersion(
                 f"Snapshot {where} has format {data.get('format')!r}; this ccstate reads "
                 f"{SNAPSHOT_FORMAT!r}.",
                 next_step="Upgrade ccstate, or delete the snapshot so the log is replayed.",
             )
         try:
+            if data["format"] == SNAPSHOT_FORMAT_V2:
+                unindexed = {k: [int(s) for s in v] for k, v in data["history_index"].items()}
+                last_touched = {k: v[-1] for k, v in unindexed.items() if v}
+                indexed_through = 0
+            else:
+                unindexed = {}
+                last_touched = {k: int(v) for k, v in data["last_touched"].items()}
+                indexed_through = int(data["serial"])
             return cls(
                 serial=int(data["serial"]),
                 lineage=str(data["lineage"]),
@@ -85,7 +117,10 @@ class StateView:
                     k: ResourceState.model_validate(v) for k, v in data["resources"].items()
                 },
                 stacks={k: Stack.model_validate(v) for k, v in data["stacks"].items()},
-                history_index={k: [int(s) for s in v] for k, v in data["history_index"].items()},
+                last_touched=last_touched,
+                indexed_through=indexed_through,
+                unindexed=unindexed,
+                indexed_ids=set(last_touched) if indexed_through else set(),
                 fences={k: int(v) for k, v in data.get("fences", {}).items()},
                 fence_all=int(data.get("fence_all", 0)),
                 fenced_out=[int(s) for s in data.get("fenced_out", [])],
@@ -190,7 +225,8 @@ def _record_fence(view: StateView, commit: Commit) -> None:
 
 
 def _apply_change(view: StateView, commit: Commit, change: ResourceChange) -> None:
-    view.history_index.setdefault(change.identifier, []).append(commit.serial)
+    view.unindexed.setdefault(change.identifier, []).append(commit.serial)
+    view.last_touched[change.identifier] = commit.serial
     existing = view.resources.get(change.identifier)
     if change.outcome != "SUCCESS":
         if existing is not None:
@@ -236,8 +272,11 @@ def _replace_state(view: StateView, commit: Commit) -> None:
         bare = res.model_copy(deep=True)
         bare.lineage = []
         view.resources[key] = bare
-        # The document carries the resource's whole lineage, so its history restarts here.
-        view.history_index[key] = [commit.serial]
+        # The document carries the resource's whole lineage, so its history restarts here
+        # (the serials before stay listed: a view of the past still reads them).
+        view.unindexed.setdefault(key, []).append(commit.serial)
+        view.restarted[key] = commit.serial
+        view.last_touched[key] = commit.serial
     view.stacks = copy.deepcopy(doc.stacks)
     view.total_operations = doc.metadata.total_operations
 

@@ -10,7 +10,9 @@ serial beyond the end of the log is refused (commits are missing).
 
 Snapshots written before digests (format ``ccstate.snapshot/1``) are not trusted: the state is
 replayed past them, and new snapshots are written as commits cross the next multiples of
-``snapshot_every`` (docs/state-format.md).
+``snapshot_every`` (docs/state-format.md). Snapshots of format /2 list every resource's serials
+themselves; they are read, and the next snapshot (format /3) writes the index objects instead
+(``indexes.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from typing import Any
 
 from ccstate.service.errors import PreconditionFailed, StateCorrupt
 from ccstate.service.state.codec import serial_key, serial_of
-from ccstate.service.state.model import SNAPSHOT_FORMAT, canonical_json, sha256_hex
+from ccstate.service.state.model import (
+    SNAPSHOT_FORMAT,
+    SNAPSHOT_FORMAT_V2,
+    canonical_json,
+    sha256_hex,
+)
 from ccstate.service.state.replay import StateView
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,7 @@ class SnapshotMixin:
     the newest. Derived data: a snapshot that fails its checks is skipped and the log replayed."""
 
     async def _snapshot_if_due(self, view: StateView) -> None:
-        if view.serial % self.snapshot_every:
+        if view.serial % self.snapshot_every or view.partial:
             return
         try:
             await self._write_snapshot(view)
@@ -48,9 +55,20 @@ class SnapshotMixin:
             log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
 
     async def _write_snapshot(self, view: StateView) -> None:
-        """Write once; then move the pointer to it unless it already names a newer one."""
+        """Bring every index up to this serial (a snapshot of format /3 promises that), write
+        the snapshot once; then move the pointer to it unless it already names a newer one.
+        When the pointer already names an indexed snapshot at or past this serial, another
+        store did all of that: this view only takes note (no index is read)."""
+        current = await self.objects.get(self._last_snapshot_key)
+        if current is not None and indexed_serial(current.body) >= view.serial:
+            for identifier in view.unindexed:  # what this store read of them may be older
+                self._index_cache.pop(identifier, None)
+            mark_indexed(view)
+            return
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
+        await self._write_indexes(view)
+        mark_indexed(view)
         body = seal({**view.to_snapshot(), "covers": covers})
         if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
             return  # someone who read this far first wrote it
@@ -60,10 +78,15 @@ class SnapshotMixin:
                 "serial": view.serial,
                 "covers": covers,
                 "snapshot_sha256": sha256_hex(body),
+                # What a reader of one resource's history needs besides its index (indexes.py).
+                "indexed": True,
+                "lineage": view.lineage,
+                "fence_all": view.fence_all,
             }
         )
-        for _ in range(POINTER_ATTEMPTS):
-            current = await self.objects.get(self._last_snapshot_key)
+        for attempt in range(POINTER_ATTEMPTS):
+            if attempt:
+                current = await self.objects.get(self._last_snapshot_key)
             if current is None:
                 if await self.objects.put_if_absent(self._last_snapshot_key, pointer):
                     return
@@ -103,9 +126,14 @@ class SnapshotMixin:
     async def _read_pointer(self) -> int:
         """The serial the pointer names (0: none, or one that fails its checks). A readable
         pointer's serial is also kept as a floor the log must reach (see the store's load)."""
+        data = await self._read_pointer_data()
+        return 0 if data is None else int(data["serial"])
+
+    async def _read_pointer_data(self) -> dict[str, Any] | None:
+        """The pointer's fields once its checks pass (None: absent or refused)."""
         obj = await self.objects.get(self._last_snapshot_key)
         if obj is None:
-            return 0
+            return None
         try:
             data = json.loads(obj.body)
             serial = int(data["serial"])
@@ -113,9 +141,9 @@ class SnapshotMixin:
                 unseal(data, where=self._last_snapshot_key)
         except (ValueError, KeyError, TypeError, SnapshotRefused) as exc:
             self._refused(f"Ignoring the snapshot pointer {self._last_snapshot_key}: {exc}")
-            return 0
+            return None
         self._pointer_serial_seen = serial
-        return serial
+        return data
 
     async def _nearest_snapshot(self, serial: int) -> StateView:
         keys = await self.objects.list_keys(self._snap_prefix)
@@ -137,7 +165,7 @@ class SnapshotMixin:
             data = json.loads(obj.body)
             if not isinstance(data, dict):
                 raise SnapshotRefused("it is not a JSON object")
-            if data.get("format") != SNAPSHOT_FORMAT:
+            if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V2):
                 raise SnapshotRefused(
                     f"format {data.get('format')!r} is not {SNAPSHOT_FORMAT!r} (older snapshots "
                     "carry no digest)"
@@ -179,6 +207,25 @@ def unseal(data: dict[str, Any], *, where: str) -> None:
     stored = data.pop("sha256", None)
     if stored is None or stored != sha256_hex(canonical_json(data)):
         raise SnapshotRefused(f"{where} does not match its sha256: it was changed after writing")
+
+
+def mark_indexed(view: StateView) -> None:
+    """Every index is complete up to ``view.serial`` now: the view's own part is dropped."""
+    view.indexed_ids |= set(view.unindexed)
+    view.unindexed, view.restarted = {}, {}
+    view.indexed_through = view.serial
+
+
+def indexed_serial(body: bytes) -> int:
+    """The serial up to which a pointer promises complete indexes (0: none, or unreadable)."""
+    try:
+        data = json.loads(body)
+        if data.get("indexed") is not True:
+            return 0
+        unseal(data, where="the snapshot pointer")
+        return int(data["serial"])
+    except (ValueError, KeyError, TypeError, AttributeError, SnapshotRefused):
+        return 0
 
 
 def pointer_serial(body: bytes) -> int:

@@ -5,6 +5,7 @@ Layout under the backend root (the Delta Lake ``_delta_log`` protocol)::
     <workspace>/log/00000000000000000042.json        one commit, written once
     <workspace>/snapshots/00000000000000000040.json  the materialized state at serial 40
     <workspace>/_last_snapshot.json                  pointer to the newest snapshot
+    <workspace>/index/<sha256 of the id>.json        the serials that touched one resource
 
 The jobs live in modules of their own; ``StateStore`` puts them together and keeps the
 loading (newest snapshot + replay of the log after it) and the commit cache:
@@ -13,6 +14,8 @@ loading (newest snapshot + replay of the log after it) and the commit cache:
 - ``append``: optimistic ``head + 1`` appends with rebase, and ticketed serials with hole
   filling (the S3 backend's DynamoDB counter);
 - ``snapshots``: snapshots and the pointer to the newest;
+- ``indexes``: per-resource index objects (written with each snapshot), and the history of one
+  resource without loading the state;
 - ``queries``: head, resources, history, versions, past views, the export document;
 - ``restore``: restore to a past serial, and import (``state push``) of a document.
 
@@ -51,6 +54,7 @@ from ccstate.service.state.codec import (  # noqa: F401
     serial_key,
     serial_of,
 )
+from ccstate.service.state.indexes import IndexMixin
 from ccstate.service.state.model import (
     Commit,
     CommitMeta,
@@ -78,7 +82,7 @@ Exporter = Callable[[StateDocument], Awaitable[None]]
 HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
 
 
-class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
+class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixin):
     """One workspace's state. Safe for concurrent use by tasks of one process; processes and
     machines coordinate through the object store's write-once commits."""
 
@@ -119,6 +123,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
         self._unwritten_since: dict[int, float] = {}  # handed-out serials seen unwritten
         self._checked_unwritten: set[int] = set()  # ... and found never written (S3 versions)
         self.contention = Contention()
+        self._init_indexes()
 
     async def commit(
         self,
@@ -156,6 +161,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin):
     async def _ensure_loaded(self) -> StateView:
         if self._view is None:
             self._log_start_absent = False
+            self._index_cache.clear()  # read for a pointer older than the snapshot loaded
             view = await self._load_latest_snapshot()
             if self.sequencer is None:
                 if not self._log_start_absent:  # else serial 1 was just found absent

@@ -111,3 +111,34 @@ async def test_a_far_jump_of_the_serial_counter_is_refused_without_3000_requests
     with pytest.raises(errors.StateCorrupt, match="jumped"):
         await backend.state_store().commit([bucket_change("x", 0)], ALICE, under_lock=True)
     assert await log_serials(backend) == [1, 2]
+
+
+async def test_history_from_the_index_on_s3_matches_the_log_and_survives_an_edit(
+    s3_setup: S3Setup, backend: Backend
+) -> None:
+    """Indexes are written with each snapshot; a cold reader of one resource's history reads
+    the pointer, its index and the commits after the pointer, and refuses an edited index."""
+    store = backend.state_store(snapshot_every=4)
+    for n in range(11):
+        await store.commit([bucket_change(f"b{n % 3}", n)], ALICE, under_lock=True)
+    await store.current()
+    expected = {f"b{i}": await store.history(f"b{i}") for i in range(3)}
+    assert [e.serial for e in expected["b1"]] == [2, 5, 8, 11]
+    for identifier, entries in expected.items():
+        assert await backend.state_store().history(identifier) == entries
+    s3 = s3_setup.client("s3")
+    from ccstate.service.state.indexes import index_name
+
+    key = full_key(s3_setup, f"default/index/{index_name('b1')}")
+    body = json.loads(s3.get_object(Bucket=s3_setup.bucket, Key=key)["Body"].read())
+    body["serials"] = body["serials"][1:]
+    edited = json.dumps(body).encode()
+    s3.put_object(
+        Bucket=s3_setup.bucket,
+        Key=key,
+        Body=edited,
+        Metadata={"sha256": hashlib.sha256(edited).hexdigest()},
+    )
+    reader = backend.state_store()
+    assert await reader.history("b1") == expected["b1"]
+    assert any("b1" in w for w in reader.integrity_warnings)

@@ -1,0 +1,373 @@
+"""Per-resource index objects: the serials of the commits that touched one resource.
+
+Layout: ``<workspace>/index/<sha256 of the identifier>.json``, sealed like a snapshot::
+
+    {"format": "ccstate.index/1", "identifier": "my-bucket", "serials": [3, 9, 41],
+     "restarts": [], "through": 50, "sha256": "..."}
+
+``serials`` lists every applied commit (fenced-out ones excluded, as replay does) that touched
+the resource; ``restarts`` the serials of imports that restarted its history (the document
+carried the lineage before them); ``through`` the newest snapshot that wrote it. The log stays
+the truth and an index is derived data, written like a snapshot by whoever writes one: before a
+snapshot at serial S is written, the index of every resource the writer's view applied since its
+own base is merged (entries in that range replaced by what replay found). So a snapshot of
+format /3, and the pointer to it, promise that every index is complete up to their serial; a
+writer that dies half-way leaves the previous snapshot's promise standing, and the next
+snapshot writer repairs the indexes again from the log. No index is written per commit.
+
+A reader takes serials up to its view's ``indexed_through`` from the index and the rest from the
+commits it replayed after it. An index that is missing where the view says the resource was
+touched, fails its digest, or lacks the resource's last change up to ``indexed_through`` (an
+older copy put back) is never trusted: the resource's serials are rebuilt from the log (and the
+index rewritten), with a warning. The history of one resource on a store that has not loaded the
+state reads only the pointer, the index and the commits after the pointer; it cannot see an older
+copy put back (nothing there names the last change), and falls back to the full load when the
+index is missing or refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccstate.service.errors import NotFound, PreconditionFailed
+from ccstate.service.state.model import Commit
+from ccstate.service.state.replay import StateView, apply_commit
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = "ccstate.index/1"
+INDEX_WRITE_CONCURRENCY = 16
+INDEX_WRITE_ATTEMPTS = 5
+INDEX_CACHE_SIZE = 20_000
+# A full replay to rebuild a missing index reads the log in windows of this many commits.
+REBUILD_WINDOW = 512
+
+
+class IndexRefused(Exception):
+    """Why an index object cannot be trusted."""
+
+
+@dataclass
+class ResourceIndex:
+    identifier: str
+    serials: list[int] = field(default_factory=list)
+    restarts: list[int] = field(default_factory=list)
+    through: int = 0
+
+    def upto(self, serial: int) -> list[int]:
+        """The serials up to ``serial`` that are still the resource's history (after the
+        last restart at or before it)."""
+        start = max((r for r in self.restarts if r <= serial), default=0)
+        return [s for s in self.serials if start <= s <= serial]
+
+    def merged(
+        self, window: list[int], restart: int | None, *, after: int, upto: int
+    ) -> ResourceIndex:
+        """This index with the serials in ``(after, upto]`` replaced by ``window`` (what replay
+        applied there); entries beyond ``upto`` (a later writer's) are kept."""
+
+        def outside(values: list[int]) -> set[int]:
+            return {s for s in values if s <= after or s > upto}
+
+        restarts = outside(self.restarts) | ({restart} if restart else set())
+        return ResourceIndex(
+            self.identifier,
+            sorted(outside(self.serials) | set(window)),
+            sorted(restarts),
+            max(self.through, upto),
+        )
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "format": INDEX_FORMAT,
+            "identifier": self.identifier,
+            "serials": self.serials,
+            "restarts": self.restarts,
+            "through": self.through,
+        }
+
+
+def index_name(identifier: str) -> str:
+    """Identifiers are ARNs, URLs, paths: the key uses their digest (the body names them)."""
+    return hashlib.sha256(identifier.encode()).hexdigest() + ".json"
+
+
+def parse_index(body: bytes, identifier: str, *, where: str) -> ResourceIndex:
+    from ccstate.service.state.snapshots import SnapshotRefused, unseal
+
+    try:
+        data = json.loads(body)
+        if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
+            raise IndexRefused(f"{where} is not an index of format {INDEX_FORMAT}")
+        unseal(data, where=where)
+        if data["identifier"] != identifier:
+            raise IndexRefused(f"{where} is the index of {data['identifier']!r}")
+        return ResourceIndex(
+            identifier,
+            [int(s) for s in data["serials"]],
+            [int(s) for s in data["restarts"]],
+            int(data["through"]),
+        )
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, SnapshotRefused) as exc:
+        raise IndexRefused(str(exc)) from exc
+
+
+class IndexMixin:
+    """Reading and writing the per-resource indexes. Part of ``StateStore``."""
+
+    def _init_indexes(self) -> None:
+        self._index_prefix = f"{self.workspace}/index/"
+        # identifier -> (index, etag) as last read or written by this store.
+        self._index_cache: OrderedDict[str, tuple[ResourceIndex, str]] = OrderedDict()
+
+    def _index_key(self, identifier: str) -> str:
+        return self._index_prefix + index_name(identifier)
+
+    async def _read_index(self, identifier: str) -> ResourceIndex | None:
+        """The index of ``identifier`` (None: absent), from the cache when this store read or
+        wrote it (indexes only ever grow). ``IndexRefused`` when it fails its checks."""
+        cached = self._index_cache.get(identifier)
+        if cached is not None:
+            return cached[0]
+        entry = await self._fetch_index(identifier)
+        return None if entry is None else entry[0]
+
+    async def _fetch_index(self, identifier: str) -> tuple[ResourceIndex, str] | None:
+        key = self._index_key(identifier)
+        obj = await self.objects.get(key)
+        if obj is None:
+            self._index_cache.pop(identifier, None)
+            return None
+        entry = (parse_index(obj.body, identifier, where=key), obj.etag)
+        self._cache_index(identifier, entry)
+        return entry
+
+    def _cache_index(self, identifier: str, entry: tuple[ResourceIndex, str]) -> None:
+        self._index_cache[identifier] = entry
+        self._index_cache.move_to_end(identifier)
+        while len(self._index_cache) > INDEX_CACHE_SIZE:
+            self._index_cache.popitem(last=False)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _serials_of(self, view: StateView, identifier: str) -> list[int]:
+        """Every applied serial that touched ``identifier`` up to ``view.serial``."""
+        if identifier not in view.last_touched:
+            raise NotFound(
+                f"No resource {identifier!r} in workspace '{self.workspace}' at serial "
+                f"{view.serial}.",
+                next_step="See ${list_managed} for the identifiers in state.",
+            )
+        window = view.window_of(identifier)
+        through = view.indexed_through
+        if identifier in view.restarted or not through:
+            return window
+        last = view.last_touched[identifier]
+        try:
+            index = await self._read_index(identifier)
+            if index is None and identifier not in view.indexed_ids:
+                return window  # first touched after the indexed part
+            if index is None:
+                raise IndexRefused("it is missing")
+            if last <= through and last not in index.serials:
+                raise IndexRefused(f"it lacks serial {last}, the resource's last change")
+        except IndexRefused as exc:
+            self._refused(
+                f"Not using the index of {identifier!r} ({self._index_key(identifier)}: {exc}); "
+                "rebuilding it from the log."
+            )
+            return await self._rebuild_serials(identifier, view)
+        return index.upto(through) + window
+
+    async def _rebuild_serials(self, identifier: str, view: StateView) -> list[int]:
+        """The serials of ``identifier`` by a replay of the whole log up to ``view``'s indexed
+        part (slow, and only when its index cannot be trusted); the index is rewritten."""
+        replay = StateView(partial=True)
+        for low in range(1, view.indexed_through + 1, REBUILD_WINDOW):
+            high = min(view.indexed_through, low + REBUILD_WINDOW - 1)
+            for commit in await self._read_commits(range(low, high + 1)):
+                apply_commit(replay, commit)
+        serials = replay.unindexed.get(identifier, [])
+        restart = replay.restarted.get(identifier)
+
+        def merge(old: ResourceIndex | None) -> ResourceIndex:
+            base = old or ResourceIndex(identifier)
+            return base.merged(serials, restart, after=0, upto=view.indexed_through)
+
+        try:
+            await self._put_index(identifier, merge)
+        except Exception as exc:  # the answer stands; the next snapshot writes it again
+            log.warning("Could not rewrite the index of %r: %s", identifier, exc)
+        start = restart or 0
+        return [s for s in serials if s >= start] + view.window_of(identifier)
+
+    async def _history_serials_cold(self, identifier: str) -> list[int] | None:
+        """On a store that has not loaded the state: the resource's serials from its index,
+        the snapshot pointer and the commits after it, without reading the snapshot (whose
+        size grows with the state). None when that is not enough to be sure (no indexed
+        pointer, no index, a fenced whole-workspace commit after the pointer): the caller then
+        loads the state."""
+        async with self._mutex:
+            if self._view is not None:
+                return None
+            pointer = await self._read_pointer_data()
+            if pointer is None or pointer.get("indexed") is not True:
+                return None
+            through = int(pointer["serial"])
+            try:  # not from the cache: it may predate this pointer
+                entry = await self._fetch_index(identifier)
+            except IndexRefused:
+                return None
+            index = None if entry is None else entry[0]
+            if index is None:
+                return None  # maybe new since the snapshot, maybe lost: the full load tells
+            base = index.upto(through)
+            head = StateView(
+                serial=through,
+                lineage=str(pointer["lineage"]),
+                fence_all=int(pointer["fence_all"]),
+                indexed_through=through,
+                partial=True,
+            )
+            if self.sequencer is None:
+                await self._catch_up(head)
+                await self._check_nothing_beyond(head)
+            else:
+                await self._discover(head, self.sequencer)
+            await self._check_head_witnesses(head)
+            window = await self._read_commits(range(through + 1, head.serial + 1))
+            view = await self._fence_view(identifier, base, window, head, through)
+            if view is None:
+                return None
+            for commit in window:
+                apply_commit(view, commit)
+            if identifier in view.restarted:
+                return view.window_of(identifier)
+            return base + view.window_of(identifier)
+
+    async def _fence_view(
+        self,
+        identifier: str,
+        base: list[int],
+        window: list[Commit],
+        head: StateView,
+        through: int,
+    ) -> StateView | None:
+        """A view at ``through`` holding just the fencing tokens that decide whether the
+        commits after it that touch ``identifier`` were applied: its own (from its commits),
+        the workspace's (the pointer's), and those of resources it was committed with."""
+        fenced = [c for c in window if c.fence is not None]
+        if any(c.whole_workspace for c in fenced):
+            return None  # its floor is every resource's token: only the snapshot has them all
+        view = StateView(
+            serial=through,
+            lineage=head.lineage,
+            fence_all=head.fence_all,
+            indexed_through=through,
+            partial=True,
+        )
+        # The resources whose tokens decide ours: committed with it, or with one of those.
+        related, size = {identifier}, 0
+        while len(related) > size:
+            size = len(related)
+            for commit in fenced:
+                if commit.resources_touched() & related:
+                    related |= commit.resources_touched()
+        others = related - {identifier}
+        for name, serials in [(identifier, base), *[(r, None) for r in sorted(others)]]:
+            if serials is None:
+                try:
+                    entry = await self._fetch_index(name)
+                except IndexRefused:
+                    return None
+                serials = [] if entry is None else entry[0].upto(through)
+            commits = await self._read_commits(serials)
+            view.fences[name] = max((c.fence or 0 for c in commits), default=0)
+        return view
+
+    # ------------------------------------------------------------------ writing
+
+    async def _write_indexes(self, view: StateView) -> None:
+        """Before a snapshot at ``view.serial``: merge what the view applied since its indexed
+        part into every touched resource's index. Raises when one cannot be written (the
+        snapshot is then not written, and its promise not made)."""
+        after, upto = view.indexed_through, view.serial
+        gate = asyncio.Semaphore(INDEX_WRITE_CONCURRENCY)
+
+        async def one(identifier: str, window: list[int]) -> None:
+            restart = view.restarted.get(identifier)
+            async with gate:
+                if after and restart is None:
+                    await self._check_index_reaches(view, identifier)
+
+                def merge(old: ResourceIndex | None) -> ResourceIndex:
+                    base = old or ResourceIndex(identifier)
+                    return base.merged(window, restart, after=after, upto=upto)
+
+                await self._put_index(identifier, merge)
+
+        await asyncio.gather(*(one(i, w) for i, w in view.unindexed.items()))
+
+    async def _check_index_reaches(self, view: StateView, identifier: str) -> None:
+        """An index merged from a window must already be complete below it, else merging would
+        make a stale index look complete: rebuild it from the log first."""
+        try:
+            index = await self._read_index(identifier)
+            if index is None and identifier in view.indexed_ids:
+                raise IndexRefused("it is missing")
+        except IndexRefused as exc:
+            self._refused(
+                f"Rebuilding the index of {identifier!r} from the log "
+                f"({self._index_key(identifier)}: {exc})."
+            )
+            await self._rebuild_serials(identifier, view)
+
+    async def _put_index(
+        self, identifier: str, merge: Callable[[ResourceIndex | None], ResourceIndex]
+    ) -> None:
+        """Read (or take from the cache), merge, write conditionally; again on a lost race. An
+        index that fails its checks is merged into as if absent (replaced)."""
+        from ccstate.service.state.snapshots import seal
+
+        key = self._index_key(identifier)
+        cached = self._index_cache.get(identifier)
+        for _ in range(INDEX_WRITE_ATTEMPTS):
+            old, etag = cached if cached is not None else await self._raw_index(identifier)
+            new = merge(old)
+            if old is not None and new == old:
+                return
+            body = seal(new.to_body())
+            try:
+                if etag is None:
+                    if await self.objects.put_if_absent(key, body):
+                        self._index_cache.pop(identifier, None)  # its etag is not known here
+                        return
+                else:
+                    self._cache_index(
+                        identifier, (new, await self.objects.put(key, body, if_match=etag))
+                    )
+                    return
+            except PreconditionFailed:
+                pass
+            cached = None  # someone else wrote it meanwhile: merge into theirs
+        raise PreconditionFailed(
+            f"The index {key} kept changing during {INDEX_WRITE_ATTEMPTS} writes.",
+            next_step="Retry; the next snapshot writes it again.",
+        )
+
+    async def _raw_index(self, identifier: str) -> tuple[ResourceIndex | None, str | None]:
+        key = self._index_key(identifier)
+        obj = await self.objects.get(key)
+        if obj is None:
+            return None, None
+        try:
+            return parse_index(obj.body, identifier, where=key), obj.etag
+        except IndexRefused:
+            return None, obj.etag
