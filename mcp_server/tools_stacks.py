@@ -1,6 +1,7 @@
 """The stack tools: ``create_stack``, ``update_stack``, ``rollback_stack``, ``destroy_stack``,
-``recover_stack``, ``list_stacks``, ``get_stack``. They translate parameters to ``service.stacks.operations.StackOperations``
-(wired by ``ccstate.app`` into ``runtime.extras["stacks"]``) and its answers to JSON."""
+``recover_stack``, ``list_stacks``, ``get_stack``. They translate parameters to
+``service.stacks.operations.StackOperations`` (wired by ``ccstate.app`` into
+``runtime.extras["stacks"]``) and its answers to JSON."""
 
 from __future__ import annotations
 
