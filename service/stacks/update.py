@@ -118,7 +118,9 @@ class StackUpdates:
             for operation in _operations(plan):
                 ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
             live = await self._live(journal)
-            scan_note = await scan_plan(ops.workflow, name, template, plan.named(*FORWARD), live)
+            renewed = set(plan.named("add", "replace"))  # their values are not known yet
+            known = {n: c for n, c in live.items() if n not in renewed}
+            scan_note = await scan_plan(ops.workflow, name, template, plan.named(*FORWARD), known)
             _start(journal, template, plan, user_intent)
             explanation = plan.explain(user_intent, scan_note)
             await ops._stack_entry(principal, journal, explanation)

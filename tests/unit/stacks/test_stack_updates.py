@@ -315,7 +315,7 @@ async def test_the_whole_plan_is_scanned_before_the_first_create(
 async def test_an_update_is_scanned_before_its_first_step(
     scanned: tuple[Stacks, RefusingScanner],
 ) -> None:
-    stacks, _ = scanned
+    stacks, scanner = scanned
     created = await stacks.ops.create(ALICE, "app", v1(), "v1")
     assert created.status == "CREATE_COMPLETE"
     explanation = (await stacks.world.store.current()).stacks["app"]
@@ -326,4 +326,9 @@ async def test_an_update_is_scanned_before_its_first_step(
     with pytest.raises(PolicyDenied, match="N: FAILED"):
         await stacks.ops.update(ALICE, "app", changed, "v2")
     assert stacks.snapshot() == before
+    scanned_b = next(p for p in scanner.scanned if p["BucketName"] == "b-bkt")
+    # B is scanned referring to A's replacement, which does not exist yet
+    assert scanned_b["LoggingConfiguration"] == {
+        "DestinationBucketName": "ccstate-unresolved:A.Ref"
+    }
     assert (await stacks.ops.show("app")).status == "CREATE_COMPLETE"
