@@ -55,7 +55,7 @@ class Journal:
     # An update: its target template, the resources before it, its steps (each with what
     # undoes it) and, once applied, the old resources left to delete (service.stacks.update).
     update: dict[str, Any] = field(default_factory=dict)
-    previous_template: dict[str, Any] | None = None  # before the last update: rollback_stack
+    previous_template: dict[str, Any] | None = None  # before the last update: a rollback
 
     @property
     def in_progress(self) -> bool:
