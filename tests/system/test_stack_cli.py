@@ -194,6 +194,18 @@ def test_an_update_killed_at_a_step_is_recovered(
     deployed = ccstate(env, "stack", "deploy", str(v1))
     assert deployed.returncode == 0, deployed.stderr
     before = described(sandbox, prefix)
+    if logical == "Main":  # once: the plan, which changes nothing
+        planned = ccstate(env, "stack", "deploy", str(v2), "--plan", "--output", "json")
+        assert planned.returncode == 0, planned.stderr
+        actions = {a["logical_id"]: a["action"] for a in json.loads(planned.stdout)["actions"]}
+        assert actions == {
+            "Main": "replace",
+            "Worker": "update",
+            "Slow": "update",
+            "Extra": "add",
+            "Old": "remove",
+        }
+        assert described(sandbox, prefix) == before
     proc = subprocess.Popen(
         [sys.executable, "-m", "ccstate", "stack", "deploy", str(v2), "--concurrency", "2"],
         env=env,
