@@ -49,6 +49,8 @@ TOOL_ACTIONS: dict[str, str] = {
     "create_stack": "stack",
     "destroy_stack": "stack",
     "recover_stack": "stack",
+    "update_stack": "stack",
+    "rollback_stack": "stack",
     # approver
     "approve_security_findings": "approve",
 }

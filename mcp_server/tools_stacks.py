@@ -1,6 +1,7 @@
-"""The stack tools: ``create_stack``, ``destroy_stack``, ``recover_stack``, ``list_stacks``,
-``get_stack``. They translate parameters to ``service.stacks.operations.StackOperations``
-(wired by ``ccstate.app`` into ``runtime.extras["stacks"]``) and its answers to JSON."""
+"""The stack tools: ``create_stack``, ``update_stack``, ``rollback_stack``, ``destroy_stack``,
+``recover_stack``, ``list_stacks``, ``get_stack``. They translate parameters to
+``service.stacks.operations.StackOperations`` (wired by ``ccstate.app`` into
+``runtime.extras["stacks"]``) and its answers to JSON."""
 
 from __future__ import annotations
 
@@ -65,6 +66,51 @@ def register(server: MCPServer, runtime: Runtime) -> None:
 
     @server.tool(annotations=MUTATING)
     @tool_result
+    async def update_stack(
+        stack_name: Annotated[str, Field(description="the deployed stack to change")],
+        resources: Annotated[
+            dict[str, Any],
+            Field(
+                description="the whole new set of resources, in create_stack's shape: logical "
+                "names kept are updated in place or replaced, new ones added, missing ones "
+                "removed"
+            ),
+        ],
+        user_intent: Annotated[str, Field(description="why, in the user's words")],
+        preview: Annotated[
+            bool, Field(description="only return the plan and its explanation; change nothing")
+        ] = False,
+    ) -> dict[str, Any]:
+        """Change a deployed stack, all or nothing: adds, in-place updates (a patch of the
+        changed properties), replacements (a create-only property changes: the new resource is
+        created first, the old one deleted only after everything succeeded) and removals
+        (last, dependents first). Refused while resources outside the stack depend on what it
+        replaces or removes. Call with preview=true first and show the user every action."""
+        if preview:
+            plan = await stacks.plan_update(stack_name, resources)
+            return {
+                "stack_name": stack_name,
+                "actions": [a.to_dict() for a in plan.actions.values()],
+                "explanation": plan.explain(user_intent),
+            }
+        principal = await runtime.identify()
+        result = await stacks.update(principal, stack_name, resources, user_intent)
+        return stack_payload(result, events=True)
+
+    @server.tool(annotations=MUTATING)
+    @tool_result
+    async def rollback_stack(
+        stack_name: Annotated[str, Field(description="the stack to take back")],
+        user_intent: Annotated[str, Field(description="why")] = "",
+    ) -> dict[str, Any]:
+        """Take a stack back to the template it had before its last update, applied as an
+        update (all or nothing; replaced resources are replaced again)."""
+        principal = await runtime.identify()
+        result = await stacks.rollback(principal, stack_name, user_intent=user_intent)
+        return stack_payload(result, events=True)
+
+    @server.tool(annotations=MUTATING)
+    @tool_result
     async def destroy_stack(
         stack_name: Annotated[str, Field(description="the stack to delete")],
         confirmed: Annotated[bool, Field(description="the user confirmed the delete")] = False,
@@ -88,8 +134,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     async def recover_stack(
         stack_name: Annotated[str, Field(description="the stack whose operation was cut off")],
     ) -> dict[str, Any]:
-        """Finish a stack operation whose process died, from its journal: a create is rolled
-        back, a destroy finished."""
+        """Finish a stack operation whose process died, from its journal: a create or an
+        update is rolled back, a destroy or an update's cleanup finished."""
         principal = await runtime.identify()
         return stack_payload(await stacks.recover(principal, stack_name), events=True)
 

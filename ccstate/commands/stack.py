@@ -1,5 +1,7 @@
-"""``ccstate stack list|show|events|deploy FILE|destroy NAME|recover NAME``: related resources
-deployed and destroyed together, in dependency order, all or nothing. Docs: docs/stacks.md."""
+"""``ccstate stack list|show|events|deploy FILE|rollback NAME|destroy NAME|recover NAME``:
+related resources deployed, updated and destroyed together, in dependency order, all or nothing.
+``deploy`` creates the stack, or updates it when it is deployed (as ``aws cloudformation deploy``
+and ``rain deploy`` do). Docs: docs/stacks.md."""
 
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     sub("list", "List the stacks of the workspace.", list_stacks)
     sub("show", "Show one stack: status and resources.", show).add_argument("name")
     sub("events", "Show one stack's events, oldest first.", events).add_argument("name")
-    deploy_parser = sub("deploy", "Create a stack from a YAML or JSON file.", deploy)
+    deploy_parser = sub(
+        "deploy", "Create a stack from a YAML or JSON file, or update it if it exists.", deploy
+    )
     deploy_parser.add_argument(
         "file", help="{stack_name, resources, user_intent}, or a CloudFormation template"
     )
@@ -37,15 +41,27 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     deploy_parser.add_argument(
         "--no-rollback",
         action="store_true",
-        help="on failure leave what was created (CREATE_FAILED) instead of rolling back",
+        help="a create: on failure leave what was created (CREATE_FAILED) instead of rolling "
+        "back (an update always rolls back)",
+    )
+    deploy_parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="an update: show what it would add, update, replace and remove; change nothing",
     )
     deploy_parser.add_argument("--concurrency", type=int, default=10, help="parallel steps")
+    rollback_parser = sub(
+        "rollback", "Take a stack back to its template before the last update.", rollback
+    )
+    rollback_parser.add_argument("name")
+    rollback_parser.add_argument("--reason", help="why (recorded as the user intent)")
     destroy_parser = sub("destroy", "Delete a stack's resources, dependents first.", destroy)
     destroy_parser.add_argument("name")
     destroy_parser.add_argument("--reason", help="why (recorded as the user intent)")
     sub(
         "recover",
-        "Finish a stack operation whose process died: roll back a create, finish a destroy.",
+        "Finish a stack operation whose process died: roll back a create or an update, "
+        "finish a destroy or an update's cleanup.",
         recover,
     ).add_argument("name")
 
@@ -92,7 +108,7 @@ def _emit(ctx: CliContext, result: Any) -> int | None:
             console.print(f"  reason: {result.reason}", markup=False)
 
     ctx.out.emit(data, render)
-    failed = result.status.endswith("FAILED") or result.status.startswith("ROLLBACK")
+    failed = result.status.endswith("FAILED") or "ROLLBACK" in result.status
     return EXIT_STACK_FAILED if failed else None
 
 
@@ -134,14 +150,36 @@ async def deploy(ctx: CliContext) -> int | None:
     name = ctx.args.name or spec.get("stack_name") or Path(ctx.args.file).stem
     intent = ctx.args.reason or spec.get("user_intent") or f"deploy {ctx.args.file}"
     async with _parts(ctx, ctx.args.concurrency) as parts:
+        if ctx.args.plan:
+            plan = await parts.stacks.plan_update(name, spec["resources"])
+            _emit_plan(ctx, name, plan, intent)
+            return None
         principal = await parts.identify()
-        result = await parts.stacks.create(
+        result = await parts.stacks.deploy(
             principal,
             name,
             spec["resources"],
             intent,
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
+        )
+    return _emit(ctx, result)
+
+
+def _emit_plan(ctx: CliContext, name: str, plan: Any, intent: str) -> None:
+    data = {"stack_name": name, "actions": [a.to_dict() for a in plan.actions.values()]}
+
+    def render(console: Any) -> None:
+        console.print(plan.explain(intent), markup=False)
+
+    ctx.out.emit(data, render)
+
+
+async def rollback(ctx: CliContext) -> int | None:
+    async with _parts(ctx) as parts:
+        principal = await parts.identify()
+        result = await parts.stacks.rollback(
+            principal, ctx.args.name, user_intent=ctx.args.reason or "", on_event=_progress(ctx)
         )
     return _emit(ctx, result)
 

@@ -26,6 +26,8 @@ class AttributeHandler(Handler):
     attributes: ClassVar[dict[str, tuple[str, Codec]]]
     # Service defaults the read leaves out (they are not set by the user).
     defaults: ClassVar[dict[str, str]] = {}
+    # What a property removed by a patch goes back to, where the read shows the default.
+    reset: ClassVar[dict[str, str]] = {}
 
     def to_service(self, model: dict[str, Any]) -> dict[str, str]:
         return {
@@ -49,7 +51,7 @@ class AttributeHandler(Handler):
         name, codec = self.attributes[prop]
 
         def set_attribute(identifier: str, new: Any, old: Any) -> None:
-            restored = self.defaults.get(name, "")
+            restored = self.defaults.get(name, self.reset.get(name, ""))
             self.set_attribute(identifier, name, restored if new is None else codec[0](new))
 
         return set_attribute

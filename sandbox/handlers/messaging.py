@@ -46,6 +46,13 @@ class QueueHandler(AttributeHandler):
         "RedrivePolicy": ("RedrivePolicy", JSON_OBJECT),
     }
     writable = frozenset({"QueueName", "Tags", *attributes})
+    reset = {  # SQS's own defaults
+        "DelaySeconds": "0",
+        "MaximumMessageSize": "262144",
+        "MessageRetentionPeriod": "345600",
+        "ReceiveMessageWaitTimeSeconds": "0",
+        "VisibilityTimeout": "30",
+    }
 
     def create(self, model: Model) -> str:
         name = model.get("QueueName") or self._generated(model)

@@ -16,7 +16,16 @@ from typing import Any
 from ccstate.service.ports import ObjectStore
 from ccstate.service.state.model import utc_now_iso
 
-IN_PROGRESS = {"CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS"}
+IN_PROGRESS = {
+    "CREATE_IN_PROGRESS",
+    "ROLLBACK_IN_PROGRESS",
+    "DELETE_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+    "UPDATE_ROLLBACK_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+}
+# Not running, but not finished either: ``recover`` finishes it (an update's cleanup).
+UNFINISHED = IN_PROGRESS | {"UPDATE_COMPLETE_CLEANUP_FAILED"}
 
 
 @dataclass
@@ -32,7 +41,7 @@ class StackEvent:
 @dataclass
 class Journal:
     stack: str
-    operation: str  # create | destroy
+    operation: str  # create | update | destroy
     status: str
     template: dict[str, Any]
     user_intent: str = ""
@@ -43,10 +52,18 @@ class Journal:
     pending: dict[str, str] = field(default_factory=dict)  # logical -> type
     order: list[str] = field(default_factory=list)  # logical ids in the order created
     events: list[dict[str, Any]] = field(default_factory=list)
+    # An update: its target template, the resources before it, its steps (each with what
+    # undoes it) and, once applied, the old resources left to delete (service.stacks.update).
+    update: dict[str, Any] = field(default_factory=dict)
+    previous_template: dict[str, Any] | None = None  # before the last update: a rollback
 
     @property
     def in_progress(self) -> bool:
         return self.status in IN_PROGRESS
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status in UNFINISHED
 
     def event(self, logical_id: str, status: str, **extra: str) -> StackEvent:
         event = StackEvent(utc_now_iso(), logical_id, status, **extra)

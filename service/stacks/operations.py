@@ -98,9 +98,10 @@ class StackOperations:
                 raise StateConflict(
                     f"Stack '{name}' exists ({existing.status}).",
                     next_step="Destroy it first, recover it, or choose another name.",
-                    stack=name,
-                    status=existing.status,
+                    resources=[name],
+                    authors=[],
                 )
+            scan_note = await self._scan_plan(name, template)
             journal = Journal(
                 stack=name,
                 operation="create",
@@ -111,7 +112,8 @@ class StackOperations:
                 holder_host=socket.gethostname(),
                 holder_pid=os.getpid(),
             )
-            await self._stack_entry(principal, journal, explain_plan(name, template, user_intent))
+            explanation = explain_plan(name, template, user_intent) + f"\n{scan_note}"
+            await self._stack_entry(principal, journal, explanation)
             run = _Run(self, principal, journal, template, on_event)
             result = await run_dag(
                 {n: r.depends_on for n, r in template.resources.items()},
@@ -128,6 +130,64 @@ class StackOperations:
             await self._roll_back(principal, journal, on_event)
             return await self._finish(principal, journal, "ROLLBACK_COMPLETE", reason)
 
+    async def _scan_plan(self, name: str, template: StackTemplate) -> str:
+        from ccstate.service.stacks.update import scan_plan
+
+        return await scan_plan(self.workflow, name, template, template.order(), {})
+
+    # ------------------------------------------------------------------ update (update.py)
+
+    def _updates(self) -> Any:
+        from ccstate.service.stacks.update import StackUpdates
+
+        return StackUpdates(self)
+
+    async def update(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any],
+        user_intent: str,
+        *,
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        """Adds, in-place updates, replacements and removals, all or nothing."""
+        return await self._updates().update(
+            principal, stack_name, resources, user_intent, on_event=on_event
+        )
+
+    async def deploy(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any],
+        user_intent: str,
+        *,
+        rollback: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        """Create the stack, or update it if it is deployed."""
+        return await self._updates().deploy(
+            principal, stack_name, resources, user_intent, rollback=rollback, on_event=on_event
+        )
+
+    async def plan_update(self, stack_name: str, resources: Mapping[str, Any]) -> Any:
+        """What ``update`` would do (an ``UpdatePlan``), without doing it."""
+        return await self._updates().plan(stack_name, resources)
+
+    async def rollback(
+        self,
+        principal: Principal,
+        stack_name: str,
+        *,
+        user_intent: str = "",
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        """Back to the template before the last update, applied as an update."""
+        return await self._updates().rollback(
+            principal, stack_name, user_intent=user_intent, on_event=on_event
+        )
+
     # ------------------------------------------------------------------ destroy
 
     async def destroy(
@@ -142,12 +202,12 @@ class StackOperations:
         self.workflow.policy.check(principal, "delete")
         async with self.operations.locked(principal, stack_lock(name), "destroy-stack"):
             journal = await self._existing(name)
-            if journal.in_progress:
+            if journal.unfinished:
                 raise StateConflict(
                     f"Stack '{name}' has an operation that did not finish ({journal.status}).",
                     next_step=f"Recover it first: ${{stack_recover}} {name}.",
-                    stack=name,
-                    status=journal.status,
+                    resources=[name],
+                    authors=[],
                 )
             await self._refuse_outside_dependents(journal)
             journal.operation = "destroy"
@@ -177,7 +237,8 @@ class StackOperations:
                 f"Stack '{journal.stack}' cannot be destroyed: resources outside it depend on "
                 f"it ({', '.join(sorted(outside))}).",
                 next_step="Remove or change those resources first, then destroy the stack.",
-                dependents=sorted(outside),
+                resources=sorted(outside),
+                authors=[],
             )
 
     # ------------------------------------------------------------------ recover
@@ -185,15 +246,18 @@ class StackOperations:
     async def recover(
         self, principal: Principal, stack_name: str, *, on_event: OnEvent | None = None
     ) -> StackResult:
-        """Finish an operation whose process died: roll a create back, finish a destroy."""
+        """Finish an operation whose process died: roll a create or an update back, finish a
+        destroy or an update's cleanup."""
         name = validate_stack_name(stack_name)
         self.workflow.policy.check(principal, "delete")
         journal = await self._existing(name)
-        if not journal.in_progress:
+        if not journal.unfinished:
             return self._result(journal, "nothing to recover")
         await self._release_dead_holder(journal)
         async with self.operations.locked(principal, stack_lock(name), "recover-stack"):
             journal = await self._existing(name)
+            if journal.operation == "update":
+                return await self._updates().recover(principal, journal, on_event)
             await self._sweep_pending(journal)
             if journal.operation == "destroy":
                 failed = await self._delete_all(principal, journal, on_event)
@@ -226,12 +290,16 @@ class StackOperations:
             journal.pending.pop(logical)
         await self.journal.save(journal)
 
-    async def _find_tagged(self, resource_type: str, stack: str, logical: str) -> str | None:
+    async def _find_tagged(
+        self, resource_type: str, stack: str, logical: str, *, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         cloud = self.workflow.cloud
         token: str | None = None
         while True:
             page = await cloud.list_resources(resource_type, next_token=token)
             for item in page.resources:
+                if item.identifier in exclude:
+                    continue
                 props = item.properties
                 if "Tags" not in (props or {}):  # a listing may carry only the identifier
                     try:

@@ -1,6 +1,7 @@
 """``ccstate stack`` as separate processes against the sandbox: deploy and destroy a file, and a
 deploy SIGKILLed at a step, then ``stack recover``: fully rolled back, 0 orphans by Cloud
-Control ListResources, no lock left held."""
+Control ListResources, no lock left held; the same for an update (``deploy`` of a changed file)
+killed in its forward phase (rolled back) and in its cleanup (finished)."""
 
 from __future__ import annotations
 
@@ -137,5 +138,103 @@ def test_a_deploy_killed_at_a_step_is_recovered(
     assert recovered.returncode == 0, recovered.stderr
     assert json.loads(recovered.stdout)["status"] == "ROLLBACK_COMPLETE"
     assert listed(sandbox, prefix) == []  # 0 orphans
+    locks = json.loads(ccstate(env, "lock", "list", "--output", "json").stdout)
+    assert [lock for lock in locks["locks"] if not lock["expired"]] == []
+
+
+def update_files(tmp_path: Path, prefix: str) -> tuple[Path, Path]:
+    """v1: Main, Worker (reads Main's Arn), Slow, Old. v2: Main replaced, Worker updated, Slow
+    updated in place, Extra added after Worker, Old removed."""
+
+    def q(name: str, **props: Any) -> dict[str, Any]:
+        return {"Type": QUEUE, "Properties": {"QueueName": f"{prefix}-{name}", **props}}
+
+    reads_main = [{"Key": "main", "Value": {"Fn::GetAtt": ["Main", "Arn"]}}]
+    v1 = {"Main": q("main"), "Worker": q("worker", Tags=reads_main), "Slow": q("slow")}
+    v1["Old"] = q("old")
+    v2 = {**v1, "Main": q("main2"), "Slow": q("slow", DelaySeconds=7)}
+    v2["Extra"] = q("extra", Tags=[{"Key": "worker", "Value": {"Ref": "Worker"}}])
+    del v2["Old"]
+    paths = tmp_path / "v1.json", tmp_path / "v2.json"
+    for path, resources in zip(paths, (v1, v2), strict=True):
+        path.write_text(json.dumps({"stack_name": "changing", "resources": resources}))
+    return paths
+
+
+def described(sandbox: Sandbox, prefix: str) -> dict[str, dict[str, Any]]:
+    """The prefix's queues by name, with their properties (tags as a map)."""
+
+    async def run() -> dict[str, dict[str, Any]]:
+        async with CloudControlProvider(endpoint_url=sandbox.endpoint_url) as cloud:
+            page = await cloud.list_resources(QUEUE)
+            out = {}
+            for r in page.resources:
+                if f"/{prefix}-" in r.identifier:
+                    props = (await cloud.get_resource(QUEUE, r.identifier)).properties
+                    props["Tags"] = {t["Key"]: t["Value"] for t in props.get("Tags", [])}
+                    out[props["QueueName"]] = props
+            return out
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("logical", "status", "ends"),
+    [
+        ("Main", "CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"),  # the replacement's create
+        ("Extra", "CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"),  # the last forward step
+        ("Old", "DELETE_IN_PROGRESS", "UPDATE_COMPLETE"),  # the cleanup: resumed
+    ],
+)
+def test_an_update_killed_at_a_step_is_recovered(
+    env: dict[str, str], sandbox: Sandbox, tmp_path: Path, logical: str, status: str, ends: str
+) -> None:
+    prefix = f"uk{uuid.uuid4().hex[:6]}"
+    v1, v2 = update_files(tmp_path, prefix)
+    deployed = ccstate(env, "stack", "deploy", str(v1))
+    assert deployed.returncode == 0, deployed.stderr
+    before = described(sandbox, prefix)
+    if logical == "Main":  # once: the plan, which changes nothing
+        planned = ccstate(env, "stack", "deploy", str(v2), "--plan", "--output", "json")
+        assert planned.returncode == 0, planned.stderr
+        actions = {a["logical_id"]: a["action"] for a in json.loads(planned.stdout)["actions"]}
+        assert actions == {
+            "Main": "replace",
+            "Worker": "update",
+            "Slow": "update",
+            "Extra": "add",
+            "Old": "remove",
+        }
+        assert described(sandbox, prefix) == before
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccstate", "stack", "deploy", str(v2), "--concurrency", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if f"  {logical} " in line and status in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(f"  {logical} " in line and status in line for line in seen), "".join(seen)
+
+    recovered = ccstate(env, "stack", "recover", "changing", "--output", "json")
+    assert recovered.returncode == 0, recovered.stderr
+    assert json.loads(recovered.stdout)["status"] == ends
+    after = described(sandbox, prefix)
+    if ends == "UPDATE_ROLLBACK_COMPLETE":
+        assert after == before  # the same queues with the same properties: 0 orphans
+    else:
+        assert sorted(after) == sorted(
+            f"{prefix}-{n}" for n in ("main2", "worker", "slow", "extra")
+        )
+    stack_tagged = [n for n, p in after.items() if p["Tags"].get("ccstate:stack") == "changing"]
+    assert sorted(stack_tagged) == sorted(after)
     locks = json.loads(ccstate(env, "lock", "list", "--output", "json").stdout)
     assert [lock for lock in locks["locks"] if not lock["expired"]] == []

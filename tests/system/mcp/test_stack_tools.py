@@ -96,3 +96,35 @@ def test_a_stack_deploy_holds_its_lock_while_others_change_resources_outside_it(
     assert deployer.wait(timeout=120) == 0, rest  # 0: CREATE_COMPLETE (a rollback exits 10)
     assert "Q2" in rest and "CREATE_COMPLETE" in rest
     assert held_locks(backend) == []
+
+
+def test_update_stack_previews_updates_and_rolls_back(server: McpSession) -> None:
+    prefix = f"u{uuid.uuid4().hex[:6]}"
+
+    def queue(name: str, **props: object) -> dict[str, object]:
+        return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{name}", **props}}
+
+    first = {"Jobs": queue("jobs")}
+    created = server.ok("create_stack", stack_name=prefix, resources=first, user_intent="v1")
+    assert created["status"] == "CREATE_COMPLETE", created
+    second = {"Jobs": queue("jobs", DelaySeconds=5), "Dead": queue("dead")}
+    preview = server.ok(
+        "update_stack", stack_name=prefix, resources=second, user_intent="v2", preview=True
+    )
+    assert {a["logical_id"]: a["action"] for a in preview["actions"]} == {
+        "Jobs": "update",
+        "Dead": "add",
+    }
+    assert server.ok("get_stack", stack_name=prefix)["resources"].keys() == {"Jobs"}
+    updated = server.ok("update_stack", stack_name=prefix, resources=second, user_intent="v2")
+    assert updated["status"] == "UPDATE_COMPLETE", updated
+    jobs = updated["resources"]["Jobs"]["identifier"]
+    assert server.ok("get_resource", resource_type="AWS::SQS::Queue", identifier=jobs)[
+        "properties"
+    ]["DelaySeconds"] in (5, "5")
+    back = server.ok("rollback_stack", stack_name=prefix, user_intent="undo")
+    assert back["status"] == "UPDATE_COMPLETE", back
+    assert back["resources"].keys() == {"Jobs"}
+    assert server.ok("get_resource", resource_type="AWS::SQS::Queue", identifier=jobs)[
+        "properties"
+    ]["DelaySeconds"] in (0, "0")

@@ -1,0 +1,654 @@
+"""Updating a deployed stack, all or nothing, and rolling a stack back to before its last
+update.
+
+An update runs in two phases under the stack's lock:
+
+1. Forward (``UPDATE_IN_PROGRESS``): adds, in-place updates (a Cloud Control patch of the
+   changed top-level properties) and replacements (the new resource created beside the old
+   one), in dependency order, independent ones in parallel. Each step is written to the
+   journal before the cloud is asked, with what undoes it (an update: the properties before;
+   an add or a replacement: deleting what it created). A failure, or a process that died here
+   (``recover``), undoes the steps in reverse: ``UPDATE_ROLLBACK_COMPLETE``, the stack as before.
+2. Cleanup (``UPDATE_COMPLETE_CLEANUP_IN_PROGRESS``), once every step succeeded: the old
+   resources of replacements and the removed resources are deleted, dependents first. Past
+   this point the update is kept; a delete that fails leaves ``UPDATE_COMPLETE_CLEANUP_FAILED``
+   and ``recover`` finishes the cleanup (as it does after a crash here).
+
+The template before the update stays with the stack (``previous_template``):
+``rollback`` applies it as an update back. See docs/decisions.md "Stack updates".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from ccstate.service.authz.principal import Principal
+from ccstate.service.changes.runner import ChangeRequest
+from ccstate.service.changes.schema import ResourceSchema
+from ccstate.service.changes.tagging import with_default_tags
+from ccstate.service.changes.workflow import Workflow
+from ccstate.service.errors import CcstateError, InvalidInput, NotFound, PolicyDenied, StateConflict
+from ccstate.service.graph.state import build_graph
+from ccstate.service.stacks.journal import Journal
+from ccstate.service.stacks.operations import (
+    OnEvent,
+    StackFailed,
+    StackOperations,
+    StackResult,
+    _Run,
+    stack_lock,
+    with_stack_tags,
+)
+from ccstate.service.stacks.plan import FORWARD, UpdatePlan, compute_plan
+from ccstate.service.stacks.scheduler import reversed_deps, run_dag
+from ccstate.service.stacks.template import (
+    Created,
+    StackTemplate,
+    _reference,
+    parse_template,
+    resolve,
+    validate_stack_name,
+)
+
+UPDATABLE = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "CREATE_FAILED"}
+)
+CREATABLE = frozenset({"ROLLBACK_COMPLETE", "DELETE_COMPLETE"})
+_MISSING = object()
+PLACEHOLDER = "ccstate-unresolved:"  # a reference scanned before what it names exists
+
+
+class StackUpdates:
+    """The update use cases, on the parts of ``StackOperations`` (its runner, journal, lock)."""
+
+    def __init__(self, ops: StackOperations) -> None:
+        self.ops = ops
+
+    # ------------------------------------------------------------------ entry points
+
+    async def deploy(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any],
+        user_intent: str,
+        *,
+        rollback: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        """Create the stack, or update it when it is deployed (CloudFormation's and rain's
+        ``deploy``)."""
+        name = validate_stack_name(stack_name)
+        journal = await self.ops.journal.load(name)
+        if journal is None or journal.status in CREATABLE:
+            return await self.ops.create(
+                principal, name, resources, user_intent, rollback=rollback, on_event=on_event
+            )
+        return await self.update(principal, name, resources, user_intent, on_event=on_event)
+
+    async def plan(self, stack_name: str, resources: Mapping[str, Any]) -> UpdatePlan:
+        """What an update would do, without doing it (the impact refusals included)."""
+        name = validate_stack_name(stack_name)
+        journal = await self.ops._existing(name)
+        _check_updatable(journal)
+        return await self._plan(journal, parse_template(resources))
+
+    async def update(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any],
+        user_intent: str,
+        *,
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        name = validate_stack_name(stack_name)
+        template = parse_template(resources)
+        ops = self.ops
+        async with ops.operations.locked(principal, stack_lock(name), "update-stack"):
+            journal = await ops._existing(name)
+            _check_updatable(journal)
+            plan = await self._plan(journal, template)
+            if plan.empty:
+                return ops._result(journal, "no changes")
+            for operation in _operations(plan):
+                ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
+            live = await self._live(journal)
+            renewed = set(plan.named("add", "replace"))  # their values are not known yet
+            known = {n: c for n, c in live.items() if n not in renewed}
+            scan_note = await scan_plan(ops.workflow, name, template, plan.named(*FORWARD), known)
+            _start(journal, template, plan, user_intent)
+            explanation = plan.explain(user_intent, scan_note)
+            await ops._stack_entry(principal, journal, explanation)
+            run = _UpdateRun(ops, principal, journal, template, on_event, plan, live)
+            result = await run_dag(plan.forward_deps(), run.step, limit=ops.concurrency)
+            if not result.ok:
+                logical, error = next(iter(result.failed.items()))
+                reason = f"{logical}: {_reason(error)}"
+                await self._roll_back(principal, journal, on_event)
+                return await ops._finish(principal, journal, "UPDATE_ROLLBACK_COMPLETE", reason)
+            return await self._complete(principal, journal, on_event)
+
+    async def rollback(
+        self,
+        principal: Principal,
+        stack_name: str,
+        *,
+        user_intent: str = "",
+        on_event: OnEvent | None = None,
+    ) -> StackResult:
+        """Apply the template the stack had before its last update, as an update."""
+        name = validate_stack_name(stack_name)
+        journal = await self.ops._existing(name)
+        if journal.previous_template is None:
+            raise InvalidInput(
+                f"Stack '{name}' has not been updated: there is no earlier template to roll "
+                "back to.",
+                next_step="Deploy a changed template to update it first.",
+                stack=name,
+            )
+        intent = user_intent or f"roll stack {name} back to before its last update"
+        return await self.update(
+            principal, name, journal.previous_template, intent, on_event=on_event
+        )
+
+    async def recover(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> StackResult:
+        """Called by ``StackOperations.recover`` under the stack's lock: the forward phase is
+        rolled back, the cleanup finished."""
+        if journal.status in ("UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS"):
+            await self._roll_back(principal, journal, on_event)
+            return await self.ops._finish(
+                principal, journal, "UPDATE_ROLLBACK_COMPLETE", "recovered after an interruption"
+            )
+        return await self._cleanup_and_finish(principal, journal, on_event)
+
+    # ------------------------------------------------------------------ the plan
+
+    async def _plan(self, journal: Journal, template: StackTemplate) -> UpdatePlan:
+        old = parse_template(journal.template)
+        kinds = {r.resource_type for r in (*old.resources.values(), *template.resources.values())}
+        kinds |= {c["type"] for c in journal.created.values()}
+        schemas = {k: await self.ops.workflow.schemas.get_schema(k) for k in sorted(kinds)}
+        plan = compute_plan(journal.stack, old, template, journal.created, schemas)
+        if plan.empty:
+            return plan
+        return plan.with_dependents(await self._dependents(journal, plan))
+
+    async def _dependents(self, journal: Journal, plan: UpdatePlan) -> dict[str, list[str]]:
+        """What depends on each resource the update replaces or removes (the impact analysis
+        of the dependency graph); refused while any of them is outside the stack."""
+        view = await self.ops.store.current()
+        dependency_graph = await build_graph(view.resources, self.ops.workflow.schemas)
+        ours = {c["identifier"] for c in journal.created.values()}
+        targets = {a.identifier for a in plan.actions.values() if a.action in ("replace", "remove")}
+        found = {
+            t: dependency_graph.dependents(t)
+            for t in sorted(targets)
+            if t and t in dependency_graph
+        }
+        outside = sorted(f"{d} -> {t}" for t, ds in found.items() for d in ds if d not in ours)
+        if outside:
+            raise StateConflict(
+                f"Stack '{journal.stack}' cannot be updated: it replaces or removes resources "
+                f"that resources outside it depend on ({', '.join(outside)}).",
+                next_step="Change those resources first, or keep these resources in the stack.",
+                resources=sorted({d.split(" -> ")[0] for d in outside}),
+                authors=[],
+            )
+        return found
+
+    async def _live(self, journal: Journal) -> dict[str, Created]:
+        """Each deployed resource as Cloud Control reads it now: what references resolve to
+        and what an in-place update's undo restores."""
+        cloud = self.ops.workflow.cloud
+
+        async def read(entry: Mapping[str, str]) -> Created:
+            found = await cloud.get_resource(entry["type"], entry["identifier"])
+            return Created(entry["identifier"], dict(found.properties or {}))
+
+        names = list(journal.created)
+        read_back = await asyncio.gather(*(read(journal.created[n]) for n in names))
+        return dict(zip(names, read_back, strict=True))
+
+    # ------------------------------------------------------------------ after the steps
+
+    async def _complete(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> StackResult:
+        """Every step succeeded: the update is kept (the point of no return), then the old
+        resources are deleted."""
+        update = journal.update
+        before: dict[str, dict[str, str]] = update["before_created"]
+        actions = update["actions"]
+        cleanup = [
+            {"logical": n, **before[n]}
+            for n, action in actions.items()
+            if action in ("replace", "remove") and n in before
+        ]
+        for logical, action in actions.items():
+            if action == "remove":
+                journal.created.pop(logical, None)
+        journal.previous_template = journal.template
+        journal.template = update["template"]
+        update["old_template"] = journal.previous_template
+        update["steps"] = []
+        update["cleanup"] = cleanup
+        journal.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        await self.ops.journal.save(journal)
+        return await self._cleanup_and_finish(principal, journal, on_event)
+
+    async def _cleanup_and_finish(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> StackResult:
+        journal.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        await self.ops.journal.save(journal)
+        failed = await self._cleanup(principal, journal, on_event)
+        if failed:
+            return await self.ops._finish(
+                principal, journal, "UPDATE_COMPLETE_CLEANUP_FAILED", failed
+            )
+        journal.update = {}
+        return await self.ops._finish(principal, journal, "UPDATE_COMPLETE")
+
+    async def _cleanup(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> str:
+        """Delete the replaced and removed resources, dependents first (in the template they
+        were deployed with); '' or why it stopped."""
+        update = journal.update
+        left = {c["logical"]: c for c in update.get("cleanup", [])}
+        if not left:
+            return ""
+        old = parse_template(update.get("old_template") or journal.template)
+        deps = reversed_deps({n: r.depends_on for n, r in old.resources.items()})
+        order = {n: {d for d in deps.get(n, set()) if d in left} for n in left}
+        run = _UpdateRun(self.ops, principal, journal, old, on_event, None, {})
+
+        async def delete(logical: str) -> None:
+            entry = left[logical]
+            await run.delete_old(logical, entry["type"], entry["identifier"])
+            update["cleanup"] = [c for c in update["cleanup"] if c["logical"] != logical]
+            await self.ops.journal.save(journal)
+
+        result = await run_dag(order, delete, limit=self.ops.concurrency)
+        if result.ok:
+            return ""
+        logical, error = next(iter(result.failed.items()))
+        return f"{logical} (old {left[logical]['identifier']}): {_reason(error)}"
+
+    # ------------------------------------------------------------------ rolling back
+
+    async def _roll_back(
+        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+    ) -> None:
+        """Undo the steps in reverse: patch updates back, delete what was created; the old
+        resources of replacements were never touched."""
+        ops = self.ops
+        journal.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+        await ops.journal.save(journal)
+        await self._sweep(journal)
+        update = journal.update
+        template = parse_template(update["template"])
+        run = _UpdateRun(ops, principal, journal, template, on_event, None, {})
+        steps: list[dict[str, Any]] = update.get("steps", [])
+        try:
+            while steps:
+                await run.undo(steps[-1])
+                steps.pop()
+                await ops.journal.save(journal)
+        except CcstateError as exc:
+            raise StackFailed(
+                f"Stack '{journal.stack}' could not be rolled back completely: {exc.message}",
+                next_step=f"Fix the cause, then run ${{stack_recover}} {journal.stack}.",
+                stack=journal.stack,
+            ) from exc
+        journal.created = dict(update["before_created"])
+        journal.update = {}
+        await ops.journal.save(journal)
+
+    async def _sweep(self, journal: Journal) -> None:
+        """A create asked of the cloud whose answer the dead process never recorded: found by
+        the stack's tags, skipping the resources the stack had before (a replacement's old
+        one carries the same tags)."""
+        before = journal.update.get("before_created", {})
+        known = frozenset(c["identifier"] for c in before.values())
+        for logical, resource_type in list(journal.pending.items()):
+            found = await self.ops._find_tagged(
+                resource_type, journal.stack, logical, exclude=known
+            )
+            if found:
+                journal.created[logical] = {"type": resource_type, "identifier": found}
+            journal.pending.pop(logical)
+        await self.ops.journal.save(journal)
+
+
+def _check_updatable(journal: Journal) -> None:
+    if journal.unfinished:
+        raise StateConflict(
+            f"Stack '{journal.stack}' has an operation that did not finish ({journal.status}).",
+            next_step=f"Recover it first: ${{stack_recover}} {journal.stack}.",
+            resources=[journal.stack],
+            authors=[],
+        )
+    if journal.status not in UPDATABLE:
+        raise StateConflict(
+            f"Stack '{journal.stack}' is {journal.status}: there is nothing deployed to update.",
+            next_step="Deploy it again: it is created anew.",
+            resources=[journal.stack],
+            authors=[],
+        )
+
+
+def _operations(plan: UpdatePlan) -> set[str]:
+    kinds = {a.action for a in plan.actions.values()}
+    needed = {"add": "create", "replace": "create", "update": "update", "remove": "delete"}
+    out = {needed[k] for k in kinds}
+    return out | ({"delete"} if "replace" in kinds else set())
+
+
+def _start(journal: Journal, template: StackTemplate, plan: UpdatePlan, intent: str) -> None:
+    journal.operation = "update"
+    journal.status = "UPDATE_IN_PROGRESS"
+    journal.user_intent = intent
+    journal.plan_digest = plan.digest()
+    journal.holder_host = socket.gethostname()
+    journal.holder_pid = os.getpid()
+    journal.pending = {}
+    journal.update = {
+        "template": template.to_json(),
+        "before_created": {n: dict(c) for n, c in journal.created.items()},
+        "actions": {n: a.action for n, a in plan.actions.items()},
+        "steps": [],
+    }
+
+
+class _UpdateRun(_Run):
+    """The steps of one update: creates (adds, replacements) as a create's, plus in-place
+    updates, their undo, and the old resources' deletes."""
+
+    def __init__(
+        self,
+        ops: StackOperations,
+        principal: Principal,
+        journal: Journal,
+        template: StackTemplate,
+        on_event: OnEvent | None,
+        plan: UpdatePlan | None,
+        live: dict[str, Created],
+    ) -> None:
+        super().__init__(ops, principal, journal, template, on_event)
+        self.plan = plan
+        self.live = live
+        self.outputs.update(live)  # references to what stays resolve to it as it is
+
+    async def step(self, logical: str) -> None:
+        assert self.plan is not None
+        action = self.plan.actions[logical]
+        steps = self.journal.update["steps"]
+        if action.action == "update":
+            await self.update_one(logical)
+            return
+        # Recorded before the create is asked: undoing it deletes whatever it made.
+        steps.append(
+            {
+                "logical": logical,
+                "action": action.action,
+                "type": action.resource_type,
+                "old_identifier": action.identifier,
+            }
+        )
+        await self.create_one(logical)
+
+    async def update_one(self, logical: str) -> None:
+        assert self.plan is not None
+        entry = self.journal.created[logical]
+        kind, identifier = entry["type"], entry["identifier"]
+        schema = await self.ops.workflow.schemas.get_schema(kind)
+        before = render(
+            self.ops.workflow,
+            schema,
+            self.plan.old.resources[logical].properties,
+            self.live,
+            self.journal.stack,
+            logical,
+        )
+        after = render(
+            self.ops.workflow,
+            schema,
+            self.template.resources[logical].properties,
+            self.outputs,
+            self.journal.stack,
+            logical,
+        )
+        patch, undo = patch_between(before, after, self.live[logical].properties)
+        if not patch:
+            return  # a Fn::GetAtt it reads did not change after all
+        self.journal.update["steps"].append(
+            {
+                "logical": logical,
+                "action": "update",
+                "type": kind,
+                "identifier": identifier,
+                "undo": undo,
+            }
+        )
+        await self._event(logical, "UPDATE_IN_PROGRESS", resource_type=kind, identifier=identifier)
+        outcome = await self._patch(logical, kind, identifier, patch, "update")
+        self.outputs[logical] = Created(identifier, dict(outcome.properties or {}))
+        await self._event(logical, "UPDATE_COMPLETE", resource_type=kind, identifier=identifier)
+
+    async def _patch(
+        self, logical: str, kind: str, identifier: str, patch: list[dict[str, Any]], what: str
+    ) -> Any:
+        intent = f"{self.journal.user_intent} (stack {self.journal.stack}: {what} {logical})"
+        try:
+            run = await self.ops.runner.run(
+                self.principal,
+                ChangeRequest(
+                    "update", kind, identifier=identifier, patch=patch, user_intent=intent
+                ),
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            await self._event(
+                logical, "UPDATE_FAILED", resource_type=kind, identifier=identifier,
+                reason=_reason(exc),
+            )  # fmt: skip
+            raise
+        if not run.done or run.outcome is None:
+            await self._event(
+                logical, "UPDATE_FAILED", resource_type=kind, identifier=identifier,
+                reason=run.reason,
+            )  # fmt: skip
+            raise StackFailed(run.reason, next_step="Fix the properties and deploy again.")
+        return run.outcome
+
+    async def undo(self, step: Mapping[str, Any]) -> None:
+        logical = step["logical"]
+        if step["action"] == "update":
+            kind, identifier = step["type"], step["identifier"]
+            cloud = self.ops.workflow.cloud
+            try:
+                now = (await cloud.get_resource(kind, identifier)).properties or {}
+            except NotFound:
+                return
+            patch = [op for op in step["undo"] if _still_needed(op, now)]
+            if not patch:
+                return
+            await self._event(
+                logical, "UPDATE_IN_PROGRESS", resource_type=kind, identifier=identifier,
+                reason="rolling back",
+            )  # fmt: skip
+            await self._patch(logical, kind, identifier, patch, "roll back")
+            await self._event(
+                logical, "UPDATE_COMPLETE", resource_type=kind, identifier=identifier,
+                reason="rolled back",
+            )  # fmt: skip
+            return
+        made = self.journal.created.get(logical)
+        if made and made["identifier"] != step.get("old_identifier"):
+            await self.delete_one(logical)  # the new one: dependents were undone before it
+
+    async def delete_old(self, logical: str, kind: str, identifier: str) -> None:
+        """A replaced resource's old one, or a removed one."""
+        await self._event(logical, "DELETE_IN_PROGRESS", resource_type=kind, identifier=identifier)
+        intent = f"{self.journal.user_intent} (stack {self.journal.stack}: remove old {logical})"
+        try:
+            await self.ops.runner.run(
+                self.principal,
+                ChangeRequest("delete", kind, identifier=identifier, user_intent=intent),
+            )
+        except NotFound:
+            pass
+        except BaseException as exc:
+            await self._event(
+                logical, "DELETE_FAILED", resource_type=kind, identifier=identifier,
+                reason=_reason(exc),
+            )  # fmt: skip
+            raise
+        await self._event(logical, "DELETE_COMPLETE", resource_type=kind, identifier=identifier)
+
+
+# ---------------------------------------------------------------------- rendering and patches
+
+
+def render(
+    workflow: Workflow,
+    schema: ResourceSchema,
+    properties: Mapping[str, Any],
+    outputs: Mapping[str, Created],
+    stack: str,
+    logical: str,
+    *,
+    placeholders: bool = False,
+) -> dict[str, Any]:
+    """The properties as a create sends them: references resolved (or, for a scan before
+    they exist, placeholders), the stack's tags and the default tags added."""
+    if placeholders:
+        resolved = _with_placeholders(properties, outputs)
+    else:
+        resolved = resolve(properties, outputs)
+    out = with_stack_tags(schema, resolved, stack, logical)
+    if workflow.config.default_tags:
+        out = with_default_tags(schema, out)
+    return out
+
+
+def _with_placeholders(value: Any, outputs: Mapping[str, Created]) -> Any:
+    if isinstance(value, Mapping):
+        ref = _reference(value)
+        if ref is None:
+            return {k: _with_placeholders(v, outputs) for k, v in value.items()}
+        name, attr = ref
+        if name in outputs and (attr is None or attr in outputs[name].properties):
+            return resolve(value, outputs)
+        return f"{PLACEHOLDER}{name}.{attr or 'Ref'}"  # known only once it exists
+    if isinstance(value, list):
+        return [_with_placeholders(v, outputs) for v in value]
+    return value
+
+
+def patch_between(
+    before: Mapping[str, Any], after: Mapping[str, Any], live: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The patch of the top-level properties that change, and the patch that undoes it: each
+    back to its value as read before the update (or as the template had it, for a property
+    Cloud Control does not return, such as a write-only one)."""
+    patch: list[dict[str, Any]] = []
+    undo: list[dict[str, Any]] = []
+    for key in sorted({*before, *after}):
+        if before.get(key, _MISSING) == after.get(key, _MISSING):
+            continue
+        path = "/" + key.replace("~", "~0").replace("/", "~1")
+        if key in after:
+            patch.append({"op": "add", "path": path, "value": after[key]})
+        elif key in live:
+            patch.append({"op": "remove", "path": path})
+        else:
+            continue
+        if key in live:
+            undo.append({"op": "add", "path": path, "value": live[key]})
+        elif key in before:
+            undo.append({"op": "add", "path": path, "value": before[key]})
+        else:
+            undo.append({"op": "remove", "path": path})
+    return patch, undo
+
+
+def _still_needed(op: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    key = op["path"][1:].replace("~1", "/").replace("~0", "~")
+    if op["op"] == "remove":
+        return key in now
+    return now.get(key, _MISSING) != op["value"]
+
+
+async def scan_plan(
+    workflow: Workflow,
+    stack: str,
+    template: StackTemplate,
+    names: list[str],
+    outputs: Mapping[str, Created],
+) -> str:
+    """Scan every resource the plan creates or changes, before the first step: references to
+    resources not yet created are scanned as placeholders (each is scanned again, resolved,
+    just before its own step). Refuses the whole plan when any scan does not authorize;
+    returns the line the explanation carries."""
+    if not names:
+        return ""
+
+    async def scan(logical: str) -> tuple[str, Any]:
+        res = template.resources[logical]
+        schema = await workflow.schemas.get_schema(res.resource_type)
+        properties = render(
+            workflow, schema, res.properties, outputs, stack, logical, placeholders=True
+        )
+        return logical, await workflow.scanner.scan(schema.type_name, properties)
+
+    results = dict(await asyncio.gather(*(scan(n) for n in names)))
+    refused = {n: r for n, r in results.items() if not r.authorizes_execution}
+    if refused:
+        raise PolicyDenied(
+            f"The security scan of stack {stack}'s plan did not authorize it: "
+            + "; ".join(f"{n}: {r.status} ({r.summary()})" for n, r in sorted(refused.items()))
+            + ". Nothing was changed.",
+            next_step="Fix the properties of these resources (or install the scanner if none "
+            "ran) and deploy again.",
+            stack=stack,
+            failed_checks={n: r.failed_ids for n, r in refused.items()},
+        )
+    statuses = sorted({r.status for r in results.values()})
+    deferred = sorted(
+        n
+        for n in names
+        if any(
+            _is_placeholder(v)
+            for v in _leaves(_with_placeholders(template.resources[n].properties, outputs))
+        )
+    )
+    note = f"Security scan of the plan: {len(names)} resources, {'/'.join(statuses)}"
+    if deferred:
+        note += f" (references not yet created scanned as placeholders in {', '.join(deferred)})"
+    return note + "."
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _is_placeholder(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(PLACEHOLDER)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
