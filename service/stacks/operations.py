@@ -276,7 +276,7 @@ class StackOperations:
         locks = self.operations.locks
         for lock in await locks.list_locks(self.operations.settings.workspace):
             if lock.host == journal.holder_host and lock.pid == journal.holder_pid:
-                log.warning("releasing lock %s of dead process %s", lock.id, lock.pid)
+                log.warning("releasing lock_id=%s of dead process %s", lock.id, lock.pid)
                 await locks.force_unlock(lock.id)
 
     async def _sweep_pending(self, journal: Journal) -> None:
