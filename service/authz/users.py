@@ -31,12 +31,14 @@ from typing import Any
 from ccstate.service.authz.policy import ROLES, Role
 from ccstate.service.errors import InvalidInput, NotFound, PreconditionFailed
 from ccstate.service.ports import ObjectStore
+from ccstate.service.retry import full_jitter, retry_transient
 
 USERS_KEY = "users.json"
 TOKEN_PREFIX = "ccs1"  # noqa: S105 (the marker of a ccstate token, not a secret)
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
-_CAS_ATTEMPTS = 8
+_CAS_ATTEMPTS = 12
+_CAS_FIRST_WAIT, _CAS_MAX_WAIT = 0.01, 0.5  # seconds
 
 
 @dataclass(frozen=True)
@@ -218,24 +220,39 @@ class UserDirectory:
         return users, stored.etag
 
     async def _update(self, change: Any) -> None:
-        for _ in range(_CAS_ATTEMPTS):
-            users, etag = await self._load()
-            change(users)
-            body = json.dumps(
-                {"version": FORMAT_VERSION, "users": [asdict(u) for u in users.values()]},
-                indent=1,
-                sort_keys=True,
-            ).encode()
-            if etag is None:
-                if await self._objects.put_if_absent(self._key, body):
-                    return
-                continue
-            try:
-                await self._objects.put(self._key, body, if_match=etag)
-                return
-            except PreconditionFailed:
-                continue
-        raise PreconditionFailed(
-            "The user list changed under us too often; nothing was changed.",
-            next_step="Try again.",
-        )
+        """Read, change, write back if nobody wrote in between; else again, after a jittered
+        wait so that admins who collided once do not collide again in lockstep."""
+        try:
+            async for attempt in retry_transient(
+                lambda e: isinstance(e, _LostRace),
+                attempts=_CAS_ATTEMPTS,
+                wait=full_jitter(_CAS_FIRST_WAIT, _CAS_MAX_WAIT),
+            ):
+                with attempt:
+                    await self._write_once(change)
+        except _LostRace:
+            raise PreconditionFailed(
+                "The user list changed under us too often; nothing was changed.",
+                next_step="Try again.",
+            ) from None
+
+    async def _write_once(self, change: Any) -> None:
+        users, etag = await self._load()
+        change(users)
+        body = json.dumps(
+            {"version": FORMAT_VERSION, "users": [asdict(u) for u in users.values()]},
+            indent=1,
+            sort_keys=True,
+        ).encode()
+        if etag is None:
+            if not await self._objects.put_if_absent(self._key, body):
+                raise _LostRace
+            return
+        try:
+            await self._objects.put(self._key, body, if_match=etag)
+        except PreconditionFailed as lost:
+            raise _LostRace from lost
+
+
+class _LostRace(Exception):
+    """Another writer changed the user list between our read and our write."""
