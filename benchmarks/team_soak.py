@@ -57,7 +57,9 @@ class SoakConfig:
     clients: int = 20
     ops_per_client: int = 100  # 2,000 operations
     kill_after: float = 0.4  # SIGKILL server 0 after this share of the operations
-    lease_seconds: float = 5.0
+    # Short, so the takeover is seen in the run; long enough that a live server's heartbeat,
+    # starved on a busy 2-core machine, does not lapse (5 s did there: docs/performance.md).
+    lease_seconds: float = 15.0
     latency_ms: int = 0
     seed: int = 7
 
@@ -301,6 +303,7 @@ class Worker:
         self.mine: list[str] = []
         self.server = index % cluster.config.servers
         self.client: Any = None
+        self.last_error = ""
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[Any]:
@@ -346,14 +349,17 @@ class Worker:
             raise
         self.tally.calls[tool].append(time.perf_counter() - started)
         data = result.structured_content or {}
+        if result.is_error:
+            self.last_error = f"{tool}: {data.get('error', 'error')}"
         return not result.is_error, data
 
     async def operation(self) -> None:
         kind = self.rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
         if kind in ("update", "delete", "drift") and not self.mine:
             kind = "create"
+        self.last_error = ""
         ok = await getattr(self, kind)()
-        self.tally.outcomes[f"{kind}:{'ok' if ok else 'refused'}"] += 1
+        self.tally.outcomes[f"{kind}:ok" if ok else f"{kind}:refused ({self.last_error})"] += 1
         if ok and self.soak.killed_at is not None:
             self.tally.after_kill_ok += 1
 
@@ -565,7 +571,13 @@ async def verify(cluster: Cluster, tally: Tally) -> dict[str, Any]:
             await backend.locks.release(info)
             taken_over.append(lock.resource)
         remaining = await backend.locks.list_locks("default")
-        intents = await IntentJournal(backend.objects, "default").open_keys()
+        journal = IntentJournal(backend.objects, "default")
+        left_open = len(await journal.open_keys())
+        # A change whose client was told it failed with its outcome unknown (e.g. its lease ran
+        # out before the commit) leaves its intent for the reconciler: run it, as an admin or
+        # the next server start does, and the log then has what Cloud Control did.
+        final = await cluster.recover() if left_open else {"intents": []}
+        intents = await journal.open_keys()
     return {
         "killed_server": cluster.killed,
         "head": head,
@@ -576,6 +588,11 @@ async def verify(cluster: Cluster, tally: Tally) -> dict[str, Any]:
         "locks_left_by_others": len(left) - len(held_by_killed),
         "locks_taken_over": taken_over,
         "locks_remaining": len(remaining),
+        "intents_open_before_final_recover": left_open,
+        "final_recover": [
+            {k: row[k] for k in ("operation", "identifier", "result", "outcome", "serial")}
+            for row in final["intents"]
+        ],
         "intents_open": len(intents),
     }
 
@@ -657,11 +674,16 @@ def markdown(result: dict[str, Any]) -> str:
     checks = result["checks"]
     cpu = result.get("cpu_seconds", {})
     waits = checks.get("lock_waits", {})
+    at_kill = set(checks.get("locks_at_kill", []))
+    settled = checks.get("recover_settled", [])
     recovered = ", ".join(
         f"{r['operation']} of {r['identifier']}: {r['result']}"
         + (f" {r['outcome']} at serial {r['serial']}" if r.get("serial") else "")
-        for r in checks.get("recover_settled", [])
+        for r in settled
+        if r["identifier"] in at_kill
     )
+    others = Counter(r["result"] for r in settled if r["identifier"] not in at_kill)
+    final = Counter(r["result"] for r in checks.get("final_recover", []))
     lines = [
         f"{config['servers']} `ccstate serve --transport http` processes on one S3 backend "
         f"(the sandbox's moto: S3, DynamoDB, KMS; Cloud Control), {config['clients']} MCP "
@@ -684,18 +706,23 @@ def markdown(result: dict[str, Any]) -> str:
         f"- Checks: head serial {checks['head']}, missing serials "
         f"{len(checks['missing_serials'])}, successes not in the lineage "
         f"{len(checks['successes_not_in_lineage'])}, not exactly once "
-        f"{len(checks['successes_not_exactly_once'])}; changes left open (intents) "
-        f"{checks.get('intents_open', '?')}; locks remaining {checks['locks_remaining']}.",
-        f"- The kill: server 0 held {len(checks.get('locks_at_kill', []))} lock(s). "
-        f"`ccstate recover` waited out the lease, took over "
-        f"{len(checks.get('taken_over_by_recover', []))} of them and recorded what the "
-        f"changes in flight did ({recovered or 'nothing was open'}) in "
-        f"{checks.get('recover_seconds', '?')} s, while the other servers served; "
-        f"{checks['locks_left_by_killed_server']} lock(s) taken before its intent was written "
-        f"were taken over after the lease by the next acquire.",
-        f"- Lock waits on the surviving servers: {waits.get('acquired', '?')} acquisitions, "
-        f"mean {waits.get('mean_ms', '?')} ms (`ccstate_lock_wait_seconds`): clients work on "
-        "their own resources, so a lock is hardly ever waited for.",
+        f"{len(checks['successes_not_exactly_once'])}; changes left open (intents) at the "
+        f"end {checks.get('intents_open_before_final_recover', '?')}, after a final "
+        f"`ccstate recover` {checks.get('intents_open', '?')}; locks remaining "
+        f"{checks['locks_remaining']}.",
+        f"- The kill: server 0 held {len(at_kill)} lock(s). `ccstate recover` waited out the "
+        f"lease, took over {len(checks.get('taken_over_by_recover', []))} of them and recorded "
+        f"what their changes did ({recovered or 'none had an intent open'}), in "
+        f"{checks.get('recover_seconds', '?')} s while the other servers served; it also "
+        f"looked at the live servers' changes in flight then "
+        f"({', '.join(f'{k} {v}' for k, v in others.items()) or 'none'}). "
+        f"{checks['locks_left_by_killed_server']} lock(s) taken before their intent was "
+        "written were taken over after the lease by the next acquire. The final `ccstate "
+        f"recover`: {', '.join(f'{k} {v}' for k, v in final.items()) or 'nothing to do'}.",
+        f"- Lock acquisitions on the surviving servers: {waits.get('acquired', '?')}, mean "
+        f"{waits.get('mean_ms', '?')} ms (`ccstate_lock_wait_seconds`). Clients work on their "
+        "own resources; an acquisition is three DynamoDB requests (the lock, a fencing "
+        "token, binding it), conditional writes that moto serves one at a time.",
         "- CPU seconds used during the run: "
         + ", ".join(f"{k} {v}" for k, v in cpu.items())
         + f" (the killed server's not counted); load average {result.get('load_average_after')}"
