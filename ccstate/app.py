@@ -28,6 +28,7 @@ from typing import Any, Literal
 from ccstate.backends.base import Backend
 from ccstate.backends.config import Settings, load_drift_rules, load_settings
 from ccstate.backends.factory import build_store
+from ccstate.service.authz.admin import TeamAdmin
 from ccstate.service.authz.policy import Policy
 from ccstate.service.authz.principal import Established, Principal
 from ccstate.service.authz.users import UserDirectory
@@ -221,6 +222,7 @@ async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIt
             templates=_templates(backend, store, cloud, schemas, workflow, settings, options),
             extras={
                 "users": UserDirectory(backend.objects),
+                "admin": TeamAdmin(UserDirectory(backend.objects), locks, policy),
                 "stacks": _stacks(backend, store, workflow, operations, settings),
                 **_change_extras(store, cloud, schemas, workflow, operations),
             },
@@ -531,6 +533,7 @@ async def serve_async(config: ServeConfig) -> None:
                 tasks.start_soon(monitor_drift, runtime, config.drift_interval)
             if not runtime.readonly:
                 tasks.start_soon(recover_on_start, operations)
+            tasks.start_soon(warm_scanner, runtime.workflow.scanner)
             await run_transport(server, config.transport, config.host, config.port)
             await operations.drain()
             tasks.cancel_scope.cancel()
@@ -554,6 +557,18 @@ async def recover_on_start(operations: Any) -> None:
             item.result,
             f" ({item.message})" if item.message else "",
         )
+
+
+async def warm_scanner(scanner: Any) -> None:
+    """Start the checkov worker in the background, so the first scan does not wait for
+    checkov's import (about 2 s of CPU, once per server)."""
+    warm_up = getattr(scanner, "warm_up", None)
+    if warm_up is None:
+        return
+    try:
+        await warm_up()
+    except Exception as exc:  # the first scan starts it again, and says why it cannot
+        log.warning("could not start the security scanner ahead of the first scan: %s", exc)
 
 
 async def _until_terminated(scope: Any) -> None:
@@ -599,8 +614,14 @@ async def serve_team(config: ServeConfig) -> None:
         interval = config.drift_interval
 
         async def monitor() -> None:
-            if interval:
-                await monitor_drift(runtime, interval)
+            import anyio
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(warm_scanner, runtime.workflow.scanner)
+                if not runtime.readonly:
+                    tasks.start_soon(recover_on_start, runtime.operations)
+                if interval:
+                    tasks.start_soon(monitor_drift, runtime, interval)
 
         await serve_http_team(
             runtime,

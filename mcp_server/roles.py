@@ -33,6 +33,7 @@ TOOL_ACTIONS: dict[str, str] = {
     "list_stacks": "read",
     "get_stack": "read",
     "detect_drift": "read",
+    "list_locks": "read",
     # operator: prepares and makes changes
     "generate_infrastructure_code": "prepare",
     "explain": "prepare",
@@ -53,6 +54,10 @@ TOOL_ACTIONS: dict[str, str] = {
     "rollback_stack": "stack",
     # approver
     "approve_security_findings": "approve",
+    # admin: the team's users and the locks a crashed holder left
+    "list_users": "manage_users",
+    "revoke_user": "manage_users",
+    "force_unlock": "force_unlock",
 }
 
 

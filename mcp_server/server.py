@@ -28,6 +28,7 @@ TOOL_MODULES = [
     "ccstate.mcp_server.tools_graph",
     "ccstate.mcp_server.tools_rollback",
     "ccstate.mcp_server.tools_stacks",
+    "ccstate.mcp_server.tools_admin",
 ]
 Transport = Literal["stdio", "http"]
 

@@ -32,8 +32,8 @@ MCP_WORDS: dict[str, str] = {
     "forget": "forget_resource(identifier, reason)",
     "force": "use `ccstate state push --force` from the command line",
     "recover": "`ccstate recover` (a restarted server does the same)",
-    "users_list": "an admin's `ccstate users list`",
+    "users_list": "an admin's list_users() (or `ccstate users list`)",
     "users_add": "an admin's `ccstate users add NAME --role ROLE`",
     "users_rotate": "an admin's `ccstate users rotate NAME`",
-    "users_revoke": "an admin's `ccstate users revoke NAME`",
+    "users_revoke": "an admin's revoke_user(name) (or `ccstate users revoke NAME`)",
 }

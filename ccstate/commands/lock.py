@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
 from ccstate.commands import add_group
 from ccstate.context import CliContext
-from ccstate.service.ports import LockInfo
 from ccstate.tables import locks_table
 
 
@@ -34,34 +32,33 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     unlock.set_defaults(handler=force_unlock)
 
 
+def _admin(backend: Any) -> Any:
+    from ccstate.service.authz.admin import TeamAdmin
+    from ccstate.service.authz.policy import Policy
+    from ccstate.service.authz.users import UserDirectory
+
+    return TeamAdmin(UserDirectory(backend.objects), backend.locks, Policy())
+
+
 async def list_locks(ctx: CliContext) -> None:
     workspace = None if ctx.args.all_workspaces else ctx.workspace
     async with ctx.open_backend() as backend:
-        locks = await backend.locks.list_locks(workspace)
-    now = datetime.now(UTC)
-    data = {"workspace": workspace, "locks": [lock_row(info, now) for info in locks]}
+        rows = await _admin(backend).list_locks(None, workspace)
+    data = {"workspace": workspace, "locks": rows}
     ctx.out.emit(data, lambda console: console.print(locks_table(data)))
 
 
-def lock_row(info: LockInfo, now: datetime) -> dict[str, Any]:
-    expires = info.expires if info.expires.tzinfo else info.expires.replace(tzinfo=UTC)
-    return {**info.to_dict(), "expired": expires < now}
-
-
 async def force_unlock(ctx: CliContext) -> None:
+    from ccstate.service.authz.admin import lock_scope
+
     async with ctx.open_backend() as backend:
-        info = await backend.locks.force_unlock(ctx.args.lock_id)
-    data = {"unlocked": lock_row(info, datetime.now(UTC))}
+        row = await _admin(backend).force_unlock(None, ctx.args.lock_id, by=ctx.who())
+    data = {"unlocked": row}
     ctx.out.emit(
         data,
         lambda console: console.print(
-            f"Removed lock {info.id} on {_scope(info)} held by {info.who} for '{info.operation}'.",
+            f"Removed lock {row['id']} on {lock_scope(row)} held by {row['who']} for "
+            f"'{row['operation']}'.",
             markup=False,
         ),
     )
-
-
-def _scope(info: LockInfo) -> str:
-    if info.resource is None:
-        return f"workspace '{info.workspace}'"
-    return f"resource '{info.resource}' in workspace '{info.workspace}'"

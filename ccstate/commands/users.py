@@ -76,9 +76,16 @@ async def rotate_user(ctx: CliContext) -> None:
     _show_token(ctx, issued, "Rotated the token of")
 
 
+def _admin(backend: Any) -> Any:
+    from ccstate.service.authz.admin import TeamAdmin
+    from ccstate.service.authz.policy import Policy
+
+    return TeamAdmin(_directory(backend), backend.locks, Policy())
+
+
 async def revoke_user(ctx: CliContext) -> None:
     async with ctx.open_backend() as backend:
-        user = await _directory(backend).revoke(ctx.args.name, by=ctx.who())
+        user = await _admin(backend).revoke_user(None, ctx.args.name, by=ctx.who())
     ctx.out.emit(
         {"revoked": user.public()},
         lambda console: console.print(
@@ -91,8 +98,8 @@ async def revoke_user(ctx: CliContext) -> None:
 
 async def list_users(ctx: CliContext) -> None:
     async with ctx.open_backend() as backend:
-        users = await _directory(backend).list()
-    rows = [u.public() for u in users if ctx.args.all or u.active]
+        users = await _admin(backend).list_users(None, include_revoked=ctx.args.all)
+    rows = [u.public() for u in users]
     ctx.out.emit({"users": rows}, lambda console: console.print(_table(rows)))
 
 

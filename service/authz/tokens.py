@@ -165,6 +165,9 @@ class TokenService:
         self._clock = clock or SystemClock()
         self._ttl = timedelta(seconds=ttl_seconds)
         self._issued_since_cleanup = 0
+        # No record can be old enough to remove before this (set by a cleanup that read them
+        # all): until then a cleanup would list and read every record for nothing.
+        self._cleanup_not_before: datetime | None = None
 
     # ----------------------------------------------------------------------- issue
 
@@ -182,16 +185,19 @@ class TokenService:
         user_intent: str | None = None,
         scan: ScanResult | None = None,
         region: str | None = None,
+        checked_parent: TokenRecord | None = None,
     ) -> IssuedToken:
         """Issue a token of ``kind`` under ``parent`` (the raw parent token).
 
         A child inherits its parent's operation, resource, region and payload; an explained
         token must carry an explanation; a scanned token needs a scan that authorizes
-        execution, a scan_findings token a FAILED one.
+        execution, a scan_findings token a FAILED one. ``checked_parent``: the parent's record
+        as ``validate`` returned it to the caller for the same principal a moment ago, so the
+        parent and its chain are not read again.
         """
         if kind not in PARENT_TYPES:
             raise ValueError(f"unknown token type {kind!r}")
-        base = await self._parent_for(kind, parent, principal, operation)
+        base = await self._parent_for(kind, parent, principal, operation, checked_parent)
         now = self._clock.now()
         token = secrets.token_urlsafe(32)
         record = TokenRecord(
@@ -224,7 +230,12 @@ class TokenService:
         return IssuedToken(token=token, record=replace(record, payload=record.payload))
 
     async def _parent_for(
-        self, kind: str, parent: str | None, principal: TokenPrincipal, operation: str | None
+        self,
+        kind: str,
+        parent: str | None,
+        principal: TokenPrincipal,
+        operation: str | None,
+        checked: TokenRecord | None = None,
     ) -> TokenRecord | None:
         allowed = PARENT_TYPES[kind]
         wanted = next((t for t in allowed if t is not None), None)
@@ -238,7 +249,8 @@ class TokenService:
                 f"A {kind} token needs a {wanted} token.",
                 f"Pass the {wanted} token you were given.",
             )
-        record = await self.inspect(parent)
+        reuse = checked is not None and hmac.compare_digest(checked.token_hash, token_hash(parent))
+        record = checked if reuse and checked is not None else await self.inspect(parent)
         if record.type not in allowed:
             raise _refuse(
                 "wrong_chain",
@@ -246,7 +258,10 @@ class TokenService:
                 f"token; the token given is a {record.type} token.",
                 _next_for(wanted),
             )
-        return await self.validate(parent, expected_type=record.type, principal=principal)  # type: ignore[arg-type]
+        _check_principal(record, principal)
+        if not reuse:  # what validate() checks beyond inspect(): the chain links up
+            await self._check_chain(record)
+        return record
 
     # ----------------------------------------------------------------------- check, consume
 
@@ -543,6 +558,8 @@ class TokenService:
         if self._issued_since_cleanup < CLEANUP_EVERY:
             return
         self._issued_since_cleanup = 0
+        if self._cleanup_not_before is not None and self._clock.now() < self._cleanup_not_before:
+            return
         with contextlib.suppress(CcstateError, OSError):
             await self.cleanup_expired()
 
@@ -552,8 +569,11 @@ class TokenService:
         A child is issued only while its parent lives, so it expires at most one TTL after its
         parent: waiting that long keeps every ancestor of a live token on record.
         """
-        horizon = self._clock.now() - self._ttl - CLEANUP_GRACE
+        now = self._clock.now()
+        horizon = now - self._ttl - CLEANUP_GRACE
         removed = 0
+        # Records issued from now on expire a TTL from now at the earliest.
+        earliest_live = now + self._ttl
         for key in await self._objects.list_keys(f"{self._prefix}/issued/"):
             if removed >= limit:
                 break
@@ -563,10 +583,15 @@ class TokenService:
             except StateCorrupt:
                 record = None
             if record is not None and record.expires_at >= horizon:
+                earliest_live = min(earliest_live, record.expires_at)
                 continue
             await self._objects.delete(self._consumed_key(digest))
             await self._objects.delete(key)
             removed += 1
+        # Every record was read: none can be removed before the earliest live one is old
+        # enough (a record is removed a TTL and a grace after it expires).
+        done = removed < limit
+        self._cleanup_not_before = earliest_live + self._ttl + CLEANUP_GRACE if done else None
         if removed:
             log.info("removed %d expired execution token records", removed)
         return removed

@@ -378,7 +378,9 @@ class Workflow:
         validate_type_name(resource_type)
         bound = principal.for_token()
         # The credentials token is checked before any schema or cloud read.
-        await self.tokens.validate(credentials_token, expected_type="credentials", principal=bound)
+        credentials = await self.tokens.validate(
+            credentials_token, expected_type="credentials", principal=bound
+        )
         where = await self.region_for(region)
         schema = await self.schemas.get_schema(resource_type)
         plan = await self._plan(
@@ -388,6 +390,7 @@ class Workflow:
             "generated_code",
             principal=bound,
             parent=credentials_token,
+            checked_parent=credentials,
             operation=operation,
             resource_type=resource_type,
             identifier=plan.identifier,
@@ -476,6 +479,7 @@ class Workflow:
             "explained",
             principal=bound,
             parent=generated_code_token,
+            checked_parent=generated,
             explanation=text,
             user_intent=user_intent or None,
         )
@@ -567,11 +571,19 @@ class Workflow:
         issued = findings = None
         if result.authorizes_execution:
             issued = await self.tokens.issue(
-                "scanned", principal=bound, parent=explained_token, scan=result
+                "scanned",
+                principal=bound,
+                parent=explained_token,
+                checked_parent=explained,
+                scan=result,
             )
         elif result.status == "FAILED":
             findings = await self.tokens.issue(
-                "scan_findings", principal=bound, parent=explained_token, scan=result
+                "scan_findings",
+                principal=bound,
+                parent=explained_token,
+                checked_parent=explained,
+                scan=result,
             )
         return ScanOutcome(
             explained.operation or "",
@@ -632,7 +644,11 @@ class Workflow:
             allow_critical=self.config.accept_critical_findings,
         )
         issued = await self.tokens.issue(
-            "scanned", principal=bound, parent=security_scan_token, scan=accepted
+            "scanned",
+            principal=bound,
+            parent=security_scan_token,
+            checked_parent=findings,
+            scan=accepted,
         )
         return Approval(decision, operation, proceed=True, accepted=accepted, token=issued)
 

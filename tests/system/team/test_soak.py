@@ -1,5 +1,6 @@
 """Soak: three team servers on one S3 backend (the sandbox's moto), 20 authenticated clients,
-mixed operations, one server killed with SIGKILL mid-run (benchmarks/team_soak.py)."""
+mixed operations, one server killed with SIGKILL mid-run; the same code as the 2,000-operation
+benchmark (benchmarks/team_soak.py), with fewer operations."""
 
 from __future__ import annotations
 
@@ -21,9 +22,19 @@ def test_three_servers_twenty_clients_and_a_sigkill_lose_nothing(tmp_path: Path)
     assert result["operations"] == 60
     assert result["successful_mutations"] > 0
     assert result["ok_after_kill"] > 0  # the other servers kept working
-    assert checks["missing_serials"] == []  # the log is complete
+    # The log is complete, and every success is in it exactly once.
+    assert checks["missing_serials"] == []
     assert checks["successes_not_in_lineage"] == []
     assert checks["successes_not_exactly_once"] == []
+    # The killed server's locks were taken over after the lease: by `ccstate recover`, which
+    # recorded its changes in flight, or (a lock taken before its intent) by the next acquire.
+    held = set(checks["locks_at_kill"])
+    assert result["lock_held_at_kill"] in held
+    assert held <= set(checks["taken_over_by_recover"]) | set(checks["locks_taken_over"])
+    assert (
+        checks["recover_seconds"] >= result["config"]["lease_seconds"]
+        or not (checks["taken_over_by_recover"])
+    )
     assert checks["locks_left_by_others"] == 0
-    assert len(checks["locks_taken_over"]) == checks["locks_left_by_killed_server"]
     assert checks["locks_remaining"] == 0
+    assert checks["intents_open"] == 0

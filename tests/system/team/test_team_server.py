@@ -14,9 +14,11 @@ from pathlib import Path
 import boto3
 import httpx2
 import pytest
+from ccstate.backends.local_locks import LocalLockManager
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.sandbox import Sandbox
 from ccstate.service.authz.users import UserDirectory
+from ccstate.service.ports import LockScope
 
 from tests.system.mcp.harness import aws_kwargs, server_env
 from tests.system.team.harness import (
@@ -60,7 +62,14 @@ def tokens(backend: Path) -> dict[str, str]:
 
     async def add() -> dict[str, str]:
         issued = {}
-        for name, role in [("alice", "viewer"), ("bob", "operator"), ("carol", "viewer")]:
+        people = [
+            ("alice", "viewer"),
+            ("bob", "operator"),
+            ("carol", "viewer"),
+            ("dave", "admin"),
+            ("erin", "operator"),
+        ]
+        for name, role in people:
             issued[name] = (await users.add(name, role, by="test")).token
         return issued
 
@@ -179,6 +188,87 @@ def test_a_revoked_token_is_refused_on_the_next_request(
     assert revoke.returncode == 0, revoke.stderr
     assert_refused_401(post(server.url, tokens["carol"], initialize()), server)
     assert "refused ccstate token: who=carol why=revoked user" in server.log()
+
+
+ADMIN_TOOLS = {"list_users", "revoke_user", "force_unlock"}
+
+
+def test_only_an_admin_sees_and_uses_the_user_and_force_unlock_tools(
+    server: ServerProcess, tokens: dict[str, str], backend: Path
+) -> None:
+    locks = LocalLockManager(backend)
+    stale = run(
+        locks.acquire(
+            LockScope("default", "crashed-bucket"),
+            operation="update",
+            who="a server that crashed",
+            lease_seconds=600,
+            timeout=1,
+        )
+    )
+
+    async def as_bob() -> tuple[set[str], list[int]]:
+        async with mcp_client(server.url, tokens["bob"]) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+        statuses = [
+            post(server.url, tokens["bob"], call(tool, args)).status_code
+            for tool, args in [
+                ("list_users", {}),
+                ("revoke_user", {"name": "erin"}),
+                ("force_unlock", {"lock_id": stale.id}),
+            ]
+        ]
+        return names, statuses
+
+    names, statuses = run(as_bob())
+
+    assert "list_locks" in names and not ADMIN_TOOLS & names
+    assert statuses == [403, 403, 403]
+    assert [lock.id for lock in run(locks.list_locks("default"))] == [stale.id]
+    assert post(server.url, tokens["erin"], initialize()).status_code == 200
+    log = server.log()
+    for tool in ADMIN_TOOLS:
+        assert (
+            "refused HTTP 403 POST /mcp: who=bob (role operator) client=127.0.0.1 "
+            f"why=role may not call {tool} (needs admin)"
+        ) in log
+
+    async def as_dave() -> tuple[set[str], dict, dict, dict, dict]:
+        async with mcp_client(server.url, tokens["dave"]) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            users = structured(await client.call_tool("list_users", {}))
+            held = structured(await client.call_tool("list_locks", {}))
+            unlocked = structured(await client.call_tool("force_unlock", {"lock_id": stale.id}))
+            revoked = structured(await client.call_tool("revoke_user", {"name": "erin"}))
+        return names, users, held, unlocked, revoked
+
+    names, users, held, unlocked, revoked = run(as_dave())
+
+    assert names >= ADMIN_TOOLS
+    listed = {u["name"]: u["role"] for u in users["users"]}
+    assert listed["dave"] == "admin" and listed["erin"] == "operator"
+    assert all("token_hash" not in u and "salt" not in u for u in users["users"])
+    assert [(lk["id"], lk["who"]) for lk in held["locks"]] == [(stale.id, "a server that crashed")]
+    assert unlocked["unlocked"]["resource"] == "crashed-bucket"
+    assert run(locks.list_locks("default")) == []
+    assert revoked["revoked"]["name"] == "erin" and revoked["revoked"]["revoked_by"].startswith(
+        "dave"
+    )
+    assert_refused_401(post(server.url, tokens["erin"], initialize()), server)
+    log = server.log()
+    assert f"lock {stale.id} on resource 'crashed-bucket' in workspace 'default'" in log
+    assert "force-unlocked by dave" in log
+    assert "user erin (role operator) revoked by dave" in log
+    assert "refused ccstate token: who=erin why=revoked user" in log
+
+
+def call(tool: str, arguments: dict[str, object]) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,11 @@ def person(role: str | None) -> Principal:
 def registered_tools() -> list[str]:
     parts = {n: None for n in ("workflow", "operations", "state_tools", "detector", "remediator")}
     runtime = SimpleNamespace(
-        **parts, policy=Policy(), extras={}, workspace="default", templates=object()
+        **parts,
+        policy=Policy(),
+        extras={"admin": object()},
+        workspace="default",
+        templates=object(),
     )
     server = build_server(runtime)  # type: ignore[arg-type]
     return [t.name for t in asyncio.run(server.list_tools())]
@@ -42,9 +46,13 @@ def test_each_roles_allowlist_of_tools() -> None:
 
     assert {"load_state", "show_resource_history", "detect_drift", "get_resource"} <= viewer
     assert not {"create_resource", "explain", "save_state", "import_resource"} & viewer
-    # Accepting security findings past a failed scan is the approver's (docs/team.md).
-    assert operator == frozenset(tools) - {"approve_security_findings"}
-    assert tools_for("approver", tools) == frozenset(tools)
+    # Accepting security findings past a failed scan is the approver's (docs/team.md); the
+    # team's users and force-unlocking a lock are the admin's.
+    admin_only = {"list_users", "revoke_user", "force_unlock"}
+    assert "list_locks" in viewer
+    assert operator == frozenset(tools) - {"approve_security_findings"} - admin_only
+    assert tools_for("approver", tools) == frozenset(tools) - admin_only
+    assert tools_for("admin", tools) == frozenset(tools)
 
 
 def test_a_viewer_sees_no_tool_that_changes_aws_or_the_state() -> None:
