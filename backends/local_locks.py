@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from ccstate.backends.local_files import (
     ensure_private_dir,
@@ -66,6 +67,9 @@ class LocalLockManager:
     def __init__(self, root: Path, clock: Clock | None = None) -> None:
         self.root = Path(root).expanduser().absolute()
         self.clock: Clock = clock or SystemClock()
+        self._turns: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            WeakKeyDictionary()
+        )
 
     # ------------------------------------------------------------------ paths and files
 
@@ -125,7 +129,7 @@ class LocalLockManager:
                 return info, None
 
         taken, blocker = await poll(
-            lambda: self._attempt_in_thread(attempt),
+            lambda: self._attempt_in_thread(scope.workspace, attempt),
             done=lambda answer: answer[0] is not None,
             timeout=timeout,
             wait=LOCK_WAIT,
@@ -135,18 +139,26 @@ class LocalLockManager:
         return taken
 
     async def _attempt_in_thread(
-        self, attempt: Callable[[], tuple[LockInfo | None, LockInfo | None]]
+        self, workspace: str, attempt: Callable[[], tuple[LockInfo | None, LockInfo | None]]
     ) -> tuple[LockInfo | None, LockInfo | None]:
         """One acquire attempt in a worker thread: its dozen file operations (flock, reads,
         fsyncs) would each stall the event loop, and wait for the interpreter lock after
         each system call while the store's writer threads hold it. A caller cancelled
         meanwhile never learns of a lock the thread took: that lock is released again."""
-        running = asyncio.ensure_future(asyncio.to_thread(attempt))
-        try:
-            return await asyncio.shield(running)
-        except asyncio.CancelledError:
-            running.add_done_callback(self._release_abandoned)
-            raise
+        async with self._turn(workspace):
+            running = asyncio.ensure_future(asyncio.to_thread(attempt))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                running.add_done_callback(self._release_abandoned)
+                raise
+
+    def _turn(self, workspace: str) -> asyncio.Lock:
+        """This process's lock file work for ``workspace``, one at a time: threads of one
+        process never wait on each other's flock, so none is parked holding a worker thread
+        that the object store's writes need."""
+        turns = self._turns.setdefault(asyncio.get_running_loop(), {})
+        return turns.setdefault(workspace, asyncio.Lock())
 
     def _release_abandoned(self, done: asyncio.Future[tuple[LockInfo | None, Any]]) -> None:
         if done.cancelled() or done.exception() is not None:
@@ -158,7 +170,8 @@ class LocalLockManager:
 
     async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
         _check_durations(lease_seconds, 0)
-        return await asyncio.to_thread(self._renew, lock, lease_seconds)
+        async with self._turn(lock.workspace):
+            return await asyncio.to_thread(self._renew, lock, lease_seconds)
 
     def _renew(self, lock: LockInfo, lease_seconds: float) -> LockInfo:
         scope = LockScope(lock.workspace, lock.resource)
@@ -175,7 +188,8 @@ class LocalLockManager:
 
     async def release(self, lock: LockInfo) -> None:
         # In a thread, like acquire; shielded by the caller (hold_lock), so it always finishes.
-        await asyncio.to_thread(self._remove_if_id, lock)
+        async with self._turn(lock.workspace):
+            await asyncio.to_thread(self._remove_if_id, lock)
 
     async def list_locks(self, workspace: str | None = None) -> list[LockInfo]:
         workspaces = [validate_workspace(workspace)] if workspace else self._workspaces()
