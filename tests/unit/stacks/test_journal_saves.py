@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.service.stacks.journal import Journal, JournalStore
+
 from tests.fakes import CountingObjectStore
 
 
