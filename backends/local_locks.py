@@ -12,6 +12,8 @@ read-check-write step atomic between processes, and the kernel drops it if its h
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,12 +21,14 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from ccstate.backends.local_files import (
     ensure_private_dir,
@@ -32,7 +36,13 @@ from ccstate.backends.local_files import (
     os_errors_as_backend_errors,
     replace_atomically,
 )
-from ccstate.service.errors import InvalidInput, LockLost, LockNotFound, LockTimeout
+from ccstate.service.errors import (
+    BackendError,
+    InvalidInput,
+    LockLost,
+    LockNotFound,
+    LockTimeout,
+)
 from ccstate.service.names import validate_identifier, validate_workspace
 from ccstate.service.ports import Clock, LockInfo, LockScope, SystemClock
 from ccstate.service.retry import full_jitter, poll
@@ -57,6 +67,9 @@ class LocalLockManager:
     def __init__(self, root: Path, clock: Clock | None = None) -> None:
         self.root = Path(root).expanduser().absolute()
         self.clock: Clock = clock or SystemClock()
+        self._turns: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            WeakKeyDictionary()
+        )
 
     # ------------------------------------------------------------------ paths and files
 
@@ -104,7 +117,7 @@ class LocalLockManager:
         _check_durations(lease_seconds, timeout)
         path = self._lock_path(scope)
 
-        async def attempt() -> tuple[LockInfo | None, LockInfo | None]:
+        def attempt() -> tuple[LockInfo | None, LockInfo | None]:
             """(our new lock, None) when taken, else (None, the live lease in the way)."""
             with os_errors_as_backend_errors("lock", path), self._mutex(scope.workspace):
                 blocker = self._blocker(scope)
@@ -116,14 +129,51 @@ class LocalLockManager:
                 return info, None
 
         taken, blocker = await poll(
-            attempt, done=lambda answer: answer[0] is not None, timeout=timeout, wait=LOCK_WAIT
+            lambda: self._attempt_in_thread(scope.workspace, attempt),
+            done=lambda answer: answer[0] is not None,
+            timeout=timeout,
+            wait=LOCK_WAIT,
         )
         if taken is None:
             raise _timeout_error(scope, blocker, timeout)
         return taken
 
+    async def _attempt_in_thread(
+        self, workspace: str, attempt: Callable[[], tuple[LockInfo | None, LockInfo | None]]
+    ) -> tuple[LockInfo | None, LockInfo | None]:
+        """One acquire attempt in a worker thread: its dozen file operations (flock, reads,
+        fsyncs) would each stall the event loop, and wait for the interpreter lock after
+        each system call while the store's writer threads hold it. A caller cancelled
+        meanwhile never learns of a lock the thread took: that lock is released again."""
+        async with self._turn(workspace):
+            running = asyncio.ensure_future(asyncio.to_thread(attempt))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                running.add_done_callback(self._release_abandoned)
+                raise
+
+    def _turn(self, workspace: str) -> asyncio.Lock:
+        """This process's lock file work for ``workspace``, one at a time: threads of one
+        process never wait on each other's flock, so none is parked holding a worker thread
+        that the object store's writes need."""
+        turns = self._turns.setdefault(asyncio.get_running_loop(), {})
+        return turns.setdefault(workspace, asyncio.Lock())
+
+    def _release_abandoned(self, done: asyncio.Future[tuple[LockInfo | None, Any]]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        taken = done.result()[0]
+        if taken is not None:
+            with contextlib.suppress(BackendError):
+                self._remove_if_id(taken)
+
     async def renew(self, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
         _check_durations(lease_seconds, 0)
+        async with self._turn(lock.workspace):
+            return await asyncio.to_thread(self._renew, lock, lease_seconds)
+
+    def _renew(self, lock: LockInfo, lease_seconds: float) -> LockInfo:
         scope = LockScope(lock.workspace, lock.resource)
         path = self._lock_path(scope)
         with os_errors_as_backend_errors("renew the lock", path), self._mutex(lock.workspace):
@@ -137,11 +187,9 @@ class LocalLockManager:
         return renewed
 
     async def release(self, lock: LockInfo) -> None:
-        path = self._lock_path(LockScope(lock.workspace, lock.resource))
-        with os_errors_as_backend_errors("release the lock", path), self._mutex(lock.workspace):
-            current = _read_lock(path)
-            if current is not None and current.id == lock.id:
-                path.unlink(missing_ok=True)
+        # In a thread, like acquire; shielded by the caller (hold_lock), so it always finishes.
+        async with self._turn(lock.workspace):
+            await asyncio.to_thread(self._remove_if_id, lock)
 
     async def list_locks(self, workspace: str | None = None) -> list[LockInfo]:
         workspaces = [validate_workspace(workspace)] if workspace else self._workspaces()
@@ -180,7 +228,7 @@ class LocalLockManager:
 
     def _remove_if_id(self, info: LockInfo) -> bool:
         path = self._lock_path(LockScope(info.workspace, info.resource))
-        with os_errors_as_backend_errors("remove the lock", path), self._mutex(info.workspace):
+        with os_errors_as_backend_errors("release the lock", path), self._mutex(info.workspace):
             current = _read_lock(path)
             if current is None or current.id != info.id:
                 return False

@@ -15,6 +15,7 @@ import asyncio
 import errno
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from ccstate.service.ports import StoredObject
 # Serialises put/delete against if_match checks of other processes, per directory.
 _CAS_LOCK_NAME = ".ccstate-cas.lock"
 _MAX_SEGMENT_BYTES = 255
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # checked on every key: a scan, not a loop per char
 
 
 def etag_of(body: bytes) -> str:
@@ -67,7 +69,7 @@ def _segments_problem(segments: list[str]) -> str:
             return "it contains NUL"
         if "\\" in segment:
             return "it contains a backslash"
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in segment):
+        if _CONTROL.search(segment):
             return "it contains control characters"
         if segment in (".", ".."):
             return f"it contains a '{segment}' path segment"

@@ -30,7 +30,8 @@ import hmac
 import json
 import logging
 import secrets
-from dataclasses import asdict, dataclass, field, replace
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -63,6 +64,7 @@ CLEANUP_EVERY = 25  # issues between two opportunistic cleanups
 CLEANUP_BATCH = 20  # expired tokens removed per cleanup, at most
 CLEANUP_GRACE = timedelta(seconds=60)  # never race a consume that is in flight
 _RESTART = "Start again with ${prepare}"
+PARSED_KEPT = 2048  # parsed token records kept in memory (a few chains per change in flight)
 
 
 def token_hash(token: str) -> str:
@@ -118,8 +120,9 @@ class TokenRecord:
     payload: Any = field(default=None, compare=False)
 
     def to_json(self) -> bytes:
-        body = asdict(self)
-        body.pop("payload")
+        # Field by field, not asdict(): that deep-copies the payload only to drop it.
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "payload"}
+        body["principal"] = asdict(self.principal)
         body["format"] = RECORD_FORMAT
         body["issued_at"] = self.issued_at.isoformat()
         body["expires_at"] = self.expires_at.isoformat()
@@ -139,6 +142,15 @@ class TokenRecord:
     def checkov_results(self) -> dict[str, Any] | None:
         """The scan as the lineage entry records it ('not scanned' when scanning was off)."""
         return self.scan.checkov_results() if self.scan else None
+
+
+@dataclass
+class _Parsed:
+    """A record as parsed from ``body``; ``opened``: its payload, unsealed (canonical JSON)."""
+
+    body: bytes
+    record: TokenRecord
+    opened: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,12 @@ class TokenService:
         # No record can be old enough to remove before this (set by a cleanup that read them
         # all): until then a cleanup would list and read every record for nothing.
         self._cleanup_not_before: datetime | None = None
+        # Parsed records by hash, with the exact stored body they came from: a record is read
+        # from the backend every time (it may have been consumed, edited or removed), but the
+        # same bytes are not parsed, nor their payload unsealed, twice.
+        self._parsed: OrderedDict[str, _Parsed] = OrderedDict()
+        # When each record seen expires: cleanup reads only those that may have expired.
+        self._expiry: dict[str, datetime] = {}
 
     # ----------------------------------------------------------------------- issue
 
@@ -226,6 +244,7 @@ class TokenService:
         elif record.payload is not None:
             record = replace(record, sealed_payload=_seal(token, record.payload, None))
         await self._objects.put_if_absent(self._issued_key(record.token_hash), record.to_json())
+        self._expiry[record.token_hash] = record.expires_at
         await self._maybe_cleanup()
         return IssuedToken(token=token, record=replace(record, payload=record.payload))
 
@@ -258,9 +277,10 @@ class TokenService:
                 f"token; the token given is a {record.type} token.",
                 _next_for(wanted),
             )
-        _check_principal(record, principal)
-        if not reuse:  # what validate() checks beyond inspect(): the chain links up
-            await self._check_chain(record)
+        if reuse:  # validated for this principal by the caller a moment ago, chain included
+            _check_principal(record, principal)
+            return record
+        await self._check(record, expected_type=record.type, principal=principal)  # type: ignore[arg-type]
         return record
 
     # ----------------------------------------------------------------------- check, consume
@@ -315,6 +335,30 @@ class TokenService:
         region: str | None = None,
     ) -> tuple[TokenRecord, list[TokenRecord]]:
         record = await self.inspect(token)
+        return record, await self._check(
+            record,
+            expected_type=expected_type,
+            principal=principal,
+            operation=operation,
+            resource_type=resource_type,
+            identifier=identifier,
+            payload_digest=payload_digest,
+            region=region,
+        )
+
+    async def _check(
+        self,
+        record: TokenRecord,
+        *,
+        expected_type: TokenType,
+        principal: TokenPrincipal | None,
+        operation: str | None = None,
+        resource_type: str | None = None,
+        identifier: str | None = None,
+        payload_digest: str | None = None,
+        region: str | None = None,
+    ) -> list[TokenRecord]:
+        """Every binding of a live record (from ``inspect``); its ancestors, checked."""
         _check_type(record, expected_type)
         if principal is not None:
             _check_principal(record, principal)
@@ -325,7 +369,7 @@ class TokenService:
             _check_payload(record, payload_digest)
         if record.type == "scanned" and not (record.scan and record.scan.authorizes_execution):
             raise _refuse("scan_failed", "This token's security scan did not pass.", _RESTART)
-        return record, await self._check_chain(record)
+        return await self._check_chain(record)
 
     async def consume(
         self,
@@ -494,7 +538,8 @@ class TokenService:
         if not isinstance(token, str) or not token or len(token) > 256:
             raise _refuse("unknown", "That is not an execution token.", _RESTART)
         digest = token_hash(token)
-        record = await self._read(digest)
+        parsed = await self._read_parsed(digest)
+        record = parsed.record if parsed is not None else None
         if record is None or not hmac.compare_digest(record.token_hash, digest):
             raise _refuse(
                 "unknown",
@@ -503,21 +548,39 @@ class TokenService:
                 f"{_RESTART}, using this server's workspace.",
             )
         if record.sealed_payload is not None:
-            bound = record if record.ancestors is not None else None
-            record = replace(record, payload=_unseal(token, record.sealed_payload, bound))
+            assert parsed is not None
+            if parsed.opened is None:  # these exact bytes opened with this token before
+                bound = record if record.ancestors is not None else None
+                payload = _unseal(token, record.sealed_payload, bound)
+                parsed.opened = canonical_json(payload)
+            record = replace(record, payload=json.loads(parsed.opened))
         return record
 
     async def _read(self, digest: str) -> TokenRecord | None:
+        parsed = await self._read_parsed(digest)
+        return parsed.record if parsed is not None else None
+
+    async def _read_parsed(self, digest: str) -> _Parsed | None:
         stored = await self._objects.get(self._issued_key(digest))
         if stored is None:
+            self._parsed.pop(digest, None)
             return None
+        known = self._parsed.get(digest)
+        if known is not None and known.body == stored.body:
+            self._parsed.move_to_end(digest)
+            return known
         try:
-            return TokenRecord.from_json(stored.body)
+            record = TokenRecord.from_json(stored.body)
         except (ValueError, KeyError, TypeError) as exc:
             raise StateCorrupt(
                 f"The stored record of a token ({digest[:12]}...) cannot be read: {exc}.",
                 next_step=f"{_RESTART}; the damaged record will expire.",
             ) from exc
+        parsed = self._parsed[digest] = _Parsed(stored.body, record)
+        self._expiry[digest] = record.expires_at
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
+        return parsed
 
     def _check_alive(self, record: TokenRecord) -> None:
         if self._clock.now() >= record.expires_at:
@@ -574,10 +637,17 @@ class TokenService:
         removed = 0
         # Records issued from now on expire a TTL from now at the earliest.
         earliest_live = now + self._ttl
-        for key in await self._objects.list_keys(f"{self._prefix}/issued/"):
+        keys = await self._objects.list_keys(f"{self._prefix}/issued/")
+        listed = {key.rsplit("/", 1)[-1].removesuffix(".json") for key in keys}
+        self._expiry = {d: at for d, at in self._expiry.items() if d in listed}
+        for key in keys:
             if removed >= limit:
                 break
             digest = key.rsplit("/", 1)[-1].removesuffix(".json")
+            known = self._expiry.get(digest)
+            if known is not None and known >= horizon:
+                earliest_live = min(earliest_live, known)
+                continue  # seen alive beyond the horizon: its expiry cannot move
             try:
                 record = await self._read(digest)
             except StateCorrupt:
@@ -587,6 +657,8 @@ class TokenService:
                 continue
             await self._objects.delete(self._consumed_key(digest))
             await self._objects.delete(key)
+            self._parsed.pop(digest, None)
+            self._expiry.pop(digest, None)
             removed += 1
         # Every record was read: none can be removed before the earliest live one is old
         # enough (a record is removed a TTL and a grace after it expires).

@@ -120,9 +120,10 @@ class StackOperations:
                 run.create_one,
                 limit=self.concurrency,
             )
-            if result.ok:
+            unsaved = await run.flush()
+            if result.ok and unsaved is None:
                 return await self._finish(principal, journal, "CREATE_COMPLETE")
-            logical, error = next(iter(result.failed.items()))
+            logical, error = next(iter(result.failed.items()), (journal.stack, unsaved))
             reason = f"{logical}: {_reason(error)}"
             if not rollback:
                 return await self._finish(principal, journal, "CREATE_FAILED", reason)
@@ -436,12 +437,29 @@ class _Run:
         self.template = template
         self.on_event = on_event
         self.outputs: dict[str, Created] = {}
+        self._saving: set[asyncio.Task[None]] = set()  # journal saves the steps did not wait for
 
     async def _event(self, logical: str, status: str, **extra: str) -> None:
         event = self.journal.event(logical, status, **extra)
         await self.ops.journal.save(self.journal)
         if self.on_event is not None:
             self.on_event(event)
+
+    def _event_soon(self, logical: str, status: str, **extra: str) -> asyncio.Task[None]:
+        """``_event``, saved while the step goes on (the save starts now, so it is as durable
+        as soon as before); ``flush`` waits for it and raises what it raised."""
+        task = asyncio.ensure_future(self._event(logical, status, **extra))
+        self._saving.add(task)
+        return task
+
+    async def flush(self) -> BaseException | None:
+        """Wait for every journal save of this run; the first that failed, if any."""
+        failed: BaseException | None = None
+        while self._saving:
+            task = self._saving.pop()
+            await asyncio.wait([task])
+            failed = failed or (None if task.cancelled() else task.exception())
+        return failed
 
     async def create_one(self, logical: str) -> None:
         res = self.template.resources[logical]
@@ -450,18 +468,29 @@ class _Run:
             schema, resolve(res.properties, self.outputs), self.journal.stack, logical
         )
         self.journal.pending[logical] = res.resource_type
-        await self._event(logical, "CREATE_IN_PROGRESS", resource_type=res.resource_type)
+        # The journal is written while the token chain is prepared, and awaited under the
+        # resource's lock before its token is used and Cloud Control is asked (precondition).
+        pending = self._event_soon(logical, "CREATE_IN_PROGRESS", resource_type=res.resource_type)
+
+        async def journal_written() -> None:
+            await asyncio.shield(pending)
+
         intent = f"{self.journal.user_intent} (stack {self.journal.stack}: {logical})"
         try:
             run = await self.ops.runner.run(
                 self.principal,
                 ChangeRequest(
-                    "create", res.resource_type, properties=properties, user_intent=intent
+                    "create",
+                    res.resource_type,
+                    properties=properties,
+                    user_intent=intent,
+                    precondition=journal_written,
                 ),
             )
         except asyncio.CancelledError:
             raise  # the process stops here: pending stays, for recover to sweep
         except BaseException as exc:
+            await asyncio.wait([pending])  # its own failure, if any, is flush()'s to raise
             if isinstance(exc, CcstateError):  # the cloud refused: nothing was created
                 self.journal.pending.pop(logical, None)
             await self._event(
@@ -481,7 +510,10 @@ class _Run:
             "identifier": outcome.identifier,
         }
         self.journal.order.append(logical)
-        await self._event(
+        # Its dependents start while this is written: the save is under way already (a
+        # process that dies before it lands leaves the step pending, for recover to sweep by
+        # the stack's tags, as before), and create() flushes it before the outcome.
+        self._event_soon(
             logical,
             "CREATE_COMPLETE",
             resource_type=res.resource_type,

@@ -94,8 +94,11 @@ class AppendMixin:
 
     async def _write(self, draft: Draft, *, under_lock: bool = False) -> Commit:
         if self.sequencer is not None:
-            return await self._append_ticketed(draft, self.sequencer, under_lock=under_lock)
-        return await self._append(draft)
+            commit = await self._append_ticketed(draft, self.sequencer, under_lock=under_lock)
+        else:
+            commit = await self._append(draft)
+        await self._export_after(commit)  # outside the store's lock, shared with others
+        return commit
 
     async def _append(self, draft: Draft) -> Commit:
         touched = draft.touched
@@ -324,18 +327,10 @@ class AppendMixin:
         await self._derive(view)
 
     async def _derive(self, view: StateView) -> None:
-        """The snapshot (every ``snapshot_every`` serials) and the readable export, at head."""
+        """The snapshot (every ``snapshot_every`` serials) at head; the readable export is
+        due at head too: ``StateStore.commit`` waits for it outside the store's lock."""
         await self._snapshot_if_due(view)
-        if self.exporter is not None and len(view.resources) <= self.export_max_resources:
-            try:
-                await self.exporter(await self._document(view))
-            except Exception as exc:
-                log.warning(
-                    "Serial %d is committed, but the readable state.json export could not be "
-                    "written (it is rewritten after the next commit): %s",
-                    view.serial,
-                    exc,
-                )
+        self._export_due = max(self._export_due, view.serial)
 
     async def _discover(self, view: StateView, sequencer: Sequencer) -> None:
         """First load with a sequencer: list the log, since commits may have been copied in

@@ -54,6 +54,7 @@ from ccstate.service.state.codec import (  # noqa: F401
     serial_key,
     serial_of,
 )
+from ccstate.service.state.export_group import GroupExport
 from ccstate.service.state.indexes import IndexMixin
 from ccstate.service.state.model import (
     Commit,
@@ -107,6 +108,8 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self.snapshot_every = snapshot_every
         self.exporter = exporter
         self.export_max_resources = export_max_resources
+        self._export_due = 0  # the head a commit of ours reached: the export must follow
+        self._export = GroupExport(self._export_build, exporter) if exporter else None
         self.sequencer = sequencer
         self.hole_grace = hole_grace
         self.head_witness = head_witness
@@ -153,6 +156,21 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
             touched.add(ALL_RESOURCES)
         draft = Draft(meta, changes, stacks or [], None, touched, base_serial, lock)
         return await self._write(draft, under_lock=under_lock)
+
+    async def _export_after(self, commit: Commit) -> None:
+        """The readable export, once our commit is applied at head (a group commit)."""
+        if self._export is not None and self._export_due >= commit.serial:
+            await self._export.at_least(commit.serial)
+
+    async def _export_build(self) -> tuple[StateDocument | None, int]:
+        """The readable document at the head, built under the store's lock (one view)."""
+        async with self._mutex:
+            view = self._view
+            if view is None:
+                return None, 0
+            if len(view.resources) > self.export_max_resources:
+                return None, view.serial
+            return await self._document(view), view.serial
 
     async def _refreshed(self) -> StateView:
         async with self._mutex:

@@ -217,3 +217,32 @@ async def test_an_unusable_lock_directory_is_a_backend_error(locks: LocalLockMan
     (locks.root / "default").write_text("a file where a directory should be")
     with pytest.raises(BackendError, match="Could not lock"):
         await take(locks, BUCKET)
+
+
+async def test_an_acquire_cancelled_while_its_thread_runs_leaves_no_lock(
+    locks: LocalLockManager,
+) -> None:
+    """The file work runs in a worker thread: a caller cancelled meanwhile never learns of the
+    lock the thread takes, so that lock is released again, not left for its lease to expire."""
+    from ccstate.backends.local_files import exclusive_flock
+
+    await take(locks, LockScope("default", "warm-up"))  # creates the locks folder
+    for info in await locks.list_locks():
+        await locks.release(info)
+    mutex = locks._locks_dir("default") / ".mutex"
+    with exclusive_flock(mutex):  # the thread's attempt waits on the flock we hold
+        attempt = asyncio.create_task(take(locks, BUCKET))
+        while not locks._turn("default").locked():  # the attempt is in its thread
+            await asyncio.sleep(0)
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+    # The flock is free: the thread takes the lock and its done-callback releases it, so the
+    # next holder gets it without waiting for the lease (the clock does not move).
+    for _ in range(500):
+        try:
+            await take(locks, BUCKET, who="bob")
+            break
+        except LockTimeout:
+            await asyncio.sleep(0.01)
+    assert [info.who for info in await locks.list_locks()] == ["bob"]
