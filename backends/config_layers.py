@@ -235,12 +235,15 @@ LIGHT_CHECKS: dict[str, Callable[[Any], bool]] = {
 
 
 def light_settings(
-    overrides: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
 ) -> LightSettings | None:
     """The settings a listing needs, or None when any given value needs pydantic to judge it
     (then ``load_settings`` validates them all and names what is wrong). Errors reading the
     config file are raised as ``load_settings`` raises them."""
-    layers = merge_layers(overrides, env=env)
+    layers = merge_layers(overrides, env=env, config_file=config_file)
     values = layers.values
     if not all(name in LIGHT_CHECKS and LIGHT_CHECKS[name](v) for name, v in values.items()):
         return None

@@ -205,7 +205,7 @@ def test_an_edited_commit_after_the_snapshot_is_an_error(capsys, state: Path) ->
     path = state / "default" / "log" / f"{6:020d}.json"
     path.write_bytes(path.read_bytes().replace(b"bucket-5", b"bucket-X"))
 
-    code, data, err = cli_list(capsys, state)
+    code, data, _ = cli_list(capsys, state)
     assert code != 0
     assert data["error"] == "integrity_error"
 
