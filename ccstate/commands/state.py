@@ -148,12 +148,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 async def list_resources(ctx: CliContext) -> None:
     limit = _list_limit(ctx)
-    listing = await _light_listing(ctx)
-    if listing is not None:
+    light = await _light_listing(ctx)
+    if light is not None:
+        workspace, listing = light
         rows = listing.rows
         keys = sorted(rows)
         data = {
-            "workspace": ctx.light_settings.workspace,  # type: ignore[union-attr]
+            "workspace": workspace,
             "serial": listing.serial,
             "lineage": listing.lineage,
             "total": len(keys),
@@ -177,9 +178,10 @@ async def list_resources(ctx: CliContext) -> None:
     ctx.out.write_text(resources_text(data, more_hint=hint))
 
 
-async def _light_listing(ctx: CliContext) -> Listing | None:
-    """The listing read as JSON (``service.state.listing``) on a local, unencrypted backend whose
-    settings need no pydantic to check; None: read through the store, as every other command."""
+async def _light_listing(ctx: CliContext) -> tuple[str, Listing] | None:
+    """The workspace and its listing read as JSON (``service.state.listing``) on a local,
+    unencrypted backend whose settings need no pydantic to check; None: read through the store,
+    as every other command."""
     settings = ctx.light_settings
     if settings is None or settings.kms_key:
         return None
@@ -196,9 +198,12 @@ async def _light_listing(ctx: CliContext) -> Listing | None:
     from ccstate.backends.local_paths import local_export_path, warn_if_shared
     from ccstate.service.state.listing import light_listing
 
-    warn_if_shared(root)
     witness = exported_head(local_export_path(root, settings))
-    return await light_listing(LocalObjectStore(root), settings.workspace, head_witness=witness)
+    listing = await light_listing(LocalObjectStore(root), settings.workspace, head_witness=witness)
+    if listing is None:
+        return None
+    warn_if_shared(root)  # as opening the backend does (once: not when falling back)
+    return settings.workspace, listing
 
 
 def _list_limit(ctx: CliContext) -> int | None:
