@@ -216,3 +216,27 @@ def test_a_missing_commit_is_an_error(capsys, state: Path) -> None:
     code, data, _ = cli_list(capsys, state)
     assert code != 0
     assert "missing commit 6" in data["message"]
+
+
+def test_a_deleted_head_commit_that_the_export_saw_is_an_error(capsys, tmp_path: Path) -> None:
+    """The readable state.json witnesses the head: the light path declines, the store reports."""
+    from ccstate.backends.config import load_settings
+    from ccstate.backends.factory import build_store, open_backend
+
+    root = tmp_path / "state"
+
+    async def build() -> None:
+        settings = load_settings({"backend": str(root)}, env={})
+        backend = await open_backend(settings.backend_url, settings=settings)
+        store = build_store(backend, settings)
+        for n in range(3):
+            await store.commit([change(f"bucket-{n}")], meta())
+        await backend.close()
+
+    asyncio.run(build())
+    assert (root / "state.json").exists()
+    (root / "default" / "log" / f"{3:020d}.json").unlink()
+
+    code, data, _ = cli_list(capsys, root)
+    assert code != 0
+    assert "readable export" in data["message"]
