@@ -93,6 +93,9 @@ COMMIT_SHAPE: dict[str, Any] = {
     "replace_state": _OBJECT,
     "fence": frozenset({int, type(None)}),
 }
+RESOURCE_REQUIRED = frozenset({"resource_type", "identifier"})
+COMMIT_REQUIRED = frozenset({"serial", "parent", "lineage", "committed_at"})
+CHANGE_REQUIRED = frozenset({"identifier", "resource_type", "operation"})
 STACK_CHANGE_SHAPE = {"name": frozenset({str}), "stack": _OBJECT}
 SNAPSHOT_SHAPE: dict[str, Any] = {
     "serial": frozenset({int}),
@@ -107,15 +110,17 @@ SNAPSHOT_SHAPE: dict[str, Any] = {
     "fence_all": frozenset({int}),
     "fenced_out": frozenset({list}),
 }
-SNAPSHOT_REQUIRED = (
-    "serial",
-    "lineage",
-    "created",
-    "last_updated",
-    "total_operations",
-    "resources",
-    "stacks",
-    "history_index",
+SNAPSHOT_REQUIRED = frozenset(
+    {
+        "serial",
+        "lineage",
+        "created",
+        "last_updated",
+        "total_operations",
+        "resources",
+        "stacks",
+        "history_index",
+    }
 )
 
 HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
@@ -181,11 +186,16 @@ def _digest_matches(raw: bytes, data: dict[str, Any], stored: str) -> bool:
     return stored == _canonical_sha256(data)
 
 
-def _check_shape(value: Any, shape: dict[str, Any], where: str) -> None:
+def _check_shape(
+    value: Any, shape: dict[str, Any], where: str, *, required: frozenset[str] = frozenset()
+) -> None:
     """``value`` is an object whose fields named in ``shape`` have one of its JSON types (or,
-    for a nested shape, are objects of that shape); other fields are not looked at."""
+    for a nested shape, are objects of that shape) and that has the ``required`` ones; other
+    fields are not looked at."""
     if type(value) is not dict:
         raise Unsure(f"{where}: not an object")
+    if not value.keys() >= required:
+        raise Unsure(f"{where} lacks one of {', '.join(sorted(required))}")
     for name, item in value.items():
         allowed = shape.get(name)
         if allowed is None:
@@ -255,6 +265,11 @@ class _Reader:
         commit = _unsealed(obj.body, key)
         if commit.get("format") != COMMIT_FORMAT or commit.get("serial") != serial:
             raise Unsure(f"{key} has another format or serial")
+        _check_shape(commit, COMMIT_SHAPE, key, required=COMMIT_REQUIRED)
+        for change in commit.get("changes", []):
+            _check_shape(change, CHANGE_SHAPE, f"{key}: a change", required=CHANGE_REQUIRED)
+        for stack in commit.get("stacks", []):
+            _check_shape(stack, STACK_CHANGE_SHAPE, f"{key}: a stack change")
         return commit
 
     async def _start(self) -> Listing:
@@ -294,9 +309,7 @@ class _Reader:
 
 
 def _from_snapshot(data: dict[str, Any], where: str) -> Listing:
-    _check_shape(data, SNAPSHOT_SHAPE, where)
-    if any(name not in data for name in SNAPSHOT_REQUIRED):
-        raise Unsure(f"{where} lacks one of {', '.join(SNAPSHOT_REQUIRED)}")
+    _check_shape(data, SNAPSHOT_SHAPE, where, required=SNAPSHOT_REQUIRED)
     resources, fences = data["resources"], data.get("fences", {})
     for key, serials in data["history_index"].items():
         if not isinstance(serials, list) or not all(type(s) is int for s in serials):
@@ -306,7 +319,7 @@ def _from_snapshot(data: dict[str, Any], where: str) -> Listing:
             raise Unsure(f"{where}: stack {key!r} is not an object")
     rows = {}
     for key, res in resources.items():
-        _check_shape(res, RESOURCE_SHAPE, f"{where}: resource {key!r}")
+        _check_shape(res, RESOURCE_SHAPE, f"{where}: resource {key!r}", required=RESOURCE_REQUIRED)
         row: Row = {name: _text(res.get(name), where) for name in ROW_FIELDS}
         if row["identifier"] is None or row["resource_type"] is None:
             raise Unsure(f"{where}: resource {key!r} lacks its identifier or type")
@@ -324,11 +337,6 @@ def _from_snapshot(data: dict[str, Any], where: str) -> Listing:
 def _apply(listing: Listing, commit: dict[str, Any]) -> None:
     """``replay.apply_commit`` for the listed fields (the same order of rules)."""
     where = f"commit {commit['serial']}"
-    _check_shape(commit, COMMIT_SHAPE, where)
-    for change in commit.get("changes", []):
-        _check_shape(change, CHANGE_SHAPE, f"{where}: a change")
-    for stack in commit.get("stacks", []):
-        _check_shape(stack, STACK_CHANGE_SHAPE, f"{where}: a stack change")
     lineage = _required_text(commit.get("lineage"), where)
     if listing.serial and lineage != listing.lineage:
         raise Unsure(f"{where} belongs to another lineage")

@@ -240,3 +240,31 @@ def test_a_deleted_head_commit_that_the_export_saw_is_an_error(capsys, tmp_path:
     code, data, _ = cli_list(capsys, root)
     assert code != 0
     assert "readable export" in data["message"]
+
+
+@pytest.mark.parametrize("edit", ["drop parent", "region is a number"])
+def test_a_sealed_commit_of_another_shape_is_left_to_the_store(edit: str) -> None:
+    """A commit with a valid digest but a shape the store never writes (a writer's bug, or a
+    hand-made file): the light path declines, the store's read refuses it."""
+    quiet = {"changes": [], "fence": None, "kind": "change"}
+    body = to_commit(2, quiet).model_dump(mode="json", exclude={"sha256"})
+    body["changes"] = [{"identifier": "a", "resource_type": BUCKET, "operation": "create"}]
+    if edit == "drop parent":
+        del body["parent"]
+    else:
+        body["changes"][0]["region"] = 5
+    body["sha256"] = model.sha256_hex(model.canonical_json(body))
+
+    async def run() -> tuple[Any, Exception | None]:
+        objects = await written([quiet], None)
+        await objects.put_if_absent(serial_key("default/log/", 2), json.dumps(body).encode())
+        light = await light_listing(objects, "default")
+        try:
+            await StateStore(objects).current()
+        except Exception as exc:  # the store's verdict
+            return light, exc
+        return light, None
+
+    light, refused = asyncio.run(run())
+    assert light is None
+    assert refused is not None and "malformed" in str(refused)
