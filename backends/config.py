@@ -25,12 +25,21 @@ The layering is ours, not pydantic-settings': see docs/decisions.md, "Libraries"
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from ccstate.backends.config_layers import (  # noqa: F401  (re-exported: the public names)
+    BLOCK,
+    CONFIG_FILE_ENV,
+    DEFAULT_CONFIG_FILE,
+    ENV_VARS,
+    HOME_DIR,
+    IGNORED_SEED_KEYS,
+    backend_url_of,
+    merge_layers,
+    parse_duration,
+)
 from ccstate.service.errors import ConfigError, InvalidInput
 from ccstate.service.names import validate_workspace
 from pydantic import (
@@ -42,29 +51,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-
-HOME_DIR = "~/.aws/ccapi-mcp-server"
-DEFAULT_CONFIG_FILE = f"{HOME_DIR}/config.json"
-CONFIG_FILE_ENV = "CCSTATE_CONFIG"
-BLOCK = "state_management"
-# Keys of the seed's block that ccstate accepts in a config file and does not use.
-IGNORED_SEED_KEYS = frozenset({"backup_retention_days"})
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds from a number or a string such as '90', '30s', '15m', '1h', '2d', '250ms'."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30, '30s', '15m' or '1h', not a boolean")
-    if isinstance(value, str):
-        match = _DURATION.fullmatch(value)
-        if not match:
-            raise ValueError("expected a duration such as 30, '30s', '15m' or '1h'")
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    return value
-
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -130,28 +116,10 @@ class Settings(BaseModel):
     @property
     def backend_url(self) -> str:
         """``backend`` if set; else the seed's remote_state as s3://; else state_file's folder."""
-        if self.backend:
-            return self.backend
-        if self.remote_state.enabled and self.remote_state.s3_bucket:
-            return f"s3://{self.remote_state.s3_bucket}/{(self.prefix or '').strip('/')}"
-        return self.state_file_path.parent.as_uri()
-
-
-# Environment variable -> setting. Empty values count as unset.
-ENV_VARS = {
-    "CCSTATE_BACKEND": "backend",
-    "CCSTATE_WORKSPACE": "workspace",
-    "CCSTATE_SNAPSHOT_EVERY": "snapshot_every",
-    "CCSTATE_LOCK_TIMEOUT": "lock_timeout",
-    "CCSTATE_LOCK_LEASE": "lock_lease",
-    "CCSTATE_TOKEN_TTL": "token_ttl",
-    "CCSTATE_KMS_KEY": "kms_key",
-    "CCSTATE_DYNAMODB_TABLE": "dynamodb_table",
-    "CCSTATE_REGION": "region",
-    "CCSTATE_PREFIX": "prefix",
-    "CCSTATE_DRIFT_RULES": "drift_rules",
-    "CCSTATE_ACCEPT_CRITICAL_FINDINGS": "accept_critical_findings",
-}
+        remote = self.remote_state
+        return backend_url_of(
+            self.backend, remote.enabled, remote.s3_bucket, self.prefix, self.state_file
+        )
 
 
 def load_settings(
@@ -160,85 +128,18 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     config_file: str | Path | None = None,
 ) -> Settings:
-    """Merge the layers. ``overrides`` are command-line values; None means "flag not given".
+    """Merge the layers (``config_layers.merge_layers``) and validate them.
 
-    The config file is ``config_file``, else ``$CCSTATE_CONFIG``, else the default; a file named
-    explicitly must exist, the default one may be absent.
+    ``overrides`` are command-line values; None means "flag not given". The config file is
+    ``config_file``, else ``$CCSTATE_CONFIG``, else the default; a file named explicitly must
+    exist, the default one may be absent.
     """
-    env = os.environ if env is None else env
-    explicit = config_file or env.get(CONFIG_FILE_ENV) or None
-    path = Path(explicit or DEFAULT_CONFIG_FILE).expanduser().absolute()
-    file_values, text = _read_config_file(path, required=bool(explicit))
-
-    merged: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name, value in file_values.items():
-        merged[name] = value
-        sources[name] = f"config file {path} (field {BLOCK}.{name}{_line_hint(text, name)})"
-    for var, name in ENV_VARS.items():
-        if env.get(var):
-            merged[name] = env[var]
-            sources[name] = f"environment variable {var}"
-    for name, value in (overrides or {}).items():
-        if value is not None:
-            merged[name] = value
-            sources[name] = f"command-line option --{name.replace('_', '-')}"
-
-    settings = _validate(merged, sources)
-    settings._config_file = path if text is not None else None
-    settings._sources = sources
+    layers = merge_layers(overrides, env=env, config_file=config_file)
+    settings = _validate(layers.values, layers.sources)
+    settings._config_file = layers.path if layers.text is not None else None
+    settings._sources = layers.sources
     _check_remote_state(settings)
     return settings
-
-
-def _read_config_file(path: Path, *, required: bool) -> tuple[dict[str, Any], str | None]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if required:
-            raise ConfigError(
-                f"Config file {path} does not exist.",
-                next_step=f"Create it, or unset {CONFIG_FILE_ENV} to use {DEFAULT_CONFIG_FILE}.",
-            ) from None
-        return {}, None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"Cannot read config file {path}: {exc}.",
-            next_step="Check the file's permissions and that it is UTF-8 JSON.",
-        ) from exc
-    try:
-        document = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"Config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}.",
-            next_step=f"Fix the JSON syntax at line {exc.lineno} of {path}.",
-            file=str(path),
-            line=exc.lineno,
-        ) from None
-    return _settings_block(document, path), text
-
-
-def _settings_block(document: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(document, dict):
-        raise ConfigError(
-            f"Config file {path} must hold a JSON object, not {type(document).__name__}.",
-            next_step=f'Write {{"{BLOCK}": {{...}}}} at the top level of {path}.',
-        )
-    block = document.get(BLOCK, {})
-    if not isinstance(block, dict):
-        raise ConfigError(
-            f"Field '{BLOCK}' in config file {path} must be a JSON object.",
-            next_step=f'Write "{BLOCK}": {{"enabled": true, ...}} in {path}.',
-        )
-    return {key: value for key, value in block.items() if key not in IGNORED_SEED_KEYS}
-
-
-def _line_hint(text: str | None, name: str) -> str:
-    if text is None:
-        return ""
-    position = text.find(f'"{name}"')
-    return "" if position < 0 else f", line {text.count(chr(10), 0, position) + 1}"
 
 
 def _validate(merged: dict[str, Any], sources: dict[str, str]) -> Settings:

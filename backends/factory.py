@@ -9,11 +9,11 @@ Accepted forms:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ccstate.backends.base import Backend, BackendSpec
 from ccstate.backends.config import Settings, load_settings
+from ccstate.backends.local_url import local_backend_path
 from ccstate.service.changes.redaction import looks_secret_value
 from ccstate.service.changes.secrets import scrub_text
 from ccstate.service.errors import ConfigError
@@ -55,41 +55,19 @@ async def open_backend(url: str | None = None, *, settings: Settings | None = No
 
 def parse_backend_url(url: str, *, settings: Settings | None = None) -> BackendSpec:
     """Parse and check a backend URL; ``ConfigError`` names what is wrong and the accepted forms."""
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str):
         raise _bad_url(url, "it is empty")
+    try:
+        root = local_backend_path(url)
+    except ValueError as exc:
+        raise _bad_url(url, str(exc)) from None
+    if root is not None:
+        return BackendSpec(scheme="file", url=root.as_uri(), path=str(root))
     url = url.strip()
-    if "\x00" in url:
-        raise _bad_url(url, "it contains NUL")
-    if "://" not in url:
-        return _local_spec(Path(url).expanduser())
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "file":
-        return _file_spec(url)
-    if scheme == "s3":
+    if parts.scheme.lower() == "s3":
         return _s3_spec(url, settings or Settings())
     raise _bad_url(url, f"the scheme '{parts.scheme}' is not supported")
-
-
-def _local_spec(path: Path) -> BackendSpec:
-    root = path.absolute()
-    return BackendSpec(scheme="file", url=root.as_uri(), path=str(root))
-
-
-def _file_spec(url: str) -> BackendSpec:
-    parts = urlsplit(url)
-    if parts.query or parts.fragment:
-        raise _bad_url(url, "file:// URLs take no '?options' or '#fragment'")
-    path = unquote(parts.path)
-    if parts.netloc.startswith("~"):
-        return _local_spec(Path(parts.netloc + path).expanduser())
-    if parts.netloc not in ("", "localhost"):
-        raise _bad_url(
-            url, f"'{parts.netloc}' is a host name; use three slashes for an absolute path"
-        )
-    if not path.startswith("/"):
-        raise _bad_url(url, "the path is not absolute")
-    return _local_spec(Path(path))
 
 
 def _s3_spec(url: str, settings: Settings) -> BackendSpec:

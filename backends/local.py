@@ -12,8 +12,6 @@ under a KMS data key (``backends.crypto``), and no plaintext state.json export i
 
 from __future__ import annotations
 
-import logging
-import stat
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -21,11 +19,12 @@ from ccstate.backends.base import Backend, BackendSpec
 from ccstate.backends.config import Settings
 from ccstate.backends.local_locks import LocalLockManager
 from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.backends.local_paths import (  # noqa: F401  (re-exported)
+    DEFAULT_WORKSPACE,
+    local_export_path,
+    warn_if_shared,
+)
 from ccstate.service.ports import Clock
-
-log = logging.getLogger(__name__)
-
-DEFAULT_WORKSPACE = "default"
 
 
 def open_local_backend(
@@ -35,7 +34,7 @@ def open_local_backend(
         raise ValueError(f"not a local backend spec: {spec.url}")
     root = Path(spec.path)
     objects = LocalObjectStore(root)  # the first write creates the root, 0700
-    _warn_if_shared(root)
+    warn_if_shared(root)
     return Backend(
         url=spec.url,
         objects=objects,
@@ -67,30 +66,3 @@ async def encrypt_local_backend(backend: Backend, kms_key: str, region: str | No
     backend.options.update(encrypt="client", kms_key=kms_key)
     backend._closers.append(stack.aclose)
     return backend
-
-
-def local_export_path(root: Path, settings: Settings) -> Path:
-    """Where the readable state.json of ``settings.workspace`` goes.
-
-    The default workspace keeps the seed's location (``state_file``, normally
-    ``~/.aws/ccapi-mcp-server/state.json``) when it lies in the backend root, else
-    ``<root>/state.json``; other workspaces use ``<root>/<workspace>/state.json``.
-    """
-    if settings.workspace != DEFAULT_WORKSPACE:
-        return root / settings.workspace / "state.json"
-    if settings.state_file_path.parent == root:
-        return settings.state_file_path
-    return root / "state.json"
-
-
-def _warn_if_shared(root: Path) -> None:
-    if not root.is_dir():
-        return
-    mode = stat.S_IMODE(root.stat().st_mode)
-    if mode & 0o077:
-        log.warning(
-            "state directory %s is readable by other users (mode %o); run `chmod 700 %s`",
-            root,
-            mode,
-            root,
-        )

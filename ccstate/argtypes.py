@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ccstate.backends.config import parse_duration
+from ccstate.backends.config_layers import parse_duration
 
 
 def positive_int(text: str) -> int:

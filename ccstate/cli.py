@@ -275,7 +275,7 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    from ccstate.service.changes.redaction import redact_log_handlers
+    from ccstate.service.changes.log_redaction import redact_log_handlers
 
     redact_log_handlers()  # secrets never reach the log, at any level
 

@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ccstate.backends.config import Settings, load_settings
 from ccstate.output import FORMATS, Output, OutputFormat
 from ccstate.service.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when used: `--help` and `--output json` need none of them
     from ccstate.backends.base import Backend
+    from ccstate.backends.config import Settings
+    from ccstate.backends.config_layers import LightSettings
     from ccstate.service.authz.principal import Principal as RequestPrincipal
     from ccstate.service.state.model import Principal
     from ccstate.service.state.store import StateStore
@@ -45,8 +46,20 @@ class CliContext:
     @cached_property
     def settings(self) -> Settings:
         """Resolved on first use, so commands that need no backend never read config.json."""
-        overrides: dict[str, Any] = {name: getattr(self.args, name, None) for name in SETTING_FLAGS}
-        return load_settings(overrides)
+        from ccstate.backends.config import load_settings  # pydantic: only when needed
+
+        return load_settings(self._overrides())
+
+    @cached_property
+    def light_settings(self) -> LightSettings | None:
+        """What a read-only listing needs, checked without pydantic; None when a value needs
+        the full check (``settings`` then reports what is wrong)."""
+        from ccstate.backends.config_layers import light_settings
+
+        return light_settings(self._overrides())
+
+    def _overrides(self) -> dict[str, Any]:
+        return {name: getattr(self.args, name, None) for name in SETTING_FLAGS}
 
     @property
     def workspace(self) -> str:

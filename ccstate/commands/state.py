@@ -12,27 +12,15 @@ import contextlib
 import shutil
 import sys
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccstate.argtypes import positive_int, serial_arg
-from ccstate.backends.export import (
-    document_bytes,
-    read_document,
-    read_document_stream,
-    write_document,
-)
 from ccstate.commands import add_group
 from ccstate.context import CliContext
-from ccstate.output import Output, ProgressBar
-from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.errors import CcstateError, InvalidInput, NotFound
 from ccstate.service.locking import hold_lock
 from ccstate.service.names import validate_identifier
 from ccstate.service.ports import LockScope
-from ccstate.service.state.diff import diff_resources
-from ccstate.service.state.model import CommitMeta, ResourceState, StateDocument
-from ccstate.service.state.replay import StateView
-from ccstate.service.state.store import StateStore
 from ccstate.tables import (
     history_table,
     render_diff,
@@ -40,6 +28,14 @@ from ccstate.tables import (
     render_versions,
     resources_text,
 )
+
+if TYPE_CHECKING:  # imported where used: `state list` reads JSON without the state model
+    from ccstate.output import Output, ProgressBar
+    from ccstate.service.changes.schema import ResourceSchema
+    from ccstate.service.state.listing import Listing
+    from ccstate.service.state.model import ResourceState, StateDocument
+    from ccstate.service.state.replay import StateView
+    from ccstate.service.state.store import StateStore
 
 DEFAULT_VERSIONS = 20
 # Rows of `state list` for people when neither --limit nor --all is given: a screenful.
@@ -152,21 +148,62 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 async def list_resources(ctx: CliContext) -> None:
     limit = _list_limit(ctx)
-    async with ctx.open_state() as (_, store):
-        view = await store.current()
-        keys = sorted(view.resources)
+    light = await _light_listing(ctx)
+    if light is not None:
+        workspace, listing = light
+        rows = listing.rows
+        keys = sorted(rows)
         data = {
-            "workspace": store.workspace,
-            "serial": view.serial,
-            "lineage": view.lineage,
+            "workspace": workspace,
+            "serial": listing.serial,
+            "lineage": listing.lineage,
             "total": len(keys),
-            "resources": [_resource_row(view.resources[k]) for k in keys[:limit]],
+            "resources": [rows[k] for k in keys[:limit]],
         }
+    else:
+        async with ctx.open_state() as (_, store):
+            view = await store.current()
+            keys = sorted(view.resources)
+            data = {
+                "workspace": store.workspace,
+                "serial": view.serial,
+                "lineage": view.lineage,
+                "total": len(keys),
+                "resources": [_resource_row(view.resources[k]) for k in keys[:limit]],
+            }
     if ctx.out.is_json:
         ctx.out.emit(data)
         return
     hint = "See them all with `ccstate state list --all`, or N with `--limit N`."
     ctx.out.write_text(resources_text(data, more_hint=hint))
+
+
+async def _light_listing(ctx: CliContext) -> tuple[str, Listing] | None:
+    """The workspace and its listing read as JSON (``service.state.listing``) on a local,
+    unencrypted backend whose settings need no pydantic to check; None: read through the store,
+    as every other command."""
+    settings = ctx.light_settings
+    if settings is None or settings.kms_key:
+        return None
+    from ccstate.backends.local_url import local_backend_path
+
+    try:
+        root = local_backend_path(settings.backend_url)
+    except ValueError:
+        return None  # the full path says what is wrong with the URL
+    if root is None:
+        return None
+    from ccstate.backends.export_head import exported_head
+    from ccstate.backends.local_objects import LocalObjectStore
+    from ccstate.backends.local_paths import local_export_path, warn_if_shared
+    from ccstate.service.state.listing import light_listing
+
+    witness = exported_head(local_export_path(root, settings))
+    listing = await light_listing(LocalObjectStore(root), settings.workspace, head_witness=witness)
+    if listing is None:
+        return None
+    warn_if_shared(root)  # as opening the backend does (once: not when falling back)
+    return settings.workspace, listing
 
 
 def _list_limit(ctx: CliContext) -> int | None:
@@ -253,6 +290,8 @@ async def diff_serials(ctx: CliContext) -> None:
     async with ctx.open_state() as (_, store):
         before = await store.view_at(a)
         after = await store.view_at(b)
+    from ccstate.service.state.diff import diff_resources
+
     schemas = await _schemas_of(before.resources, after.resources)
     diffs = [d.to_dict() for d in diff_resources(before.resources, after.resources, schemas)]
     data = {
@@ -291,6 +330,8 @@ async def _schemas_of(*states: dict[str, ResourceState]) -> dict[str, ResourceSc
 
 
 async def restore_version(ctx: CliContext) -> None:
+    from ccstate.service.state.model import CommitMeta
+
     serial = ctx.args.serial
     async with (
         ctx.open_state() as (backend, store),
@@ -339,6 +380,8 @@ async def pull_document(ctx: CliContext) -> None:
     async with ctx.open_state() as (_, store):
         doc = await store.export_document()
     if ctx.args.file is None:
+        from ccstate.backends.export import document_bytes
+
         ctx.out.write_text(document_bytes(doc).decode())
         return
     path = _write(ctx.args.file, doc)
@@ -360,6 +403,8 @@ async def pull_document(ctx: CliContext) -> None:
 
 
 def _write(file: str, doc: StateDocument) -> Any:
+    from ccstate.backends.export import write_document
+
     try:
         return write_document(file, doc)
     except OSError as exc:
@@ -370,6 +415,9 @@ def _write(file: str, doc: StateDocument) -> Any:
 
 
 async def push_document(ctx: CliContext) -> None:
+    from ccstate.backends.export import read_document, read_document_stream
+    from ccstate.service.state.model import CommitMeta
+
     file = ctx.args.file
     doc = (
         read_document_stream(sys.stdin.buffer, where="<stdin>")

@@ -13,13 +13,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import logging
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsonpointer
 from ccstate.service.changes import secrets as secrets_detector
+from ccstate.service.changes.log_redaction import (  # noqa: F401  (re-exported)
+    RedactingLogFilter,
+    log_mask,
+    redact_log_handlers,
+)
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.errors import StateCorrupt
 from ccstate.service.names import validate_workspace
@@ -200,38 +204,3 @@ async def load_salt(objects: ObjectStore, workspace: str) -> bytes:
 
 
 # --------------------------------------------------------------------------- logs
-
-_LOG_SALT = secrets.token_bytes(32)
-
-
-def log_mask(secret: str) -> str:
-    """What a secret becomes in a log line: its fingerprint under a per-process key."""
-    return f"[{MARKER} {fingerprint(secret, _LOG_SALT)[: len(PREFIX) + 16]}]"
-
-
-class RedactingLogFilter(logging.Filter):
-    """Put on a handler: every record it writes (message, arguments, traceback) is formatted
-    first and passes the same secret detection as the state (``changes.secrets``).
-
-    This is how request and response bodies that botocore logs at DEBUG (``-vv``) lose their
-    SecretString, passwords and keys before they reach stderr."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: show it raw, but still scrubbed
-            message = f"{record.msg!r} % {record.args!r}"
-        record.msg, record.args = secrets_detector.scrub_text(message, log_mask), None
-        if record.exc_info and not record.exc_text:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = secrets_detector.scrub_text(text, log_mask)
-        if record.stack_info:
-            record.stack_info = secrets_detector.scrub_text(record.stack_info, log_mask)
-        return True
-
-
-def redact_log_handlers(logger: logging.Logger | None = None) -> None:
-    """Add a ``RedactingLogFilter`` to each handler of ``logger`` (the root by default)."""
-    for handler in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(f, RedactingLogFilter) for f in handler.filters):
-            handler.addFilter(RedactingLogFilter())

@@ -19,17 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from functools import lru_cache
-
-from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-from detect_secrets.filters.heuristic import is_potential_uuid, is_sequential_string
-from detect_secrets.plugins.base import RegexBasedDetector
-from detect_secrets.plugins.high_entropy_strings import (
-    Base64HighEntropyString,
-    HexHighEntropyString,
-)
-from detect_secrets.plugins.ip_public import IPPublicDetector
-from detect_secrets.plugins.keyword import KeywordDetector
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
 
 __all__ = ["looks_secret_key", "looks_secret_value", "scrub_text", "secret_substrings"]
 
@@ -69,21 +61,45 @@ _ASSIGNMENT = re.compile(r"^([A-Za-z_][\w.-]{0,63})[:=]$")
 MIN_ENTROPY_LENGTH = 20
 _NOT_VALUES = frozenset({"null", "None", "true", "false", "True", "False", ""})
 
-_BASE64 = Base64HighEntropyString()
-_HEX = HexHighEntropyString()
-_KEYWORDS = KeywordDetector()
+
+@dataclass(frozen=True)
+class _Plugins:
+    base64: Any
+    hex: Any
+    keywords: Any
+    regex_detectors: list[Any]
+    is_potential_uuid: Callable[[str], bool]
+    is_sequential_string: Callable[[str], bool]
 
 
-def _regex_detectors() -> list[RegexBasedDetector]:
+@cache
+def _plugins() -> _Plugins:
+    """detect-secrets' detectors, built on first use: importing the library takes about 0.1 s,
+    which a process that never judges a value (``state list``, the MCP server until a tool
+    writes) should not pay at start-up (docs/performance.md)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.filters.heuristic import is_potential_uuid, is_sequential_string
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.high_entropy_strings import (
+        Base64HighEntropyString,
+        HexHighEntropyString,
+    )
+    from detect_secrets.plugins.ip_public import IPPublicDetector
+    from detect_secrets.plugins.keyword import KeywordDetector
+
     skipped = (IPPublicDetector,)  # public IPs and CIDRs are configuration, not secrets
-    return [
-        cls()
-        for cls in get_mapping_from_secret_type_to_class().values()
-        if issubclass(cls, RegexBasedDetector) and not issubclass(cls, skipped)
-    ]
-
-
-_DETECTORS = _regex_detectors()
+    return _Plugins(
+        base64=Base64HighEntropyString(),
+        hex=HexHighEntropyString(),
+        keywords=KeywordDetector(),
+        regex_detectors=[
+            cls()
+            for cls in get_mapping_from_secret_type_to_class().values()
+            if issubclass(cls, RegexBasedDetector) and not issubclass(cls, skipped)
+        ],
+        is_potential_uuid=is_potential_uuid,
+        is_sequential_string=is_sequential_string,
+    )
 
 
 def looks_secret_key(key: str) -> bool:
@@ -143,7 +159,7 @@ def _format_secrets(text: str) -> list[str]:
     An access key id alone names a key (only the secret key is secret): it is left alone."""
     hits = [
         _secret_part(match)
-        for detector in _DETECTORS
+        for detector in _plugins().regex_detectors
         for regex in detector.denylist
         for match in regex.finditer(text)
     ]
@@ -164,11 +180,12 @@ def _is_random_or_password(token: str) -> bool:
 
 
 def _is_high_entropy(token: str) -> bool:
-    if len(token) < MIN_ENTROPY_LENGTH or is_potential_uuid(token):
+    plugins = _plugins()
+    if len(token) < MIN_ENTROPY_LENGTH or plugins.is_potential_uuid(token):
         return False
-    if is_sequential_string(token) or _made_of_words(token):
+    if plugins.is_sequential_string(token) or _made_of_words(token):
         return False
-    for plugin in (_HEX, _BASE64):
+    for plugin in (plugins.hex, plugins.base64):
         if all(ch in plugin.charset for ch in token):
             return plugin.calculate_shannon_entropy(token) > plugin.entropy_limit
     return False
@@ -197,7 +214,7 @@ def _keyword_secrets(text: str) -> list[str]:
     found = []
     for line in text.splitlines() or [text]:
         if _SECRET_KEY.search(line):
-            hits = _KEYWORDS.analyze_line(filename="text.txt", line=line, line_number=0)
+            hits = _plugins().keywords.analyze_line(filename="text.txt", line=line, line_number=0)
             found += [str(h.secret_value) for h in hits if h.secret_value]
     return found
 

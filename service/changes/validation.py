@@ -12,18 +12,19 @@ import copy
 import functools
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonpatch
 import jsonpointer
-import regex
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.secrets import looks_secret_key, scrub_text
 from ccstate.service.errors import InvalidInput
 from ccstate.service.names import validate_identifier
 from ccstate.service.state.model import canonical_json
-from jsonschema import Draft7Validator, validators
-from jsonschema.exceptions import ValidationError
+
+if TYPE_CHECKING:  # jsonschema and regex are imported with the first schema check (0.1 s)
+    import regex
+    from jsonschema.exceptions import ValidationError
 
 TYPE_NAME = re.compile(r"^[A-Za-z0-9]{2,64}::[A-Za-z0-9]{2,64}::[A-Za-z0-9]{2,64}$")
 # Cloud Control's own limits on DesiredState and PatchDocument (characters of JSON).
@@ -139,6 +140,8 @@ def _compiled(pattern: str) -> regex.Pattern[str] | None:
     """AWS schemas use ECMA regexes, some with Unicode classes (``\\p{L}``) that Python's ``re``
     lacks; the ``regex`` module reads those. A pattern neither can compile is not the caller's
     fault: it is skipped (and logged), the cloud still checks it."""
+    import regex
+
     try:
         return regex.compile(pattern)
     except (regex.error, ValueError, OverflowError):
@@ -153,6 +156,8 @@ def _search(pattern: str, text: str) -> bool | None:
 
 
 def _safe_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
     if isinstance(instance, str) and _search(pattern, instance) is False:
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -174,6 +179,8 @@ def _safe_additional_properties(validator: Any, additional: Any, instance: Any, 
         for extra in extras:
             yield from validator.descend(instance[extra], additional, path=extra)
     elif additional is False and extras:
+        from jsonschema.exceptions import ValidationError
+
         listed = ", ".join(repr(extra) for extra in sorted(extras))
         yield ValidationError(f"Additional properties are not allowed ({listed} unexpected)")
 
@@ -186,15 +193,19 @@ def _declared(key: str, schema: dict[str, Any]) -> bool:
     return any(_search(p, key) is not False for p in schema.get("patternProperties", {}))
 
 
-_LenientValidator = validators.extend(
-    Draft7Validator,
-    {
-        "pattern": _safe_pattern,
-        "patternProperties": _safe_pattern_properties,
-        "additionalProperties": _safe_additional_properties,
-        "format": lambda *_: iter(()),
-    },
-)
+@functools.cache
+def _lenient_validator() -> Any:
+    from jsonschema import Draft7Validator, validators
+
+    return validators.extend(
+        Draft7Validator,
+        {
+            "pattern": _safe_pattern,
+            "patternProperties": _safe_pattern_properties,
+            "additionalProperties": _safe_additional_properties,
+            "format": lambda *_: iter(()),
+        },
+    )
 
 
 _VALIDATORS: dict[tuple[str, int, bool], Any] = {}
@@ -219,7 +230,7 @@ def _build_validator(schema: ResourceSchema, read_back: bool = False) -> Any:
     if read_back:  # a property with write-only parts (Lambda's Code/ZipFile) is never read
         not_given |= {_top_segment(p) for p in schema.write_only if p.startswith("/")}
     doc["required"] = [p for p in doc.get("required", []) if p not in not_given]
-    return _LenientValidator(doc)
+    return _lenient_validator()(doc)
 
 
 def _top_level(paths: frozenset[str]) -> set[str]:

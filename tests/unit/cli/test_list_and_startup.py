@@ -139,6 +139,33 @@ def test_state_list_imports_neither_mcp_nor_aws_sdk(tmp_path: Path) -> None:
     assert loaded(modules, "mcp", "mcp_types", "aioboto3", "botocore", "rich") == []
 
 
+def test_state_list_on_a_local_backend_builds_no_model(backend: Path) -> None:
+    """The light listing reads the snapshot's JSON (service/state/listing.py): neither pydantic
+    nor the state model, the store or the secret scanner is imported for it."""
+    modules = modules_after(
+        f"import contextlib, io, os\nos.environ['HOME'] = {str(backend.parent)!r}\n"
+        "from ccstate.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['state', 'list', '--all', '--backend', {str(backend)!r}]) == 0\n"
+        f"assert out.getvalue().count('bucket-') == {RESOURCES}"
+    )
+    heavy = ("pydantic", "ccstate.service.state.model", "ccstate.service.state.store")
+    assert loaded(modules, *heavy, "detect_secrets", "deepdiff", "jsonschema") == []
+
+
+def test_settings_that_need_pydantic_still_list_and_errors_are_reported(
+    capsys, backend: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CCSTATE_SNAPSHOT_EVERY", "25")  # a string: pydantic converts it
+    assert rows_of(listed(capsys, backend, "--all")) == [bucket(i) for i in range(RESOURCES)]
+
+    config = tmp_path / "config.json"
+    config.write_text('{"state_management": {"lock_timout": "30s"}}')
+    monkeypatch.setenv("CCSTATE_CONFIG", str(config))
+    assert main(["state", "list", "--backend", str(backend)]) != 0
+    assert "Unknown setting 'lock_timout'" in capsys.readouterr().err
+
+
 def test_help_lists_every_command_each_module_registers(capsys) -> None:
     """The static table that `ccstate --help` prints agrees with the modules themselves."""
     registered: dict[str, str] = {}

@@ -147,7 +147,9 @@ def test_a_state_command_imports_neither_the_mcp_server_nor_the_cloud(tmp_path: 
         env={**os.environ, "HOME": str(tmp_path)},
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
-    assert ran.stdout.strip().splitlines()[-1] == "0 ['ccstate.app']"
+    # Not even the wiring (ccstate.app): a listing on a local backend reads the state's JSON
+    # (service/state/listing.py).
+    assert ran.stdout.strip().splitlines()[-1] == "0 []"
 
 
 def test_a_drift_scan_builds_no_token_workflow_and_no_scanner(tmp_path: Path) -> None:
