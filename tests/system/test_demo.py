@@ -36,6 +36,11 @@ def test_the_demo_runs_to_the_end_and_tells_its_story(tmp_path: Path) -> None:
         "analyze_change_impact",
         "depth 2: demo-data-reader",
         "restore_state_version",
+        "stack demo-data: CREATE_COMPLETE",
+        "Inbox ",
+        "stack demo-data: UPDATE_COMPLETE",
+        "rollback_stack",
+        "stack demo-data: DELETE_COMPLETE",
         "ccstate state versions",
     ):
         assert expected in out, expected
