@@ -15,12 +15,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ccstate.backends.export_head import exported_head  # noqa: F401  (re-exported)
+from ccstate.backends.export_head import (  # noqa: F401  (exported_head: re-exported)
+    exported_head,
+    head_file_body,
+    head_file_path,
+)
 from ccstate.backends.local_files import replace_atomically
 from ccstate.service.changes.validation import validate_type_name
 from ccstate.service.errors import InvalidInput
 from ccstate.service.names import INVISIBLE, validate_identifier
-from ccstate.service.state.model import STATE_VERSION, StateDocument
+from ccstate.service.state.model import STATE_VERSION, Commit, StateDocument
 from pydantic import ValidationError
 
 StateExporter = Callable[[StateDocument], Awaitable[None]]
@@ -53,6 +57,18 @@ def state_json_exporter(path: str | Path) -> StateExporter:
         await asyncio.to_thread(replace_atomically, target, body)
 
     return export
+
+
+def head_recorder(path: str | Path) -> Callable[[Commit], Awaitable[None]]:
+    """A ``head_recorder=`` for ``StateStore``: after each commit, the head file beside the
+    export ``path`` (``export_head.exported_head`` reads it back), written atomically, 0600."""
+    target = head_file_path(path)
+
+    async def record(commit: Commit) -> None:
+        body = head_file_body(commit.serial, commit.lineage, commit.sha256)
+        await asyncio.to_thread(replace_atomically, target, body)
+
+    return record
 
 
 def read_document(path: str | Path) -> StateDocument:
