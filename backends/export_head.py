@@ -27,10 +27,14 @@ def head_file_path(export_path: str | Path) -> Path:
     return Path(export_path).expanduser().absolute().with_name(HEAD_FILE_NAME)
 
 
+def _seal(serial: int, lineage: str, commit_sha256: object) -> str:
+    fields = {"serial": serial, "lineage": lineage, "commit_sha256": commit_sha256}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def head_file_body(serial: int, lineage: str, commit_sha256: str | None) -> bytes:
     fields = {"serial": serial, "lineage": lineage, "commit_sha256": commit_sha256}
-    seal = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-    return json.dumps({**fields, "seal": seal}, sort_keys=True).encode() + b"\n"
+    return json.dumps({**fields, "seal": _seal(serial, lineage, commit_sha256)}).encode() + b"\n"
 
 
 def read_head_file(path: Path) -> tuple[int, str] | None:
@@ -45,9 +49,7 @@ def read_head_file(path: Path) -> tuple[int, str] | None:
     serial, lineage = data.get("serial"), data.get("lineage")
     if not isinstance(serial, int) or isinstance(serial, bool) or not isinstance(lineage, str):
         return None
-    if head_file_body(serial, lineage, data.get("commit_sha256")) != json.dumps(
-        data, sort_keys=True
-    ).encode() + b"\n":
+    if data.get("seal") != _seal(serial, lineage, data.get("commit_sha256")):
         return None  # the seal does not match: not a file we wrote whole
     return serial, lineage
 

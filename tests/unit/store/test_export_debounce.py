@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,8 +119,8 @@ async def test_a_deleted_head_commit_is_found_by_the_head_file_alone(tmp_path: P
     ],
 )
 async def test_a_damaged_head_file_is_no_witness_and_no_false_alarm(
-    tmp_path: Path, damage
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, damage: Callable[[str], str]
+) -> None:
     store = exporting_store(tmp_path)
     for n in range(3):
         await store.commit([change(f"bucket-{n}")], meta())
