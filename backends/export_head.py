@@ -57,9 +57,14 @@ def read_head_file(path: Path) -> tuple[int, str] | None:
 def _read_export(target: Path) -> tuple[int, str] | None:
     try:
         with target.open("rb") as file:
-            head = _HEAD.search(file.read(8192))
+            return export_head_of(file.read(8192))
     except OSError:
         return None
+
+
+def export_head_of(body: bytes) -> tuple[int, str] | None:
+    """(serial, lineage) from the metadata at the start of an export's text."""
+    head = _HEAD.search(body[:8192])
     if head is None:
         return None
     fields = {m["name"]: m["value"] for m in _FIELD.finditer(head["meta"])}

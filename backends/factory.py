@@ -134,7 +134,12 @@ def build_store(backend: Backend, settings: Settings) -> StateStore:
     """The workspace's StateStore on ``backend``; local backends also keep the readable
     state.json export (written on a debounce, and flushed when the backend closes) and the
     head file. The CLI and the MCP server both build their store here."""
-    from ccstate.backends.export import exported_head, head_recorder, state_json_exporter
+    from ccstate.backends.export import (
+        exported_head,
+        head_recorder,
+        previous_export,
+        state_json_exporter,
+    )
 
     path = backend.export_path
     store = backend.state_store(
@@ -143,6 +148,7 @@ def build_store(backend: Backend, settings: Settings) -> StateStore:
         exporter=state_json_exporter(path) if path else None,
         head_witness=exported_head(path) if path else None,
         head_recorder=head_recorder(path) if path else None,
+        export_source=previous_export(path) if path else None,
     )
     if path:
         backend._closers.append(store.close)  # closers run last-added first: before the files

@@ -22,9 +22,9 @@ from ccstate.service.state.model import StateDocument
 
 log = logging.getLogger(__name__)
 
-# The document at the head and the serial it is at; None when it is not to be written.
-Build = Callable[[], Awaitable[tuple[StateDocument | None, int]]]
-Write = Callable[[StateDocument], Awaitable[None]]
+# The document (or its text) at the head and the serial it is at; None: nothing to write.
+Build = Callable[[], Awaitable[tuple[StateDocument | str | None, int]]]
+Write = Callable[[StateDocument | str], Awaitable[None]]
 EXPORT_INTERVAL_SECONDS = 5.0
 
 

@@ -55,6 +55,7 @@ from ccstate.service.state.codec import (  # noqa: F401
     serial_of,
 )
 from ccstate.service.state.export_group import EXPORT_INTERVAL_SECONDS, DebouncedExport
+from ccstate.service.state.export_patch import patched_text
 from ccstate.service.state.indexes import IndexMixin
 from ccstate.service.state.model import (
     Commit,
@@ -78,7 +79,9 @@ COMMIT_CACHE_SIZE = 4096
 # The largest window of serials a catch-up GETs at once (in FETCH_CONCURRENCY parallel GETs).
 MAX_FETCH_WINDOW = 256
 
-Exporter = Callable[[StateDocument], Awaitable[None]]
+Exporter = Callable[[StateDocument | str], Awaitable[None]]
+# The previous export as (serial, lineage, text), when it is exactly what the exporter wrote.
+ExportSource = Callable[[], Awaitable[tuple[int, str, str] | None]]
 # Something else that saw the head, as (serial, lineage): the local head file and export.
 HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
 # Records the head a commit of ours reached (the local head file): the witness reads it back.
@@ -102,6 +105,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         hole_grace: float = HOLE_GRACE_SECONDS,
         head_witness: HeadWitness | None = None,
         head_recorder: HeadRecorder | None = None,
+        export_source: ExportSource | None = None,
         export_interval: float = EXPORT_INTERVAL_SECONDS,
     ) -> None:
         if snapshot_every < 1:
@@ -122,6 +126,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self.hole_grace = hole_grace
         self.head_witness = head_witness
         self.head_recorder = head_recorder
+        self.export_source = export_source
         self._head_turn = asyncio.Lock()
         self._head_recorded = 0
         self._pointer_serial_seen = 0  # what the snapshot pointer claimed at load
@@ -188,9 +193,10 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         """The end of this store's use (a CLI command, the server): the export is flushed."""
         await self.flush_export()
 
-    async def _export_build(self) -> tuple[StateDocument | None, int]:
+    async def _export_build(self) -> tuple[StateDocument | str | None, int]:
         """The readable document at the head: a copy of the view taken under the store's
-        lock, built outside it (commits go on meanwhile)."""
+        lock, built outside it (commits go on meanwhile); patched from the previous export
+        when there is one of this lineage (``export_patch``), else built whole."""
         async with self._mutex:
             view = self._view
             if view is None:
@@ -198,6 +204,15 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
             if len(view.resources) > self.export_max_resources:
                 return None, view.serial
             view = view.copy()
+        previous = await self.export_source() if self.export_source is not None else None
+        if previous is not None and previous[1] == view.lineage:
+            try:
+                text = await patched_text(self, view, previous[2], previous[0])
+            except Exception as exc:  # the full build below is always right
+                log.info("Building the readable export whole (patching failed: %s)", exc)
+                text = None
+            if text is not None:
+                return text, view.serial
         return await self._document(view), view.serial
 
     async def _refreshed(self) -> StateView:

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 from ccstate.backends.export import (
+    document_bytes,
     exported_head,
     head_file_path,
     head_recorder,
+    previous_export,
     read_document,
     state_json_exporter,
 )
@@ -177,3 +179,64 @@ def test_a_killed_writer_leaves_a_whole_export_at_or_before_the_head(tmp_path: P
     doc = read_document(tmp_path / "state.json")  # whole JSON, a valid document
     assert 0 < doc.metadata.serial <= head
     assert json.loads(head_file_path(tmp_path / "state.json").read_text())["serial"] <= head
+
+
+def cli_store(root: Path) -> StateStore:
+    """As ``build_store`` makes it: the export patched from the previous one."""
+    target = root / "state.json"
+    return StateStore(
+        LocalObjectStore(root),
+        exporter=state_json_exporter(target),
+        head_witness=exported_head(target),
+        head_recorder=head_recorder(target),
+        export_source=previous_export(target),
+        export_interval=NEVER,
+        snapshot_every=4,
+    )
+
+
+async def full_build(root: Path) -> bytes:
+    return document_bytes(await StateStore(LocalObjectStore(root)).export_document())
+
+
+STEPS = [
+    [change("a"), change("b"), change("c")],
+    [change("b", "update", V=1)],
+    [change("d"), change("a", "update", V=2, Note='ü "quoted" \\ / \n')],
+    [change("c", "delete")],
+    [change("c")],  # created again: its whole lineage, from before the delete too
+    [change("a", "delete")],
+    [change("b", "update", V=3), change("d", "update", V=3)],
+]
+
+
+async def test_each_process_patches_the_export_to_the_bytes_of_a_full_build(
+    tmp_path: Path,
+) -> None:
+    for n, step in enumerate(STEPS):
+        store = cli_store(tmp_path)  # a fresh CLI process per command
+        built: list[int] = []
+        whole = store._document
+
+        async def counting(view, built=built, whole=whole):  # type: ignore[no-untyped-def]
+            built.append(view.serial)
+            return await whole(view)
+
+        store._document = counting  # type: ignore[method-assign]
+        await store.commit(step, meta())
+        await store.close()
+        assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path), n
+        assert built == ([1] if n == 0 else []), n  # only the first export is built whole
+
+
+async def test_a_hand_edited_export_is_not_patched_from(tmp_path: Path) -> None:
+    store = cli_store(tmp_path)
+    await store.commit([change("a"), change("b")], meta())
+    await store.close()
+    target = tmp_path / "state.json"
+    target.write_text(target.read_text().replace('"BucketName": "a"', '"BucketName": "zzz"'))
+    store = cli_store(tmp_path)
+    await store.commit([change("b", "update", V=1)], meta())
+    await store.close()
+    assert target.read_bytes() == await full_build(tmp_path)
+    assert "zzz" not in target.read_text()
