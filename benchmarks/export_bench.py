@@ -6,9 +6,11 @@ history.
 - warm commit: a loaded store (a running server), one-change commits, median;
 - a fresh process's first commit: a new Python process that opens the store and commits once
   (the load is part of it: the store loads on its first commit), timed inside the process;
-- the flush at exit: the same process's ``close()``, which writes the export (the whole
-  document: every live resource with its lineage). This is what every commit paid before the
-  export was debounced, and what a CLI command that committed pays once at its exit.
+- the flush at exit: the same process's ``close()``, which writes the export, patched from the
+  previous one (only the changed resource's entry serialized; the whole file still written);
+- the full build: the whole document built and written, as the first export (or one after an
+  import, or from a hand-edited file) is. This is what every commit paid before the export was
+  debounced.
 
 Run alone: ``.venv/bin/python -m benchmarks.export_bench`` (builds both histories, about a
 minute); ``benchmarks.goals_bench`` turns the result into its item-1 row.
@@ -26,7 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ccstate.backends.export import exported_head, head_recorder, state_json_exporter
+from ccstate.backends.export import (
+    exported_head,
+    head_recorder,
+    previous_export,
+    state_json_exporter,
+)
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.service.state.store import StateStore
 
@@ -49,6 +56,7 @@ def cli_store(root: Path) -> StateStore:
         exporter=state_json_exporter(target),
         head_witness=exported_head(target),
         head_recorder=head_recorder(target),
+        export_source=previous_export(target),
     )
 
 
@@ -88,8 +96,12 @@ async def main(root):
     committed = time.perf_counter()
     await store.close()
     closed = time.perf_counter()
+    view = (await store.current()).copy()
+    built = time.perf_counter()
+    await store.exporter(await store._document(view))
+    full = time.perf_counter()
     print(json.dumps({"commit": (committed - start) * 1000, "flush": (closed - committed) * 1000,
-                      "serial": commit.serial}))
+                      "full": (full - built) * 1000, "serial": commit.serial}))
 
 asyncio.run(main(Path(sys.argv[1])))
 """
@@ -110,13 +122,14 @@ def measure(work: Path) -> dict[str, Any]:
     for history in HISTORIES:
         asyncio.run(build(work / f"h{history}", history))
     samples: dict[int, dict[str, list[float]]] = {
-        h: {"warm": [], "fresh": [], "flush": []} for h in HISTORIES
+        h: {"warm": [], "fresh": [], "flush": [], "full": []} for h in HISTORIES
     }
     for n in range(FRESH_ROUNDS):  # alternate histories so that a busy machine slows both alike
         for history in HISTORIES:
             got = fresh_process(work / f"h{history}", n)
             samples[history]["fresh"].append(got["commit"])
             samples[history]["flush"].append(got["flush"])
+            samples[history]["full"].append(got["full"])
     for history in HISTORIES:
         samples[history]["warm"] = asyncio.run(warm_commits_ms(work / f"h{history}"))
     size = {h: (work / f"h{h}" / "state.json").stat().st_size for h in HISTORIES}
