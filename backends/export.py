@@ -8,6 +8,7 @@ because resource properties may be sensitive.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import unicodedata
@@ -15,15 +16,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ccstate.backends.export_head import exported_head  # noqa: F401  (re-exported)
+from ccstate.backends.export_head import (  # noqa: F401  (exported_head: re-exported)
+    export_head_of,
+    exported_head,
+    head_file_body,
+    head_file_path,
+)
 from ccstate.backends.local_files import replace_atomically
 from ccstate.service.changes.validation import validate_type_name
 from ccstate.service.errors import InvalidInput
 from ccstate.service.names import INVISIBLE, validate_identifier
-from ccstate.service.state.model import STATE_VERSION, StateDocument
+from ccstate.service.state.model import STATE_VERSION, Commit, StateDocument
 from pydantic import ValidationError
 
-StateExporter = Callable[[StateDocument], Awaitable[None]]
+StateExporter = Callable[[StateDocument | str], Awaitable[None]]
 MAX_DOCUMENT_BYTES = 256 * 2**20
 MAX_DEPTH = 100
 # Embeddings, overrides and isolates (U+202A-202E, U+2066-2069): "Trojan source" characters.
@@ -45,14 +51,64 @@ def write_document(path: str | Path, doc: StateDocument) -> Path:
 
 
 def state_json_exporter(path: str | Path) -> StateExporter:
-    """An ``exporter=`` for ``StateStore``: rewrites ``path`` after each commit."""
+    """An ``exporter=`` for ``StateStore``: writes ``path`` (a document, or the text of one
+    patched by the store), then the sha256 of what it wrote beside it, so that the next export
+    can be patched from this one (``previous_export``)."""
     target = Path(path).expanduser().absolute()
 
-    async def export(doc: StateDocument) -> None:
-        body = document_bytes(doc)
-        await asyncio.to_thread(replace_atomically, target, body)
+    def write(body: bytes) -> None:
+        replace_atomically(target, body)
+        replace_atomically(_digest_path(target), hashlib.sha256(body).hexdigest().encode())
+
+    async def export(doc: StateDocument | str) -> None:
+        body = doc.encode() if isinstance(doc, str) else document_bytes(doc)
+        await asyncio.to_thread(write, body)
 
     return export
+
+
+def previous_export(path: str | Path) -> Callable[[], Awaitable[tuple[int, str, str] | None]]:
+    """An ``export_source=`` for ``StateStore``: (serial, lineage, text) of the export at
+    ``path`` when it is exactly what ``state_json_exporter`` last wrote (its sha256 matches),
+    else None (absent, edited by hand, or cut short by a kill between the two files)."""
+    target = Path(path).expanduser().absolute()
+
+    def read() -> tuple[int, str, str] | None:
+        try:
+            body = target.read_bytes()
+            digest = _digest_path(target).read_bytes().strip()
+        except OSError:
+            return None
+        if hashlib.sha256(body).hexdigest().encode() != digest:
+            return None
+        head = export_head_of(body)
+        if head is None:
+            return None
+        try:
+            return head[0], head[1], body.decode()
+        except UnicodeDecodeError:
+            return None
+
+    async def source() -> tuple[int, str, str] | None:
+        return await asyncio.to_thread(read)
+
+    return source
+
+
+def _digest_path(target: Path) -> Path:
+    return target.with_name(".state.json.sha256")
+
+
+def head_recorder(path: str | Path) -> Callable[[Commit], Awaitable[None]]:
+    """A ``head_recorder=`` for ``StateStore``: after each commit, the head file beside the
+    export ``path`` (``export_head.exported_head`` reads it back), written atomically, 0600."""
+    target = head_file_path(path)
+
+    async def record(commit: Commit) -> None:
+        body = head_file_body(commit.serial, commit.lineage, commit.sha256)
+        await asyncio.to_thread(replace_atomically, target, body)
+
+    return record
 
 
 def read_document(path: str | Path) -> StateDocument:

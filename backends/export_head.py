@@ -1,37 +1,88 @@
-"""The serial and lineage the readable export was written at: a witness of the head that the
-log must reach (``StateStore(head_witness=...)``). Kept apart from ``backends.export`` so that a
-read-only listing checks it without importing the document model."""
+"""The head the log must reach (``StateStore(head_witness=...)``): the higher serial of the
+small head file written with each commit and of the readable export's metadata. Kept apart from
+``backends.export`` so that a read-only listing checks it without importing the document model.
+
+The head file ``.state.json.head`` (beside ``state.json``) holds the serial, lineage and sha256
+of the newest commit this machine made, sealed with the sha256 of those fields: the export is
+written on a debounce now, so it alone would no longer witness the newest commits."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 # The export begins with its metadata (serial and lineage), before any resource.
 _HEAD = re.compile(rb'"metadata":\s*\{(?P<meta>[^{}]*)')
 _FIELD = re.compile(rb'"(?P<name>serial|lineage|workspace)":\s*(?P<value>\d+|"[^"]*")')
+HEAD_FILE_NAME = ".state.json.head"
+_MAX_HEAD_BYTES = 4096
+
+
+def head_file_path(export_path: str | Path) -> Path:
+    return Path(export_path).expanduser().absolute().with_name(HEAD_FILE_NAME)
+
+
+def _seal(serial: int, lineage: str, commit_sha256: object) -> str:
+    fields = {"serial": serial, "lineage": lineage, "commit_sha256": commit_sha256}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def head_file_body(serial: int, lineage: str, commit_sha256: str | None) -> bytes:
+    fields = {"serial": serial, "lineage": lineage, "commit_sha256": commit_sha256}
+    return json.dumps({**fields, "seal": _seal(serial, lineage, commit_sha256)}).encode() + b"\n"
+
+
+def read_head_file(path: Path) -> tuple[int, str] | None:
+    """(serial, lineage) of a head file, None when absent, torn, edited or not ours."""
+    try:
+        with path.open("rb") as file:
+            data: Any = json.loads(file.read(_MAX_HEAD_BYTES))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    serial, lineage = data.get("serial"), data.get("lineage")
+    if not isinstance(serial, int) or isinstance(serial, bool) or not isinstance(lineage, str):
+        return None
+    if data.get("seal") != _seal(serial, lineage, data.get("commit_sha256")):
+        return None  # the seal does not match: not a file we wrote whole
+    return serial, lineage
+
+
+def _read_export(target: Path) -> tuple[int, str] | None:
+    try:
+        with target.open("rb") as file:
+            return export_head_of(file.read(8192))
+    except OSError:
+        return None
+
+
+def export_head_of(body: bytes) -> tuple[int, str] | None:
+    """(serial, lineage) from the metadata at the start of an export's text."""
+    head = _HEAD.search(body[:8192])
+    if head is None:
+        return None
+    fields = {m["name"]: m["value"] for m in _FIELD.finditer(head["meta"])}
+    if not fields.get(b"serial", b"").isdigit():
+        return None
+    return int(fields[b"serial"]), fields.get(b"lineage", b'""').decode().strip('"')
 
 
 def exported_head(path: str | Path) -> Callable[[], Awaitable[tuple[int, str] | None]]:
-    """A ``head_witness=`` for ``StateStore``: the serial and lineage the export was written
-    at, read from the first kilobytes of ``path`` (None when absent or unreadable): the log
-    must reach it, else its newest commits were deleted."""
+    """A ``head_witness=`` for ``StateStore``: the serial and lineage of the newest head seen,
+    from the head file beside ``path`` and from the export ``path`` itself (None when both are
+    absent or unreadable): the log must reach it, else its newest commits were deleted."""
     target = Path(path).expanduser().absolute()
+    head_file = head_file_path(target)
 
     def read() -> tuple[int, str] | None:
-        try:
-            with target.open("rb") as file:
-                head = _HEAD.search(file.read(8192))
-        except OSError:
-            return None
-        if head is None:
-            return None
-        fields = {m["name"]: m["value"] for m in _FIELD.finditer(head["meta"])}
-        if not fields.get(b"serial", b"").isdigit():
-            return None
-        return int(fields[b"serial"]), fields.get(b"lineage", b'""').decode().strip('"')
+        seen = [h for h in (read_head_file(head_file), _read_export(target)) if h is not None]
+        return max(seen, key=lambda h: h[0]) if seen else None
 
     async def witness() -> tuple[int, str] | None:
         return await asyncio.to_thread(read)

@@ -132,16 +132,27 @@ def _s3_options(url: str, query: str) -> dict[str, str]:
 
 def build_store(backend: Backend, settings: Settings) -> StateStore:
     """The workspace's StateStore on ``backend``; local backends also keep the readable
-    state.json export. The CLI and the MCP server both build their store here."""
-    from ccstate.backends.export import exported_head, state_json_exporter
+    state.json export (written on a debounce, and flushed when the backend closes) and the
+    head file. The CLI and the MCP server both build their store here."""
+    from ccstate.backends.export import (
+        exported_head,
+        head_recorder,
+        previous_export,
+        state_json_exporter,
+    )
 
     path = backend.export_path
-    return backend.state_store(
+    store = backend.state_store(
         settings.workspace,
         snapshot_every=settings.snapshot_every,
         exporter=state_json_exporter(path) if path else None,
         head_witness=exported_head(path) if path else None,
+        head_recorder=head_recorder(path) if path else None,
+        export_source=previous_export(path) if path else None,
     )
+    if path:
+        backend._closers.append(store.close)  # closers run last-added first: before the files
+    return store
 
 
 def redact_url(url: str) -> str:

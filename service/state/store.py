@@ -54,7 +54,8 @@ from ccstate.service.state.codec import (  # noqa: F401
     serial_key,
     serial_of,
 )
-from ccstate.service.state.export_group import GroupExport
+from ccstate.service.state.export_group import EXPORT_INTERVAL_SECONDS, DebouncedExport
+from ccstate.service.state.export_patch import patched_text
 from ccstate.service.state.indexes import IndexMixin
 from ccstate.service.state.model import (
     Commit,
@@ -78,9 +79,13 @@ COMMIT_CACHE_SIZE = 4096
 # The largest window of serials a catch-up GETs at once (in FETCH_CONCURRENCY parallel GETs).
 MAX_FETCH_WINDOW = 256
 
-Exporter = Callable[[StateDocument], Awaitable[None]]
-# Something else that saw the head, as (serial, lineage): the local readable export.
+Exporter = Callable[[StateDocument | str], Awaitable[None]]
+# The previous export as (serial, lineage, text), when it is exactly what the exporter wrote.
+ExportSource = Callable[[], Awaitable[tuple[int, str, str] | None]]
+# Something else that saw the head, as (serial, lineage): the local head file and export.
 HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
+# Records the head a commit of ours reached (the local head file): the witness reads it back.
+HeadRecorder = Callable[[Commit], Awaitable[None]]
 
 
 class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixin):
@@ -99,6 +104,9 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         sequencer: Sequencer | None = None,
         hole_grace: float = HOLE_GRACE_SECONDS,
         head_witness: HeadWitness | None = None,
+        head_recorder: HeadRecorder | None = None,
+        export_source: ExportSource | None = None,
+        export_interval: float = EXPORT_INTERVAL_SECONDS,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -109,10 +117,18 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self.exporter = exporter
         self.export_max_resources = export_max_resources
         self._export_due = 0  # the head a commit of ours reached: the export must follow
-        self._export = GroupExport(self._export_build, exporter) if exporter else None
+        self._export = (
+            DebouncedExport(self._export_build, exporter, interval=export_interval)
+            if exporter
+            else None
+        )
         self.sequencer = sequencer
         self.hole_grace = hole_grace
         self.head_witness = head_witness
+        self.head_recorder = head_recorder
+        self.export_source = export_source
+        self._head_turn = asyncio.Lock()
+        self._head_recorded = 0
         self._pointer_serial_seen = 0  # what the snapshot pointer claimed at load
         self._log_start_absent = False  # at load: no pointer and no serial 1
         # Snapshots and pointers refused on read (the state was replayed instead), for reports.
@@ -158,19 +174,46 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         return await self._write(draft, under_lock=under_lock)
 
     async def _export_after(self, commit: Commit) -> None:
-        """The readable export, once our commit is applied at head (a group commit)."""
+        """After our commit: its head recorded (before the commit returns); the readable
+        export marked due (written later, in the background or on ``close``)."""
+        if self.head_recorder is not None:
+            async with self._head_turn:
+                if commit.serial > self._head_recorded:
+                    await self.head_recorder(commit)
+                    self._head_recorded = commit.serial
         if self._export is not None and self._export_due >= commit.serial:
-            await self._export.at_least(commit.serial)
+            self._export.mark_due(self._export_due)
 
-    async def _export_build(self) -> tuple[StateDocument | None, int]:
-        """The readable document at the head, built under the store's lock (one view)."""
+    async def flush_export(self) -> None:
+        """Write the readable export now if a commit of ours made it due."""
+        if self._export is not None:
+            await self._export.flush()
+
+    async def close(self) -> None:
+        """The end of this store's use (a CLI command, the server): the export is flushed."""
+        await self.flush_export()
+
+    async def _export_build(self) -> tuple[StateDocument | str | None, int]:
+        """The readable document at the head: a copy of the view taken under the store's
+        lock, built outside it (commits go on meanwhile); patched from the previous export
+        when there is one of this lineage (``export_patch``), else built whole."""
         async with self._mutex:
             view = self._view
             if view is None:
                 return None, 0
             if len(view.resources) > self.export_max_resources:
                 return None, view.serial
-            return await self._document(view), view.serial
+            view = view.copy()
+        previous = await self.export_source() if self.export_source is not None else None
+        if previous is not None and previous[1] == view.lineage:
+            try:
+                text = await patched_text(self, view, previous[2], previous[0])
+            except Exception as exc:  # the full build below is always right
+                log.info("Building the readable export whole (patching failed: %s)", exc)
+                text = None
+            if text is not None:
+                return text, view.serial
+        return await self._document(view), view.serial
 
     async def _refreshed(self) -> StateView:
         async with self._mutex:
@@ -313,8 +356,8 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
                 f"The readable export of workspace '{self.workspace}' is at serial {serial}, "
                 f"but the log ends at serial {view.serial}: the newest commits are missing.",
                 next_step="Restore the missing commits from a backup; if you restored the log "
-                "on purpose, delete the export state.json (it is rewritten). Nothing was "
-                "changed.",
+                "on purpose, delete the export state.json and the head file .state.json.head "
+                "beside it (both are rewritten). Nothing was changed.",
                 missing=view.serial + 1,
             )
 

@@ -89,6 +89,23 @@ def test_restore_records_a_commit_and_leaves_no_lock(backend: Path) -> None:
     assert locks["locks"] == []
 
 
+def test_a_command_that_commits_leaves_the_export_at_its_commit(
+    backend: Path, tmp_path: Path
+) -> None:
+    """The readable export is written when the command ends, not inside its commit."""
+    doc = tmp_path / "pulled.json"
+    assert ccstate("state", "pull", str(doc), backend=backend).returncode == 0
+    data = json.loads(doc.read_text())
+    data["resources"][next(iter(data["resources"]))]["current_properties"]["Tag"] = "pushed"
+    doc.write_text(json.dumps(data))
+    assert ccstate("state", "push", str(doc), backend=backend).returncode == 0
+    current = json.loads(ccstate("state", "pull", backend=backend).stdout)
+    export = backend / "state.json"
+    assert json.loads(export.read_text()) == current
+    assert current["metadata"]["serial"] == data["metadata"]["serial"] + 1
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600
+
+
 def test_pull_then_push_a_hand_edited_document(backend: Path, tmp_path: Path) -> None:
     doc = tmp_path / "state.json"
     pulled = ccstate("state", "pull", str(doc), backend=backend)

@@ -61,7 +61,7 @@ async def test_a_deleted_head_commit_is_found_by_the_snapshot_pointer(tmp_path: 
 async def test_a_deleted_head_commit_is_found_by_the_export(tmp_path: Path) -> None:
     export = tmp_path / "state.json"
     witness = {"exporter": state_json_exporter(export), "head_witness": exported_head(export)}
-    await commit_n(tmp_path, 3, **witness)
+    await (await commit_n(tmp_path, 3, **witness)).close()  # the export is flushed on close
     log_file(tmp_path, 3).unlink()
     with pytest.raises(StateCorrupt, match=r"export.*serial 3.*ends at serial 2"):
         await store_at(tmp_path, **witness).current()
@@ -170,5 +170,6 @@ async def test_a_commit_whose_export_fails_is_reported_as_landed(
     store = store_at(tmp_path, exporter=broken_export)
     with caplog.at_level(logging.WARNING):
         commit = await store.commit([change("b1")], meta())
+        await store.close()
     assert commit.serial == 1 and await store_at(tmp_path).head() == 1
     assert "Serial 1 is committed" in caplog.text and "disk on fire" in caplog.text

@@ -1,0 +1,242 @@
+"""The readable state.json export is written on a debounce, never inside a commit: a burst of
+commits shares one export, written in the background or when the store closes; the head a
+commit reached is witnessed by the small head file written with each commit; `state pull`'s
+document is always current; a killed writer leaves a whole export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ccstate.backends.export import (
+    document_bytes,
+    exported_head,
+    head_file_path,
+    head_recorder,
+    previous_export,
+    read_document,
+    state_json_exporter,
+)
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.service.errors import StateCorrupt
+from ccstate.service.state.codec import serial_key
+from ccstate.service.state.model import StateDocument
+from ccstate.service.state.store import StateStore
+
+from tests.unit.store.helpers import change, meta
+
+NEVER = 10**6  # an interval no test waits for: only close() writes the export
+
+
+def exporting_store(root: Path, *, interval: float = NEVER, exporter=None) -> StateStore:  # type: ignore[no-untyped-def]
+    target = root / "state.json"
+    return StateStore(
+        LocalObjectStore(root),
+        exporter=exporter or state_json_exporter(target),
+        head_witness=exported_head(target),
+        head_recorder=head_recorder(target),
+        export_interval=interval,
+    )
+
+
+async def test_a_burst_of_commits_is_exported_once_on_close_at_the_last_commit(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "state.json"
+    writes: list[int] = []
+    write = state_json_exporter(target)
+
+    async def counting(doc: StateDocument) -> None:
+        writes.append(doc.metadata.serial)
+        await write(doc)
+
+    store = exporting_store(tmp_path, exporter=counting)
+    await asyncio.gather(*(store.commit([change(f"bucket-{n}")], meta()) for n in range(5)))
+    for n in range(5):
+        await store.commit([change("bucket-0", "update", Version=n)], meta())
+    assert not target.exists() and writes == []  # no commit waited for an export
+    assert await exported_head(target)() == (10, (await store.current()).lineage)  # head file
+
+    await store.close()
+    assert writes == [10]
+    doc = read_document(target)
+    assert doc.metadata.serial == 10 and len(doc.resources) == 5
+    assert doc.resources["bucket-0"].current_properties["Version"] == 4
+    assert len(doc.resources["bucket-0"].lineage) == 6
+    await store.close()  # nothing new: nothing written
+    assert writes == [10]
+
+
+async def test_the_export_follows_in_the_background_without_a_close(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    write = state_json_exporter(target)
+    at_head = asyncio.Event()
+
+    async def signalling(doc: StateDocument) -> None:
+        await write(doc)
+        if doc.metadata.serial == 3:
+            at_head.set()
+
+    store = exporting_store(tmp_path, interval=0, exporter=signalling)
+    for n in range(3):
+        await store.commit([change(f"bucket-{n}")], meta())
+    await asyncio.wait_for(at_head.wait(), timeout=60)
+    assert read_document(target).metadata.serial == 3
+
+
+async def test_pull_is_current_while_the_export_waits(tmp_path: Path) -> None:
+    store = exporting_store(tmp_path)
+    await store.commit([change("bucket-1")], meta())
+    await store.close()
+    await store.commit([change("bucket-2")], meta())
+    assert read_document(tmp_path / "state.json").metadata.serial == 1
+    pulled = await exporting_store(tmp_path).export_document()
+    assert pulled.metadata.serial == 2 and set(pulled.resources) == {"bucket-1", "bucket-2"}
+
+
+async def test_a_deleted_head_commit_is_found_by_the_head_file_alone(tmp_path: Path) -> None:
+    store = exporting_store(tmp_path)
+    for n in range(3):
+        await store.commit([change(f"bucket-{n}")], meta())
+    assert not (tmp_path / "state.json").exists()  # never flushed: only the head file saw 3
+    (tmp_path / serial_key("default/log/", 3)).unlink()
+    with pytest.raises(StateCorrupt, match=r"serial 3.*ends at serial 2"):
+        await exporting_store(tmp_path).current()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text.replace('"serial": 3', '"serial": 9'),  # edited: the seal fails
+        lambda text: text[: len(text) // 2],  # torn
+        lambda text: "[]",
+    ],
+)
+async def test_a_damaged_head_file_is_no_witness_and_no_false_alarm(
+    tmp_path: Path, damage: Callable[[str], str]
+) -> None:
+    store = exporting_store(tmp_path)
+    for n in range(3):
+        await store.commit([change(f"bucket-{n}")], meta())
+    head = head_file_path(tmp_path / "state.json")
+    head.write_text(damage(head.read_text()))
+    assert await exported_head(tmp_path / "state.json")() is None
+    assert (await exporting_store(tmp_path).current()).serial == 3
+
+
+async def test_the_export_and_the_head_file_are_private(tmp_path: Path) -> None:
+    store = exporting_store(tmp_path)
+    await store.commit([change("bucket-1")], meta())
+    await store.close()
+    for path in (tmp_path / "state.json", head_file_path(tmp_path / "state.json")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tests.unit.store.test_export_debounce import exporting_store
+    from tests.unit.store.helpers import change, meta
+
+    async def main(root):
+        store = exporting_store(root, interval=0)
+        ready = False
+        for n in range(10**6):
+            await store.commit([change(f"bucket-{n % 20}", V=n)], meta())
+            if not ready and n >= 40 and (root / "state.json").exists():
+                print("ready", flush=True)  # exports were written; more are under way
+                ready = True
+            await asyncio.sleep(0)  # let the background export run between commits
+
+    asyncio.run(main(Path(sys.argv[1])))
+    """
+)
+
+
+def test_a_killed_writer_leaves_a_whole_export_at_or_before_the_head(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    head = asyncio.run(StateStore(LocalObjectStore(tmp_path)).head())
+    doc = read_document(tmp_path / "state.json")  # whole JSON, a valid document
+    assert 0 < doc.metadata.serial <= head
+    assert json.loads(head_file_path(tmp_path / "state.json").read_text())["serial"] <= head
+
+
+def cli_store(root: Path) -> StateStore:
+    """As ``build_store`` makes it: the export patched from the previous one."""
+    target = root / "state.json"
+    return StateStore(
+        LocalObjectStore(root),
+        exporter=state_json_exporter(target),
+        head_witness=exported_head(target),
+        head_recorder=head_recorder(target),
+        export_source=previous_export(target),
+        export_interval=NEVER,
+        snapshot_every=4,
+    )
+
+
+async def full_build(root: Path) -> bytes:
+    return document_bytes(await StateStore(LocalObjectStore(root)).export_document())
+
+
+STEPS = [
+    [change("a"), change("b"), change("c")],
+    [change("b", "update", V=1)],
+    [change("d"), change("a", "update", V=2, Note='ü "quoted" \\ / \n')],
+    [change("c", "delete")],
+    [change("c")],  # created again: its whole lineage, from before the delete too
+    [change("a", "delete")],
+    [change("b", "update", V=3), change("d", "update", V=3)],
+]
+
+
+async def test_each_process_patches_the_export_to_the_bytes_of_a_full_build(
+    tmp_path: Path,
+) -> None:
+    for n, step in enumerate(STEPS):
+        store = cli_store(tmp_path)  # a fresh CLI process per command
+        built: list[int] = []
+        whole = store._document
+
+        async def counting(view, built=built, whole=whole):  # type: ignore[no-untyped-def]
+            built.append(view.serial)
+            return await whole(view)
+
+        store._document = counting  # type: ignore[method-assign]
+        await store.commit(step, meta())
+        await store.close()
+        assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path), n
+        assert built == ([1] if n == 0 else []), n  # only the first export is built whole
+
+
+async def test_a_hand_edited_export_is_not_patched_from(tmp_path: Path) -> None:
+    store = cli_store(tmp_path)
+    await store.commit([change("a"), change("b")], meta())
+    await store.close()
+    target = tmp_path / "state.json"
+    target.write_text(target.read_text().replace('"BucketName": "a"', '"BucketName": "zzz"'))
+    store = cli_store(tmp_path)
+    await store.commit([change("b", "update", V=1)], meta())
+    await store.close()
+    assert target.read_bytes() == await full_build(tmp_path)
+    assert "zzz" not in target.read_text()
