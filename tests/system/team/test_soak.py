@@ -31,10 +31,10 @@ def test_three_servers_twenty_clients_and_a_sigkill_lose_nothing(tmp_path: Path)
     held = set(checks["locks_at_kill"])
     assert result["lock_held_at_kill"] in held
     assert held <= set(checks["taken_over_by_recover"]) | set(checks["locks_taken_over"])
-    assert (
-        checks["recover_seconds"] >= result["config"]["lease_seconds"]
-        or not (checks["taken_over_by_recover"])
-    )
+    # The lease runs from the killed server's last renewal (every third of a lease), which
+    # may precede the kill: a takeover never comes sooner than two thirds of a lease after it.
+    lease = result["config"]["lease_seconds"]
+    assert checks["recover_seconds"] >= lease * 2 / 3 or not checks["taken_over_by_recover"]
     assert checks["locks_left_by_others"] == 0
     assert checks["locks_remaining"] == 0
     assert checks["intents_open"] == 0
