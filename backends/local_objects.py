@@ -36,6 +36,7 @@ from ccstate.service.ports import StoredObject
 _CAS_LOCK_NAME = ".ccstate-cas.lock"
 _MAX_SEGMENT_BYTES = 255
 _CONTROL = re.compile("[\x00-\x1f\x7f]")  # checked on every key: a scan, not a loop per char
+_PATHS_KEPT = 4096  # checked keys remembered per store (a token's record is read several times)
 
 
 def etag_of(body: bytes) -> str:
@@ -119,11 +120,22 @@ class LocalObjectStore:
         # The root (0700) is made by the first write: a read of a state that does not exist yet
         # (`ccstate state versions` on a new machine) leaves no directory behind.
         self.root = Path(root).expanduser().absolute()
+        # key -> its checked path: a key is checked once, not at every read of a hot object.
+        self._paths: dict[str, Path] = {}
 
     def describe(self) -> str:
         return self.root.as_uri()
 
     def _path(self, key: str) -> Path:
+        path = self._paths.get(key) if isinstance(key, str) else None
+        if path is None:
+            path = self._checked_path(key)
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[key] = path
+        return path
+
+    def _checked_path(self, key: str) -> Path:
         segments = validate_key(key).split("/")
         if is_reserved(segments):
             raise InvalidInput(
@@ -253,7 +265,8 @@ class LocalObjectStore:
 
 def _read_or_none(path: Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:  # not Path.read_bytes: a few layers less per read
+            return file.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
 

@@ -120,6 +120,10 @@ class TokenRecord:
     payload: Any = field(default=None, compare=False)
 
     def to_json(self) -> bytes:
+        return json.dumps(self.stored_fields(), sort_keys=True).encode()
+
+    def stored_fields(self) -> dict[str, Any]:
+        """What ``to_json`` stores, as JSON values (the seal authenticates these)."""
         # Field by field, not asdict(): that deep-copies the payload only to drop it.
         body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "payload"}
         body["principal"] = asdict(self.principal)
@@ -127,7 +131,7 @@ class TokenRecord:
         body["issued_at"] = self.issued_at.isoformat()
         body["expires_at"] = self.expires_at.isoformat()
         body["scan"] = self.scan.to_dict() if self.scan else None
-        return json.dumps(body, sort_keys=True).encode()
+        return body
 
     @classmethod
     def from_json(cls, raw: bytes) -> TokenRecord:
@@ -648,12 +652,9 @@ class TokenService:
             if known is not None and known >= horizon:
                 earliest_live = min(earliest_live, known)
                 continue  # seen alive beyond the horizon: its expiry cannot move
-            try:
-                record = await self._read(digest)
-            except StateCorrupt:
-                record = None
-            if record is not None and record.expires_at >= horizon:
-                earliest_live = min(earliest_live, record.expires_at)
+            expires = await self._expiry_of(digest)
+            if expires is not None and expires >= horizon:
+                earliest_live = min(earliest_live, expires)
                 continue
             await self._objects.delete(self._consumed_key(digest))
             await self._objects.delete(key)
@@ -667,6 +668,19 @@ class TokenService:
         if removed:
             log.info("removed %d expired execution token records", removed)
         return removed
+
+    async def _expiry_of(self, digest: str) -> datetime | None:
+        """When a stored record expires (None: gone or unreadable), read without building
+        the record: a cleanup reads every record it has not seen, and keeps none of them."""
+        stored = await self._objects.get(self._issued_key(digest))
+        if stored is None:
+            return None
+        try:
+            expires = datetime.fromisoformat(json.loads(stored.body)["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None  # damaged: removed like an expired one
+        self._expiry[digest] = expires
+        return expires
 
     def _issued_key(self, digest: str) -> str:
         return f"{self._prefix}/issued/{digest}.json"
@@ -885,7 +899,7 @@ def _bound(record: TokenRecord | None) -> bytes:
     ancestor list), else every field of the record but the seal itself."""
     if record is None:
         return b""
-    body = json.loads(record.to_json())
+    body = record.stored_fields()  # the stored JSON's values, without writing and reading it
     body.pop("sealed_payload", None)
     return canonical_json(body)
 

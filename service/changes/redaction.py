@@ -79,15 +79,19 @@ def redact(properties: dict[str, Any] | None, schema: ResourceSchema | None, sal
     """A copy of ``properties`` with write-only and secret-looking values fingerprinted."""
     if properties is None:
         return None
-    out = copy.deepcopy(properties)
-    for path in schema.write_only if schema else ():
+    write_only = schema.write_only if schema else ()
+    # _redact_secrets builds new containers all the way down: only the write-only pass,
+    # which replaces in place, needs a copy of its own.
+    out = copy.deepcopy(properties) if write_only else properties
+    for path in write_only:
         out = _replace_at(out, _segments(path), lambda v: redacted(v, salt))
     return _redact_secrets(out, salt)
 
 
 def _redact_secrets(node: Any, salt: bytes, key: str = "") -> Any:
+    """A copy of ``node`` (new dicts and lists throughout) with secret values fingerprinted."""
     if is_redacted(node):
-        return node
+        return dict(node)
     if isinstance(node, dict):
         out = {k: _redact_entry(k, v, salt) for k, v in node.items()}
         return _redact_labelled_value(out, salt)

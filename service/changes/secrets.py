@@ -102,6 +102,7 @@ def _plugins() -> _Plugins:
     )
 
 
+@lru_cache(maxsize=4096)  # asked of every key of every redaction: the same few names
 def looks_secret_key(key: str) -> bool:
     """A property, variable or parameter name that says its value is a secret."""
     return bool(_SECRET_KEY.search(key)) and not _NOT_A_SECRET_KEY.search(key)

@@ -64,8 +64,11 @@ def validate_resource_identifier(identifier: object) -> str:
 # --------------------------------------------------------------------------- properties
 
 
-def validate_properties(schema: ResourceSchema, properties: object) -> dict[str, Any]:
-    """The desired state of a new resource: a bounded JSON object valid against the schema."""
+def validate_properties(
+    schema: ResourceSchema, properties: object, *, against_schema: bool = True
+) -> dict[str, Any]:
+    """The desired state of a new resource: a bounded JSON object valid against the schema
+    (``against_schema=False``: the caller checks what it makes of them instead)."""
     if not isinstance(properties, dict):
         raise InvalidInput(
             f"The properties of a {schema.type_name} must be a JSON object, "
@@ -89,7 +92,8 @@ def validate_properties(schema: ResourceSchema, properties: object) -> dict[str,
             field="properties",
             properties=read_only,
         )
-    check_against_schema(schema, properties)
+    if against_schema:
+        check_against_schema(schema, properties)
     return properties
 
 

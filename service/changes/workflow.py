@@ -423,10 +423,11 @@ class Workflow:
         cloud: CloudProvider,
     ) -> _Plan:
         if operation == "create":
-            desired = validate_properties(schema, properties if properties is not None else {})
+            given = properties if properties is not None else {}
+            desired = validate_properties(schema, given, against_schema=False)
             if self.config.default_tags:
                 desired = with_default_tags(schema, desired)
-                check_against_schema(schema, desired)
+            _check_desired(schema, given, desired)
             return _Plan(primary_identifier(schema, desired), desired, None, desired)
         identifier = validate_identifier(identifier)
         if operation == "update":
@@ -800,6 +801,17 @@ def primary_identifier(schema: ResourceSchema, properties: dict[str, Any]) -> st
             return None
         parts.append(str(value))
     return "|".join(parts) if parts else None
+
+
+def _check_desired(schema: ResourceSchema, given: Any, desired: dict[str, Any]) -> None:
+    """One schema pass over what will be sent; when it fails, the caller's own properties are
+    checked first, so their mistakes are named before any the default tags could cause."""
+    try:
+        check_against_schema(schema, desired)
+    except InvalidInput:
+        if desired is not given:
+            check_against_schema(schema, given)
+        raise
 
 
 def _infer_operation(

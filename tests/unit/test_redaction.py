@@ -214,3 +214,28 @@ def test_no_secret_appears_in_a_redacted_patch(secret: str, path: str) -> None:
     assert secret not in dumped(out)
     assert is_redacted(out[0]["value"])
     assert redact_patch(out, DB, SALT) == out
+
+
+@settings(max_examples=100, deadline=None)
+@given(documents())
+def test_the_redacted_copy_shares_nothing_with_the_properties(drawn: tuple[Any, list[str]]) -> None:
+    """Without write-only paths no deep copy is made first: the result must still be a copy
+    (a caller that edits it must not edit the properties it was given, nor their markers)."""
+    plain = ResourceSchema.from_document({"typeName": "AWS::SQS::Queue", "properties": {}})
+    properties = {"Root": drawn[0], "Marker": {MARKER: "hmac-sha256:00"}}
+    before = json.dumps(properties, sort_keys=True)
+    out = redact(properties, plain, SALT)
+
+    def scramble(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in list(node):
+                scramble(node[key])
+                node[key] = "edited"
+            node["added"] = 1
+        elif isinstance(node, list):
+            for item in node:
+                scramble(item)
+            node.append("added")
+
+    scramble(out)
+    assert json.dumps(properties, sort_keys=True) == before
