@@ -4,39 +4,15 @@ all or nothing with a failure at every step, 0 orphans by Cloud Control ListReso
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from ccstate.backends.cloudcontrol import CloudControlProvider
 from ccstate.sandbox import Sandbox
 
-from ccstate.app import ServerOptions, StackParts, open_stacks
+from ccstate.app import StackParts
 
 QUEUE = "AWS::SQS::Queue"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-async def parts(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[StackParts]:
-    env = {
-        **sandbox.env(),
-        "SECURITY_SCANNING": "disabled",
-        "CCSTATE_BACKEND": (tmp_path / "state").as_uri(),
-        "HOME": str(tmp_path),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    async with open_stacks(ServerOptions(env=env, lock_timeout=5)) as opened:
-        yield opened
 
 
 def chains(prefix: str, count: int = 12, width: int = 3, bad: int | None = None) -> dict[str, Any]:
