@@ -30,9 +30,7 @@ async def stopped(parts: StackParts, sandbox: Sandbox) -> tuple[str, str, Any, A
     created = await parts.stacks.create(principal, stack, first(prefix), "v1")
     assert created.status == "CREATE_COMPLETE", created.reason
     before = await cloud_view(sandbox, prefix, stack)
-    result = await parts.stacks.update(
-        principal, stack, bad_worker(prefix), "v2", rollback=False
-    )
+    result = await parts.stacks.update(principal, stack, bad_worker(prefix), "v2", rollback=False)
     return prefix, stack, before, result
 
 
