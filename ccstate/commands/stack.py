@@ -208,7 +208,10 @@ async def rollback(ctx: CliContext) -> int | None:
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
         )
-    return _emit(ctx, result)
+    failed = _emit(ctx, result)
+    from ccstate.service.stacks.update import STOPPED_UPDATE_UNDONE
+
+    return None if result.reason == STOPPED_UPDATE_UNDONE else failed  # done, as asked
 
 
 async def destroy(ctx: CliContext) -> int | None:

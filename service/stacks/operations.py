@@ -147,8 +147,7 @@ class StackOperations:
             journal,
             "CREATE_FAILED",
             f"{reason} ({summary})",
-            next_step="Fix the template and deploy it again to create the rest "
-            f"(${{stack_deploy}}), or destroy the stack (${{stack_destroy}} {journal.stack}).",
+            next_step=stopped_next_step(journal.stack, "CREATE_FAILED"),
         )
 
     async def _scan_plan(self, name: str, template: StackTemplate) -> str:
@@ -367,7 +366,9 @@ class StackOperations:
         journal = await self._existing(validate_stack_name(stack_name))
         mine = [e for e in journal.events if e["logical_id"] == journal.stack]
         reason = mine[-1]["reason"] if mine and mine[-1]["status"] == journal.status else ""
-        return self._result(journal, reason)
+        return self._result(
+            journal, reason, next_step=stopped_next_step(journal.stack, journal.status)
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -654,31 +655,34 @@ def _names(what: str, names: list[str]) -> str:
     return f"{len(names)} {what}" + (f" ({', '.join(names)})" if names else "")
 
 
-def _nothing_to_recover(journal: Journal, result: StackResult) -> StackResult:
-    """``recover`` of a stack that is not cut off: a stop asked for (rollback off) is not an
-    interruption, so nothing is rolled back unasked; the answer says what the user can do."""
-    name = journal.stack
-    if journal.status == "UPDATE_FAILED":
-        reason = (
-            "Nothing to recover: the update stopped part-way because rollback was off, as "
-            "asked; no operation was interrupted, and the journal keeps what it did."
-        )
-        next_step = (
+def stopped_next_step(name: str, status: str) -> str:
+    """What to do with a stack stopped part-way because rollback was off ('' otherwise)."""
+    if status == "UPDATE_FAILED":
+        return (
             f"Fix the template and deploy it again to finish the update (${{stack_deploy}}), "
             f"or take the stack back to before the update (${{stack_rollback}} {name})."
         )
-    elif journal.status == "CREATE_FAILED":
-        reason = (
-            "Nothing to recover: the create stopped part-way because rollback was off, as "
-            "asked; what it created is recorded."
-        )
-        next_step = (
+    if status == "CREATE_FAILED":
+        return (
             f"Fix the template and deploy it again to create the rest (${{stack_deploy}}), "
             f"or destroy the stack (${{stack_destroy}} {name})."
         )
-    else:
+    return ""
+
+
+def _nothing_to_recover(journal: Journal, result: StackResult) -> StackResult:
+    """``recover`` of a stack that is not cut off: a stop asked for (rollback off) is not an
+    interruption, so nothing is rolled back unasked; the answer says what the user can do."""
+    what = {"UPDATE_FAILED": "update", "CREATE_FAILED": "create"}.get(journal.status)
+    if what is None:
         return replace(result, reason="nothing to recover")
-    return replace(result, reason=reason, next_step=next_step)
+    reason = (
+        f"Nothing to recover: the {what} stopped part-way because rollback was off, as asked; "
+        "no operation was interrupted, and the journal records what it did."
+    )
+    return replace(
+        result, reason=reason, next_step=stopped_next_step(journal.stack, journal.status)
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -48,6 +48,7 @@ from ccstate.service.stacks.operations import (
     StackResult,
     _Run,
     stack_lock,
+    stopped_next_step,
     with_stack_tags,
 )
 from ccstate.service.stacks.plan import FORWARD, UpdatePlan, compute_plan
@@ -73,6 +74,8 @@ UPDATABLE = frozenset(
 CREATABLE = frozenset({"ROLLBACK_COMPLETE", "DELETE_COMPLETE"})
 _MISSING = object()
 PLACEHOLDER = "ccstate-unresolved:"  # a reference scanned before what it names exists
+# The reason of a rollback that undid a stopped update: what was asked for, not a failure.
+STOPPED_UPDATE_UNDONE = "the update that stopped part-way was undone from its journal"
 
 
 class StackUpdates:
@@ -202,7 +205,7 @@ class StackUpdates:
                 principal,
                 journal,
                 "UPDATE_ROLLBACK_COMPLETE",
-                "the update that stopped part-way was undone from its journal",
+                STOPPED_UPDATE_UNDONE,
             )
 
     async def recover(
@@ -372,9 +375,7 @@ class StackUpdates:
             journal,
             "UPDATE_FAILED",
             f"{reason} ({_summary(outcomes, update['retired'])})",
-            next_step="Fix the template and deploy it again to finish the update "
-            f"(${{stack_deploy}}), or take the stack back to before it (${{stack_rollback}} "
-            f"{journal.stack}).",
+            next_step=stopped_next_step(journal.stack, "UPDATE_FAILED"),
         )
 
     # ------------------------------------------------------------------ rolling back
