@@ -196,17 +196,30 @@ class StackUpdates:
             ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
         async with ops.operations.locked(principal, stack_lock(name), "rollback-stack"):
             journal = await ops._existing(name)
-            if journal.status != "UPDATE_FAILED":  # another process acted meanwhile
-                return await self.rollback(principal, name, user_intent=user_intent)
-            journal.user_intent = user_intent or f"roll back the stopped update of stack {name}"
-            journal.holder_host, journal.holder_pid = socket.gethostname(), os.getpid()
-            await self._roll_back(principal, journal, on_event)
-            return await ops._finish(
-                principal,
-                journal,
-                "UPDATE_ROLLBACK_COMPLETE",
-                STOPPED_UPDATE_UNDONE,
-            )
+            if journal.status == "UPDATE_FAILED":
+                return await self._undo_journal(principal, journal, user_intent, on_event)
+        # another process finished or undid it meanwhile: an ordinary rollback
+        return await self.rollback(principal, name, user_intent=user_intent, on_event=on_event)
+
+    async def _undo_journal(
+        self, principal: Principal, journal: Journal, user_intent: str, on_event: OnEvent | None
+    ) -> StackResult:
+        name = journal.stack
+        journal.user_intent = user_intent or f"roll back the stopped update of stack {name}"
+        journal.holder_host, journal.holder_pid = socket.gethostname(), os.getpid()
+        journal.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+        steps = journal.update.get("steps", [])
+        await self.ops._stack_entry(
+            principal,
+            journal,
+            f"Roll back the stopped update of stack {name}: undo its {len(steps)} steps in "
+            f"reverse ({', '.join(s['logical'] for s in reversed(steps)) or 'none'}): "
+            f"{journal.user_intent}",
+        )
+        await self._roll_back(principal, journal, on_event)
+        return await self.ops._finish(
+            principal, journal, "UPDATE_ROLLBACK_COMPLETE", STOPPED_UPDATE_UNDONE
+        )
 
     async def recover(
         self, principal: Principal, journal: Journal, on_event: OnEvent | None
