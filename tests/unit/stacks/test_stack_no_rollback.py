@@ -205,3 +205,33 @@ async def test_a_create_without_rollback_records_what_exists(stacks: Stacks) -> 
 
     assert finished.status == "UPDATE_COMPLETE", finished.reason
     assert names(stacks) == {"a-bkt", "b-bkt", "c-bkt", "r-bkt"}
+
+
+def v3() -> dict:
+    """v2 with A replaced once more (a3): after a stop, A's new resource a2 is replaced too."""
+    out = v2()
+    out["A"] = v2()["A"] | {"Properties": {**v2()["A"]["Properties"], "BucketName": "a3-bkt"}}
+    return out
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_continued_update_replacing_again_cleans_up_or_undoes_both(
+    stacks: Stacks, fails: bool
+) -> None:
+    before, _ = await stopped_at_b(stacks)
+    if fails:
+        stacks.fail_on("create", "n-bkt")
+
+    result = await stacks.ops.deploy(ALICE, "app", v3(), "v3")
+
+    if fails:  # every step of both attempts undone, a2 and a3 deleted
+        assert result.status == "UPDATE_ROLLBACK_COMPLETE", result.reason
+        assert stacks.snapshot() == before
+    else:  # the old a and the intermediate a2 both deleted by the cleanup
+        assert result.status == "UPDATE_COMPLETE", result.reason
+        assert names(stacks) == {"a3-bkt", "b-bkt", "c-bkt", "n-bkt"}
+        b = stacks.cloud.resources[(BUCKET, "b-bkt")]
+        assert b["LoggingConfiguration"] == {"DestinationBucketName": "a3-bkt"}
+        view = await stacks.world.store.current()
+        assert sorted(view.resources) == ["a3-bkt", "b-bkt", "c-bkt", "n-bkt"]
+    assert await stacks.locks() == []
