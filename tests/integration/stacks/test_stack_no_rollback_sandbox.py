@@ -100,3 +100,36 @@ async def test_rollback_after_a_stopped_update_restores_the_previous_properties(
     assert await parts.stacks.operations.locks.list_locks() == []
     recovered = await parts.stacks.recover(principal, stack)
     assert recovered.reason == "nothing to recover"
+
+
+async def test_a_create_without_rollback_records_what_exists_and_deploy_finishes_it(
+    parts: StackParts, sandbox: Sandbox
+) -> None:
+    principal = await parts.identify()
+    prefix = f"c{uuid.uuid4().hex[:6]}"
+    stack = f"cre-{prefix}"
+    bad = first(prefix)
+    bad["Worker"]["Properties"]["DelaySeconds"] = 100000  # after Main; SQS allows 0..900
+
+    result = await parts.stacks.create(principal, stack, bad, "v1", rollback=False)
+
+    assert result.status == "CREATE_FAILED"
+    assert result.reason.startswith("Worker:") and "not created (Worker)" in result.reason
+    found = await cloud_view(sandbox, prefix, stack)
+    assert sorted(found) == sorted(f"{prefix}-{n}" for n in ("main", "slow", "old"))
+    assert sorted(result.resources) == ["Main", "Old", "Slow"]
+    view = await parts.stacks.store.current()
+    assert view.stacks[stack].status == "CREATE_FAILED"
+    assert sorted(view.stacks[stack].resources) == sorted(
+        r["identifier"] for r in result.resources.values()
+    )
+    failed = [e for e in result.events if e["status"] == "CREATE_FAILED"]
+    assert [e["logical_id"] for e in failed] == ["Worker", stack] and failed[0]["reason"]
+    assert (await parts.stacks.show(stack)).reason == result.reason
+    assert await parts.stacks.operations.locks.list_locks() == []
+
+    finished = await parts.stacks.deploy(principal, stack, first(prefix), "v1 fixed")
+
+    assert finished.status == "UPDATE_COMPLETE", finished.reason
+    found = await cloud_view(sandbox, prefix, stack)
+    assert sorted(found) == sorted(f"{prefix}-{n}" for n in ("main", "worker", "slow", "old"))
