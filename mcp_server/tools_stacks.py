@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from string import Template
 from typing import Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
+from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.errors import InvalidInput
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
@@ -27,6 +29,8 @@ def stack_payload(result: Any, *, events: bool = False) -> dict[str, Any]:
     }
     if result.state_serial:
         payload["state_serial"] = result.state_serial
+    if result.next_step:
+        payload["next_step"] = Template(result.next_step).safe_substitute(MCP_WORDS)
     if events:
         payload["events"] = result.events
     return payload
@@ -51,7 +55,11 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         ],
         user_intent: Annotated[str, Field(description="why, in the user's words")],
         rollback: Annotated[
-            bool, Field(description="on failure delete what this run created (default)")
+            bool,
+            Field(
+                description="on failure delete what this run created (default); false: stop "
+                "where it is, CREATE_FAILED, what was created kept and recorded"
+            ),
         ] = True,
     ) -> dict[str, Any]:
         """Create related resources together, in dependency order, independent ones in
@@ -80,12 +88,23 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         preview: Annotated[
             bool, Field(description="only return the plan and its explanation; change nothing")
         ] = False,
+        rollback: Annotated[
+            bool,
+            Field(
+                description="on failure undo the steps done (default); false: stop where it "
+                "is, UPDATE_FAILED, the steps that landed kept and recorded, the old resources "
+                "of replacements not deleted; then call update_stack again with fixed "
+                "resources to finish, or rollback_stack to go back"
+            ),
+        ] = True,
     ) -> dict[str, Any]:
         """Change a deployed stack, all or nothing: adds, in-place updates (a patch of the
         changed properties), replacements (a create-only property changes: the new resource is
         created first, the old one deleted only after everything succeeded) and removals
         (last, dependents first). Refused while resources outside the stack depend on what it
-        replaces or removes. Call with preview=true first and show the user every action."""
+        replaces or removes. Call with preview=true first and show the user every action.
+        On a stack UPDATE_FAILED (an update stopped with rollback=false) it continues that
+        update from the steps that landed."""
         if preview:
             plan = await stacks.plan_update(stack_name, resources)
             return {
@@ -94,7 +113,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
                 "explanation": plan.explain(user_intent),
             }
         principal = await runtime.identify()
-        result = await stacks.update(principal, stack_name, resources, user_intent)
+        result = await stacks.update(
+            principal, stack_name, resources, user_intent, rollback=rollback
+        )
         return stack_payload(result, events=True)
 
     @server.tool(annotations=MUTATING)
@@ -102,11 +123,22 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     async def rollback_stack(
         stack_name: Annotated[str, Field(description="the stack to take back")],
         user_intent: Annotated[str, Field(description="why")] = "",
+        rollback: Annotated[
+            bool,
+            Field(
+                description="if this rollback (an update back) fails, undo it (default); "
+                "false: stop where it is, UPDATE_FAILED"
+            ),
+        ] = True,
     ) -> dict[str, Any]:
         """Take a stack back to the template it had before its last update, applied as an
-        update (all or nothing; replaced resources are replaced again)."""
+        update (all or nothing; replaced resources are replaced again). A stack UPDATE_FAILED
+        (an update stopped with rollback=false) is instead undone from its journal, back to
+        the stack before that update."""
         principal = await runtime.identify()
-        result = await stacks.rollback(principal, stack_name, user_intent=user_intent)
+        result = await stacks.rollback(
+            principal, stack_name, user_intent=user_intent, rollback=rollback
+        )
         return stack_payload(result, events=True)
 
     @server.tool(annotations=MUTATING)
@@ -135,7 +167,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         stack_name: Annotated[str, Field(description="the stack whose operation was cut off")],
     ) -> dict[str, Any]:
         """Finish a stack operation whose process died, from its journal: a create or an
-        update is rolled back, a destroy or an update's cleanup finished."""
+        update is rolled back, a destroy or an update's cleanup finished. A stack that stopped
+        because rollback was off (CREATE_FAILED, UPDATE_FAILED) was not interrupted: nothing
+        changes, and next_step says what to do."""
         principal = await runtime.identify()
         return stack_payload(await stacks.recover(principal, stack_name), events=True)
 
