@@ -126,14 +126,25 @@ class LocalIdentity:
 def settings_for(options: ServerOptions) -> Settings:
     from ccstate.backends.config import load_settings
 
-    return load_settings(
-        {
-            "backend": options.backend,
-            "workspace": options.workspace,
-            "token_ttl": options.token_ttl,
-            "lock_timeout": options.lock_timeout,
-        }
-    )
+    return load_settings(_setting_flags(options))
+
+
+def check_settings(options: ServerOptions) -> None:
+    """Raise what ``settings_for`` would raise; without pydantic when no value needs it
+    (``light_settings`` never accepts what pydantic refuses)."""
+    from ccstate.backends.config_layers import light_settings
+
+    if light_settings(_setting_flags(options)) is None:
+        settings_for(options)
+
+
+def _setting_flags(options: ServerOptions) -> dict[str, Any]:
+    return {
+        "backend": options.backend,
+        "workspace": options.workspace,
+        "token_ttl": options.token_ttl,
+        "lock_timeout": options.lock_timeout,
+    }
 
 
 @asynccontextmanager
@@ -544,7 +555,7 @@ async def serve_async(config: ServeConfig) -> None:
     if config.transport == "http":
         await serve_team(config)
         return
-    settings_for(config.options)  # a configuration error stops the start, as before
+    check_settings(config.options)  # a configuration error stops the start, as before
     async with LazyRuntime(lambda: open_server(config.options), extras=SERVER_EXTRAS) as lazy:
         server = build_server(lazy)
         async with anyio.create_task_group() as tasks:

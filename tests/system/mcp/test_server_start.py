@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,27 @@ def test_a_state_that_cannot_be_opened_is_each_calls_error_until_it_can(tmp_path
 def test_the_tool_modules_copies_of_service_constants_agree(name: str) -> None:
     """tools_cloud repeats the constants its schemas show, so as not to import the workflow."""
     assert getattr(tools_cloud, name) == getattr(workflow, name)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--workspace", "no/such workspace"], {}, "workspace"),
+        ([], {"CCSTATE_TOKEN_TTL": "soon"}, "CCSTATE_TOKEN_TTL"),
+    ],
+)
+def test_a_configuration_error_still_stops_the_start(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ccstate", "serve", "--backend", str(tmp_path / "state"), *args],
+        env=server_env({}, tmp_path, **env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode not in (0, None)
+    assert named in done.stderr and "Error:" in done.stderr
+    assert not (tmp_path / "state").exists()
