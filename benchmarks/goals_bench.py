@@ -334,11 +334,11 @@ sdk = clock()
 import ccstate.cli, ccstate.app, ccstate.commands.serve, ccstate.mcp_server.server as server
 ours = clock()
 async def listed():
-    from ccstate.app import SERVER_EXTRAS, ServerOptions, open_server, settings_for
+    from ccstate.app import SERVER_EXTRAS, ServerOptions, check_settings, open_server
     from ccstate.mcp_server.runtime import LazyRuntime
     options = ServerOptions(backend=sys.argv[1])
     before = clock()
-    settings_for(options)
+    check_settings(options)
     async with LazyRuntime(lambda: open_server(options), extras=SERVER_EXTRAS) as lazy:
         tools = await server.build_server(lazy).list_tools()
         listed = clock()
