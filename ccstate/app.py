@@ -23,20 +23,25 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ccstate.backends.base import Backend
-from ccstate.backends.config import Settings, load_drift_rules, load_settings
-from ccstate.backends.factory import build_store
-from ccstate.service.authz.admin import TeamAdmin
-from ccstate.service.authz.policy import Policy
-from ccstate.service.authz.principal import Established, Principal
-from ccstate.service.authz.users import UserDirectory
-from ccstate.service.ports import CloudProvider, SchemaProvider
-from ccstate.service.state.model import StateDocument
-from ccstate.service.state.store import StateStore
+if TYPE_CHECKING:  # imported where used: `ccstate serve` lists its tools before it needs them
+    from ccstate.backends.base import Backend
+    from ccstate.backends.config import Settings
+    from ccstate.service.authz.policy import Policy
+    from ccstate.service.authz.principal import Established, Principal
+    from ccstate.service.ports import CloudProvider, SchemaProvider
+    from ccstate.service.state.model import StateDocument
+    from ccstate.service.state.store import StateStore
 
 log = logging.getLogger(__name__)
+
+# What ``open_server`` wires into ``Runtime.extras`` (the stdio server names them before it
+# opens the runtime: the tool modules register by them).
+SERVER_EXTRAS = ("users", "admin", "stacks", "rollbacks", "impact")
+# The stdio server opens its runtime on the first tool call, or this long after it starts
+# serving, so that interrupted changes are settled and the scanner warmed in any case.
+OPEN_AFTER_SECONDS = 1.0
 
 USER_ENV = "CCSTATE_USER"
 DEFAULT_HOST = "127.0.0.1"
@@ -108,6 +113,8 @@ class LocalIdentity:
         self._arn: str | None = None
 
     async def __call__(self) -> Principal:
+        from ccstate.service.authz.principal import Principal
+
         if self._arn is None and self._cloud is not None:
             self._arn = (await self._cloud.caller_identity()).arn
         return Principal(self._person, self._established, self._arn, self._host)
@@ -117,20 +124,33 @@ class LocalIdentity:
 
 
 def settings_for(options: ServerOptions) -> Settings:
-    return load_settings(
-        {
-            "backend": options.backend,
-            "workspace": options.workspace,
-            "token_ttl": options.token_ttl,
-            "lock_timeout": options.lock_timeout,
-        }
-    )
+    from ccstate.backends.config import load_settings
+
+    return load_settings(_setting_flags(options))
+
+
+def check_settings(options: ServerOptions) -> None:
+    """Raise what ``settings_for`` would raise; without pydantic when no value needs it
+    (``light_settings`` never accepts what pydantic refuses)."""
+    from ccstate.backends.config_layers import light_settings
+
+    if light_settings(_setting_flags(options)) is None:
+        settings_for(options)
+
+
+def _setting_flags(options: ServerOptions) -> dict[str, Any]:
+    return {
+        "backend": options.backend,
+        "workspace": options.workspace,
+        "token_ttl": options.token_ttl,
+        "lock_timeout": options.lock_timeout,
+    }
 
 
 @asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[tuple[Backend, StateStore]]:
     """The backend and the workspace's store: all a CLI state command needs."""
-    from ccstate.backends.factory import open_backend  # imported late: it pulls in the AWS SDK
+    from ccstate.backends.factory import build_store, open_backend  # open_backend: the AWS SDK
 
     backend = await open_backend(settings.backend_url, settings=settings)
     try:
@@ -177,6 +197,8 @@ async def open_server(options: ServerOptions, *, metrics: Any = None) -> AsyncIt
     (the HTTP server's), commits and lock waits are counted, and the team's user directory
     is in ``runtime.extras['users']``."""
     from ccstate.mcp_server.runtime import Runtime
+    from ccstate.service.authz.admin import TeamAdmin
+    from ccstate.service.authz.users import UserDirectory
     from ccstate.service.drift.detect import DriftDetector
     from ccstate.service.state.usecases import StateTools
 
@@ -319,6 +341,7 @@ async def _changes(
     locks: Any = None,
 ) -> tuple[Any, Any, Policy]:
     """The token workflow and the executor: what a change needs."""
+    from ccstate.service.authz.policy import Policy
     from ccstate.service.authz.tokens import TokenService
     from ccstate.service.changes.executor import OperationSettings, ResourceOperations
     from ccstate.service.changes.redaction import load_salt
@@ -438,6 +461,8 @@ def _remediator(detector: Any, workflow: Any, operations: Any) -> Any:
 
 def _drift_options(settings: Settings, concurrency: int | None) -> dict[str, Any]:
     """The user's ``drift_rules`` file applied; the CLI and the MCP tools both build it here."""
+    from ccstate.backends.config import load_drift_rules
+
     options: dict[str, Any] = {"severity_rules": load_drift_rules(settings)}
     if concurrency is not None:
         options["concurrency"] = concurrency
@@ -515,29 +540,61 @@ def _scanner(enabled: bool) -> Any:
 async def serve_async(config: ServeConfig) -> None:
     """Serve until the client leaves (stdio) or the process is told to stop. On the way out,
     changes still in flight are waited for (stdin closed) or cut (SIGTERM): a cut change
-    releases its lock and leaves its intent for the reconciler of the next start."""
+    releases its lock and leaves its intent for the reconciler of the next start.
+
+    On stdio the tools are registered before the runtime opens (settings are checked first,
+    so a configuration error still stops the start): the client's ``tools/list`` does not
+    wait for the state, the token workflow or their imports. The runtime opens on the first
+    tool call or ``OPEN_AFTER_SECONDS`` after the start; recovery, the scanner's warm-up and
+    the drift monitor start once it is open."""
     import anyio
 
+    from ccstate.mcp_server.runtime import LazyRuntime
     from ccstate.mcp_server.server import build_server, run_transport
-    from ccstate.mcp_server.tools_drift import monitor_drift
 
     if config.transport == "http":
         await serve_team(config)
         return
-    async with open_server(config.options) as runtime:
-        server = build_server(runtime)
-        operations = runtime.operations
+    check_settings(config.options)  # a configuration error stops the start, as before
+    async with LazyRuntime(lambda: open_server(config.options), extras=SERVER_EXTRAS) as lazy:
+        server = build_server(lazy)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_until_terminated, tasks.cancel_scope)
-            if config.drift_interval:
-                tasks.start_soon(monitor_drift, runtime, config.drift_interval)
-            if not runtime.readonly:
-                tasks.start_soon(recover_on_start, operations)
-            tasks.start_soon(warm_scanner, runtime.workflow.scanner)
+            tasks.start_soon(_open_soon, lazy)
+            tasks.start_soon(_once_open, lazy, config)
             await run_transport(server, config.transport, config.host, config.port)
-            await operations.drain()
+            if lazy.opened is not None:
+                await lazy.opened.operations.drain()
             tasks.cancel_scope.cancel()
-        await operations.abort()
+        if lazy.opened is not None:
+            await lazy.opened.operations.abort()
+
+
+async def _open_soon(lazy: Any) -> None:
+    """Open the runtime a while after the start if no tool call has (a failure is logged; the
+    next tool call tries again and answers with the error)."""
+    import anyio
+
+    await anyio.sleep(OPEN_AFTER_SECONDS)
+    try:
+        await lazy.open()
+    except Exception as exc:
+        log.warning("could not open the state; tool calls will try again: %s", exc)
+
+
+async def _once_open(lazy: Any, config: ServeConfig) -> None:
+    """What runs beside the stdio server once its runtime is open."""
+    import anyio
+
+    from ccstate.mcp_server.tools_drift import monitor_drift
+
+    runtime = await lazy.wait_open()
+    async with anyio.create_task_group() as tasks:
+        if config.drift_interval:
+            tasks.start_soon(monitor_drift, runtime, config.drift_interval)
+        if not runtime.readonly:
+            tasks.start_soon(recover_on_start, runtime.operations)
+        tasks.start_soon(warm_scanner, runtime.workflow.scanner)
 
 
 async def recover_on_start(operations: Any) -> None:

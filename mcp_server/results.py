@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
+BeforeCall = Callable[[], Awaitable[Any]]
 
 
 def ok(data: dict[str, Any]) -> CallToolResult:
@@ -97,11 +98,22 @@ def _wrap(
 class StructuredErrorServer(MCPServer):
     """The SDK's server, but arguments that fail the input schema (a missing or mistyped
     argument) and unknown tool names answer with the documented error object, not plain text.
-    The rejected values are not echoed: they are the caller's data and may be secrets."""
+    The rejected values are not echoed: they are the caller's data and may be secrets.
+
+    ``before_call``: awaited before each tool call (``LazyRuntime.open``: the stdio server
+    opens its runtime on first need); what it raises is the call's error object."""
+
+    def __init__(self, *args: Any, before_call: BeforeCall | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._before_call = before_call
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Any = None
     ) -> CallToolResult | InputRequiredResult:
+        if self._before_call is not None:
+            refused = await _opened(self._before_call)
+            if refused is not None:
+                return refused
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -112,6 +124,24 @@ class StructuredErrorServer(MCPServer):
             if self._tool_manager.get_tool(name) is None:
                 return failed(unknown_tool(name).to_dict())
             raise
+
+
+async def _opened(before_call: BeforeCall) -> CallToolResult | None:
+    try:
+        await before_call()
+    except CcstateError as exc:
+        log.warning("the server could not open its state: %s", exc)
+        return failed(exc.to_dict(MCP_WORDS))
+    except Exception:
+        log.exception("the server could not open its state")
+        return failed(
+            {
+                "error": "internal_error",
+                "message": "The server could not open its state; nothing was done.",
+                "next_step": "Check the server log (stderr) and report the problem.",
+            }
+        )
+    return None
 
 
 def invalid_arguments(tool: str, error: ValidationError) -> InvalidInput:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ccstate.mcp_server.instructions import INSTRUCTIONS
 from ccstate.mcp_server.results import StructuredErrorServer
-from ccstate.mcp_server.runtime import Runtime
+from ccstate.mcp_server.runtime import LazyRuntime, Runtime
 from ccstate.service import __version__
 from mcp.server.mcpserver import MCPServer
 
@@ -34,13 +34,14 @@ Transport = Literal["stdio", "http"]
 
 
 def build_server(
-    runtime: Runtime,
+    runtime: Runtime | LazyRuntime,
     *,
     auth: Any = None,
     token_verifier: Any = None,
     middleware: Sequence[Any] = (),
 ) -> MCPServer:
-    """``auth``/``token_verifier``/``middleware``: the team server's (``mcp_server.http``)."""
+    """``auth``/``token_verifier``/``middleware``: the team server's (``mcp_server.http``).
+    With a ``LazyRuntime`` (stdio) the tools are listed before it opens; each call opens it."""
     server: MCPServer = StructuredErrorServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
@@ -49,6 +50,7 @@ def build_server(
         auth=auth,
         token_verifier=token_verifier,
         middleware=middleware,
+        before_call=runtime.open if isinstance(runtime, LazyRuntime) else None,
     )
     for name in TOOL_MODULES:
         try:
@@ -58,7 +60,7 @@ def build_server(
                 raise
             log.debug("tool module %s is not installed; skipped", name)
             continue
-        module.register(server, runtime)
+        module.register(server, runtime)  # type: ignore[arg-type]
     return server
 
 

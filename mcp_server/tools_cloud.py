@@ -8,7 +8,7 @@ tool error.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from ccstate.mcp_server.outputs import (
     AccountOutput,
@@ -27,26 +27,26 @@ from ccstate.mcp_server.outputs import (
 )
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
-from ccstate.service.changes.executor import ChangeOutcome
-from ccstate.service.changes.scanning import ScanResult
-from ccstate.service.changes.template import TemplateRequest
-from ccstate.service.changes.validation import validate_type_name
-from ccstate.service.changes.workflow import (
-    LIST_LIMIT,
-    SCANNING_ENV,
-    AccountInfo,
-    Approval,
-    EnvironmentReport,
-    Explanation,
-    GeneratedChange,
-    ScanOutcome,
-    SessionInfo,
-)
 from ccstate.service.errors import CcstateError
 from ccstate.service.names import validate_identifier
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
+
+if TYPE_CHECKING:  # the service code is imported by the runtime, after tools/list
+    from ccstate.service.changes.executor import ChangeOutcome
+    from ccstate.service.changes.scanning import ScanResult
+    from ccstate.service.changes.workflow import (
+        AccountInfo,
+        Approval,
+        EnvironmentReport,
+        Explanation,
+        GeneratedChange,
+        ScanOutcome,
+        SessionInfo,
+    )
+
+LIST_LIMIT = 1000  # service.changes.workflow.LIST_LIMIT (a test compares), in the tool's schema
 
 ResourceType = Annotated[
     str, Field(description='The AWS resource type, e.g. "AWS::S3::Bucket", "AWS::SQS::Queue"')
@@ -454,6 +454,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         other formats (Terraform, CDK), convert the CloudFormation template yourself; for
         Terraform write import blocks, not import commands.
         """
+        from ccstate.service.changes.template import TemplateRequest
+
         return await templates.create(
             TemplateRequest(
                 template_name=template_name,
@@ -468,6 +470,20 @@ def register(server: MCPServer, runtime: Runtime) -> None:
 
 
 # --------------------------------------------------------------------------- typed -> tool JSON
+
+
+def validate_type_name(resource_type: str) -> str:
+    from ccstate.service.changes.validation import validate_type_name as validate
+
+    return validate(resource_type)
+
+
+def scanning_env() -> str:
+    from ccstate.service.changes.workflow import SCANNING_ENV
+
+    return SCANNING_ENV
+
+
 # Each answer carries the AWS Labs server's field names and ccstate's own.
 
 
@@ -561,7 +577,7 @@ def explanation_result(explained: Explanation) -> dict[str, Any]:
         "run_checkov(explained_token)"
         if explained.scanning_enabled
         else "create/update with skip_security_check=True (or run_checkov(explained_token), "
-        f"which records that {SCANNING_ENV} is disabled)"
+        f"which records that {scanning_env()} is disabled)"
     )
     result: dict[str, Any] = {
         "explanation": explained.text,
@@ -642,7 +658,7 @@ def scan_result(scanned: ScanOutcome) -> dict[str, Any]:
     else:
         response["next_step"] = result.message or (
             f"The scan did not run: install checkov with `ccstate scanner install`, "
-            f"or start the server with {SCANNING_ENV}=disabled."
+            f"or start the server with {scanning_env()}=disabled."
         )
     return response
 

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
-from ccstate.service.authz.principal import Principal
-from ccstate.service.drift.detect import DriftDetector
-from ccstate.service.drift.monitor import DriftRun, run_drift_check, run_drift_monitor
-from ccstate.service.drift.remediate import DriftRemediator
 from ccstate.service.errors import CcstateError, NotFound
 from ccstate.service.names import validate_identifier
-from ccstate.service.state.model import CommitMeta
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
+
+if TYPE_CHECKING:  # the service code is imported by the runtime, after tools/list
+    from ccstate.service.authz.principal import Principal
+    from ccstate.service.drift.detect import DriftDetector
+    from ccstate.service.drift.monitor import DriftRun
+    from ccstate.service.drift.remediate import DriftRemediator
+    from ccstate.service.state.model import CommitMeta
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ def drift_parts(runtime: Runtime) -> tuple[DriftDetector, DriftRemediator]:
 
 
 def commit_meta(principal: Principal, explanation: str, user_intent: str = "") -> CommitMeta:
+    from ccstate.service.state.model import CommitMeta
+
     return CommitMeta(
         principal=principal.to_record(),
         explanation=explanation,
@@ -46,8 +50,6 @@ def commit_meta(principal: Principal, explanation: str, user_intent: str = "") -
 
 
 def register(server: MCPServer, runtime: Runtime) -> None:
-    detector, remediator = drift_parts(runtime)
-
     @server.tool(annotations=MAY_CHANGE_AWS)
     @tool_result
     async def detect_drift(
@@ -70,6 +72,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         With auto_fix, each MODIFIED resource is fixed through generate -> explain -> scan ->
         update, recorded as operation 'remediate'. Show the differences to the user.
         """
+        from ccstate.service.drift.monitor import run_drift_check
+
+        detector, remediator = drift_parts(runtime)
         principal = await runtime.identify()
         readonly = not runtime.policy.allows(principal, "remediate")
         fix = auto_fix or (runtime.auto_remediation and not readonly)
@@ -107,7 +112,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         meta = commit_meta(
             principal, "Accepted the resource's current AWS properties into state.", user_intent
         )
-        commit = await detector.refresh(identifier, meta)
+        commit = await runtime.detector.refresh(identifier, meta)
         change = commit.changes[0]
         accepted = (change.drift_status.drift_details or {}).get("accepted", [])  # type: ignore[union-attr]
         return {
@@ -174,6 +179,8 @@ async def monitor_drift(
     resource every ``interval`` seconds, each recorded as a commit; with the
     ``auto_remediation`` setting, drift is fixed through the token workflow. Runs until
     ``stop`` is set or the task is cancelled."""
+    from ccstate.service.drift.monitor import run_drift_monitor
+
     detector, remediator = drift_parts(runtime)
     fix = runtime.auto_remediation and runtime.policy.allows(None, "remediate")
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
-from ccstate.service.graph.state import graph_payload, load_graph
 from ccstate.service.names import validate_identifier
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
@@ -27,6 +26,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         """Which managed resources depend on which (a key -> the bucket it encrypts -> the role
         whose policy names the bucket), with how each edge was found (schema, value, explicit)
         and the property it comes through; cycles named. JSON, and a Mermaid drawing."""
+        from ccstate.service.graph.state import graph_payload, load_graph
+
         wanted = validate_identifier(identifier) if identifier else None
         view = await runtime.store.current()
         data = await load_graph(view.resources, runtime.workflow.schemas, wanted)

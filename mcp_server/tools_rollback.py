@@ -9,16 +9,18 @@ act) and is recorded as operation 'rollback' with ``rolled_back_to``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
-from ccstate.service.changes.impact import ImpactAnalyzer, ImpactReport
-from ccstate.service.changes.rollback import RollbackOutcome, RollbackPlan, Rollbacks
 from ccstate.service.errors import InvalidInput
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
+
+if TYPE_CHECKING:  # the service code is imported by the runtime, after tools/list
+    from ccstate.service.changes.impact import ImpactAnalyzer, ImpactReport
+    from ccstate.service.changes.rollback import RollbackOutcome, RollbackPlan, Rollbacks
 
 MUTATING = ToolAnnotations(destructive_hint=True, open_world_hint=True)
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)

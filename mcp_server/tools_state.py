@@ -6,15 +6,16 @@ writes) and turns its typed answer into the tool's JSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
-from ccstate.service.state.adopt import forget_resource as forget
-from ccstate.service.state.usecases import ResourceView, Saved, StateListing
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
+
+if TYPE_CHECKING:  # the service code is imported by the runtime, after tools/list
+    from ccstate.service.state.usecases import ResourceView, Saved, StateListing
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES_STATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
@@ -103,6 +104,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         """Remove a resource from the state record, e.g. one deleted outside ccstate (drift
         says DELETED). Recorded in its history with who and why; AWS itself is not changed:
         to delete a resource that exists, use delete_resource."""
+        from ccstate.service.state.adopt import forget_resource as forget
+
         principal = await runtime.identify()
         runtime.policy.check(principal, "forget_resource")
         forgotten = await forget(
