@@ -330,6 +330,7 @@ class AppendMixin:
         """The snapshot (every ``snapshot_every`` serials) at head; the readable export is
         due at head too: ``StateStore.commit`` waits for it outside the store's lock."""
         await self._snapshot_if_due(view)
+        await self._tail_if_due(view)
         self._export_due = max(self._export_due, view.serial)
 
     async def _discover(self, view: StateView, sequencer: Sequencer) -> None:

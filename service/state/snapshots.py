@@ -22,20 +22,26 @@ import json
 import logging
 from typing import Any
 
-from ccstate.service.errors import PreconditionFailed, StateCorrupt
-from ccstate.service.state.codec import serial_key, serial_of
+from ccstate.service.errors import CcstateError, PreconditionFailed, StateCorrupt
+from ccstate.service.state.codec import decode_commit, serial_key, serial_of
 from ccstate.service.state.model import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_FORMAT_V2,
+    Commit,
     canonical_json,
     sha256_hex,
 )
-from ccstate.service.state.replay import StateView
+from ccstate.service.state.replay import StateView, apply_commit
 
 log = logging.getLogger(__name__)
 
 POINTER_ATTEMPTS = 5
 POINTER_FORMAT = "ccstate.snapshot-pointer/2"
+# With a sequencer (S3), a committer whose view reaches this many commits past the end of the
+# pointer's tail rewrites the pointer with the commits after its snapshot, so a cold reader
+# GETs at most TAIL_EVERY - 1 commits after it (docs/decisions.md, "The pointer carries the
+# commits after the snapshot").
+TAIL_EVERY = 3
 
 
 class SnapshotRefused(Exception):
@@ -64,6 +70,8 @@ class SnapshotMixin:
             for identifier in view.unindexed:  # what this store read of them may be older
                 self._index_cache.pop(identifier, None)
             mark_indexed(view)
+            self._pointer_seen = None  # not read here: the tail writer reads it again
+            self._tail_end = max(self._tail_end, view.serial)
             return
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
@@ -84,6 +92,8 @@ class SnapshotMixin:
                 "fence_all": view.fence_all,
             }
         )
+        self._pointer_seen = None
+        self._tail_end = max(self._tail_end, view.serial)
         for attempt in range(POINTER_ATTEMPTS):
             if attempt:
                 current = await self.objects.get(self._last_snapshot_key)
@@ -94,17 +104,64 @@ class SnapshotMixin:
             if pointer_serial(current.body) >= view.serial:
                 return
             with contextlib.suppress(PreconditionFailed):  # moved meanwhile: look again
-                await self.objects.put(self._last_snapshot_key, pointer, if_match=current.etag)
+                etag = await self.objects.put(
+                    self._last_snapshot_key, pointer, if_match=current.etag
+                )
+                self._pointer_seen = (etag, _fields(pointer))
                 return
+
+    async def _tail_if_due(self, view: StateView) -> None:
+        """After our commit, with the view at it: once ``tail_every`` commits lie past the end
+        of the pointer's tail, put them in the pointer (or a snapshot, when there is none yet
+        or the tail would reach ``snapshot_every`` commits). Derived data: a failure is
+        logged, and the next committer tries again."""
+        if not self.tail_every or view.partial or view.serial - self._tail_end < self.tail_every:
+            return
+        try:
+            await self._write_tail(view)
+        except Exception as exc:
+            log.warning("Could not write the snapshot tail at serial %d: %s", view.serial, exc)
+
+    async def _write_tail(self, view: StateView) -> None:
+        if self._pointer_seen is None:
+            current = await self.objects.get(self._last_snapshot_key)
+            fields = _pointer_fields(current.body) if current is not None else None
+            self._pointer_seen = (current.etag, fields) if current and fields else None
+        if self._pointer_seen is None:  # no snapshot yet (or an unreadable pointer)
+            await self._write_snapshot(view)
+            return
+        etag, fields = self._pointer_seen
+        base = int(fields["serial"])
+        self._tail_end = max(self._tail_end, base + len(fields.get("tail") or []))
+        if view.serial <= self._tail_end:
+            return
+        if view.serial - base >= self.snapshot_every or view.lineage != fields.get("lineage"):
+            await self._write_snapshot(view)
+            return
+        wanted = range(base + 1, view.serial + 1)
+        if any(serial not in self._commit_cache for serial in wanted):
+            return  # this store did not read them all: a later committer will
+        tail = [_commit_json(self._commit_cache[serial]) for serial in wanted]
+        if any(item is None for item in tail):
+            return
+        pointer = seal({**fields, "tail": tail})
+        try:
+            new_etag = await self.objects.put(self._last_snapshot_key, pointer, if_match=etag)
+        except PreconditionFailed:  # moved meanwhile (another tail, or a snapshot)
+            self._pointer_seen = None
+            return
+        self._pointer_seen = (new_etag, _fields(pointer))
+        self._tail_end = view.serial
 
     async def _load_latest_snapshot(self) -> StateView:
         """The newest snapshot that passes its checks (the pointer's, else the newest listed
         one), or an empty view: the log is then replayed from the start."""
-        named = await self._read_pointer()
+        pointer = await self._read_pointer_data()
+        named = 0 if pointer is None else int(pointer["serial"])
         tried: set[int] = set()
         if named:
             tried.add(named)
-            view = await self._read_snapshot(named)
+            view = await self._read_snapshot(named, pointer=pointer)
             if view is not None:
                 return view
         if not named:
@@ -133,6 +190,7 @@ class SnapshotMixin:
         """The pointer's fields once its checks pass (None: absent or refused)."""
         obj = await self.objects.get(self._last_snapshot_key)
         if obj is None:
+            self._pointer_seen = None
             return None
         try:
             data = json.loads(obj.body)
@@ -143,6 +201,8 @@ class SnapshotMixin:
             self._refused(f"Ignoring the snapshot pointer {self._last_snapshot_key}: {exc}")
             return None
         self._pointer_serial_seen = serial
+        self._pointer_seen = (obj.etag, data) if data.get("format") == POINTER_FORMAT else None
+        self._tail_end = max(self._tail_end, serial)
         return data
 
     async def _nearest_snapshot(self, serial: int) -> StateView:
@@ -154,9 +214,12 @@ class SnapshotMixin:
                 return view
         return StateView()
 
-    async def _read_snapshot(self, serial: int) -> StateView | None:
+    async def _read_snapshot(
+        self, serial: int, *, pointer: dict[str, Any] | None = None
+    ) -> StateView | None:
         """A snapshot is derived data: one that is unreadable or fails a check is skipped with
-        a warning (the log is replayed instead)."""
+        a warning (the log is replayed instead). With the ``pointer`` that names it, the
+        commits of the pointer's tail are applied after it (``_with_tail``)."""
         key = serial_key(self._snap_prefix, serial)
         obj = await self.objects.get(key)
         if obj is None:
@@ -171,6 +234,10 @@ class SnapshotMixin:
                     "carry no digest)"
                 )
             unseal(data, where=key)
+            if pointer is not None and pointer.get("tail"):
+                view = await self._with_tail(data, serial, sha256_hex(obj.body), pointer)
+                if view is not None:
+                    return view
             await self._check_covers(data, serial)
             return StateView.from_snapshot(data, where=key)
         except (StateCorrupt, SnapshotRefused, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -190,9 +257,78 @@ class SnapshotMixin:
                 f"it covers another commit {serial} than the log's (copied from another state)"
             )
 
+    async def _with_tail(
+        self, data: dict[str, Any], serial: int, digest: str, pointer: dict[str, Any]
+    ) -> StateView | None:
+        """The snapshot and the commits of the pointer's tail after it, when they hold
+        together: the pointer names this very snapshot (its sha256 and the commit it covers),
+        the tail's commits pass their own digests and follow it serial by serial in one
+        lineage, and the last of them is the log's commit at that serial (one GET, instead of
+        the snapshot's covered commit: the pointer's seal binds the rest to it). None when
+        not: the tail is ignored with a warning and the log read instead."""
+        key = serial_key(self._snap_prefix, serial)
+        try:
+            if pointer.get("snapshot_sha256") != digest or pointer.get("covers") != data.get(
+                "covers"
+            ):
+                raise SnapshotRefused("it names another snapshot")
+            tail = _tail_commits(pointer["tail"], serial, str(data.get("lineage")), where=key)
+            last = tail[-1]
+            in_log = (await self._fetch_present([last.serial]))[last.serial]
+            if in_log is None or in_log.sha256 != last.sha256:
+                raise SnapshotRefused(f"its last commit is not the log's commit {last.serial}")
+            if data.get("serial") != serial or (data.get("covers") or {}).get("serial") != serial:
+                raise SnapshotRefused(f"the snapshot claims serial {data.get('serial')}")
+        except (SnapshotRefused, CcstateError, KeyError, TypeError, ValueError) as exc:
+            self._refused(f"Ignoring the tail of {self._last_snapshot_key} ({exc}).")
+            return None
+        view = StateView.from_snapshot(data, where=key)
+        for commit in tail:
+            apply_commit(view, commit)
+            self._remember(commit)
+        self._tail_end = max(self._tail_end, view.serial)
+        return view
+
     def _refused(self, message: str) -> None:
         log.warning("%s", message)
         self.integrity_warnings.append(message)
+
+
+def _tail_commits(items: Any, serial: int, lineage: str, *, where: str) -> list[Commit]:
+    if not isinstance(items, list) or not items:
+        raise SnapshotRefused("its tail is not a list of commits")
+    commits = [decode_commit(json.dumps(item).encode(), where=f"{where} (tail)") for item in items]
+    for expected, commit in enumerate(commits, start=serial + 1):
+        if commit.serial != expected or commit.lineage != lineage:
+            raise SnapshotRefused(f"its tail does not follow serial {expected - 1}")
+    return commits
+
+
+def _commit_json(commit: Commit) -> dict[str, Any] | None:
+    """A commit as its file holds it (None if its digest would not come out the same)."""
+    body = commit.model_dump(mode="json", exclude={"sha256"})
+    if sha256_hex(canonical_json(body)) != commit.sha256:
+        return None
+    return {**body, "sha256": commit.sha256}
+
+
+def _fields(pointer: bytes) -> dict[str, Any]:
+    data = json.loads(pointer)
+    data.pop("sha256", None)
+    return data
+
+
+def _pointer_fields(body: bytes) -> dict[str, Any] | None:
+    """A sealed pointer's fields (without its digest), or None when it does not pass."""
+    try:
+        data = json.loads(body)
+        if data.get("format") != POINTER_FORMAT:
+            return None
+        unseal(data, where="the snapshot pointer")
+        int(data["serial"])
+    except (ValueError, KeyError, TypeError, AttributeError, SnapshotRefused):
+        return None
+    return data
 
 
 def seal(body: dict[str, Any]) -> bytes:

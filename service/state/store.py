@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from ccstate.service.errors import (
     InvalidInput,
@@ -67,7 +68,11 @@ from ccstate.service.state.model import (
 from ccstate.service.state.queries import QueryMixin
 from ccstate.service.state.replay import StateView, apply_commit
 from ccstate.service.state.restore import RestoreMixin
-from ccstate.service.state.snapshots import POINTER_ATTEMPTS, SnapshotMixin  # noqa: F401
+from ccstate.service.state.snapshots import (  # noqa: F401
+    POINTER_ATTEMPTS,
+    TAIL_EVERY,
+    SnapshotMixin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         head_recorder: HeadRecorder | None = None,
         export_source: ExportSource | None = None,
         export_interval: float = EXPORT_INTERVAL_SECONDS,
+        tail_every: int | None = None,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -114,6 +120,11 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self.workspace = validate_workspace(workspace)
         self.clock = clock or SystemClock()
         self.snapshot_every = snapshot_every
+        # Commits past the pointer's tail before a committer extends it (0: never). Only with
+        # a sequencer, where each commit read is a request (S3).
+        self.tail_every = (
+            (TAIL_EVERY if sequencer is not None else 0) if tail_every is None else tail_every
+        )
         self.exporter = exporter
         self.export_max_resources = export_max_resources
         self._export_due = 0  # the head a commit of ours reached: the export must follow
@@ -130,6 +141,10 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self._head_turn = asyncio.Lock()
         self._head_recorded = 0
         self._pointer_serial_seen = 0  # what the snapshot pointer claimed at load
+        # The pointer as last read or written (its etag and fields), and the serial its
+        # snapshot and tail reach: where the next tail starts.
+        self._pointer_seen: tuple[str, dict[str, Any]] | None = None
+        self._tail_end = 0
         self._log_start_absent = False  # at load: no pointer and no serial 1
         # Snapshots and pointers refused on read (the state was replayed instead), for reports.
         self.integrity_warnings: list[str] = []
