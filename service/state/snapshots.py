@@ -123,14 +123,22 @@ class SnapshotMixin:
             log.warning("Could not write the snapshot tail at serial %d: %s", view.serial, exc)
 
     async def _write_tail(self, view: StateView) -> None:
+        current = None
         if self._pointer_seen is None:
             current = await self.objects.get(self._last_snapshot_key)
             fields = _pointer_fields(current.body) if current is not None else None
             self._pointer_seen = (current.etag, fields) if current and fields else None
-        if self._pointer_seen is None:  # no snapshot yet (or an unreadable pointer)
-            await self._write_snapshot(view)
+        if self._pointer_seen is None:
+            if current is None:  # no snapshot yet: a pointer at serial 0 carries the tail
+                await self._put_tail(view, None, _young_pointer(view))
+            else:  # an unreadable pointer: a snapshot replaces it
+                await self._write_snapshot(view)
             return
-        etag, fields = self._pointer_seen
+        await self._put_tail(view, *self._pointer_seen)
+
+    async def _put_tail(self, view: StateView, etag: str | None, fields: dict[str, Any]) -> None:
+        """The pointer ``fields`` (as read, with ``etag``; None: create it) with the commits
+        after its snapshot up to ``view``."""
         base = int(fields["serial"])
         self._tail_end = max(self._tail_end, base + len(fields.get("tail") or []))
         if view.serial <= self._tail_end:
@@ -138,13 +146,20 @@ class SnapshotMixin:
         if view.serial - base >= self.snapshot_every or view.lineage != fields.get("lineage"):
             await self._write_snapshot(view)
             return
+        known = {**self._tail_copies, **self._commit_cache}
         wanted = range(base + 1, view.serial + 1)
-        if any(serial not in self._commit_cache for serial in wanted):
+        if any(serial not in known for serial in wanted):
             return  # this store did not read them all: a later committer will
-        tail = [_commit_json(self._commit_cache[serial]) for serial in wanted]
+        tail = [_commit_json(known[serial]) for serial in wanted]
         if any(item is None for item in tail):
             return
         pointer = seal({**fields, "tail": tail})
+        if etag is None:
+            if not await self.objects.put_if_absent(self._last_snapshot_key, pointer):
+                return  # another store wrote one meanwhile
+            self._pointer_seen = None  # its etag is not known: read it before the next tail
+            self._tail_end = view.serial
+            return
         try:
             new_etag = await self.objects.put(self._last_snapshot_key, pointer, if_match=etag)
         except PreconditionFailed:  # moved meanwhile (another tail, or a snapshot)
@@ -162,6 +177,10 @@ class SnapshotMixin:
         if named:
             tried.add(named)
             view = await self._read_snapshot(named, pointer=pointer)
+            if view is not None:
+                return view
+        elif pointer is not None and pointer.get("tail"):  # a young state: no snapshot yet
+            view = await self._with_tail(StateView(), pointer, where=self._last_snapshot_key)
             if view is not None:
                 return view
         if not named:
@@ -234,8 +253,10 @@ class SnapshotMixin:
                     "carry no digest)"
                 )
             unseal(data, where=key)
-            if pointer is not None and pointer.get("tail"):
-                view = await self._with_tail(data, serial, sha256_hex(obj.body), pointer)
+            if pointer is not None and pointer.get("tail") and _names(pointer, data, obj.body):
+                view = await self._with_tail(
+                    StateView.from_snapshot(data, where=key), pointer, where=key
+                )
                 if view is not None:
                     return view
             await self._check_covers(data, serial)
@@ -258,50 +279,70 @@ class SnapshotMixin:
             )
 
     async def _with_tail(
-        self, data: dict[str, Any], serial: int, digest: str, pointer: dict[str, Any]
+        self, base: StateView, pointer: dict[str, Any], *, where: str
     ) -> StateView | None:
-        """The snapshot and the commits of the pointer's tail after it, when they hold
-        together: the pointer names this very snapshot (its sha256 and the commit it covers),
-        the tail's commits pass their own digests and follow it serial by serial in one
-        lineage, and the last of them is the log's commit at that serial (one GET, instead of
-        the snapshot's covered commit: the pointer's seal binds the rest to it). None when
+        """``base`` (the pointer's snapshot, or the empty state before the first snapshot)
+        with the commits of the pointer's tail applied, when they hold together: they pass
+        their own digests, follow ``base`` serial by serial in its lineage, and the last of
+        them is the log's commit at that serial (one GET, instead of the snapshot's covered
+        commit: the pointer's seal binds the snapshot and the rest of the tail to it; the
+        load's listing then confirms every serial of the tail is in the log). None when
         not: the tail is ignored with a warning and the log read instead."""
-        key = serial_key(self._snap_prefix, serial)
         try:
-            if pointer.get("snapshot_sha256") != digest or pointer.get("covers") != data.get(
-                "covers"
-            ):
-                raise SnapshotRefused("it names another snapshot")
-            tail = _tail_commits(pointer["tail"], serial, str(data.get("lineage")), where=key)
+            tail = _tail_commits(pointer["tail"], base.serial, base.lineage, where=where)
             last = tail[-1]
             in_log = (await self._fetch_present([last.serial]))[last.serial]
             if in_log is None or in_log.sha256 != last.sha256:
                 raise SnapshotRefused(f"its last commit is not the log's commit {last.serial}")
-            if data.get("serial") != serial or (data.get("covers") or {}).get("serial") != serial:
-                raise SnapshotRefused(f"the snapshot claims serial {data.get('serial')}")
         except (SnapshotRefused, CcstateError, KeyError, TypeError, ValueError) as exc:
             self._refused(f"Ignoring the tail of {self._last_snapshot_key} ({exc}).")
             return None
-        view = StateView.from_snapshot(data, where=key)
+        self._tail_from = base.serial
+        # Kept apart from the commit cache: whoever reads these serials for themselves
+        # (history, versions, restore) reads the log, and finds an edited or swapped commit.
+        self._tail_copies = {commit.serial: commit for commit in tail}
         for commit in tail:
-            apply_commit(view, commit)
-            self._remember(commit)
-        self._tail_end = max(self._tail_end, view.serial)
-        return view
+            apply_commit(base, commit)
+        self._tail_end = max(self._tail_end, base.serial)
+        return base
 
     def _refused(self, message: str) -> None:
         log.warning("%s", message)
         self.integrity_warnings.append(message)
 
 
+def _names(pointer: dict[str, Any], data: dict[str, Any], body: bytes) -> bool:
+    """Whether the pointer names this very snapshot (its bytes and the commit it covers)."""
+    covers = data.get("covers") or {}
+    return (
+        pointer.get("snapshot_sha256") == sha256_hex(body)
+        and pointer.get("covers") == covers
+        and data.get("serial") == covers.get("serial") == pointer.get("serial")
+    )
+
+
 def _tail_commits(items: Any, serial: int, lineage: str, *, where: str) -> list[Commit]:
     if not isinstance(items, list) or not items:
         raise SnapshotRefused("its tail is not a list of commits")
     commits = [decode_commit(json.dumps(item).encode(), where=f"{where} (tail)") for item in items]
+    lineage = lineage or commits[0].lineage
     for expected, commit in enumerate(commits, start=serial + 1):
         if commit.serial != expected or commit.lineage != lineage:
             raise SnapshotRefused(f"its tail does not follow serial {expected - 1}")
     return commits
+
+
+def _young_pointer(view: StateView) -> dict[str, Any]:
+    """The pointer of a state without a snapshot yet: serial 0, only there for its tail."""
+    return {
+        "format": POINTER_FORMAT,
+        "serial": 0,
+        "covers": {"serial": 0, "commit_sha256": ""},
+        "snapshot_sha256": "",
+        "indexed": True,  # trivially: nothing is indexed before serial 1
+        "lineage": view.lineage,
+        "fence_all": 0,
+    }
 
 
 def _commit_json(commit: Commit) -> dict[str, Any] | None:

@@ -145,6 +145,8 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         # snapshot and tail reach: where the next tail starts.
         self._pointer_seen: tuple[str, dict[str, Any]] | None = None
         self._tail_end = 0
+        self._tail_from: int | None = None  # at load: the view came from a tail after this
+        self._tail_copies: dict[int, Commit] = {}  # the commits of the tail loaded
         self._log_start_absent = False  # at load: no pointer and no serial 1
         # Snapshots and pointers refused on read (the state was replayed instead), for reports.
         self.integrity_warnings: list[str] = []
@@ -238,13 +240,14 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         if self._view is None:
             self._log_start_absent = False
             self._index_cache.clear()  # read for a pointer older than the snapshot loaded
+            self._tail_from = None
             view = await self._load_latest_snapshot()
             if self.sequencer is None:
                 if not self._log_start_absent:  # else serial 1 was just found absent
                     await self._catch_up(view)
                 await self._check_nothing_beyond(view)
             else:
-                await self._discover(view, self.sequencer)
+                await self._discover(view, self.sequencer, tail_from=self._tail_from)
             await self._check_head_witnesses(view)
             self._view = view
         return self._view
