@@ -92,7 +92,7 @@ class SnapshotMixin:
                 "fence_all": view.fence_all,
             }
         )
-        self._pointer_seen = None
+        self._pointer_seen, self._pointer_absent = None, False
         self._tail_end = max(self._tail_end, view.serial)
         for attempt in range(POINTER_ATTEMPTS):
             if attempt:
@@ -124,7 +124,7 @@ class SnapshotMixin:
 
     async def _write_tail(self, view: StateView) -> None:
         current = None
-        if self._pointer_seen is None:
+        if self._pointer_seen is None and not self._pointer_absent:
             current = await self.objects.get(self._last_snapshot_key)
             fields = _pointer_fields(current.body) if current is not None else None
             self._pointer_seen = (current.etag, fields) if current and fields else None
@@ -155,6 +155,7 @@ class SnapshotMixin:
             return
         pointer = seal({**fields, "tail": tail})
         if etag is None:
+            self._pointer_absent = False
             if not await self.objects.put_if_absent(self._last_snapshot_key, pointer):
                 return  # another store wrote one meanwhile
             self._pointer_seen = None  # its etag is not known: read it before the next tail
@@ -208,6 +209,7 @@ class SnapshotMixin:
     async def _read_pointer_data(self) -> dict[str, Any] | None:
         """The pointer's fields once its checks pass (None: absent or refused)."""
         obj = await self.objects.get(self._last_snapshot_key)
+        self._pointer_absent = obj is None
         if obj is None:
             self._pointer_seen = None
             return None

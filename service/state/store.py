@@ -145,6 +145,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         # snapshot and tail reach: where the next tail starts.
         self._pointer_seen: tuple[str, dict[str, Any]] | None = None
         self._tail_end = 0
+        self._pointer_absent = False  # the last read found no pointer at all
         self._tail_from: int | None = None  # at load: the view came from a tail after this
         self._tail_copies: dict[int, Commit] = {}  # the commits of the tail loaded
         self._log_start_absent = False  # at load: no pointer and no serial 1
