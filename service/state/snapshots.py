@@ -42,6 +42,9 @@ POINTER_FORMAT = "ccstate.snapshot-pointer/2"
 # GETs at most TAIL_EVERY - 1 commits after it (docs/decisions.md, "The pointer carries the
 # commits after the snapshot").
 TAIL_EVERY = 3
+# A tail bigger than this (an import or a restore in it: a whole state) is a snapshot instead:
+# the pointer is rewritten every TAIL_EVERY commits and read by every load.
+TAIL_MAX_BYTES = 256 * 1024
 
 
 class SnapshotRefused(Exception):
@@ -154,6 +157,9 @@ class SnapshotMixin:
         if any(item is None for item in tail):
             return
         pointer = seal({**fields, "tail": tail})
+        if len(pointer) > TAIL_MAX_BYTES:
+            await self._write_snapshot(view)
+            return
         if etag is None:
             self._pointer_absent = False
             if not await self.objects.put_if_absent(self._last_snapshot_key, pointer):
