@@ -7,19 +7,21 @@ Query on ``pk`` therefore lists every lock of a workspace, without a secondary i
 
 A resource lock is taken in ONE request: ``TransactWriteItems`` with a ``Put`` of our item
 (condition ``attribute_not_exists(pk) OR expires_at < :now``) and a ``ConditionCheck`` that the
-workspace item is absent or expired. A workspace lock is a conditional ``PutItem`` followed by a
-consistent ``Query`` for live resource locks; if one exists we delete our item and back off.
-The transaction is serializable against the workspace PutItem: either it ran first, and the
+workspace item is absent or expired. A workspace lock is a transaction with the conditional put
+of its item, followed by a consistent ``Query`` for live resource locks; if one exists we delete
+our item and back off. The transactions are serializable: either the resource's ran first, and the
 Query sees its resource item, or it ran after, and its ConditionCheck sees the live workspace
 item. So a workspace lock and a resource lock are never held together; only the workspace
 acquirer ever backs off, and jittered backoff lets it in once the resource locks are released.
 Renew requires the lease still to be ours *and* unexpired, so a lapsed resource lease cannot come
 back to life under a workspace lock taken meanwhile. The ``ttl`` attribute only lets DynamoDB
-garbage-collect. Every lease gets a fencing token: after the put, one ``UpdateItem ADD`` on the
-workspace's '#fence' counter item, then a conditional ``UpdateItem`` binds it to our lock item
-while our lease is still live (two requests per acquire), so a later lease always has a greater
-token. Leases compare the holders' clocks: keep them NTP-synchronised (skew eats into
-the lease).
+garbage-collect. Every lease gets a fencing token in the same request that grants it: the
+transaction also raises the workspace's '#fence' counter item to the token (condition: the
+counter is below it) and the lock item carries the token, so a lease granted later always has a
+greater one. The token is chosen, not read back (a transaction returns no values): the lock's own
+time in microseconds, or one more than the counter when that is ahead (learned from the failed
+condition, then one more attempt at once). Leases compare the holders' clocks: keep them
+NTP-synchronised (skew eats into the lease).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ FREE_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
 # Each attempt costs requests (a workspace attempt three), so every wait is at least half the
 # exponential step: 50 ms doubling up to 2 s, each between d/2 and 3d/2.
 LOCK_WAIT = retry.equal_jitter(0.05, 2.0)
+# Attempts at once when the fencing counter is ahead of the token we chose (a clock behind
+# another holder's): the next attempt uses one more than the counter, so one normally suffices.
+FENCE_ATTEMPTS = 3
 
 
 def ccstate_version() -> str:
@@ -92,6 +97,7 @@ class DynamoDBLockManager:
         self.prefix = prefix.strip("/")
         self.whoami = whoami
         self._now = now
+        self._last_fence: dict[str, int] = {}  # per workspace: the greatest token seen
 
     def aws_clients(self) -> list[Any]:
         return [self.client]
@@ -108,11 +114,7 @@ class DynamoDBLockManager:
         timeout: float,
     ) -> LockInfo:
         async def attempt() -> tuple[bool, LockInfo | None]:
-            taken, holder = await self._try_acquire(scope, operation, who, lease_seconds)
-            if taken and holder is not None:  # bind a fencing token, or try again
-                fenced = await self._fenced(holder)
-                return (True, fenced) if fenced is not None else (False, None)
-            return taken, holder
+            return await self._try_acquire(scope, operation, who, lease_seconds)
 
         taken, holder = await retry.poll(
             attempt,
@@ -189,68 +191,114 @@ class DynamoDBLockManager:
     async def _try_acquire(
         self, scope: LockScope, operation: str, who: str, lease_seconds: float
     ) -> tuple[bool, LockInfo | None]:
-        """(True, our lock) when taken; else (False, the holder we saw, if any)."""
-        now = self._now()
-        item = self._new_item(scope, operation, who, now, now + lease_seconds)
-        if scope.is_workspace:
-            return await self._try_acquire_workspace(scope, item, now)
-        return await self._try_acquire_resource(scope, item, now)
+        """(True, our lock) when taken; else (False, the holder we saw, if any). A fencing
+        counter found ahead of the token we chose costs one more attempt at once."""
+        for _ in range(FENCE_ATTEMPTS):
+            now = self._now()
+            item = self._new_item(scope, operation, who, now, now + lease_seconds)
+            try:
+                if scope.is_workspace:
+                    return await self._try_acquire_workspace(scope, item, now)
+                return await self._try_acquire_resource(scope, item, now)
+            except _FenceBehind as behind:
+                seen = self._last_fence.get(scope.workspace, 0)
+                self._last_fence[scope.workspace] = max(seen, behind.counter)
+        return False, None
 
     async def _try_acquire_resource(
         self, scope: LockScope, item: dict[str, Any], now: float
     ) -> tuple[bool, LockInfo | None]:
-        """One TransactWriteItems: put our item, provided the workspace lock is not live."""
-        free = {
-            "TableName": self.table,
-            "ConditionExpression": FREE_OR_EXPIRED,
-            "ExpressionAttributeValues": marshal({":now": now}),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
+        """One TransactWriteItems: put our item, provided the workspace lock is not live, and
+        raise the fencing counter to our token."""
+        free = _free(self.table, now)
         my_id = item["lock_id"]
         try:
             await self._call(
                 # IAM authorizes each part of a transaction by its own action.
-                "dynamodb:PutItem and dynamodb:ConditionCheckItem",
+                "dynamodb:PutItem, dynamodb:ConditionCheckItem and dynamodb:UpdateItem",
                 self.client.transact_write_items,
                 # The lock id as idempotency token: a retry after a lost answer is a no-op.
                 ClientRequestToken=my_id,
                 TransactItems=[
                     {"Put": {**free, "Item": marshal(item)}},
                     {"ConditionCheck": {**free, "Key": self._key(LockScope(scope.workspace))}},
+                    self._raise_fence(scope.workspace, item["fence"]),
                 ],
             )
         except _TransactionCanceled as exc:
-            holder = exc.holder()
-            if holder is not None and holder.id == my_id:
-                return True, holder  # our own earlier attempt, whose answer was lost
-            return False, holder
-        return True, _info(item)
+            return self._lost(exc, scope.workspace, my_id)
+        return True, self._granted(item)
 
     async def _try_acquire_workspace(
         self, scope: LockScope, item: dict[str, Any], now: float
     ) -> tuple[bool, LockInfo | None]:
+        my_id = item["lock_id"]
         try:
             await self._call(
-                "dynamodb:PutItem",
-                self.client.put_item,
-                TableName=self.table,
-                Item=marshal(item),
-                ConditionExpression=FREE_OR_EXPIRED,
-                ExpressionAttributeValues=marshal({":now": now}),
+                "dynamodb:PutItem and dynamodb:UpdateItem",
+                self.client.transact_write_items,
+                ClientRequestToken=my_id,
+                TransactItems=[
+                    {"Put": {**_free(self.table, now), "Item": marshal(item)}},
+                    self._raise_fence(scope.workspace, item["fence"]),
+                ],
             )
-        except ConditionFailed:
-            return False, await self._holder(scope)
+        except _TransactionCanceled as exc:
+            taken, holder = self._lost(exc, scope.workspace, my_id)
+            if not taken:
+                return False, holder
         try:
-            blocker = await self._live_blocker(scope, item["lock_id"])
+            blocker = await self._live_blocker(scope, my_id)
         except BaseException:
             # Never leave a lock behind on an error path (cancellation included).
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._delete_if_ours(scope, item["lock_id"]))
+                await asyncio.shield(self._delete_if_ours(scope, my_id))
             raise
         if blocker is None:
-            return True, _info(item)
-        await self._delete_if_ours(scope, item["lock_id"])
+            return True, self._granted(item)
+        await self._delete_if_ours(scope, my_id)
         return False, blocker
+
+    def _lost(
+        self, exc: _TransactionCanceled, workspace: str, my_id: str
+    ) -> tuple[bool, LockInfo | None]:
+        """What a cancelled lock transaction means: our own earlier attempt (its answer was
+        lost), a live holder, or a fencing counter ahead of our token (``_FenceBehind``)."""
+        holder = exc.holder()
+        if holder is not None and holder.id == my_id:
+            return True, self._granted_info(holder)
+        counter = exc.fence_counter()
+        if counter is not None:
+            if holder is None:
+                raise _FenceBehind(counter)
+            self._last_fence[workspace] = max(self._last_fence.get(workspace, 0), counter)
+        return False, holder
+
+    def _raise_fence(self, workspace: str, token: int) -> dict[str, Any]:
+        """The transaction part that makes ``token`` the workspace's newest fencing token."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": marshal({"pk": self._pk(workspace), "sk": FENCE_SK}),
+                "UpdateExpression": "SET #f = :t",
+                "ConditionExpression": "attribute_not_exists(#f) OR #f < :t",
+                "ExpressionAttributeNames": {"#f": "fence"},
+                "ExpressionAttributeValues": marshal({":t": token}),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _next_token(self, workspace: str, now: float) -> int:
+        """The token to try: our time in microseconds, past any token we have seen."""
+        return max(int(now * 1_000_000), self._last_fence.get(workspace, 0) + 1)
+
+    def _granted(self, item: dict[str, Any]) -> LockInfo:
+        return self._granted_info(_info(item))
+
+    def _granted_info(self, info: LockInfo) -> LockInfo:
+        seen = self._last_fence.get(info.workspace, 0)
+        self._last_fence[info.workspace] = max(seen, info.fence)
+        return info
 
     async def _live_blocker(self, scope: LockScope, my_id: str) -> LockInfo | None:
         """A live resource lock in the workspace we are locking, if any."""
@@ -273,64 +321,6 @@ class DynamoDBLockManager:
                 Key=self._key(scope),
                 ConditionExpression="lock_id = :me",
                 ExpressionAttributeValues=marshal({":me": lock_id}),
-            )
-        except ConditionFailed:
-            return False
-        return True
-
-    # ------------------------------------------------------------------ fencing tokens
-
-    async def _fenced(self, lock: LockInfo) -> LockInfo | None:
-        """Our new lease with its fencing token; None when it lapsed before the token was
-        bound (then it is not ours any more: acquire again). Never leaves the lock behind."""
-        try:
-            token = await self._next_fence(lock.workspace)
-            bound = await self._bind_fence(lock, token)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.release(lock))
-            raise
-        if bound:
-            return replace(lock, fence=token)
-        log.warning(
-            "The lease of lock %s on %s ran out before its fencing token was bound (a lease "
-            "shorter than a few round trips to the table?); acquiring again.",
-            lock.id,
-            LockScope(lock.workspace, lock.resource).describe(),
-        )
-        await self._delete_if_ours(LockScope(lock.workspace, lock.resource), lock.id)
-        return None
-
-    async def _next_fence(self, workspace: str) -> int:
-        """One ``UpdateItem ADD`` on the workspace's '#fence' counter item."""
-        resp = await self._call(
-            "dynamodb:UpdateItem",
-            self.client.update_item,
-            TableName=self.table,
-            Key=marshal({"pk": self._pk(workspace), "sk": FENCE_SK}),
-            UpdateExpression="ADD #f :one",
-            ExpressionAttributeNames={"#f": "fence"},
-            ExpressionAttributeValues=marshal({":one": 1}),
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(unmarshal(resp["Attributes"])["fence"])
-
-    async def _bind_fence(self, lock: LockInfo, token: int) -> bool:
-        """Record ``token`` on our lock item while the lease is still live. Every lease granted
-        later takes its token after this, so it gets a greater one; a token taken by a holder
-        whose lease had lapsed is never bound."""
-        try:
-            await self._call(
-                "dynamodb:UpdateItem",
-                self.client.update_item,
-                TableName=self.table,
-                Key=self._key(LockScope(lock.workspace, lock.resource)),
-                UpdateExpression="SET #f = :t",
-                ConditionExpression="lock_id = :me AND expires_at >= :now",
-                ExpressionAttributeNames={"#f": "fence"},
-                ExpressionAttributeValues=marshal(
-                    {":t": token, ":me": lock.id, ":now": self._now()}
-                ),
             )
         except ConditionFailed:
             return False
@@ -417,6 +407,7 @@ class DynamoDBLockManager:
             "expires": _iso(expires),
             "version": ccstate_version(),
             "ttl": int(expires) + GC_GRACE_SECONDS,
+            "fence": self._next_token(scope.workspace, now),
         }
         if scope.resource is not None:
             item["resource"] = scope.resource
@@ -443,6 +434,24 @@ async def call_table(
         raise await aws.translate_with_caller(
             exc, whoami, what=f"DynamoDB table {table}", iam_action=action
         ) from exc
+
+
+def _free(table: str, now: float) -> dict[str, Any]:
+    """A transaction part's condition: the item is absent or its lease ran out."""
+    return {
+        "TableName": table,
+        "ConditionExpression": FREE_OR_EXPIRED,
+        "ExpressionAttributeValues": marshal({":now": now}),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+class _FenceBehind(Exception):
+    """The workspace's fencing counter is at or past the token we chose."""
+
+    def __init__(self, counter: int) -> None:
+        super().__init__(f"fencing counter at {counter}")
+        self.counter = counter
 
 
 class ConditionFailed(Exception):
@@ -484,6 +493,16 @@ class _TransactionCanceled(Exception):
             item = reason.get("Item")
             if reason.get("Code") == "ConditionalCheckFailed" and item and "lock_id" in item:
                 return _info(unmarshal(item))
+        return None
+
+    def fence_counter(self) -> int | None:
+        """The fencing counter, when its condition (below our token) is what failed."""
+        for reason in self.reasons:
+            item = reason.get("Item")
+            if reason.get("Code") == "ConditionalCheckFailed" and item and "lock_id" not in item:
+                values = unmarshal(item)
+                if values.get("sk") == FENCE_SK and "fence" in values:
+                    return int(values["fence"])
         return None
 
 

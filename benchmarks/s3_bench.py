@@ -44,7 +44,7 @@ from ccstate.sandbox.moto_server import start_moto
 from ccstate.service.locking import hold_lock
 from ccstate.service.ports import LockScope
 from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
-from ccstate.service.state.store import StateStore
+from ccstate.service.state.store import TAIL_EVERY, StateStore
 
 NAME = "s3"
 TITLE = "S3 + DynamoDB backend: AWS requests per commit, concurrent writers"
@@ -197,6 +197,11 @@ async def _encrypted_cycle(setup: dict[str, str]) -> dict[str, Any]:
 
 def measured(counter: RequestCounter) -> dict[str, Any]:
     return {"total": counter.total, "requests": list(counter.calls)}
+
+
+def _mean_total(warm: dict[str, Any] | list[dict[str, Any]]) -> float:
+    rows = [warm] if isinstance(warm, dict) else warm
+    return round(sum(row["total"] for row in rows) / len(rows), 2)
 
 
 def _all_same(rows: list[dict[str, Any]]) -> bool:
@@ -405,9 +410,10 @@ def run() -> dict[str, Any]:
         "requests": requests,
         "request_goal": {
             "statement": f"one warm resource commit cycle <= {GOAL_REQUESTS} AWS requests "
-            f"(Terraform's S3 backend: {TERRAFORM_REQUESTS})",
-            "measured": warm["total"] if isinstance(warm, dict) else None,
-            "met": isinstance(warm, dict) and warm["total"] <= GOAL_REQUESTS,
+            f"(Terraform's S3 backend: {TERRAFORM_REQUESTS}); one cycle in {TAIL_EVERY} also "
+            "extends the snapshot pointer's tail (one PUT), so cycles differ: their mean",
+            "measured": _mean_total(warm),
+            "met": _mean_total(warm) <= GOAL_REQUESTS,
         },
         "throughput": runs,
         "throughput_goal": {f"{rtt}ms": _ratio_goal(runs, rtt, 0) for rtt in ROUND_TRIP_MS},

@@ -227,7 +227,9 @@ class AppendMixin:
         keys = await self.objects.list_keys(
             self._log_prefix, start_after=serial_key(self._log_prefix, after)
         )
-        written = sorted(s for s in map(serial_of, keys) if s is not None)
+        return self._far_checked(after, sorted(s for s in map(serial_of, keys) if s is not None))
+
+    def _far_checked(self, after: int, written: list[int]) -> int:
         if written and written[-1] - after - len(written) > MAX_HOLES:
             raise StateCorrupt(
                 f"The log of workspace '{self.workspace}' has a key at serial {written[-1]}, "
@@ -330,12 +332,23 @@ class AppendMixin:
         """The snapshot (every ``snapshot_every`` serials) at head; the readable export is
         due at head too: ``StateStore.commit`` waits for it outside the store's lock."""
         await self._snapshot_if_due(view)
+        await self._tail_if_due(view)
         self._export_due = max(self._export_due, view.serial)
 
-    async def _discover(self, view: StateView, sequencer: Sequencer) -> None:
+    async def _discover(
+        self, view: StateView, sequencer: Sequencer, *, tail_from: int | None = None
+    ) -> None:
         """First load with a sequencer: list the log, since commits may have been copied in
-        without tickets (a migration), and move the sequencer past them."""
-        written_up_to = await self._last_written(view.serial)
+        without tickets (a migration), and move the sequencer past them. ``tail_from``: the
+        view came from the pointer's tail after that serial; the same listing starts there,
+        and each commit of the tail must be in it (a deleted one is reported, as a full read
+        of the log would)."""
+        start = view.serial if tail_from is None else tail_from
+        listed = await self._listed_serials(start)
+        missing = sorted(set(range(start + 1, view.serial + 1)) - set(listed))
+        if missing:
+            raise self._lost_commit(missing[0])
+        written_up_to = self._far_checked(view.serial, [s for s in listed if s > view.serial])
         await self._catch_up_sequenced(view, sequencer, written_up_to=written_up_to)
 
     async def _catch_up_sequenced(

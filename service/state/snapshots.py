@@ -22,20 +22,29 @@ import json
 import logging
 from typing import Any
 
-from ccstate.service.errors import PreconditionFailed, StateCorrupt
-from ccstate.service.state.codec import serial_key, serial_of
+from ccstate.service.errors import CcstateError, PreconditionFailed, StateCorrupt
+from ccstate.service.state.codec import decode_commit, serial_key, serial_of
 from ccstate.service.state.model import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_FORMAT_V2,
+    Commit,
     canonical_json,
     sha256_hex,
 )
-from ccstate.service.state.replay import StateView
+from ccstate.service.state.replay import StateView, apply_commit
 
 log = logging.getLogger(__name__)
 
 POINTER_ATTEMPTS = 5
 POINTER_FORMAT = "ccstate.snapshot-pointer/2"
+# With a sequencer (S3), a committer whose view reaches this many commits past the end of the
+# pointer's tail rewrites the pointer with the commits after its snapshot, so a cold reader
+# GETs at most TAIL_EVERY - 1 commits after it (docs/decisions.md, "The pointer carries the
+# commits after the snapshot").
+TAIL_EVERY = 3
+# A tail bigger than this (an import or a restore in it: a whole state) is a snapshot instead:
+# the pointer is rewritten every TAIL_EVERY commits and read by every load.
+TAIL_MAX_BYTES = 256 * 1024
 
 
 class SnapshotRefused(Exception):
@@ -64,6 +73,8 @@ class SnapshotMixin:
             for identifier in view.unindexed:  # what this store read of them may be older
                 self._index_cache.pop(identifier, None)
             mark_indexed(view)
+            self._pointer_seen = None  # not read here: the tail writer reads it again
+            self._tail_end = max(self._tail_end, view.serial)
             return
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
@@ -84,6 +95,8 @@ class SnapshotMixin:
                 "fence_all": view.fence_all,
             }
         )
+        self._pointer_seen, self._pointer_absent = None, False
+        self._tail_end = max(self._tail_end, view.serial)
         for attempt in range(POINTER_ATTEMPTS):
             if attempt:
                 current = await self.objects.get(self._last_snapshot_key)
@@ -94,17 +107,87 @@ class SnapshotMixin:
             if pointer_serial(current.body) >= view.serial:
                 return
             with contextlib.suppress(PreconditionFailed):  # moved meanwhile: look again
-                await self.objects.put(self._last_snapshot_key, pointer, if_match=current.etag)
+                etag = await self.objects.put(
+                    self._last_snapshot_key, pointer, if_match=current.etag
+                )
+                self._pointer_seen = (etag, _fields(pointer))
                 return
+
+    async def _tail_if_due(self, view: StateView) -> None:
+        """After our commit, with the view at it: once ``tail_every`` commits lie past the end
+        of the pointer's tail, put them in the pointer (or a snapshot, when there is none yet
+        or the tail would reach ``snapshot_every`` commits). Derived data: a failure is
+        logged, and the next committer tries again."""
+        if not self.tail_every or view.partial or view.serial - self._tail_end < self.tail_every:
+            return
+        try:
+            await self._write_tail(view)
+        except Exception as exc:
+            log.warning("Could not write the snapshot tail at serial %d: %s", view.serial, exc)
+
+    async def _write_tail(self, view: StateView) -> None:
+        current = None
+        if self._pointer_seen is None and not self._pointer_absent:
+            current = await self.objects.get(self._last_snapshot_key)
+            fields = _pointer_fields(current.body) if current is not None else None
+            self._pointer_seen = (current.etag, fields) if current and fields else None
+        if self._pointer_seen is None:
+            if current is None:  # no snapshot yet: a pointer at serial 0 carries the tail
+                await self._put_tail(view, None, _young_pointer(view))
+            else:  # an unreadable pointer: a snapshot replaces it
+                await self._write_snapshot(view)
+            return
+        await self._put_tail(view, *self._pointer_seen)
+
+    async def _put_tail(self, view: StateView, etag: str | None, fields: dict[str, Any]) -> None:
+        """The pointer ``fields`` (as read, with ``etag``; None: create it) with the commits
+        after its snapshot up to ``view``."""
+        base = int(fields["serial"])
+        self._tail_end = max(self._tail_end, base + len(fields.get("tail") or []))
+        if view.serial <= self._tail_end:
+            return
+        if view.serial - base >= self.snapshot_every or view.lineage != fields.get("lineage"):
+            await self._write_snapshot(view)
+            return
+        known = {**self._tail_copies, **self._commit_cache}
+        wanted = range(base + 1, view.serial + 1)
+        if any(serial not in known for serial in wanted):
+            return  # this store did not read them all: a later committer will
+        tail = [_commit_json(known[serial]) for serial in wanted]
+        if any(item is None for item in tail):
+            return
+        pointer = seal({**fields, "tail": tail})
+        if len(pointer) > TAIL_MAX_BYTES:
+            await self._write_snapshot(view)
+            return
+        if etag is None:
+            self._pointer_absent = False
+            if not await self.objects.put_if_absent(self._last_snapshot_key, pointer):
+                return  # another store wrote one meanwhile
+            self._pointer_seen = None  # its etag is not known: read it before the next tail
+            self._tail_end = view.serial
+            return
+        try:
+            new_etag = await self.objects.put(self._last_snapshot_key, pointer, if_match=etag)
+        except PreconditionFailed:  # moved meanwhile (another tail, or a snapshot)
+            self._pointer_seen = None
+            return
+        self._pointer_seen = (new_etag, _fields(pointer))
+        self._tail_end = view.serial
 
     async def _load_latest_snapshot(self) -> StateView:
         """The newest snapshot that passes its checks (the pointer's, else the newest listed
         one), or an empty view: the log is then replayed from the start."""
-        named = await self._read_pointer()
+        pointer = await self._read_pointer_data()
+        named = 0 if pointer is None else int(pointer["serial"])
         tried: set[int] = set()
         if named:
             tried.add(named)
-            view = await self._read_snapshot(named)
+            view = await self._read_snapshot(named, pointer=pointer)
+            if view is not None:
+                return view
+        elif pointer is not None and pointer.get("tail"):  # a young state: no snapshot yet
+            view = await self._with_tail(StateView(), pointer, where=self._last_snapshot_key)
             if view is not None:
                 return view
         if not named:
@@ -132,7 +215,9 @@ class SnapshotMixin:
     async def _read_pointer_data(self) -> dict[str, Any] | None:
         """The pointer's fields once its checks pass (None: absent or refused)."""
         obj = await self.objects.get(self._last_snapshot_key)
+        self._pointer_absent = obj is None
         if obj is None:
+            self._pointer_seen = None
             return None
         try:
             data = json.loads(obj.body)
@@ -143,6 +228,8 @@ class SnapshotMixin:
             self._refused(f"Ignoring the snapshot pointer {self._last_snapshot_key}: {exc}")
             return None
         self._pointer_serial_seen = serial
+        self._pointer_seen = (obj.etag, data) if data.get("format") == POINTER_FORMAT else None
+        self._tail_end = max(self._tail_end, serial)
         return data
 
     async def _nearest_snapshot(self, serial: int) -> StateView:
@@ -154,9 +241,12 @@ class SnapshotMixin:
                 return view
         return StateView()
 
-    async def _read_snapshot(self, serial: int) -> StateView | None:
+    async def _read_snapshot(
+        self, serial: int, *, pointer: dict[str, Any] | None = None
+    ) -> StateView | None:
         """A snapshot is derived data: one that is unreadable or fails a check is skipped with
-        a warning (the log is replayed instead)."""
+        a warning (the log is replayed instead). With the ``pointer`` that names it, the
+        commits of the pointer's tail are applied after it (``_with_tail``)."""
         key = serial_key(self._snap_prefix, serial)
         obj = await self.objects.get(key)
         if obj is None:
@@ -171,6 +261,12 @@ class SnapshotMixin:
                     "carry no digest)"
                 )
             unseal(data, where=key)
+            if pointer is not None and pointer.get("tail") and _names(pointer, data, obj.body):
+                view = await self._with_tail(
+                    StateView.from_snapshot(data, where=key), pointer, where=key
+                )
+                if view is not None:
+                    return view
             await self._check_covers(data, serial)
             return StateView.from_snapshot(data, where=key)
         except (StateCorrupt, SnapshotRefused, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -190,9 +286,98 @@ class SnapshotMixin:
                 f"it covers another commit {serial} than the log's (copied from another state)"
             )
 
+    async def _with_tail(
+        self, base: StateView, pointer: dict[str, Any], *, where: str
+    ) -> StateView | None:
+        """``base`` (the pointer's snapshot, or the empty state before the first snapshot)
+        with the commits of the pointer's tail applied, when they hold together: they pass
+        their own digests, follow ``base`` serial by serial in its lineage, and the last of
+        them is the log's commit at that serial (one GET, instead of the snapshot's covered
+        commit: the pointer's seal binds the snapshot and the rest of the tail to it; the
+        load's listing then confirms every serial of the tail is in the log). None when
+        not: the tail is ignored with a warning and the log read instead."""
+        try:
+            tail = _tail_commits(pointer["tail"], base.serial, base.lineage, where=where)
+            last = tail[-1]
+            in_log = (await self._fetch_present([last.serial]))[last.serial]
+            if in_log is None or in_log.sha256 != last.sha256:
+                raise SnapshotRefused(f"its last commit is not the log's commit {last.serial}")
+        except (SnapshotRefused, CcstateError, KeyError, TypeError, ValueError) as exc:
+            self._refused(f"Ignoring the tail of {self._last_snapshot_key} ({exc}).")
+            return None
+        self._tail_from = base.serial
+        # Kept apart from the commit cache: whoever reads these serials for themselves
+        # (history, versions, restore) reads the log, and finds an edited or swapped commit.
+        self._tail_copies = {commit.serial: commit for commit in tail}
+        for commit in tail:
+            apply_commit(base, commit)
+        self._tail_end = max(self._tail_end, base.serial)
+        return base
+
     def _refused(self, message: str) -> None:
         log.warning("%s", message)
         self.integrity_warnings.append(message)
+
+
+def _names(pointer: dict[str, Any], data: dict[str, Any], body: bytes) -> bool:
+    """Whether the pointer names this very snapshot (its bytes and the commit it covers)."""
+    covers = data.get("covers") or {}
+    return (
+        pointer.get("snapshot_sha256") == sha256_hex(body)
+        and pointer.get("covers") == covers
+        and data.get("serial") == covers.get("serial") == pointer.get("serial")
+    )
+
+
+def _tail_commits(items: Any, serial: int, lineage: str, *, where: str) -> list[Commit]:
+    if not isinstance(items, list) or not items:
+        raise SnapshotRefused("its tail is not a list of commits")
+    commits = [decode_commit(json.dumps(item).encode(), where=f"{where} (tail)") for item in items]
+    lineage = lineage or commits[0].lineage
+    for expected, commit in enumerate(commits, start=serial + 1):
+        if commit.serial != expected or commit.lineage != lineage:
+            raise SnapshotRefused(f"its tail does not follow serial {expected - 1}")
+    return commits
+
+
+def _young_pointer(view: StateView) -> dict[str, Any]:
+    """The pointer of a state without a snapshot yet: serial 0, only there for its tail."""
+    return {
+        "format": POINTER_FORMAT,
+        "serial": 0,
+        "covers": {"serial": 0, "commit_sha256": ""},
+        "snapshot_sha256": "",
+        "indexed": True,  # trivially: nothing is indexed before serial 1
+        "lineage": view.lineage,
+        "fence_all": 0,
+    }
+
+
+def _commit_json(commit: Commit) -> dict[str, Any] | None:
+    """A commit as its file holds it (None if its digest would not come out the same)."""
+    body = commit.model_dump(mode="json", exclude={"sha256"})
+    if sha256_hex(canonical_json(body)) != commit.sha256:
+        return None
+    return {**body, "sha256": commit.sha256}
+
+
+def _fields(pointer: bytes) -> dict[str, Any]:
+    data = json.loads(pointer)
+    data.pop("sha256", None)
+    return data
+
+
+def _pointer_fields(body: bytes) -> dict[str, Any] | None:
+    """A sealed pointer's fields (without its digest), or None when it does not pass."""
+    try:
+        data = json.loads(body)
+        if data.get("format") != POINTER_FORMAT:
+            return None
+        unseal(data, where="the snapshot pointer")
+        int(data["serial"])
+    except (ValueError, KeyError, TypeError, AttributeError, SnapshotRefused):
+        return None
+    return data
 
 
 def seal(body: dict[str, Any]) -> bytes:

@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from ccstate.service.errors import (
     InvalidInput,
@@ -67,7 +68,11 @@ from ccstate.service.state.model import (
 from ccstate.service.state.queries import QueryMixin
 from ccstate.service.state.replay import StateView, apply_commit
 from ccstate.service.state.restore import RestoreMixin
-from ccstate.service.state.snapshots import POINTER_ATTEMPTS, SnapshotMixin  # noqa: F401
+from ccstate.service.state.snapshots import (  # noqa: F401
+    POINTER_ATTEMPTS,
+    TAIL_EVERY,
+    SnapshotMixin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         head_recorder: HeadRecorder | None = None,
         export_source: ExportSource | None = None,
         export_interval: float = EXPORT_INTERVAL_SECONDS,
+        tail_every: int | None = None,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -115,6 +121,11 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self.workspace = validate_workspace(workspace)
         self.clock = clock or SystemClock()
         self.snapshot_every = snapshot_every
+        # Commits past the pointer's tail before a committer extends it (0: never). Only with
+        # a sequencer, where each commit read is a request (S3).
+        self.tail_every = (
+            (TAIL_EVERY if sequencer is not None else 0) if tail_every is None else tail_every
+        )
         self.exporter = exporter
         self.export_max_resources = export_max_resources
         self._export_due = 0  # the head a commit of ours reached: the export must follow
@@ -131,6 +142,13 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self._head_turn = asyncio.Lock()
         self._head_recorded = 0
         self._pointer_serial_seen = 0  # what the snapshot pointer claimed at load
+        # The pointer as last read or written (its etag and fields), and the serial its
+        # snapshot and tail reach: where the next tail starts.
+        self._pointer_seen: tuple[str, dict[str, Any]] | None = None
+        self._tail_end = 0
+        self._pointer_absent = False  # the last read found no pointer at all
+        self._tail_from: int | None = None  # at load: the view came from a tail after this
+        self._tail_copies: dict[int, Commit] = {}  # the commits of the tail loaded
         self._log_start_absent = False  # at load: no pointer and no serial 1
         # Snapshots and pointers refused on read (the state was replayed instead), for reports.
         self.integrity_warnings: list[str] = []
@@ -224,13 +242,14 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         if self._view is None:
             self._log_start_absent = False
             self._index_cache.clear()  # read for a pointer older than the snapshot loaded
+            self._tail_from = None
             view = await self._load_latest_snapshot()
             if self.sequencer is None:
                 if not self._log_start_absent:  # else serial 1 was just found absent
                     await self._catch_up(view)
                 await self._check_nothing_beyond(view)
             else:
-                await self._discover(view, self.sequencer)
+                await self._discover(view, self.sequencer, tail_from=self._tail_from)
             await self._check_head_witnesses(view)
             self._view = view
         return self._view

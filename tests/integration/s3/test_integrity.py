@@ -62,17 +62,36 @@ async def test_a_ticket_nobody_wrote_is_still_voided(backend: Backend) -> None:
     assert [v.kind for v in await backend.state_store().versions()] == ["change", "void", "change"]
 
 
-async def test_swapped_commits_are_refused(s3_setup: S3Setup, backend: Backend) -> None:
-    await commit_n(backend, 3)
+def swap_commits(s3_setup: S3Setup, first: int, second: int) -> None:
     s3 = s3_setup.client("s3")
-    one, two = (full_key(s3_setup, serial_key("default/log/", s)) for s in (1, 2))
+    one, two = (full_key(s3_setup, serial_key("default/log/", s)) for s in (first, second))
     stored = {k: s3.get_object(Bucket=s3_setup.bucket, Key=k) for k in (one, two)}
     bodies = {k: (v["Body"].read(), v["Metadata"]) for k, v in stored.items()}
     for target, source in ((one, two), (two, one)):
         body, metadata = bodies[source]
         s3.put_object(Bucket=s3_setup.bucket, Key=target, Body=body, Metadata=metadata)
+
+
+async def test_swapped_commits_are_refused(s3_setup: S3Setup, backend: Backend) -> None:
+    await commit_n(backend, 3, tail_every=0)  # the load reads every commit from the log
+    swap_commits(s3_setup, 1, 2)
     with pytest.raises(errors.StateCorrupt, match="claims serial"):
         await backend.state_store().current()
+
+
+async def test_commits_swapped_under_the_pointers_tail_are_refused_when_read(
+    s3_setup: S3Setup, backend: Backend
+) -> None:
+    """A load takes the commits of the pointer's tail from the pointer, as it takes the ones
+    a snapshot covers from the snapshot (the state is right); whoever reads those serials from
+    the log (versions, history, restore) finds the swap."""
+    await commit_n(backend, 3)  # the third commit puts 1-3 in the pointer's tail
+    swap_commits(s3_setup, 1, 2)
+    reader = backend.state_store()
+    view = await reader.current()
+    assert (view.serial, sorted(view.resources)) == (3, ["b0", "b1", "b2"])
+    with pytest.raises(errors.StateCorrupt, match="claims serial"):
+        await reader.versions()
 
 
 async def test_an_edited_snapshot_is_refused_and_the_log_replayed(
