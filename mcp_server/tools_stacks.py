@@ -32,6 +32,31 @@ def stack_payload(result: Any, *, events: bool = False) -> dict[str, Any]:
     return payload
 
 
+PLAN_TOKEN = Field(
+    description="the plan_token the same tool returned with preview=true, after the user saw "
+    "its explanation; it authorizes exactly that plan, once. Without one the plan is explained "
+    "and scanned in this call and one plan token is recorded for it."
+)
+PREVIEW = Field(
+    description="only explain and scan the whole plan (every resource listed) and return it "
+    "with its plan_token; change nothing"
+)
+
+
+def plan_payload(plan: Any, token: Any, then: str) -> dict[str, Any]:
+    payload = plan.to_dict()
+    if token is None:
+        payload["next_step"] = "Nothing to change."
+        return payload
+    payload["plan_token"] = token.token
+    payload["expires_at"] = token.expires_at.isoformat()
+    payload["next_step"] = (
+        "Show the user the explanation (every action) and the security scan. If they agree, "
+        f"call {then} with the same arguments and plan_token; it is refused if the plan changed."
+    )
+    return payload
+
+
 def register(server: MCPServer, runtime: Runtime) -> None:
     stacks = runtime.extras.get("stacks")
     if stacks is None:
@@ -53,14 +78,29 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         rollback: Annotated[
             bool, Field(description="on failure delete what this run created (default)")
         ] = True,
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
     ) -> dict[str, Any]:
         """Create related resources together, in dependency order, independent ones in
-        parallel, all or nothing: a failure rolls back what was created. Each resource goes
-        through the same explain/scan/execute workflow and gets its own lineage entry. Show
-        the user the list of resources and their order before calling this."""
+        parallel, all or nothing: a failure rolls back what was created. Call with
+        preview=true first: the whole plan is explained (every resource, in order) and
+        security-scanned at once (references to resources not created yet as placeholders;
+        those resources are scanned again, resolved, just before they are created), and one
+        plan_token authorizes it. Show the user the explanation and scan, then call again
+        with plan_token. Each resource gets its own lineage entry naming that plan token."""
         principal = await runtime.identify()
+        if preview:
+            plan, token = await stacks.preview(
+                principal, stack_name, resources, user_intent, operation="create"
+            )
+            return plan_payload(plan, token, "create_stack")
         result = await stacks.create(
-            principal, stack_name, resources, user_intent, rollback=rollback
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            plan_token=plan_token or None,
         )
         return stack_payload(result, events=True)
 
@@ -77,24 +117,25 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             ),
         ],
         user_intent: Annotated[str, Field(description="why, in the user's words")],
-        preview: Annotated[
-            bool, Field(description="only return the plan and its explanation; change nothing")
-        ] = False,
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
     ) -> dict[str, Any]:
         """Change a deployed stack, all or nothing: adds, in-place updates (a patch of the
         changed properties), replacements (a create-only property changes: the new resource is
         created first, the old one deleted only after everything succeeded) and removals
         (last, dependents first). Refused while resources outside the stack depend on what it
-        replaces or removes. Call with preview=true first and show the user every action."""
-        if preview:
-            plan = await stacks.plan_update(stack_name, resources)
-            return {
-                "stack_name": stack_name,
-                "actions": [a.to_dict() for a in plan.actions.values()],
-                "explanation": plan.explain(user_intent),
-            }
+        replaces or removes. Call with preview=true first: every action explained, the plan
+        security-scanned, and one plan_token for it; show the user, then call again with
+        plan_token."""
         principal = await runtime.identify()
-        result = await stacks.update(principal, stack_name, resources, user_intent)
+        if preview:
+            plan, token = await stacks.preview(
+                principal, stack_name, resources, user_intent, operation="update"
+            )
+            return plan_payload(plan, token, "update_stack")
+        result = await stacks.update(
+            principal, stack_name, resources, user_intent, plan_token=plan_token or None
+        )
         return stack_payload(result, events=True)
 
     @server.tool(annotations=MUTATING)
@@ -102,11 +143,21 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     async def rollback_stack(
         stack_name: Annotated[str, Field(description="the stack to take back")],
         user_intent: Annotated[str, Field(description="why")] = "",
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
     ) -> dict[str, Any]:
         """Take a stack back to the template it had before its last update, applied as an
-        update (all or nothing; replaced resources are replaced again)."""
+        update (all or nothing; replaced resources are replaced again). preview=true explains
+        and scans it and returns its plan_token, as update_stack's."""
         principal = await runtime.identify()
-        result = await stacks.rollback(principal, stack_name, user_intent=user_intent)
+        if preview:
+            plan, token = await stacks.preview(
+                principal, stack_name, None, user_intent, operation="rollback"
+            )
+            return plan_payload(plan, token, "rollback_stack")
+        result = await stacks.rollback(
+            principal, stack_name, user_intent=user_intent, plan_token=plan_token or None
+        )
         return stack_payload(result, events=True)
 
     @server.tool(annotations=MUTATING)
@@ -115,9 +166,18 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         stack_name: Annotated[str, Field(description="the stack to delete")],
         confirmed: Annotated[bool, Field(description="the user confirmed the delete")] = False,
         user_intent: Annotated[str, Field(description="why")] = "",
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
     ) -> dict[str, Any]:
         """Delete every resource of a stack, dependents first. Refused while resources outside
-        the stack depend on it. Needs confirmed=true after the user agreed."""
+        the stack depend on it. preview=true lists every delete and returns the plan_token;
+        then call with plan_token and confirmed=true after the user agreed."""
+        if preview:
+            principal = await runtime.identify()
+            plan, token = await stacks.preview(
+                principal, stack_name, None, user_intent, operation="destroy"
+            )
+            return plan_payload(plan, token, "destroy_stack (confirmed=true)")
         if confirmed is not True:
             raise InvalidInput(
                 f"Destroying stack '{stack_name}' needs confirmed=true.",
@@ -126,7 +186,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
                 field="confirmed",
             )
         principal = await runtime.identify()
-        result = await stacks.destroy(principal, stack_name, user_intent=user_intent)
+        result = await stacks.destroy(
+            principal, stack_name, user_intent=user_intent, plan_token=plan_token or None
+        )
         return stack_payload(result, events=True)
 
     @server.tool(annotations=MUTATING)

@@ -21,6 +21,7 @@ MCP_WORDS: dict[str, str] = {
     "skip_scan": "pass skip_security_check=True",
     "list_managed": "load_state()",
     "stack_recover": "recover_stack(stack_name=...) or `ccstate stack recover`",
+    "stack_plan": "create_stack, update_stack, rollback_stack or destroy_stack with preview=true",
     "stack_list": "list_stacks()",
     "versions": "list_state_versions()",
     "history": "show_resource_history",

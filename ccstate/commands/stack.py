@@ -155,6 +155,10 @@ async def deploy(ctx: CliContext) -> int | None:
             _emit_plan(ctx, name, plan, intent)
             return None
         principal = await parts.identify()
+        # The same steps as an assistant's: the whole plan explained (shown) and scanned, one
+        # plan token for it, then the deploy under that token.
+        plan, token = await parts.stacks.preview(principal, name, spec["resources"], intent)
+        ctx.out.note(plan.explanation)
         result = await parts.stacks.deploy(
             principal,
             name,
@@ -162,6 +166,7 @@ async def deploy(ctx: CliContext) -> int | None:
             intent,
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
+            plan_token=token.token if token is not None else None,
         )
     return _emit(ctx, result)
 
@@ -187,8 +192,17 @@ async def rollback(ctx: CliContext) -> int | None:
 async def destroy(ctx: CliContext) -> int | None:
     async with _parts(ctx) as parts:
         principal = await parts.identify()
+        reason = ctx.args.reason or ""
+        plan, token = await parts.stacks.preview(
+            principal, ctx.args.name, None, reason, operation="destroy"
+        )
+        ctx.out.note(plan.explanation)
         result = await parts.stacks.destroy(
-            principal, ctx.args.name, user_intent=ctx.args.reason or "", on_event=_progress(ctx)
+            principal,
+            ctx.args.name,
+            user_intent=reason,
+            on_event=_progress(ctx),
+            plan_token=token.token if token is not None else None,
         )
     return _emit(ctx, result)
 

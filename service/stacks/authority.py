@@ -90,6 +90,28 @@ class StackPlan:
     def payload(self) -> dict[str, Any]:
         return {"plan": self.document, "scan": self.scan.to_json()}
 
+    def actions(self) -> list[dict[str, Any]]:
+        """Every action, in the plan's order, as the faces show them."""
+        return [
+            {"logical_id": n, **{k: v for k, v in a.items() if k != "logical_id"}}
+            for n, a in (self.document.get("actions") or {}).items()
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack_name": self.stack,
+            "operation": self.operation,
+            "explanation": self.explanation,
+            "actions": self.actions(),
+            "security_scan": {
+                "status": self.scan.status,
+                "summary": self.scan.note,
+                "resources": {n: r.summary() for n, r in sorted(self.scan.results.items())},
+                "rescanned_resolved": sorted(self.scan.deferred),
+            },
+            "plan_digest": self.digest,
+        }
+
 
 def create_document(stack: str, template: StackTemplate) -> dict[str, Any]:
     return {
@@ -97,7 +119,7 @@ def create_document(stack: str, template: StackTemplate) -> dict[str, Any]:
         "operation": "create",
         "resources": template.to_json(),
         "actions": {
-            n: {"action": "create", "type": template.resources[n].resource_type}
+            n: {"action": "create", "resource_type": template.resources[n].resource_type}
             for n in template.order()
         },
     }
@@ -119,7 +141,7 @@ def destroy_document(stack: str, created: Mapping[str, Mapping[str, str]]) -> di
         "stack": stack,
         "operation": "destroy",
         "actions": {
-            n: {"action": "delete", "type": c["type"], "identifier": c["identifier"]}
+            n: {"action": "delete", "resource_type": c["type"], "identifier": c["identifier"]}
             for n, c in sorted(created.items())
         },
     }

@@ -170,7 +170,8 @@ class StackOperations:
         *,
         operation: str = "deploy",
     ) -> tuple[StackPlan, IssuedToken | None]:
-        """The plan of a create, an update (``deploy`` picks), a ``rollback`` or a ``destroy``,
+        """The plan of a ``create``, an ``update`` (``deploy`` picks), a ``rollback`` or a
+        ``destroy``,
         explained (every action listed) and scanned, with the one token that authorizes it
         (None when an update changes nothing). Nothing is changed."""
         name = validate_stack_name(stack_name)
@@ -179,7 +180,10 @@ class StackOperations:
             journal = await self._existing(name)
             self.workflow.policy.check(principal, "delete")
             plan = destroy_plan(journal, user_intent)
-        elif operation == "deploy" and (journal is None or journal.status in _CREATABLE):
+        elif operation == "create" or (
+            operation == "deploy" and (journal is None or journal.status in _CREATABLE)
+        ):
+            await self._check_creatable(name)
             self.workflow.policy.check(principal, "create")
             plan = await self._create_plan(name, parse_template(resources or {}), user_intent)
         else:
@@ -222,10 +226,17 @@ class StackOperations:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Create the stack, or update it if it is deployed."""
         return await self._updates().deploy(
-            principal, stack_name, resources, user_intent, rollback=rollback, on_event=on_event
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     async def plan_update(self, stack_name: str, resources: Mapping[str, Any]) -> Any:

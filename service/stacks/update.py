@@ -85,6 +85,7 @@ class StackUpdates:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Create the stack, or update it when it is deployed (CloudFormation's and rain's
         ``deploy``)."""
@@ -92,9 +93,17 @@ class StackUpdates:
         journal = await self.ops.journal.load(name)
         if journal is None or journal.status in CREATABLE:
             return await self.ops.create(
-                principal, name, resources, user_intent, rollback=rollback, on_event=on_event
+                principal,
+                name,
+                resources,
+                user_intent,
+                rollback=rollback,
+                on_event=on_event,
+                plan_token=plan_token,
             )
-        return await self.update(principal, name, resources, user_intent, on_event=on_event)
+        return await self.update(
+            principal, name, resources, user_intent, on_event=on_event, plan_token=plan_token
+        )
 
     async def prepare(
         self,

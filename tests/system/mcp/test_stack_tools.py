@@ -5,9 +5,11 @@ the stack."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def test_a_stack_deploy_holds_its_lock_while_others_change_resources_outside_it(
     for line in deployer.stderr:
         if "CREATE_COMPLETE" in line:
             break
-    deployer.send_signal(signal.SIGSTOP)  # mid-stack, holding the stack lock
+    _stop_between_file_locks(deployer.pid)  # mid-stack, holding the stack lock
     try:
         held = [lock for lock in held_locks(backend) if lock.resource == "stack:three"]  # type: ignore[attr-defined]
         assert [lock.pid for lock in held] == [deployer.pid]  # type: ignore[attr-defined]
@@ -96,6 +98,24 @@ def test_a_stack_deploy_holds_its_lock_while_others_change_resources_outside_it(
     assert deployer.wait(timeout=120) == 0, rest  # 0: CREATE_COMPLETE (a rollback exits 10)
     assert "Q2" in rest and "CREATE_COMPLETE" in rest
     assert held_locks(backend) == []
+
+
+def _holds_file_lock(pid: int) -> bool:
+    """Whether ``pid`` holds a flock or POSIX lock now (Linux /proc/locks)."""
+    rows = Path("/proc/locks").read_text().splitlines()
+    return any(len(r.split()) > 4 and r.split()[4] == str(pid) for r in rows if "->" not in r)
+
+
+def _stop_between_file_locks(pid: int) -> None:
+    """SIGSTOP ``pid`` outside the millisecond-long flocks of its lock and store files: stopped
+    inside one, it would hold every process of the workspace, which no real pause does."""
+    for _ in range(1000):
+        os.kill(pid, signal.SIGSTOP)
+        if not _holds_file_lock(pid):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.001)  # let it leave the flock it holds
+    raise AssertionError(f"process {pid} never left its file locks")
 
 
 def test_update_stack_previews_updates_and_rolls_back(server: McpSession) -> None:
