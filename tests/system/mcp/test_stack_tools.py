@@ -148,3 +148,39 @@ def test_update_stack_previews_updates_and_rolls_back(server: McpSession) -> Non
     assert server.ok("get_resource", resource_type="AWS::SQS::Queue", identifier=jobs)[
         "properties"
     ]["DelaySeconds"] in (0, "0")
+
+
+def test_create_stack_previews_one_plan_token_that_deploys_only_its_plan(
+    server: McpSession,
+) -> None:
+    prefix = f"p{uuid.uuid4().hex[:6]}"
+    queues = {
+        f"Q{k}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{k}"}}
+        for k in range(2)
+    }
+    plan = server.ok(
+        "create_stack", stack_name=prefix, resources=queues, user_intent="two", preview=True
+    )
+    assert [a["logical_id"] for a in plan["actions"]] == ["Q0", "Q1"]
+    assert "Q0" in plan["explanation"] and "Q1" in plan["explanation"]
+    assert plan["plan_token"] and plan["security_scan"]["status"]
+    other = {"Q0": queues["Q0"]}
+    refused = server.call(
+        "create_stack",
+        stack_name=prefix,
+        resources=other,
+        user_intent="two",
+        plan_token=plan["plan_token"],
+    )
+    assert refused.error == "token_error", refused.data
+    created = server.ok(
+        "create_stack",
+        stack_name=prefix,
+        resources=queues,
+        user_intent="two",
+        plan_token=plan["plan_token"],
+    )
+    assert created["status"] == "CREATE_COMPLETE", created
+    queue = created["resources"]["Q1"]["identifier"]
+    history = server.ok("show_resource_history", identifier=queue)
+    assert json.dumps(history).count("#Q1/create.") >= 1  # names the plan token and its step
