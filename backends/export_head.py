@@ -14,13 +14,21 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # The export begins with its metadata (serial and lineage), before any resource.
 _HEAD = re.compile(rb'"metadata":\s*\{(?P<meta>[^{}]*)')
 _FIELD = re.compile(rb'"(?P<name>serial|lineage|workspace)":\s*(?P<value>\d+|"[^"]*")')
 HEAD_FILE_NAME = ".state.json.head"
 _MAX_HEAD_BYTES = 4096
+
+
+class Witnessed(NamedTuple):
+    """A head this machine saw: the head file also names the sha256 of the commit it made."""
+
+    serial: int
+    lineage: str
+    commit_sha256: str | None = None
 
 
 def head_file_path(export_path: str | Path) -> Path:
@@ -37,8 +45,8 @@ def head_file_body(serial: int, lineage: str, commit_sha256: str | None) -> byte
     return json.dumps({**fields, "seal": _seal(serial, lineage, commit_sha256)}).encode() + b"\n"
 
 
-def read_head_file(path: Path) -> tuple[int, str] | None:
-    """(serial, lineage) of a head file, None when absent, torn, edited or not ours."""
+def read_head_file(path: Path) -> Witnessed | None:
+    """What a head file witnesses, None when absent, torn, edited or not ours."""
     try:
         with path.open("rb") as file:
             data: Any = json.loads(file.read(_MAX_HEAD_BYTES))
@@ -49,17 +57,19 @@ def read_head_file(path: Path) -> tuple[int, str] | None:
     serial, lineage = data.get("serial"), data.get("lineage")
     if not isinstance(serial, int) or isinstance(serial, bool) or not isinstance(lineage, str):
         return None
-    if data.get("seal") != _seal(serial, lineage, data.get("commit_sha256")):
+    commit_sha256 = data.get("commit_sha256")
+    if data.get("seal") != _seal(serial, lineage, commit_sha256):
         return None  # the seal does not match: not a file we wrote whole
-    return serial, lineage
+    return Witnessed(serial, lineage, commit_sha256 if isinstance(commit_sha256, str) else None)
 
 
-def _read_export(target: Path) -> tuple[int, str] | None:
+def _read_export(target: Path) -> Witnessed | None:
     try:
         with target.open("rb") as file:
-            return export_head_of(file.read(8192))
+            head = export_head_of(file.read(8192))
     except OSError:
         return None
+    return Witnessed(*head) if head is not None else None
 
 
 def export_head_of(body: bytes) -> tuple[int, str] | None:
@@ -73,18 +83,19 @@ def export_head_of(body: bytes) -> tuple[int, str] | None:
     return int(fields[b"serial"]), fields.get(b"lineage", b'""').decode().strip('"')
 
 
-def exported_head(path: str | Path) -> Callable[[], Awaitable[tuple[int, str] | None]]:
-    """A ``head_witness=`` for ``StateStore``: the serial and lineage of the newest head seen,
-    from the head file beside ``path`` and from the export ``path`` itself (None when both are
-    absent or unreadable): the log must reach it, else its newest commits were deleted."""
+def exported_head(path: str | Path) -> Callable[[], Awaitable[Witnessed | None]]:
+    """A ``head_witness=`` for ``StateStore``: the newest head seen, from the head file beside
+    ``path`` and from the export ``path`` itself (None when both are absent or unreadable): the
+    log must reach it, else its newest commits were deleted, and the head file's commit must be
+    the one at its serial, else the log was rewritten."""
     target = Path(path).expanduser().absolute()
     head_file = head_file_path(target)
 
-    def read() -> tuple[int, str] | None:
+    def read() -> Witnessed | None:
         seen = [h for h in (read_head_file(head_file), _read_export(target)) if h is not None]
-        return max(seen, key=lambda h: h[0]) if seen else None
+        return max(seen, key=lambda h: h.serial) if seen else None  # the head file on a tie
 
-    async def witness() -> tuple[int, str] | None:
+    async def witness() -> Witnessed | None:
         return await asyncio.to_thread(read)
 
     return witness

@@ -456,16 +456,14 @@ async def _build_big(root: Path, size: int) -> None:
 
 
 async def _history_ms(*roots: Path) -> list[float]:
-    out = []
-    for root in roots:
-        times = []
-        for _ in range(ROUNDS):
+    times: dict[Path, list[float]] = {root: [] for root in roots}
+    for _ in range(ROUNDS):  # alternate sizes so that a busy machine slows both alike
+        for root in roots:
             store = StateStore(LocalObjectStore(root))
             start = time.perf_counter()
             await store.history("bench-bucket-00000")
-            times.append((time.perf_counter() - start) * 1000)
-        out.append(statistics.median(times))
-    return out
+            times[root].append((time.perf_counter() - start) * 1000)
+    return [statistics.median(times[root]) for root in roots]
 
 
 # ====================================================================== cold reads on S3

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from string import Template
 from typing import Annotated, Any
 
 from ccstate.mcp_server.results import tool_result
 from ccstate.mcp_server.runtime import Runtime
+from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.errors import InvalidInput
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
@@ -27,6 +29,8 @@ def stack_payload(result: Any, *, events: bool = False) -> dict[str, Any]:
     }
     if result.state_serial:
         payload["state_serial"] = result.state_serial
+    if result.next_step:
+        payload["next_step"] = Template(result.next_step).safe_substitute(MCP_WORDS)
     if events:
         payload["events"] = result.events
     return payload
@@ -76,7 +80,11 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         ],
         user_intent: Annotated[str, Field(description="why, in the user's words")],
         rollback: Annotated[
-            bool, Field(description="on failure delete what this run created (default)")
+            bool,
+            Field(
+                description="on failure delete what this run created (default); false: stop "
+                "where it is, CREATE_FAILED, what was created kept and recorded"
+            ),
         ] = True,
         preview: Annotated[bool, PREVIEW] = False,
         plan_token: Annotated[str, PLAN_TOKEN] = "",
@@ -119,6 +127,15 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         user_intent: Annotated[str, Field(description="why, in the user's words")],
         preview: Annotated[bool, PREVIEW] = False,
         plan_token: Annotated[str, PLAN_TOKEN] = "",
+        rollback: Annotated[
+            bool,
+            Field(
+                description="on failure undo the steps done (default); false: stop where it "
+                "is, UPDATE_FAILED, the steps that landed kept and recorded, the old resources "
+                "of replacements not deleted; then preview and call update_stack again with "
+                "fixed resources to finish, or rollback_stack to go back"
+            ),
+        ] = True,
     ) -> dict[str, Any]:
         """Change a deployed stack, all or nothing: adds, in-place updates (a patch of the
         changed properties), replacements (a create-only property changes: the new resource is
@@ -126,7 +143,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         (last, dependents first). Refused while resources outside the stack depend on what it
         replaces or removes. Call with preview=true first: every action explained, the plan
         security-scanned, and one plan_token for it; show the user, then call again with
-        plan_token."""
+        plan_token. On a stack UPDATE_FAILED (an update stopped with rollback=false) it
+        continues that update from the steps that landed (its plan says so)."""
         principal = await runtime.identify()
         if preview:
             plan, token = await stacks.preview(
@@ -134,7 +152,12 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             )
             return plan_payload(plan, token, "update_stack")
         result = await stacks.update(
-            principal, stack_name, resources, user_intent, plan_token=plan_token or None
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            plan_token=plan_token or None,
         )
         return stack_payload(result, events=True)
 
@@ -145,10 +168,19 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         user_intent: Annotated[str, Field(description="why")] = "",
         preview: Annotated[bool, PREVIEW] = False,
         plan_token: Annotated[str, PLAN_TOKEN] = "",
+        rollback: Annotated[
+            bool,
+            Field(
+                description="if this rollback (an update back) fails, undo it (default); "
+                "false: stop where it is, UPDATE_FAILED"
+            ),
+        ] = True,
     ) -> dict[str, Any]:
         """Take a stack back to the template it had before its last update, applied as an
-        update (all or nothing; replaced resources are replaced again). preview=true explains
-        and scans it and returns its plan_token, as update_stack's."""
+        update (all or nothing; replaced resources are replaced again). A stack UPDATE_FAILED
+        (an update stopped with rollback=false) is instead undone from its journal, back to
+        the stack before that update. preview=true explains (and, for an update back, scans)
+        it and returns its plan_token, as update_stack's."""
         principal = await runtime.identify()
         if preview:
             plan, token = await stacks.preview(
@@ -156,7 +188,11 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             )
             return plan_payload(plan, token, "rollback_stack")
         result = await stacks.rollback(
-            principal, stack_name, user_intent=user_intent, plan_token=plan_token or None
+            principal,
+            stack_name,
+            user_intent=user_intent,
+            rollback=rollback,
+            plan_token=plan_token or None,
         )
         return stack_payload(result, events=True)
 
@@ -197,7 +233,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         stack_name: Annotated[str, Field(description="the stack whose operation was cut off")],
     ) -> dict[str, Any]:
         """Finish a stack operation whose process died, from its journal: a create or an
-        update is rolled back, a destroy or an update's cleanup finished."""
+        update is rolled back, a destroy or an update's cleanup finished. A stack that stopped
+        because rollback was off (CREATE_FAILED, UPDATE_FAILED) was not interrupted: nothing
+        changes, and next_step says what to do."""
         principal = await runtime.identify()
         return stack_payload(await stacks.recover(principal, stack_name), events=True)
 

@@ -41,8 +41,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     deploy_parser.add_argument(
         "--no-rollback",
         action="store_true",
-        help="a create: on failure leave what was created (CREATE_FAILED) instead of rolling "
-        "back (an update always rolls back)",
+        help="on failure stop where it is instead of rolling back: nothing new starts, the "
+        "running steps finish. A create ends CREATE_FAILED with what it created; an update "
+        "ends UPDATE_FAILED with the steps that landed (the old resources of replacements "
+        "kept). Then deploy the fixed file again to finish, or `stack rollback NAME`",
     )
     deploy_parser.add_argument(
         "--plan",
@@ -55,13 +57,21 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     rollback_parser.add_argument("name")
     rollback_parser.add_argument("--reason", help="why (recorded as the user intent)")
+    rollback_parser.add_argument(
+        "--no-rollback",
+        action="store_true",
+        help="if the rollback (an update back) fails, stop where it is (UPDATE_FAILED) instead "
+        "of undoing it. A stack UPDATE_FAILED is always undone from its journal",
+    )
     destroy_parser = sub("destroy", "Delete a stack's resources, dependents first.", destroy)
     destroy_parser.add_argument("name")
     destroy_parser.add_argument("--reason", help="why (recorded as the user intent)")
     sub(
         "recover",
         "Finish a stack operation whose process died: roll back a create or an update, "
-        "finish a destroy or an update's cleanup.",
+        "finish a destroy or an update's cleanup. A stack that stopped because rollback was off "
+        "(CREATE_FAILED, UPDATE_FAILED) was not interrupted: recover changes nothing and says "
+        "what to do (deploy again, or rollback/destroy).",
         recover,
     ).add_argument("name")
 
@@ -89,12 +99,23 @@ def _progress(ctx: CliContext) -> Any:
 
 
 def _row(result: Any) -> dict[str, Any]:
-    return {
+    row = {
         "stack_name": result.name,
         "status": result.status,
         "resources": result.resources,
         "reason": result.reason,
     }
+    if result.next_step:
+        row["next_step"] = _worded(result.next_step)
+    return row
+
+
+def _worded(text: str) -> str:
+    from string import Template
+
+    from ccstate.wording import CLI_WORDS
+
+    return Template(text).safe_substitute(CLI_WORDS)
 
 
 def _emit(ctx: CliContext, result: Any) -> int | None:
@@ -106,6 +127,8 @@ def _emit(ctx: CliContext, result: Any) -> int | None:
             console.print(f"  {logical}  {res['type']}  {res['identifier']}", markup=False)
         if result.reason:
             console.print(f"  reason: {result.reason}", markup=False)
+        if result.next_step:
+            console.print(f"  next: {data['next_step']}", markup=False)
 
     ctx.out.emit(data, render)
     failed = result.status.endswith("FAILED") or "ROLLBACK" in result.status
@@ -183,10 +206,25 @@ def _emit_plan(ctx: CliContext, name: str, plan: Any, intent: str) -> None:
 async def rollback(ctx: CliContext) -> int | None:
     async with _parts(ctx) as parts:
         principal = await parts.identify()
-        result = await parts.stacks.rollback(
-            principal, ctx.args.name, user_intent=ctx.args.reason or "", on_event=_progress(ctx)
+        reason = ctx.args.reason or ""
+        # As deploy: the rollback's plan (an update back, or the undo of a stopped update)
+        # explained and shown, one plan token for it.
+        plan, token = await parts.stacks.preview(
+            principal, ctx.args.name, None, reason, operation="rollback"
         )
-    return _emit(ctx, result)
+        ctx.out.note(plan.explanation)
+        result = await parts.stacks.rollback(
+            principal,
+            ctx.args.name,
+            user_intent=reason,
+            rollback=not ctx.args.no_rollback,
+            on_event=_progress(ctx),
+            plan_token=token.token if token is not None else None,
+        )
+    failed = _emit(ctx, result)
+    from ccstate.service.stacks.update import STOPPED_UPDATE_UNDONE
+
+    return None if result.reason == STOPPED_UPDATE_UNDONE else failed  # done, as asked
 
 
 async def destroy(ctx: CliContext) -> int | None:

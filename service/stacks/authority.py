@@ -36,7 +36,12 @@ from ccstate.service.errors import PolicyDenied, TokenError
 from ccstate.service.stacks.template import Created, StackTemplate
 
 PLACEHOLDER = "ccstate-unresolved:"  # a reference scanned before what it names exists
-TOKEN_OPERATIONS = {"create": "create-stack", "update": "update-stack", "destroy": "destroy-stack"}
+TOKEN_OPERATIONS = {
+    "create": "create-stack",
+    "update": "update-stack",
+    "undo": "update-stack",  # the rollback of an update that stopped (rollback off)
+    "destroy": "destroy-stack",
+}
 _NEXT = (
     "Preview the stack's plan again (${stack_plan}), show it to the user, and pass the new "
     "plan_token."
@@ -78,7 +83,7 @@ class StackPlan:
     """What one token authorizes: ``document`` is bound by its digest."""
 
     stack: str
-    operation: str  # create | update | destroy
+    operation: str  # create | update | undo | destroy
     document: dict[str, Any]
     explanation: str
     scan: PlanScan = field(default_factory=PlanScan)
@@ -125,14 +130,55 @@ def create_document(stack: str, template: StackTemplate) -> dict[str, Any]:
     }
 
 
-def update_document(stack: str, template: StackTemplate, actions: Mapping[str, Any]) -> dict:
+def update_document(
+    stack: str,
+    template: StackTemplate,
+    actions: Mapping[str, Any],
+    stopped: Mapping[str, list[str]] | None = None,
+) -> dict:
     """``actions``: the update plan's, as ``PlannedAction.to_dict`` (identifiers included, so
-    a token is for the stack as it was deployed when the plan was explained)."""
-    return {
+    a token is for the stack as it was deployed when the plan was explained). ``stopped``: for
+    an update that continues one that stopped (rollback off), what that one touched, per
+    logical name (``stopped_resources``): its undo and its cleanup are part of this plan."""
+    document = {
         "stack": stack,
         "operation": "update",
         "resources": template.to_json(),
         "actions": {n: a for n, a in actions.items()},
+    }
+    if stopped:
+        document["continues"] = {n: list(ids) for n, ids in sorted(stopped.items())}
+    return document
+
+
+def stopped_resources(update: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Per logical name, the resources a stopped update touched: what its steps patched or
+    made (its undo) and the old ones it replaced (its cleanup, once continued to the end)."""
+    found: dict[str, set[str]] = {}
+    for step in update.get("steps", []):
+        identifier = step.get("identifier") if step["action"] == "update" else step.get("made")
+        if identifier:
+            found.setdefault(step["logical"], set()).add(identifier)
+    for entry in update.get("retired", []):
+        found.setdefault(entry["logical"], set()).add(entry["identifier"])
+    return {n: sorted(ids) for n, ids in sorted(found.items())}
+
+
+def undo_document(stack: str, steps: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The rollback of a stopped update: its journal's steps, undone in reverse; per logical
+    name, the resources the undo may patch back or delete."""
+    stopped = stopped_resources({"steps": steps})
+    return {
+        "stack": stack,
+        "operation": "undo",
+        "steps": [
+            {k: s[k] for k in ("logical", "action", "type", "identifier", "made") if k in s}
+            for s in reversed(steps)
+        ],
+        "actions": {
+            n: {"action": "undo", "resource_type": t, "identifiers": stopped.get(n, [])}
+            for n, t in {s["logical"]: s["type"] for s in steps}.items()
+        },
     }
 
 
@@ -326,7 +372,13 @@ class PlanAuthority:
         delete may touch what this plan created, whose identifier was not known up front."""
         if self.record is None:
             return  # recovering: the journal of the plan is the authority
+        continued = (self.document.get("continues") or {}).get(logical) or []
+        if undo and identifier in continued:
+            return  # the undo or the cleanup of the stopped update this plan continues
         action = self._action(logical)
+        allowed = action.get("identifiers")
+        if allowed is not None and identifier not in allowed:
+            raise _not_in_plan(self.stack, logical, f"the plan does not name '{identifier}'")
         known = action.get("identifier") or ""
         if known and known != identifier and not undo:
             raise _not_in_plan(self.stack, logical, f"the plan names '{known}', not '{identifier}'")

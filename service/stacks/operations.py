@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ccstate.service.authz.principal import Principal
@@ -62,6 +62,7 @@ class StackResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     state_serial: int = 0
+    next_step: str = ""  # what the user can do now, in ``${word}`` placeholders the faces fill
 
 
 class StackFailed(CcstateError):
@@ -132,7 +133,7 @@ class StackOperations:
             logical, error = next(iter(result.failed.items()), (journal.stack, unsaved))
             reason = f"{logical}: {_reason(error)}"
             if not rollback:
-                return await self._finish(principal, journal, "CREATE_FAILED", reason)
+                return await self._stop_create(principal, journal, reason)
             await self._sweep_pending(journal)
             await self._roll_back(principal, journal, on_event, authority)
             return await self._finish(principal, journal, "ROLLBACK_COMPLETE", reason)
@@ -146,6 +147,24 @@ class StackOperations:
                 resources=[name],
                 authors=[],
             )
+
+    async def _stop_create(
+        self, principal: Principal, journal: Journal, reason: str
+    ) -> StackResult:
+        """Rollback off: what exists stays and is recorded (a create the cloud may have made
+        without an answer is looked for by the stack's tags), nothing else is claimed."""
+        await self._sweep_pending(journal)
+        template = parse_template(journal.template)
+        missing = [n for n in template.order() if n not in journal.created]
+        summary = f"stopped without rolling back: {_names('created', list(journal.created))}"
+        summary += f"; {_names('not created', missing)}" if missing else ""
+        return await self._finish(
+            principal,
+            journal,
+            "CREATE_FAILED",
+            f"{reason} ({summary})",
+            next_step=stopped_next_step(journal.stack, "CREATE_FAILED"),
+        )
 
     async def _create_plan(
         self, name: str, template: StackTemplate, intent: str, *, scan: bool = True
@@ -179,6 +198,7 @@ class StackOperations:
         if operation == "destroy":
             journal = await self._existing(name)
             self.workflow.policy.check(principal, "delete")
+            _check_destroyable(journal)
             plan = destroy_plan(journal, user_intent)
         elif operation == "create" or (
             operation == "deploy" and (journal is None or journal.status in _CREATABLE)
@@ -209,12 +229,20 @@ class StackOperations:
         resources: Mapping[str, Any],
         user_intent: str,
         *,
+        rollback: bool = True,
         on_event: OnEvent | None = None,
         plan_token: str | None = None,
     ) -> StackResult:
-        """Adds, in-place updates, replacements and removals, all or nothing."""
+        """Adds, in-place updates, replacements and removals, all or nothing (``rollback=False``:
+        a failure stops the update where it is, ``UPDATE_FAILED``)."""
         return await self._updates().update(
-            principal, stack_name, resources, user_intent, on_event=on_event, plan_token=plan_token
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     async def deploy(
@@ -249,12 +277,19 @@ class StackOperations:
         stack_name: str,
         *,
         user_intent: str = "",
+        rollback: bool = True,
         on_event: OnEvent | None = None,
         plan_token: str | None = None,
     ) -> StackResult:
-        """Back to the template before the last update, applied as an update."""
+        """Back to the template before the last update, applied as an update; an update that
+        stopped (``UPDATE_FAILED``) is undone from its journal instead."""
         return await self._updates().rollback(
-            principal, stack_name, user_intent=user_intent, on_event=on_event, plan_token=plan_token
+            principal,
+            stack_name,
+            user_intent=user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     # ------------------------------------------------------------------ destroy
@@ -272,13 +307,7 @@ class StackOperations:
         self.workflow.policy.check(principal, "delete")
         async with self.operations.locked(principal, stack_lock(name), "destroy-stack"):
             journal = await self._existing(name)
-            if journal.unfinished:
-                raise StateConflict(
-                    f"Stack '{name}' has an operation that did not finish ({journal.status}).",
-                    next_step=f"Recover it first: ${{stack_recover}} {name}.",
-                    resources=[name],
-                    authors=[],
-                )
+            _check_destroyable(journal)
             await self._refuse_outside_dependents(journal)
             plan = destroy_plan(journal, user_intent)
             authority = await self.plans.authorize(principal, plan, plan_token, user_intent)
@@ -326,7 +355,7 @@ class StackOperations:
         self.workflow.policy.check(principal, "delete")
         journal = await self._existing(name)
         if not journal.unfinished:
-            return self._result(journal, "nothing to recover")
+            return _nothing_to_recover(journal, self._result(journal))
         await self._release_dead_holder(journal)
         async with self.operations.locked(principal, stack_lock(name), "recover-stack"):
             journal = await self._existing(name)
@@ -401,7 +430,13 @@ class StackOperations:
         ]
 
     async def show(self, stack_name: str) -> StackResult:
-        return self._result(await self._existing(validate_stack_name(stack_name)))
+        """The stack with the reason of its last outcome (a failed step's, for a failure)."""
+        journal = await self._existing(validate_stack_name(stack_name))
+        mine = [e for e in journal.events if e["logical_id"] == journal.stack]
+        reason = mine[-1]["reason"] if mine and mine[-1]["status"] == journal.status else ""
+        return self._result(
+            journal, reason, next_step=stopped_next_step(journal.stack, journal.status)
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -454,9 +489,13 @@ class StackOperations:
 
     async def _stack_entry(self, principal: Principal, journal: Journal, explanation: str) -> int:
         await self.journal.save(journal)
+        # An update stopped part-way: the replaced resources' old ones exist and belong to it
+        # until the update is finished (they are deleted) or rolled back (they stay).
+        retired = journal.update.get("retired", []) if journal.status == "UPDATE_FAILED" else []
         stack = Stack(
             execution_token=plan_id(journal),
-            resources=[c["identifier"] for c in journal.created.values()],
+            resources=[c["identifier"] for c in journal.created.values()]
+            + [c["identifier"] for c in retired],
             created_at=utc_now_iso(),
             user_intent=journal.user_intent or None,
             status=journal.status,
@@ -478,7 +517,13 @@ class StackOperations:
         return commit.serial
 
     async def _finish(
-        self, principal: Principal, journal: Journal, status: str, reason: str = ""
+        self,
+        principal: Principal,
+        journal: Journal,
+        status: str,
+        reason: str = "",
+        *,
+        next_step: str = "",
     ) -> StackResult:
         journal.status = status
         journal.event(
@@ -487,10 +532,12 @@ class StackOperations:
         serial = await self._stack_entry(
             principal, journal, f"Stack {journal.stack}: {status}. {reason}".strip()
         )
-        return self._result(journal, reason, serial)
+        return self._result(journal, reason, serial, next_step)
 
     @staticmethod
-    def _result(journal: Journal, reason: str = "", serial: int = 0) -> StackResult:
+    def _result(
+        journal: Journal, reason: str = "", serial: int = 0, next_step: str = ""
+    ) -> StackResult:
         return StackResult(
             journal.stack,
             journal.status,
@@ -498,6 +545,7 @@ class StackOperations:
             list(journal.events),
             reason,
             serial,
+            next_step,
         )
 
 
@@ -709,6 +757,62 @@ def _tags_of(properties: Mapping[str, Any]) -> dict[str, str]:
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _check_destroyable(journal: Journal) -> None:
+    name = journal.stack
+    if journal.unfinished:
+        raise StateConflict(
+            f"Stack '{name}' has an operation that did not finish ({journal.status}).",
+            next_step=f"Recover it first: ${{stack_recover}} {name}.",
+            resources=[name],
+            authors=[],
+        )
+    if journal.status == "UPDATE_FAILED":
+        # The replaced resources' old ones are not in ``created``: deleting only what it lists
+        # would leave them behind.
+        raise StateConflict(
+            f"Stack '{name}' is UPDATE_FAILED: an update stopped part-way, and the resources it "
+            "replaced still exist beside the new ones.",
+            next_step=f"Roll the update back first (${{stack_rollback}} {name}) or finish it by "
+            "deploying the template again, then destroy the stack.",
+            resources=[name],
+            authors=[],
+        )
+
+
+def _names(what: str, names: list[str]) -> str:
+    return f"{len(names)} {what}" + (f" ({', '.join(names)})" if names else "")
+
+
+def stopped_next_step(name: str, status: str) -> str:
+    """What to do with a stack stopped part-way because rollback was off ('' otherwise)."""
+    if status == "UPDATE_FAILED":
+        return (
+            f"Fix the template and deploy it again to finish the update (${{stack_deploy}}), "
+            f"or take the stack back to before the update (${{stack_rollback}} {name})."
+        )
+    if status == "CREATE_FAILED":
+        return (
+            f"Fix the template and deploy it again to create the rest (${{stack_deploy}}), "
+            f"or destroy the stack (${{stack_destroy}} {name})."
+        )
+    return ""
+
+
+def _nothing_to_recover(journal: Journal, result: StackResult) -> StackResult:
+    """``recover`` of a stack that is not cut off: a stop asked for (rollback off) is not an
+    interruption, so nothing is rolled back unasked; the answer says what the user can do."""
+    what = {"UPDATE_FAILED": "update", "CREATE_FAILED": "create"}.get(journal.status)
+    if what is None:
+        return replace(result, reason="nothing to recover")
+    reason = (
+        f"Nothing to recover: the {what} stopped part-way because rollback was off, as asked; "
+        "no operation was interrupted, and the journal records what it did."
+    )
+    return replace(
+        result, reason=reason, next_step=stopped_next_step(journal.stack, journal.status)
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -14,6 +14,13 @@ An update runs in two phases under the stack's lock:
    this point the update is kept; a delete that fails leaves ``UPDATE_COMPLETE_CLEANUP_FAILED``
    and ``recover`` finishes the cleanup (as it does after a crash here).
 
+With rollback off (``rollback=False``), a failure in phase 1 stops it where it is
+(``UPDATE_FAILED``): nothing new starts, the running steps finish, nothing is undone and no
+cleanup runs; the journal keeps the steps (each with its outcome) as the undo journal.
+Deploying again continues the same update from what landed (``base``); ``rollback`` undoes
+the steps, back to the stack before the update. See docs/decisions.md "Stack updates without
+rollback".
+
 The template before the update stays with the stack (``previous_template``):
 ``rollback`` applies it as an update back. See docs/decisions.md "Stack updates".
 """
@@ -38,6 +45,8 @@ from ccstate.service.stacks.authority import (
     PlanScan,
     StackPlan,
     scan_plan_results,
+    stopped_resources,
+    undo_document,
     update_document,
 )
 from ccstate.service.stacks.journal import Journal
@@ -48,10 +57,11 @@ from ccstate.service.stacks.operations import (
     StackResult,
     _Run,
     stack_lock,
+    stopped_next_step,
     with_stack_tags,
 )
 from ccstate.service.stacks.plan import FORWARD, UpdatePlan, compute_plan
-from ccstate.service.stacks.scheduler import reversed_deps, run_dag
+from ccstate.service.stacks.scheduler import ScheduleResult, reversed_deps, run_dag
 from ccstate.service.stacks.template import (
     Created,
     StackTemplate,
@@ -62,10 +72,18 @@ from ccstate.service.stacks.template import (
 )
 
 UPDATABLE = frozenset(
-    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "CREATE_FAILED"}
+    {
+        "CREATE_COMPLETE",
+        "UPDATE_COMPLETE",
+        "UPDATE_ROLLBACK_COMPLETE",
+        "CREATE_FAILED",
+        "UPDATE_FAILED",  # continued from what landed (``_stop``)
+    }
 )
 CREATABLE = frozenset({"ROLLBACK_COMPLETE", "DELETE_COMPLETE"})
 _MISSING = object()
+# The reason of a rollback that undid a stopped update: what was asked for, not a failure.
+STOPPED_UPDATE_UNDONE = "the update that stopped part-way was undone from its journal"
 
 
 class StackUpdates:
@@ -102,7 +120,13 @@ class StackUpdates:
                 plan_token=plan_token,
             )
         return await self.update(
-            principal, name, resources, user_intent, on_event=on_event, plan_token=plan_token
+            principal,
+            name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     async def prepare(
@@ -114,16 +138,19 @@ class StackUpdates:
         *,
         rollback: bool = False,
     ) -> StackPlan | None:
-        """An update's (or a rollback's) plan, explained and scanned; None: nothing changes."""
+        """An update's (or a rollback's) plan, explained and scanned; None: nothing changes.
+        The rollback of an update that stopped (``UPDATE_FAILED``) is its undo plan."""
         name = validate_stack_name(stack_name)
         journal = await self.ops._existing(name)
+        if rollback and journal.status == "UPDATE_FAILED":
+            return self._undo_plan(principal, journal, user_intent)
         if rollback:
             resources = _previous(journal)
             user_intent = user_intent or f"roll stack {name} back to before its last update"
         _check_updatable(journal)
         template = parse_template(resources or {})
         plan = await self._plan(journal, template)
-        if plan.empty:
+        if plan.empty and journal.status != "UPDATE_FAILED":  # a stopped one: its cleanup
             return None
         for operation in _operations(plan):
             self.ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
@@ -148,8 +175,10 @@ class StackUpdates:
                 self.ops.workflow, journal.stack, template, plan.named(*FORWARD), known
             )
         actions = {n: a.to_dict() for n, a in plan.actions.items()}
-        document = update_document(journal.stack, template, actions)
-        return StackPlan(journal.stack, "update", document, plan.explain(intent, found.note), found)
+        stopped = stopped_resources(journal.update) if journal.status == "UPDATE_FAILED" else {}
+        document = update_document(journal.stack, template, actions, stopped)
+        explanation = plan.explain(intent, found.note) + _continued(journal)
+        return StackPlan(journal.stack, "update", document, explanation, found)
 
     async def plan(self, stack_name: str, resources: Mapping[str, Any]) -> UpdatePlan:
         """What an update would do, without doing it (the impact refusals included)."""
@@ -165,6 +194,7 @@ class StackUpdates:
         resources: Mapping[str, Any],
         user_intent: str,
         *,
+        rollback: bool = True,
         on_event: OnEvent | None = None,
         plan_token: str | None = None,
     ) -> StackResult:
@@ -175,7 +205,7 @@ class StackUpdates:
             journal = await ops._existing(name)
             _check_updatable(journal)
             plan = await self._plan(journal, template)
-            if plan.empty:
+            if plan.empty and journal.status != "UPDATE_FAILED":  # a stopped one: its cleanup
                 return ops._result(journal, "no changes")
             for operation in _operations(plan):
                 ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
@@ -192,6 +222,8 @@ class StackUpdates:
             if not result.ok:
                 logical, error = next(iter(result.failed.items()))
                 reason = f"{logical}: {_reason(error)}"
+                if not rollback:
+                    return await self._stop(principal, journal, plan, live, result, reason)
                 await self._roll_back(principal, journal, on_event, authority)
                 return await ops._finish(principal, journal, "UPDATE_ROLLBACK_COMPLETE", reason)
             return await self._complete(principal, journal, on_event, authority)
@@ -202,15 +234,91 @@ class StackUpdates:
         stack_name: str,
         *,
         user_intent: str = "",
+        rollback: bool = True,
         on_event: OnEvent | None = None,
         plan_token: str | None = None,
     ) -> StackResult:
-        """Apply the template the stack had before its last update, as an update."""
+        """Apply the template the stack had before its last update, as an update; an update
+        that stopped part-way (``UPDATE_FAILED``) is undone from its journal instead."""
         name = validate_stack_name(stack_name)
         journal = await self.ops._existing(name)
+        if journal.status == "UPDATE_FAILED":
+            return await self._undo_stopped(principal, name, user_intent, on_event, plan_token)
         intent = user_intent or f"roll stack {name} back to before its last update"
         return await self.update(
-            principal, name, _previous(journal), intent, on_event=on_event, plan_token=plan_token
+            principal,
+            name,
+            _previous(journal),
+            intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
+        )
+
+    async def _undo_stopped(
+        self,
+        principal: Principal,
+        name: str,
+        user_intent: str,
+        on_event: OnEvent | None,
+        plan_token: str | None,
+    ) -> StackResult:
+        """Undo the steps of an update that stopped (rollback off), in reverse, as a failed
+        update with rollback on would have: the stack as before the update. A stack operation
+        of its own: its plan (the steps it undoes) is authorized by its own plan token."""
+        ops = self.ops
+        async with ops.operations.locked(principal, stack_lock(name), "rollback-stack"):
+            journal = await ops._existing(name)
+            if journal.status == "UPDATE_FAILED":
+                return await self._undo_journal(
+                    principal, journal, user_intent, on_event, plan_token
+                )
+        # another process finished or undid it meanwhile: an ordinary rollback
+        return await self.rollback(
+            principal, name, user_intent=user_intent, on_event=on_event, plan_token=plan_token
+        )
+
+    def _undo_plan(self, principal: Principal, journal: Journal, user_intent: str) -> StackPlan:
+        for operation in ("update", "delete"):
+            self.ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
+        name = journal.stack
+        intent = user_intent or f"roll back the stopped update of stack {name}"
+        steps = journal.update.get("steps", [])
+        explanation = (
+            f"Roll back the stopped update of stack {name}: undo its {len(steps)} steps in "
+            f"reverse ({', '.join(s['logical'] for s in reversed(steps)) or 'none'}): {intent}"
+        )
+        for step in reversed(steps):
+            what = "patch back" if step["action"] == "update" else "delete the new"
+            touched = step.get("identifier") or step.get("made") or "nothing was made"
+            outcome = step.get("outcome", "complete")
+            note = "" if outcome == "complete" else f"; its step {outcome}: only what changed"
+            explanation += f"\n- {what} {step['logical']} ({step['type']} {touched}{note})"
+        explanation += (
+            "\nThe resources the update replaced were never touched and stay; a delete and a "
+            "patch back have nothing to scan."
+        )
+        return StackPlan(name, "undo", undo_document(name, steps), explanation)
+
+    async def _undo_journal(
+        self,
+        principal: Principal,
+        journal: Journal,
+        user_intent: str,
+        on_event: OnEvent | None,
+        plan_token: str | None,
+    ) -> StackResult:
+        name = journal.stack
+        plan = self._undo_plan(principal, journal, user_intent)
+        authority = await self.ops.plans.authorize(principal, plan, plan_token, user_intent)
+        journal.user_intent = user_intent or f"roll back the stopped update of stack {name}"
+        journal.holder_host, journal.holder_pid = socket.gethostname(), os.getpid()
+        journal.status = "UPDATE_ROLLBACK_IN_PROGRESS"
+        journal.plan_token = authority.plan_id
+        await self.ops._stack_entry(principal, journal, authority.explanation)
+        await self._roll_back(principal, journal, on_event, authority)
+        return await self.ops._finish(
+            principal, journal, "UPDATE_ROLLBACK_COMPLETE", STOPPED_UPDATE_UNDONE
         )
 
     async def recover(
@@ -228,7 +336,7 @@ class StackUpdates:
     # ------------------------------------------------------------------ the plan
 
     async def _plan(self, journal: Journal, template: StackTemplate) -> UpdatePlan:
-        old = parse_template(journal.template)
+        old = parse_template(_base(journal))
         kinds = {r.resource_type for r in (*old.resources.values(), *template.resources.values())}
         kinds |= {c["type"] for c in journal.created.values()}
         schemas = {k: await self.ops.workflow.schemas.get_schema(k) for k in sorted(kinds)}
@@ -285,16 +393,10 @@ class StackUpdates:
         """Every step succeeded: the update is kept (the point of no return), then the old
         resources are deleted."""
         update = journal.update
-        before: dict[str, dict[str, str]] = update["before_created"]
-        actions = update["actions"]
-        cleanup = [
-            {"logical": n, **before[n]}
-            for n, action in actions.items()
-            if action in ("replace", "remove") and n in before
-        ]
-        for logical, action in actions.items():
+        for logical, action in update["actions"].items():
             if action == "remove":
                 journal.created.pop(logical, None)
+        cleanup = _retired(update, journal.created)
         journal.previous_template = journal.template
         journal.template = update["template"]
         update["old_template"] = journal.previous_template
@@ -331,25 +433,75 @@ class StackUpdates:
         """Delete the replaced and removed resources, dependents first (in the template they
         were deployed with); '' or why it stopped."""
         update = journal.update
-        left = {c["logical"]: c for c in update.get("cleanup", [])}
+        # By identifier: a logical name replaced twice (an update continued after it stopped)
+        # has two old resources to delete.
+        left = {c["identifier"]: c for c in update.get("cleanup", [])}
         if not left:
             return ""
         old = parse_template(update.get("old_template") or journal.template)
-        deps = reversed_deps({n: r.depends_on for n, r in old.resources.items()})
-        order = {n: {d for d in deps.get(n, set()) if d in left} for n in left}
+        needs = {n: set(r.depends_on) for n, r in old.resources.items()}
+        if update.get("base"):
+            for n, r in parse_template(update["base"]).resources.items():
+                needs.setdefault(n, set()).update(r.depends_on)
+                for d in r.depends_on:
+                    needs.setdefault(d, set())
+        deps = reversed_deps(needs)
+        order = {
+            i: {j for j, other in left.items() if other["logical"] in deps.get(c["logical"], ())}
+            for i, c in left.items()
+        }
         run = _UpdateRun(self.ops, principal, journal, old, on_event, None, {}, authority)
 
-        async def delete(logical: str) -> None:
-            entry = left[logical]
-            await run.delete_old(logical, entry["type"], entry["identifier"])
-            update["cleanup"] = [c for c in update["cleanup"] if c["logical"] != logical]
+        async def delete(identifier: str) -> None:
+            entry = left[identifier]
+            await run.delete_old(entry["logical"], entry["type"], identifier)
+            update["cleanup"] = [c for c in update["cleanup"] if c["identifier"] != identifier]
             await self.ops.journal.save(journal)
 
         result = await run_dag(order, delete, limit=self.ops.concurrency)
         if result.ok:
             return ""
-        logical, error = next(iter(result.failed.items()))
-        return f"{logical} (old {left[logical]['identifier']}): {_reason(error)}"
+        identifier, error = next(iter(result.failed.items()))
+        return f"{left[identifier]['logical']} (old {identifier}): {_reason(error)}"
+
+    # ------------------------------------------------------------------ stopping (no rollback)
+
+    async def _stop(
+        self,
+        principal: Principal,
+        journal: Journal,
+        plan: UpdatePlan,
+        live: Mapping[str, Created],
+        result: ScheduleResult,
+        reason: str,
+    ) -> StackResult:
+        """Rollback off: the update stays where it stopped. The journal records each step's
+        outcome and what is deployed now (``base``: per logical name, the new definition where
+        its step landed, the one before where it did not), which a new deploy plans from; the
+        steps stay as the undo journal; the cleanup does not run."""
+        update = journal.update
+        await self._sweep(journal)  # a create asked whose answer was lost: recorded if it exists
+        outcomes = _outcomes(plan, result, journal.created)
+        for step in update["steps"]:
+            if "outcome" in step:
+                continue  # an earlier attempt's
+            found = outcomes[step["logical"]]
+            step["outcome"] = found["outcome"]
+            if found.get("reason"):
+                step["reason"] = found["reason"]
+            made = journal.created.get(step["logical"], {}).get("identifier", "")
+            if step["action"] != "update" and made and made != step.get("old_identifier"):
+                step["made"] = made
+        update["base"] = _landed(plan, outcomes, live)
+        update["outcomes"] = outcomes
+        update["retired"] = _retired(update, journal.created)
+        return await self.ops._finish(
+            principal,
+            journal,
+            "UPDATE_FAILED",
+            f"{reason} ({_summary(outcomes, update['retired'])})",
+            next_step=stopped_next_step(journal.stack, "UPDATE_FAILED"),
+        )
 
     # ------------------------------------------------------------------ rolling back
 
@@ -390,7 +542,9 @@ class StackUpdates:
         the stack's tags, skipping the resources the stack had before (a replacement's old
         one carries the same tags)."""
         before = journal.update.get("before_created", {})
-        known = frozenset(c["identifier"] for c in before.values())
+        known = frozenset(
+            c["identifier"] for c in (*before.values(), *journal.created.values())
+        ) | frozenset(s["made"] for s in journal.update.get("steps", []) if s.get("made"))
         for logical, resource_type in list(journal.pending.items()):
             found = await self.ops._find_tagged(
                 resource_type, journal.stack, logical, exclude=known
@@ -399,6 +553,132 @@ class StackUpdates:
                 journal.created[logical] = {"type": resource_type, "identifier": found}
             journal.pending.pop(logical)
         await self.ops.journal.save(journal)
+
+
+def _base(journal: Journal) -> dict[str, Any]:
+    """The template an update plans from: the one deployed, or after a stop what landed."""
+    if journal.status == "UPDATE_FAILED" and journal.update.get("base"):
+        return journal.update["base"]
+    return journal.template
+
+
+def _landed(
+    plan: UpdatePlan, outcomes: Mapping[str, Mapping[str, Any]], live: Mapping[str, Created]
+) -> dict[str, Any]:
+    """The template of what is deployed after a stop: the new definition where a step
+    landed, the one before elsewhere; there, a reference to a resource that landed is pinned
+    to the value it had before the update (what that resource was deployed with), so the
+    next plan sees it changed and patches or replaces it."""
+    landed = {n for n, found in outcomes.items() if found["landed"]}
+    base = plan.old.to_json()
+    new = plan.new.to_json()
+    for logical, body in base.items():
+        if logical in landed:
+            base[logical] = new[logical]
+        else:
+            body["Properties"] = _pinned(body.get("Properties", {}), live, landed)
+    for logical in landed - base.keys():
+        base[logical] = new[logical]
+    return base
+
+
+def _pinned(value: Any, live: Mapping[str, Created], names: set[str]) -> Any:
+    if isinstance(value, Mapping):
+        ref = _reference(value)
+        if ref is None:
+            return {k: _pinned(v, live, names) for k, v in value.items()}
+        name, attr = ref
+        if name in names and name in live and (attr is None or attr in live[name].properties):
+            return resolve(value, live)
+        return dict(value)
+    if isinstance(value, list):
+        return [_pinned(v, live, names) for v in value]
+    return value
+
+
+def _outcomes(
+    plan: UpdatePlan, result: ScheduleResult, created: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Per forward action: complete, failed (with why) or not started, and whether its new
+    definition is what is deployed now (an update that completed; an add or a replacement
+    whose new resource exists, even if its step did not finish)."""
+    out: dict[str, dict[str, Any]] = {}
+    for logical in plan.named(*FORWARD):
+        action = plan.actions[logical]
+        found: dict[str, Any] = {"action": action.action, "outcome": "not started"}
+        if logical in result.done:
+            found["outcome"] = "complete"
+        elif logical in result.failed:
+            found |= {"outcome": "failed", "reason": _reason(result.failed[logical])}
+        if action.action == "update":
+            found["landed"] = found["outcome"] == "complete"
+        else:
+            now = created.get(logical, {}).get("identifier", "")
+            found["landed"] = bool(now) and now != action.identifier
+        out[logical] = found
+    for logical in plan.named("remove", "replace"):
+        out.setdefault(logical, {"action": "remove", "outcome": "not started", "landed": False})
+        out[logical]["cleanup"] = "not run"
+    return out
+
+
+def _retired(
+    update: Mapping[str, Any], created: Mapping[str, Mapping[str, str]]
+) -> list[dict[str, str]]:
+    """The resources the update made or found that the stack no longer lists: the old ones
+    of replacements, the removed ones, and a new one replaced again by a continued update."""
+    kept = {c["identifier"] for c in created.values()}
+    out: dict[str, dict[str, str]] = {}
+    for logical, entry in update.get("before_created", {}).items():
+        out[entry["identifier"]] = {"logical": logical, **entry}
+    for step in update.get("steps", []):
+        if step.get("made"):
+            entry = {"type": step["type"], "identifier": step["made"]}
+            out.setdefault(step["made"], {"logical": step["logical"], **entry})
+    return [c for i, c in out.items() if i not in kept]
+
+
+def _type_of(update: Mapping[str, Any], identifier: str, default: str) -> str:
+    for entry in update.get("before_created", {}).values():
+        if entry["identifier"] == identifier:
+            return str(entry["type"])
+    for step in update.get("steps", []):
+        if step.get("made") == identifier:
+            return str(step["type"])
+    return default
+
+
+def _summary(outcomes: Mapping[str, Mapping[str, Any]], retired: list[dict[str, str]]) -> str:
+    """One line of what the stopped update did and did not do."""
+    by: dict[str, list[str]] = {}
+    for logical, found in outcomes.items():
+        if found["action"] != "remove":
+            by.setdefault(found["outcome"], []).append(logical)
+    kinds = ("complete", "failed", "not started")
+    parts = [f"{k}: {', '.join(sorted(by[k]))}" for k in kinds if by.get(k)]
+    removals = sorted(n for n, f in outcomes.items() if f["action"] == "remove")
+    if removals:
+        parts.append(f"not removed: {', '.join(removals)}")
+    if retired:
+        olds = ", ".join(f"{c['logical']} ({c['identifier']})" for c in retired)
+        parts.append(f"replaced, old one not deleted: {olds}")
+    return "stopped without rolling back; " + "; ".join(parts)
+
+
+def _continued(journal: Journal) -> str:
+    """What a plan that continues a stopped update also does (its plan token covers it)."""
+    if journal.status != "UPDATE_FAILED":
+        return ""
+    update = journal.update
+    steps = ", ".join(s["logical"] for s in update.get("steps", [])) or "none"
+    retired = ", ".join(f"{c['logical']} ({c['identifier']})" for c in update.get("retired", []))
+    text = (
+        "\nThis continues the update that stopped part-way: a failure with rollback on also "
+        f"undoes its earlier steps ({steps})"
+    )
+    if retired:
+        text += f"; once every step succeeded, the old resources it replaced are deleted: {retired}"
+    return text + "."
 
 
 def _check_updatable(journal: Journal) -> None:
@@ -437,6 +717,9 @@ def _operations(plan: UpdatePlan) -> set[str]:
 
 
 def _start(journal: Journal, template: StackTemplate, plan: UpdatePlan, intent: str) -> None:
+    # After a stop (UPDATE_FAILED) this continues the same update: its resources before and
+    # its steps are kept, so a rollback still goes back to the stack before the first attempt.
+    kept = journal.update if journal.status == "UPDATE_FAILED" else {}
     journal.operation = "update"
     journal.status = "UPDATE_IN_PROGRESS"
     journal.user_intent = intent
@@ -450,6 +733,9 @@ def _start(journal: Journal, template: StackTemplate, plan: UpdatePlan, intent: 
         "actions": {n: a.action for n, a in plan.actions.items()},
         "steps": [],
     }
+    for key in ("before_created", "steps", "base"):
+        if key in kept:
+            journal.update[key] = kept[key]
 
 
 class _UpdateRun(_Run):
@@ -586,8 +872,14 @@ class _UpdateRun(_Run):
             )  # fmt: skip
             return
         made = self.journal.created.get(logical)
-        if made and made["identifier"] != step.get("old_identifier"):
+        old = step.get("old_identifier")
+        if made and made["identifier"] != old:
             await self.delete_one(logical)  # the new one: dependents were undone before it
+        if old:  # an earlier step (an update continued after a stop) may undo that one too
+            self.journal.created[logical] = {
+                "type": _type_of(self.journal.update, old, step["type"]),
+                "identifier": old,
+            }
 
     async def delete_old(self, logical: str, kind: str, identifier: str) -> None:
         """A replaced resource's old one, or a removed one."""

@@ -129,7 +129,7 @@ SNAPSHOT_REQUIRED_BY_FORMAT = {
     SNAPSHOT_FORMAT_V2: SNAPSHOT_REQUIRED | {"history_index"},
 }
 
-HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
+HeadWitness = Callable[[], Awaitable[tuple[int, str] | tuple[int, str, str | None] | None]]
 Row = dict[str, str | None]
 
 
@@ -245,6 +245,7 @@ class _Reader:
         self.log_prefix = f"{workspace}/log/"
         self.snap_prefix = f"{workspace}/snapshots/"
         self.pointer_key = f"{workspace}/_last_snapshot.json"
+        self.read_sha256: dict[int, str] = {}  # serial -> sha256 of each commit read
 
     async def read(self, head_witness: HeadWitness | None) -> Listing:
         listing = await self._start()
@@ -256,9 +257,19 @@ class _Reader:
         await self._nothing_beyond(listing.serial)
         if head_witness is not None:
             witnessed = await head_witness()
-            if witnessed is not None and witnessed[0] > listing.serial:
-                raise Unsure("the readable export claims a later head")
+            if witnessed is not None:
+                self._check_witness(witnessed, listing)
         return listing
+
+    def _check_witness(self, witnessed: tuple[Any, ...], listing: Listing) -> None:
+        """As the store's load: the log reaches the witnessed head, and a commit read here at
+        the head file's serial is the one that machine wrote."""
+        serial, lineage, *sealed = witnessed
+        if serial > listing.serial:
+            raise Unsure("the readable export claims a later head")
+        read = self.read_sha256.get(serial)
+        if sealed and sealed[0] and read and read != sealed[0] and lineage == listing.lineage:
+            raise Unsure("the head file names another commit at its serial")
 
     def _key(self, prefix: str, serial: int) -> str:
         return f"{prefix}{serial:0{SERIAL_WIDTH}d}.json"
@@ -269,6 +280,7 @@ class _Reader:
         if obj is None:
             return None
         commit = _unsealed(obj.body, key)
+        self.read_sha256[serial] = commit["sha256"]
         if commit.get("format") != COMMIT_FORMAT or commit.get("serial") != serial:
             raise Unsure(f"{key} has another format or serial")
         _check_shape(commit, COMMIT_SHAPE, key, required=COMMIT_REQUIRED)

@@ -83,7 +83,8 @@ Exporter = Callable[[StateDocument | str], Awaitable[None]]
 # The previous export as (serial, lineage, text), when it is exactly what the exporter wrote.
 ExportSource = Callable[[], Awaitable[tuple[int, str, str] | None]]
 # Something else that saw the head, as (serial, lineage): the local head file and export.
-HeadWitness = Callable[[], Awaitable[tuple[int, str] | None]]
+# (serial, lineage) or (serial, lineage, sha256 of the commit this machine wrote there)
+HeadWitness = Callable[[], Awaitable[tuple[int, str] | tuple[int, str, str | None] | None]]
 # Records the head a commit of ours reached (the local head file): the witness reads it back.
 HeadRecorder = Callable[[Commit], Awaitable[None]]
 
@@ -350,7 +351,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         witnessed = await self.head_witness()
         if witnessed is None:
             return
-        serial, lineage = witnessed
+        serial, lineage, *sealed = witnessed
         if serial > view.serial and (not lineage or lineage == view.lineage or not view.serial):
             raise StateCorrupt(
                 f"The readable export of workspace '{self.workspace}' is at serial {serial}, "
@@ -359,6 +360,21 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
                 "on purpose, delete the export state.json and the head file .state.json.head "
                 "beside it (both are rewritten). Nothing was changed.",
                 missing=view.serial + 1,
+            )
+        # Only a commit this load read anyway is compared: the check costs no request.
+        witnessed_sha = sealed[0] if sealed else None
+        commit = self._commit_cache.get(serial) if lineage == view.lineage else None
+        if witnessed_sha and commit is not None and commit.sha256 != witnessed_sha:
+            raise StateCorrupt(
+                f"Commit {serial} of workspace '{self.workspace}' is not the one this machine "
+                "wrote (the head file .state.json.head beside the export names another "
+                "sha256): the log was rewritten from that serial on, e.g. an older backup "
+                "restored and committed to again.",
+                next_step="Restore the log from the newest backup (or the bucket's previous "
+                "object versions); if the log was replaced on purpose, delete the export "
+                "state.json and .state.json.head beside it (both are rewritten). Nothing was "
+                "changed.",
+                serial=serial,
             )
 
     async def _read_commits(self, serials: Iterable[int]) -> list[Commit]:

@@ -158,7 +158,7 @@ def test_watch_records_every_check_until_interrupted(sandbox: Sandbox, env: dict
             "--output",
             "json",
         ],
-        env=env,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -169,7 +169,7 @@ def test_watch_records_every_check_until_interrupted(sandbox: Sandbox, env: dict
         first = json.loads(watcher.stdout.readline())  # the first check is made at once
         assert first["drifted"] == [queue]
         watcher.send_signal(signal.SIGINT)
-        code = watcher.wait(timeout=60)
+        code = _exit_code_or_thread_dump(watcher, timeout=60)
     finally:
         if watcher.poll() is None:
             watcher.kill()
@@ -177,6 +177,18 @@ def test_watch_records_every_check_until_interrupted(sandbox: Sandbox, env: dict
     history = ccstate(env, "state", "history", queue, "--output", "json")
     last = json.loads(history.stdout)["entries"][-1]
     assert last["operation"] == "drift_check"
+
+
+def _exit_code_or_thread_dump(process: subprocess.Popen[str], timeout: float) -> int:
+    """The exit code; a process still running after ``timeout`` is aborted (with
+    PYTHONFAULTHANDLER set it prints every thread's stack) and the test fails with that dump,
+    so a hang says where it hangs."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=30)
+        pytest.fail(f"still running {timeout:g} s after SIGINT; its threads:\n{err[-20000:]}")
 
 
 def test_watch_with_max_runs_prints_one_json_line_per_check(

@@ -238,3 +238,44 @@ def test_an_update_killed_at_a_step_is_recovered(
     assert sorted(stack_tagged) == sorted(after)
     locks = json.loads(ccstate(env, "lock", "list", "--output", "json").stdout)
     assert [lock for lock in locks["locks"] if not lock["expired"]] == []
+
+
+def test_an_update_with_no_rollback_stops_and_is_rolled_back_on_request(
+    env: dict[str, str], sandbox: Sandbox, tmp_path: Path
+) -> None:
+    prefix = f"nr{uuid.uuid4().hex[:6]}"
+    v1, v2 = update_files(tmp_path, prefix)
+    bad = json.loads(v2.read_text())
+    bad["resources"]["Extra"]["Properties"]["DelaySeconds"] = 100000  # SQS allows 0..900
+    v2.write_text(json.dumps(bad))
+    assert ccstate(env, "stack", "deploy", str(v1)).returncode == 0
+    before = described(sandbox, prefix)
+
+    stopped = ccstate(env, "stack", "deploy", str(v2), "--no-rollback", "--output", "json")
+
+    assert stopped.returncode == 11, stopped.stderr
+    out = json.loads(stopped.stdout)
+    assert out["status"] == "UPDATE_FAILED"
+    assert out["reason"].startswith("Extra:") and "not removed: Old" in out["reason"]
+    assert "`ccstate stack rollback` changing" in out["next_step"]
+    after = described(sandbox, prefix)  # the steps before Extra stay; no cleanup
+    assert sorted(after) == sorted(
+        f"{prefix}-{n}" for n in ("main", "main2", "worker", "slow", "old")
+    )
+    assert int(after[f"{prefix}-slow"]["DelaySeconds"]) == 7
+    shown = ccstate(env, "stack", "show", "changing")
+    assert "UPDATE_FAILED" in shown.stdout and "reason: Extra:" in shown.stdout
+    assert "next: " in shown.stdout
+    events = ccstate(env, "stack", "events", "changing").stdout
+    assert any("Extra" in line and "CREATE_FAILED: " in line for line in events.splitlines())
+    recovered = ccstate(env, "stack", "recover", "changing", "--output", "json")
+    assert json.loads(recovered.stdout)["reason"].startswith("Nothing to recover")
+    assert described(sandbox, prefix) == after
+
+    back = ccstate(env, "stack", "rollback", "changing", "--output", "json")
+
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["status"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert described(sandbox, prefix) == before
+    locks = json.loads(ccstate(env, "lock", "list", "--output", "json").stdout)
+    assert [lock for lock in locks["locks"] if not lock["expired"]] == []

@@ -184,3 +184,50 @@ def test_create_stack_previews_one_plan_token_that_deploys_only_its_plan(
     queue = created["resources"]["Q1"]["identifier"]
     history = server.ok("show_resource_history", identifier=queue)
     assert json.dumps(history).count("#Q1/create.") >= 1  # names the plan token and its step
+
+
+def test_update_stack_without_rollback_stops_then_rollback_stack_undoes_it(
+    server: McpSession, backend_dir: Path
+) -> None:
+    prefix = f"n{uuid.uuid4().hex[:6]}"
+
+    def queue(name: str, **props: object) -> dict[str, object]:
+        return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{name}", **props}}
+
+    first = {"Jobs": queue("jobs"), "Mail": queue("mail")}
+    created = server.ok("create_stack", stack_name=prefix, resources=first, user_intent="v1")
+    assert created["status"] == "CREATE_COMPLETE", created
+    jobs = created["resources"]["Jobs"]["identifier"]
+    # Jobs updated; Dead (after Jobs) refused by SQS (DelaySeconds allows 0..900)
+    second = {
+        "Jobs": queue("jobs", DelaySeconds=5),
+        "Mail": queue("mail"),
+        "Dead": queue("dead", DelaySeconds=100000, Tags=[{"Key": "j", "Value": {"Ref": "Jobs"}}]),
+    }
+    stopped = server.ok(
+        "update_stack", stack_name=prefix, resources=second, user_intent="v2", rollback=False
+    )
+    assert stopped["status"] == "UPDATE_FAILED", stopped
+    assert stopped["reason"].startswith("Dead:") and "complete: Jobs" in stopped["reason"]
+    assert "rollback_stack" in stopped["next_step"]
+    assert "${" not in stopped["next_step"]
+    assert stopped["resources"].keys() == {"Jobs", "Mail"}
+    failed = [e for e in stopped["events"] if e["logical_id"] == "Dead"][-1]
+    assert failed["status"] == "CREATE_FAILED" and failed["reason"]
+    assert server.ok("get_resource", resource_type="AWS::SQS::Queue", identifier=jobs)[
+        "properties"
+    ]["DelaySeconds"] in (5, "5")  # the step before the failure stays applied
+    shown = server.ok("get_stack", stack_name=prefix)
+    assert shown["status"] == "UPDATE_FAILED" and shown["reason"] == stopped["reason"]
+    recovered = server.ok("recover_stack", stack_name=prefix)
+    assert recovered["status"] == "UPDATE_FAILED"
+    assert recovered["reason"].startswith("Nothing to recover")
+    assert held_locks(backend_dir) == []
+
+    back = server.ok("rollback_stack", stack_name=prefix, user_intent="undo")
+
+    assert back["status"] == "UPDATE_ROLLBACK_COMPLETE", back
+    assert server.ok("get_resource", resource_type="AWS::SQS::Queue", identifier=jobs)[
+        "properties"
+    ]["DelaySeconds"] in (0, "0")
+    assert held_locks(backend_dir) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import stat
 import subprocess
@@ -63,7 +64,9 @@ async def test_a_burst_of_commits_is_exported_once_on_close_at_the_last_commit(
     for n in range(5):
         await store.commit([change("bucket-0", "update", Version=n)], meta())
     assert not target.exists() and writes == []  # no commit waited for an export
-    assert await exported_head(target)() == (10, (await store.current()).lineage)  # head file
+    witnessed = await exported_head(target)()  # the head file
+    assert witnessed is not None
+    assert witnessed[:2] == (10, (await store.current()).lineage)
 
     await store.close()
     assert writes == [10]
@@ -110,6 +113,25 @@ async def test_a_deleted_head_commit_is_found_by_the_head_file_alone(tmp_path: P
     (tmp_path / serial_key("default/log/", 3)).unlink()
     with pytest.raises(StateCorrupt, match=r"serial 3.*ends at serial 2"):
         await exporting_store(tmp_path).current()
+
+
+async def test_a_head_commit_rewritten_after_a_restore_is_found_by_the_head_file(
+    tmp_path: Path,
+) -> None:
+    """An older backup put back and committed to by another machine: serial and lineage are
+    what the head file says, the commit is not."""
+    store = exporting_store(tmp_path)
+    await store.commit([change("bucket-1")], meta())
+    shutil.copytree(tmp_path / "default", tmp_path / "backup")
+    await store.commit([change("bucket-2")], meta())
+    shutil.rmtree(tmp_path / "default")
+    (tmp_path / "backup").rename(tmp_path / "default")
+    await StateStore(LocalObjectStore(tmp_path)).commit([change("bucket-3")], meta("bob"))
+
+    with pytest.raises(StateCorrupt, match=r"Commit 2 .* is not the one this machine wrote"):
+        await exporting_store(tmp_path).current()
+    head_file_path(tmp_path / "state.json").unlink()  # the next step the error names
+    assert set((await exporting_store(tmp_path).current()).resources) == {"bucket-1", "bucket-3"}
 
 
 @pytest.mark.parametrize(

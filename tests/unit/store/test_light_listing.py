@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,36 @@ def test_a_deleted_head_commit_that_the_export_saw_is_an_error(capsys, tmp_path:
     code, data, _ = cli_list(capsys, root)
     assert code != 0
     assert "readable export" in data["message"]
+
+
+def test_a_head_commit_rewritten_after_a_restore_is_an_error(capsys, tmp_path: Path) -> None:
+    """The head file names the sha256 of this machine's last commit: the light path declines
+    when the log holds another commit at that serial, and the store reports it."""
+    from ccstate.backends.config import load_settings
+    from ccstate.backends.factory import build_store, open_backend
+
+    root = tmp_path / "state"
+    log = root / "default" / "log"
+
+    async def commit(n: int, *, exporting: bool) -> None:
+        settings = load_settings({"backend": str(root)}, env={})
+        backend = await open_backend(settings.backend_url, settings=settings)
+        store = build_store(backend, settings) if exporting else StateStore(backend.objects)
+        await store.commit([change(f"bucket-{n}")], meta())
+        await store.close()
+        await backend.close()
+
+    asyncio.run(commit(1, exporting=True))
+    backup = (log / f"{1:020d}.json").read_bytes()
+    asyncio.run(commit(2, exporting=True))
+    (log / f"{2:020d}.json").unlink()
+    shutil.rmtree(root / "default" / "snapshots", ignore_errors=True)
+    assert (log / f"{1:020d}.json").read_bytes() == backup
+    asyncio.run(commit(3, exporting=False))  # another machine, on the restored log
+
+    code, data, _ = cli_list(capsys, root)
+    assert code != 0
+    assert "is not the one this machine wrote" in data["message"]
 
 
 @pytest.mark.parametrize("edit", ["drop parent", "region is a number"])
