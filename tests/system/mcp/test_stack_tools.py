@@ -231,3 +231,41 @@ def test_update_stack_without_rollback_stops_then_rollback_stack_undoes_it(
         "properties"
     ]["DelaySeconds"] in (0, "0")
     assert held_locks(backend_dir) == []
+
+
+def test_a_stopped_update_and_its_rollback_each_run_under_a_previewed_plan_token(
+    server: McpSession,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+
+    def queue(name: str, **props: object) -> dict[str, object]:
+        return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{name}", **props}}
+
+    first = {"Jobs": queue("jobs")}
+    assert (
+        server.ok("create_stack", stack_name=prefix, resources=first, user_intent="v1")["status"]
+        == "CREATE_COMPLETE"
+    )
+    second = {
+        "Jobs": queue("jobs", DelaySeconds=5),
+        "Dead": queue("dead", DelaySeconds=100000, Tags=[{"Key": "j", "Value": {"Ref": "Jobs"}}]),
+    }
+    args = {"stack_name": prefix, "resources": second, "user_intent": "v2"}
+    plan = server.ok("update_stack", preview=True, **args)
+    stopped = server.ok("update_stack", rollback=False, plan_token=plan["plan_token"], **args)
+    assert stopped["status"] == "UPDATE_FAILED", stopped
+    assert "preview=true" in stopped["next_step"]
+
+    undo = server.ok("rollback_stack", stack_name=prefix, user_intent="undo", preview=True)
+
+    assert undo["operation"] == "undo" and undo["plan_token"]
+    assert "Roll back the stopped update" in undo["explanation"]
+    touched = {a["logical_id"]: a["identifiers"] for a in undo["actions"]}
+    assert touched["Dead"] == [] and len(touched["Jobs"]) == 1  # Dead's create never landed
+    back = server.ok(
+        "rollback_stack", stack_name=prefix, user_intent="undo", plan_token=undo["plan_token"]
+    )
+    assert back["status"] == "UPDATE_ROLLBACK_COMPLETE", back
+    jobs = back["resources"]["Jobs"]["identifier"]
+    history = json.dumps(server.ok("show_resource_history", identifier=jobs))
+    assert "#Jobs/undo." in history  # the patch back names the undo's plan token

@@ -252,7 +252,7 @@ async def test_the_rollback_of_a_stopped_update_runs_under_its_own_plan_token(
     plan, token = await stacks.ops.preview(ALICE, "app", None, "go back", operation="rollback")
 
     assert token is not None and plan.operation == "undo"
-    assert "undo its 3 steps in reverse (B, C, A)" in plan.explanation
+    assert "undo its 3 steps in reverse (B, " in plan.explanation  # A and C ran side by side
     assert "- patch back B (AWS::S3::Bucket b-bkt; its step failed: only what changed)" in (
         plan.explanation
     )
