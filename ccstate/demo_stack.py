@@ -73,13 +73,17 @@ UPDATED: dict[str, Any] = {
 
 
 async def stack_step(session: DemoSession, printer: DemoPrinter) -> None:
-    printer.step("A stack: key -> bucket encrypted with it -> role that reads it, in one call.")
-    created = await session.call(
-        "create_stack",
-        stack_name="demo-data",
-        resources=RESOURCES,
-        user_intent="Demo: encrypted data bucket and a reader role",
+    printer.step("A stack: key -> bucket encrypted with it -> role that reads it, one plan token.")
+    stack = {
+        "stack_name": "demo-data",
+        "resources": RESOURCES,
+        "user_intent": "Demo: encrypted data bucket and a reader role",
+    }
+    plan = await session.call("create_stack", preview=True, **stack)
+    printer.say(
+        f"plan: {len(plan['actions'])} resources explained; scan {plan['security_scan']['status']}"
     )
+    created = await session.call("create_stack", plan_token=plan["plan_token"], **stack)
     seen = _events(printer, created)
     printer.step("Update the stack: tag the bucket in place, add a queue; then roll it back.")
     updated = await session.call(

@@ -20,6 +20,7 @@ CLI_WORDS: dict[str, str] = {
     "skip_scan": "pass skip_security_check=True to the MCP tool",
     "list_managed": "`ccstate state list`",
     "stack_recover": "`ccstate stack recover`",
+    "stack_plan": "`ccstate stack deploy FILE` (it explains and scans the plan itself)",
     "stack_list": "`ccstate stack list`",
     "stack_deploy": "`ccstate stack deploy FILE`",
     "stack_rollback": "`ccstate stack rollback`",

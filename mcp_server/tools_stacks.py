@@ -36,6 +36,31 @@ def stack_payload(result: Any, *, events: bool = False) -> dict[str, Any]:
     return payload
 
 
+PLAN_TOKEN = Field(
+    description="the plan_token the same tool returned with preview=true, after the user saw "
+    "its explanation; it authorizes exactly that plan, once. Without one the plan is explained "
+    "and scanned in this call and one plan token is recorded for it."
+)
+PREVIEW = Field(
+    description="only explain and scan the whole plan (every resource listed) and return it "
+    "with its plan_token; change nothing"
+)
+
+
+def plan_payload(plan: Any, token: Any, then: str) -> dict[str, Any]:
+    payload = plan.to_dict()
+    if token is None:
+        payload["next_step"] = "Nothing to change."
+        return payload
+    payload["plan_token"] = token.token
+    payload["expires_at"] = token.expires_at.isoformat()
+    payload["next_step"] = (
+        "Show the user the explanation (every action) and the security scan. If they agree, "
+        f"call {then} with the same arguments and plan_token; it is refused if the plan changed."
+    )
+    return payload
+
+
 def register(server: MCPServer, runtime: Runtime) -> None:
     stacks = runtime.extras.get("stacks")
     if stacks is None:
@@ -61,14 +86,29 @@ def register(server: MCPServer, runtime: Runtime) -> None:
                 "where it is, CREATE_FAILED, what was created kept and recorded"
             ),
         ] = True,
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
     ) -> dict[str, Any]:
         """Create related resources together, in dependency order, independent ones in
-        parallel, all or nothing: a failure rolls back what was created. Each resource goes
-        through the same explain/scan/execute workflow and gets its own lineage entry. Show
-        the user the list of resources and their order before calling this."""
+        parallel, all or nothing: a failure rolls back what was created. Call with
+        preview=true first: the whole plan is explained (every resource, in order) and
+        security-scanned at once (references to resources not created yet as placeholders;
+        those resources are scanned again, resolved, just before they are created), and one
+        plan_token authorizes it. Show the user the explanation and scan, then call again
+        with plan_token. Each resource gets its own lineage entry naming that plan token."""
         principal = await runtime.identify()
+        if preview:
+            plan, token = await stacks.preview(
+                principal, stack_name, resources, user_intent, operation="create"
+            )
+            return plan_payload(plan, token, "create_stack")
         result = await stacks.create(
-            principal, stack_name, resources, user_intent, rollback=rollback
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            plan_token=plan_token or None,
         )
         return stack_payload(result, events=True)
 
@@ -85,16 +125,15 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             ),
         ],
         user_intent: Annotated[str, Field(description="why, in the user's words")],
-        preview: Annotated[
-            bool, Field(description="only return the plan and its explanation; change nothing")
-        ] = False,
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
         rollback: Annotated[
             bool,
             Field(
                 description="on failure undo the steps done (default); false: stop where it "
                 "is, UPDATE_FAILED, the steps that landed kept and recorded, the old resources "
-                "of replacements not deleted; then call update_stack again with fixed "
-                "resources to finish, or rollback_stack to go back"
+                "of replacements not deleted; then preview and call update_stack again with "
+                "fixed resources to finish, or rollback_stack to go back"
             ),
         ] = True,
     ) -> dict[str, Any]:
@@ -102,19 +141,23 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         changed properties), replacements (a create-only property changes: the new resource is
         created first, the old one deleted only after everything succeeded) and removals
         (last, dependents first). Refused while resources outside the stack depend on what it
-        replaces or removes. Call with preview=true first and show the user every action.
-        On a stack UPDATE_FAILED (an update stopped with rollback=false) it continues that
-        update from the steps that landed."""
-        if preview:
-            plan = await stacks.plan_update(stack_name, resources)
-            return {
-                "stack_name": stack_name,
-                "actions": [a.to_dict() for a in plan.actions.values()],
-                "explanation": plan.explain(user_intent),
-            }
+        replaces or removes. Call with preview=true first: every action explained, the plan
+        security-scanned, and one plan_token for it; show the user, then call again with
+        plan_token. On a stack UPDATE_FAILED (an update stopped with rollback=false) it
+        continues that update from the steps that landed (its plan says so)."""
         principal = await runtime.identify()
+        if preview:
+            plan, token = await stacks.preview(
+                principal, stack_name, resources, user_intent, operation="update"
+            )
+            return plan_payload(plan, token, "update_stack")
         result = await stacks.update(
-            principal, stack_name, resources, user_intent, rollback=rollback
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            plan_token=plan_token or None,
         )
         return stack_payload(result, events=True)
 
@@ -123,6 +166,8 @@ def register(server: MCPServer, runtime: Runtime) -> None:
     async def rollback_stack(
         stack_name: Annotated[str, Field(description="the stack to take back")],
         user_intent: Annotated[str, Field(description="why")] = "",
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
         rollback: Annotated[
             bool,
             Field(
@@ -134,10 +179,20 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         """Take a stack back to the template it had before its last update, applied as an
         update (all or nothing; replaced resources are replaced again). A stack UPDATE_FAILED
         (an update stopped with rollback=false) is instead undone from its journal, back to
-        the stack before that update."""
+        the stack before that update. preview=true explains (and, for an update back, scans)
+        it and returns its plan_token, as update_stack's."""
         principal = await runtime.identify()
+        if preview:
+            plan, token = await stacks.preview(
+                principal, stack_name, None, user_intent, operation="rollback"
+            )
+            return plan_payload(plan, token, "rollback_stack")
         result = await stacks.rollback(
-            principal, stack_name, user_intent=user_intent, rollback=rollback
+            principal,
+            stack_name,
+            user_intent=user_intent,
+            rollback=rollback,
+            plan_token=plan_token or None,
         )
         return stack_payload(result, events=True)
 
@@ -147,9 +202,18 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         stack_name: Annotated[str, Field(description="the stack to delete")],
         confirmed: Annotated[bool, Field(description="the user confirmed the delete")] = False,
         user_intent: Annotated[str, Field(description="why")] = "",
+        preview: Annotated[bool, PREVIEW] = False,
+        plan_token: Annotated[str, PLAN_TOKEN] = "",
     ) -> dict[str, Any]:
         """Delete every resource of a stack, dependents first. Refused while resources outside
-        the stack depend on it. Needs confirmed=true after the user agreed."""
+        the stack depend on it. preview=true lists every delete and returns the plan_token;
+        then call with plan_token and confirmed=true after the user agreed."""
+        if preview:
+            principal = await runtime.identify()
+            plan, token = await stacks.preview(
+                principal, stack_name, None, user_intent, operation="destroy"
+            )
+            return plan_payload(plan, token, "destroy_stack (confirmed=true)")
         if confirmed is not True:
             raise InvalidInput(
                 f"Destroying stack '{stack_name}' needs confirmed=true.",
@@ -158,7 +222,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
                 field="confirmed",
             )
         principal = await runtime.identify()
-        result = await stacks.destroy(principal, stack_name, user_intent=user_intent)
+        result = await stacks.destroy(
+            principal, stack_name, user_intent=user_intent, plan_token=plan_token or None
+        )
         return stack_payload(result, events=True)
 
     @server.tool(annotations=MUTATING)

@@ -21,9 +21,12 @@ MCP_WORDS: dict[str, str] = {
     "skip_scan": "pass skip_security_check=True",
     "list_managed": "load_state()",
     "stack_recover": "recover_stack(stack_name=...) or `ccstate stack recover`",
+    "stack_plan": "create_stack, update_stack, rollback_stack or destroy_stack with preview=true",
     "stack_list": "list_stacks()",
-    "stack_deploy": "update_stack(stack_name, resources, user_intent) with the fixed resources",
-    "stack_rollback": "rollback_stack(stack_name=...) or `ccstate stack rollback`",
+    "stack_deploy": "update_stack(stack_name, resources, user_intent, preview=true) with the "
+    "fixed resources, then again with its plan_token",
+    "stack_rollback": "rollback_stack(stack_name=..., preview=true), then again with its "
+    "plan_token, or `ccstate stack rollback`",
     "stack_destroy": "destroy_stack(stack_name=..., confirmed=true)",
     "versions": "list_state_versions()",
     "history": "show_resource_history",

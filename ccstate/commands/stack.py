@@ -178,6 +178,10 @@ async def deploy(ctx: CliContext) -> int | None:
             _emit_plan(ctx, name, plan, intent)
             return None
         principal = await parts.identify()
+        # The same steps as an assistant's: the whole plan explained (shown) and scanned, one
+        # plan token for it, then the deploy under that token.
+        plan, token = await parts.stacks.preview(principal, name, spec["resources"], intent)
+        ctx.out.note(plan.explanation)
         result = await parts.stacks.deploy(
             principal,
             name,
@@ -185,6 +189,7 @@ async def deploy(ctx: CliContext) -> int | None:
             intent,
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
+            plan_token=token.token if token is not None else None,
         )
     return _emit(ctx, result)
 
@@ -201,12 +206,20 @@ def _emit_plan(ctx: CliContext, name: str, plan: Any, intent: str) -> None:
 async def rollback(ctx: CliContext) -> int | None:
     async with _parts(ctx) as parts:
         principal = await parts.identify()
+        reason = ctx.args.reason or ""
+        # As deploy: the rollback's plan (an update back, or the undo of a stopped update)
+        # explained and shown, one plan token for it.
+        plan, token = await parts.stacks.preview(
+            principal, ctx.args.name, None, reason, operation="rollback"
+        )
+        ctx.out.note(plan.explanation)
         result = await parts.stacks.rollback(
             principal,
             ctx.args.name,
-            user_intent=ctx.args.reason or "",
+            user_intent=reason,
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
+            plan_token=token.token if token is not None else None,
         )
     failed = _emit(ctx, result)
     from ccstate.service.stacks.update import STOPPED_UPDATE_UNDONE
@@ -217,8 +230,17 @@ async def rollback(ctx: CliContext) -> int | None:
 async def destroy(ctx: CliContext) -> int | None:
     async with _parts(ctx) as parts:
         principal = await parts.identify()
+        reason = ctx.args.reason or ""
+        plan, token = await parts.stacks.preview(
+            principal, ctx.args.name, None, reason, operation="destroy"
+        )
+        ctx.out.note(plan.explanation)
         result = await parts.stacks.destroy(
-            principal, ctx.args.name, user_intent=ctx.args.reason or "", on_event=_progress(ctx)
+            principal,
+            ctx.args.name,
+            user_intent=reason,
+            on_event=_progress(ctx),
+            plan_token=token.token if token is not None else None,
         )
     return _emit(ctx, result)
 

@@ -45,7 +45,13 @@ from ccstate.service.state.model import canonical_json, sha256_hex
 log = logging.getLogger(__name__)
 
 TokenType = Literal[
-    "environment", "credentials", "generated_code", "explained", "scan_findings", "scanned"
+    "environment",
+    "credentials",
+    "generated_code",
+    "explained",
+    "scan_findings",
+    "scanned",
+    "stack_plan",
 ]
 RECORD_FORMAT = "ccstate.token/1"
 # Each type's possible parent types (None: a root): the order of the chain. An explained token
@@ -57,7 +63,11 @@ PARENT_TYPES: dict[str, tuple[str | None, ...]] = {
     "explained": ("generated_code", None),
     "scan_findings": ("explained",),
     "scanned": ("explained", "scan_findings"),
+    # A stack's whole plan, explained and scanned at once: a root, used once when the stack
+    # operation starts; its steps run under it in-process (service/stacks/authority.py).
+    "stack_plan": (None,),
 }
+STACK_OPERATIONS = frozenset({"create-stack", "update-stack", "destroy-stack"})
 MAX_CHAIN = 6
 OPERATIONS = frozenset({"create", "update", "delete"})
 CLEANUP_EVERY = 25  # issues between two opportunistic cleanups
@@ -234,9 +244,12 @@ class TokenService:
         )
         if kind == "generated_code" or (kind == "explained" and base is None):
             record = _authorize(record, operation, resource_type, identifier, payload, region)
+        elif kind == "stack_plan":
+            record = _stack_plan(record, operation, identifier, payload, region)
+            record = replace(record, scan=scan)
         elif base is not None:
             record = _inherit(record, base)
-        if kind == "explained":
+        if kind in ("explained", "stack_plan"):
             record = _explain(record, explanation, user_intent)
         if kind == "scanned":
             record = replace(record, scan=_authorizing_scan(scan))
@@ -723,6 +736,29 @@ def _authorize(
     )
 
 
+def _stack_plan(
+    record: TokenRecord, operation: str | None, stack: str | None, plan: Any, region: str | None
+) -> TokenRecord:
+    """A stack plan's token: bound to the stack (its identifier) and the plan's exact document
+    (every action with its unresolved properties), sealed like a change's payload."""
+    if operation not in STACK_OPERATIONS:
+        raise InvalidInput(
+            f"A stack plan's operation must be one of {sorted(STACK_OPERATIONS)}, "
+            f"not {operation!r}."
+        )
+    if not stack or plan is None:
+        raise InvalidInput("A stack plan's token needs the stack's name and its plan.")
+    return replace(
+        record,
+        operation=operation,
+        identifier=stack,
+        payload=plan,
+        # The plan's own document (not the scan results that travel with it) is what binds.
+        payload_digest=payload_digest(plan["plan"] if isinstance(plan, dict) else plan),
+        region=region,
+    )
+
+
 def _inherit(record: TokenRecord, base: TokenRecord) -> TokenRecord:
     return replace(
         record,
@@ -862,6 +898,7 @@ def _next_for(kind: str) -> str:
         "generated_code": _RESTART,
         "explained": "Call ${explain} with the generated_code token, then ${scan}",
         "scanned": "Call ${scan} with the explained token to get an execution token",
+        "stack_plan": "Preview the stack's plan again (${stack_plan}) for a new plan token",
     }[kind]
 
 

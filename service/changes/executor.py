@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.authz.tokens import TokenRecord, recorded_token_id, token_hash
+from ccstate.service.authz.tokens import TokenRecord, payload_digest, token_hash
 from ccstate.service.changes.journal import Intent, IntentJournal
 from ccstate.service.changes.reconcile import Reconciler
 from ccstate.service.changes.schema import ResourceSchema
@@ -41,6 +41,7 @@ from ccstate.service.errors import (
     HasDependents,
     InvalidInput,
     NotFound,
+    TokenError,
 )
 from ccstate.service.graph.state import build_graph
 from ccstate.service.locking import HeldLock, hold_lock
@@ -128,7 +129,10 @@ class ResourceOperations:
         record_as: str = "create",
         rolled_back_to: str | None = None,
         precondition: Precondition | None = None,
+        authorization: Authorization | None = None,
     ) -> ChangeOutcome:
+        """``authorization``: a stack plan's step (``service.stacks.authority``) instead of
+        the tokens: checked and consumed when the plan began."""
         schema = await self._schema(resource_type)
         tokens = dict(
             credentials_token=credentials_token,
@@ -137,7 +141,7 @@ class ResourceOperations:
             skip_security_check=skip_security_check,
             region=region,
         )
-        auth = await self.workflow.authorize(
+        auth = _under_plan(authorization, "create", schema, None) or await self.workflow.authorize(
             principal,
             operation="create",
             resource_type=resource_type,
@@ -147,7 +151,7 @@ class ResourceOperations:
         )
         desired = auth.payload
         planned = auth.record.identifier
-        lock_name = planned or f"{resource_type}/pending-create-{token_hash(auth.token)[:16]}"
+        lock_name = planned or f"{resource_type}/pending-create-{_client_token(auth)[:16]}"
         change = _Change("create", principal, schema, lock_name, auth, auth.region)
         change.cloud = cloud_in(self.cloud, auth.region)
         change.planned = planned
@@ -180,9 +184,10 @@ class ResourceOperations:
         skip_security_check: bool = False,
         rolled_back_to: str | None = None,
         precondition: Precondition | None = None,
+        authorization: Authorization | None = None,
     ) -> ChangeOutcome:
         """``record_as``/``drift_status``: a drift remediation is an update recorded as
-        operation 'remediate' with the drift it fixed."""
+        operation 'remediate' with the drift it fixed. ``authorization``: as ``create``'s."""
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
         patch = validate_patch(schema, patch_document) if patch_document else None
@@ -193,7 +198,9 @@ class ResourceOperations:
             skip_security_check=skip_security_check,
             region=region,
         )
-        auth = await self.workflow.authorize(
+        auth = _under_plan(
+            authorization, "update", schema, identifier, patch
+        ) or await self.workflow.authorize(
             principal,
             operation="update",
             resource_type=resource_type,
@@ -233,6 +240,7 @@ class ResourceOperations:
         record_as: str = "delete",
         rolled_back_to: str | None = None,
         precondition: Precondition | None = None,
+        authorization: Authorization | None = None,
     ) -> ChangeOutcome:
         schema = await self._schema(resource_type)
         identifier = validate_identifier(identifier)
@@ -242,7 +250,9 @@ class ResourceOperations:
             security_scan_token="",
             region=region,
         )
-        auth = await self.workflow.authorize(
+        auth = _under_plan(
+            authorization, "delete", schema, identifier
+        ) or await self.workflow.authorize(
             principal,
             operation="delete",
             resource_type=resource_type,
@@ -326,6 +336,9 @@ class ResourceOperations:
                 change.recorded = prior.current_properties if prior is not None else None
             if change.operation != "create":
                 live = await self._current(change.cloud, change.schema, change.identifier)
+                if change.auth.under_plan and change.patch and live is not None:
+                    # a token chain checks this when the change is prepared
+                    self.workflow.check_update(change.schema, live, change.patch)
                 change.before = (
                     carry_write_only(change.schema, change.recorded, live)
                     if live and change.recorded
@@ -372,7 +385,7 @@ class ResourceOperations:
         identity = await self.workflow.identity()
         schema, auth, redact = change.schema, change.auth, self.workflow.redact
         return Intent(
-            execution_token=recorded_token_id(auth.token),
+            execution_token=auth.execution_token,
             client_token=_client_token(auth),
             operation=change.operation,  # type: ignore[arg-type]
             resource_type=schema.type_name,
@@ -597,7 +610,7 @@ class ResourceOperations:
             properties=entry.properties_after,
             security_scan=change.auth.checkov_results,
             state_serial=commit.serial,
-            execution_token=recorded_token_id(change.auth.token),
+            execution_token=change.auth.execution_token,
             lineage_entry=entry.to_json_dict(),
             region=change.region,
         )
@@ -658,9 +671,40 @@ _LEFT_OPEN = (
 )
 
 
+def _under_plan(
+    auth: Authorization | None,
+    operation: str,
+    schema: ResourceSchema,
+    identifier: str | None,
+    patch: list[dict[str, Any]] | None = None,
+) -> Authorization | None:
+    """A stack plan's step, checked to be for exactly this change (``None``: no step given,
+    the tokens decide)."""
+    if auth is None:
+        return None
+    record = auth.record
+    same = (
+        auth.under_plan
+        and record.operation == operation
+        and record.resource_type == schema.type_name
+        and (identifier is None or record.identifier == identifier)
+        and (patch is None or record.payload_digest == payload_digest(patch))
+    )
+    if not same:
+        raise TokenError(
+            f"This step of a stack plan does not authorize this {operation} of "
+            f"{schema.type_name} '{identifier or record.identifier or '(new)'}'.",
+            next_step="Deploy the stack again: its plan is explained and scanned anew.",
+            step="plan_mismatch",
+            check="payload_mismatch",
+        )
+    return auth
+
+
 def _client_token(auth: Authorization) -> str:
-    """Cloud Control's idempotency token: one per execution token, without revealing it."""
-    return token_hash(auth.token)[:64]
+    """Cloud Control's idempotency token: one per execution token, without revealing it (a
+    stack plan's step: derived from the plan token, its step and the attempt)."""
+    return auth.client_token or token_hash(auth.token)[:64]
 
 
 def _cloud_failure(

@@ -50,7 +50,8 @@ PlanAction = Literal["none", "update", "create", "delete", "replace"]
 RollbackStatus = Literal["DONE", "NOTHING_TO_DO", "REFUSED"]
 ROLLBACK = "rollback"
 ABSENT = "absent"
-_HEX = re.compile(r"(sha256:)?([0-9a-f]{64})")
+# A token's recorded form; a stack resource's adds its step: "#<logical>/<step>.<attempt>".
+_HEX = re.compile(r"(sha256:)?([0-9a-f]{64})(#[A-Za-z0-9]+/[a-z-]+\.[0-9a-f]+)?")
 
 
 class StalePlan(CcstateError):
@@ -574,7 +575,7 @@ def recorded_hash(token: str) -> str:
     token = token.strip()
     found = _HEX.fullmatch(token)
     if found:
-        return "sha256:" + found.group(2)
+        return "sha256:" + found.group(2) + (found.group(3) or "")
     return recorded_token_id(token)
 
 

@@ -41,6 +41,7 @@ from ccstate.service.authz.tokens import (
     TokenRecord,
     TokenService,
     payload_digest,
+    recorded_token_id,
     token_hash,
 )
 from ccstate.service.changes import redaction
@@ -112,6 +113,17 @@ class Authorization:
     record: TokenRecord
     checkov_results: dict[str, Any]
     region: str | None = None  # where the change runs
+    # A step of a stack plan (service.stacks.authority): its plan token was used once when the
+    # stack operation began, so nothing is consumed here; the lineage records ``recorded_id``
+    # and Cloud Control gets ``client_token``, both derived from the plan token.
+    under_plan: bool = False
+    recorded_id: str = ""
+    client_token: str = ""
+
+    @property
+    def execution_token(self) -> str:
+        """How the lineage entry and the intent record the token."""
+        return self.recorded_id or recorded_token_id(self.token)
 
     @property
     def explanation(self) -> str:
@@ -423,11 +435,7 @@ class Workflow:
         cloud: CloudProvider,
     ) -> _Plan:
         if operation == "create":
-            given = properties if properties is not None else {}
-            desired = validate_properties(schema, given, against_schema=False)
-            if self.config.default_tags:
-                desired = with_default_tags(schema, desired)
-            _check_desired(schema, given, desired)
+            desired = self.desired_for_create(schema, properties)
             return _Plan(primary_identifier(schema, desired), desired, None, desired)
         identifier = validate_identifier(identifier)
         if operation == "update":
@@ -438,6 +446,24 @@ class Workflow:
             return _Plan(identifier, patch, before, after)
         before = (await cloud.get_resource(schema.type_name, identifier)).properties
         return _Plan(identifier, None, before, None)
+
+    def desired_for_create(
+        self, schema: ResourceSchema, properties: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """What a create sends: the properties checked, default tags added, checked against
+        the schema once (the caller's own mistakes named first when that fails)."""
+        given = properties if properties is not None else {}
+        desired = validate_properties(schema, given, against_schema=False)
+        if self.config.default_tags:
+            desired = with_default_tags(schema, desired)
+        _check_desired(schema, given, desired)
+        return desired
+
+    def check_update(
+        self, schema: ResourceSchema, before: dict[str, Any], patch: list[dict[str, Any]]
+    ) -> None:
+        """The resource after ``patch`` still fits its schema (what ``generate`` checks)."""
+        check_against_schema(schema, _settable(schema, apply_patch(before, patch)), read_back=True)
 
     def _shown(self, schema: ResourceSchema, plan: _Plan) -> dict[str, Any]:
         return self.redact(schema, plan.after if plan.after is not None else plan.before or {})
@@ -776,7 +802,10 @@ class Workflow:
         )
 
     async def consume(self, auth: Authorization) -> None:
-        """Use the authorization's token, once, in the shared backend (write-once markers)."""
+        """Use the authorization's token, once, in the shared backend (write-once markers). A
+        stack plan's step has nothing to use: its plan token was used when the stack began."""
+        if auth.under_plan:
+            return
         await self.tokens.consume_checked(auth.record)
 
 

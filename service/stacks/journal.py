@@ -46,6 +46,7 @@ class Journal:
     template: dict[str, Any]
     user_intent: str = ""
     plan_digest: str = ""
+    plan_token: str = ""  # "sha256:<hash>" of the plan token this operation used
     holder_host: str = ""
     holder_pid: int = 0
     created: dict[str, dict[str, str]] = field(default_factory=dict)  # logical -> type, id

@@ -1,10 +1,11 @@
 """The stack use cases: create (all or nothing), destroy, recover, and the reads.
 
-Each resource goes through the same token workflow as a person's change (``ChangeRunner``:
-generate -> explain -> scan -> execute, bound to the same principal), so each gets its own
-lineage entry; the stack's own entries record the plan (its digest is the stack's
-``execution_token``), the explanation listing every resource, and the outcome. See
-docs/decisions.md "Stacks".
+The whole plan is explained and scanned once and authorized by one plan token
+(``service.stacks.authority``), used when the operation starts; each resource's step then runs
+through the executor under that plan's authority (its resource lock, intent, Cloud Control
+call and lineage entry, which names the plan token). The stack's own entries record the plan
+token (the stack's ``execution_token``), the explanation listing every resource, and the
+outcome. See docs/decisions.md "Stacks" and "Stack plan token".
 """
 
 from __future__ import annotations
@@ -20,10 +21,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.changes.runner import ChangeRequest, ChangeRunner
+from ccstate.service.authz.tokens import IssuedToken
+from ccstate.service.changes.runner import ChangeRunner
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.errors import CcstateError, NotFound, StateConflict
 from ccstate.service.graph.state import StateGraph
+from ccstate.service.stacks.authority import (
+    PlanAuthority,
+    PlanScan,
+    StackPlan,
+    StackPlans,
+    create_document,
+    destroy_document,
+    scan_plan_results,
+)
 from ccstate.service.stacks.journal import Journal, JournalStore, StackEvent
 from ccstate.service.stacks.scheduler import reversed_deps, run_dag
 from ccstate.service.stacks.template import (
@@ -73,6 +84,7 @@ class StackOperations:
         self.store = store
         self.journal = journal
         self.concurrency = concurrency
+        self.plans = StackPlans(self.workflow)
 
     # ------------------------------------------------------------------ create
 
@@ -85,24 +97,18 @@ class StackOperations:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
+        """``plan_token``: from ``preview``, for exactly this plan; None: the plan is explained
+        and scanned here and one token issued and used for it."""
         name = validate_stack_name(stack_name)
         template = parse_template(resources)
         self.workflow.policy.check(principal, "create")
         digest = plan_digest(name, template)
         async with self.operations.locked(principal, stack_lock(name), "create-stack"):
-            existing = await self.journal.load(name)
-            if existing is not None and existing.status not in (
-                "ROLLBACK_COMPLETE",
-                "DELETE_COMPLETE",
-            ):
-                raise StateConflict(
-                    f"Stack '{name}' exists ({existing.status}).",
-                    next_step="Destroy it first, recover it, or choose another name.",
-                    resources=[name],
-                    authors=[],
-                )
-            scan_note = await self._scan_plan(name, template)
+            await self._check_creatable(name)
+            plan = await self._create_plan(name, template, user_intent, scan=plan_token is None)
+            authority = await self.plans.authorize(principal, plan, plan_token, user_intent)
             journal = Journal(
                 stack=name,
                 operation="create",
@@ -110,12 +116,12 @@ class StackOperations:
                 template=template.to_json(),
                 user_intent=user_intent,
                 plan_digest=digest,
+                plan_token=authority.plan_id,
                 holder_host=socket.gethostname(),
                 holder_pid=os.getpid(),
             )
-            explanation = explain_plan(name, template, user_intent) + f"\n{scan_note}"
-            await self._stack_entry(principal, journal, explanation)
-            run = _Run(self, principal, journal, template, on_event)
+            await self._stack_entry(principal, journal, authority.explanation)
+            run = _Run(self, principal, journal, template, on_event, authority)
             result = await run_dag(
                 {n: r.depends_on for n, r in template.resources.items()},
                 run.create_one,
@@ -129,8 +135,18 @@ class StackOperations:
             if not rollback:
                 return await self._stop_create(principal, journal, reason)
             await self._sweep_pending(journal)
-            await self._roll_back(principal, journal, on_event)
+            await self._roll_back(principal, journal, on_event, authority)
             return await self._finish(principal, journal, "ROLLBACK_COMPLETE", reason)
+
+    async def _check_creatable(self, name: str) -> None:
+        existing = await self.journal.load(name)
+        if existing is not None and existing.status not in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE"):
+            raise StateConflict(
+                f"Stack '{name}' exists ({existing.status}).",
+                next_step="Destroy it first, recover it, or choose another name.",
+                resources=[name],
+                authors=[],
+            )
 
     async def _stop_create(
         self, principal: Principal, journal: Journal, reason: str
@@ -150,10 +166,54 @@ class StackOperations:
             next_step=stopped_next_step(journal.stack, "CREATE_FAILED"),
         )
 
-    async def _scan_plan(self, name: str, template: StackTemplate) -> str:
-        from ccstate.service.stacks.update import scan_plan
+    async def _create_plan(
+        self, name: str, template: StackTemplate, intent: str, *, scan: bool = True
+    ) -> StackPlan:
+        """The create's plan; ``scan``: False when a plan token carries the plan's scan."""
+        found = PlanScan()
+        if scan:
+            found = await scan_plan_results(self.workflow, name, template, template.order(), {})
+        explanation = explain_plan(name, template, intent)
+        if found.note:
+            explanation += f"\n{found.note}"
+        return StackPlan(name, "create", create_document(name, template), explanation, found)
 
-        return await scan_plan(self.workflow, name, template, template.order(), {})
+    # ------------------------------------------------------------------ preview
+
+    async def preview(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any] | None,
+        user_intent: str,
+        *,
+        operation: str = "deploy",
+    ) -> tuple[StackPlan, IssuedToken | None]:
+        """The plan of a ``create``, an ``update`` (``deploy`` picks), a ``rollback`` or a
+        ``destroy``,
+        explained (every action listed) and scanned, with the one token that authorizes it
+        (None when an update changes nothing). Nothing is changed."""
+        name = validate_stack_name(stack_name)
+        journal = await self.journal.load(name)
+        if operation == "destroy":
+            journal = await self._existing(name)
+            self.workflow.policy.check(principal, "delete")
+            _check_destroyable(journal)
+            plan = destroy_plan(journal, user_intent)
+        elif operation == "create" or (
+            operation == "deploy" and (journal is None or journal.status in _CREATABLE)
+        ):
+            await self._check_creatable(name)
+            self.workflow.policy.check(principal, "create")
+            plan = await self._create_plan(name, parse_template(resources or {}), user_intent)
+        else:
+            found = await self._updates().prepare(
+                principal, name, resources, user_intent, rollback=operation == "rollback"
+            )
+            if found is None:
+                return StackPlan(name, "update", {}, f"Stack {name}: no changes."), None
+            plan = found
+        return plan, await self.plans.issue(principal, plan, user_intent)
 
     # ------------------------------------------------------------------ update (update.py)
 
@@ -171,11 +231,18 @@ class StackOperations:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Adds, in-place updates, replacements and removals, all or nothing (``rollback=False``:
         a failure stops the update where it is, ``UPDATE_FAILED``)."""
         return await self._updates().update(
-            principal, stack_name, resources, user_intent, rollback=rollback, on_event=on_event
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     async def deploy(
@@ -187,10 +254,17 @@ class StackOperations:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Create the stack, or update it if it is deployed."""
         return await self._updates().deploy(
-            principal, stack_name, resources, user_intent, rollback=rollback, on_event=on_event
+            principal,
+            stack_name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     async def plan_update(self, stack_name: str, resources: Mapping[str, Any]) -> Any:
@@ -205,11 +279,17 @@ class StackOperations:
         user_intent: str = "",
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Back to the template before the last update, applied as an update; an update that
         stopped (``UPDATE_FAILED``) is undone from its journal instead."""
         return await self._updates().rollback(
-            principal, stack_name, user_intent=user_intent, rollback=rollback, on_event=on_event
+            principal,
+            stack_name,
+            user_intent=user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
 
     # ------------------------------------------------------------------ destroy
@@ -221,35 +301,23 @@ class StackOperations:
         *,
         user_intent: str = "",
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         name = validate_stack_name(stack_name)
         self.workflow.policy.check(principal, "delete")
         async with self.operations.locked(principal, stack_lock(name), "destroy-stack"):
             journal = await self._existing(name)
-            if journal.unfinished:
-                raise StateConflict(
-                    f"Stack '{name}' has an operation that did not finish ({journal.status}).",
-                    next_step=f"Recover it first: ${{stack_recover}} {name}.",
-                    resources=[name],
-                    authors=[],
-                )
-            if journal.status == "UPDATE_FAILED":
-                # The replaced resources' old ones are not in ``created``: deleting only what
-                # it lists would leave them behind.
-                raise StateConflict(
-                    f"Stack '{name}' is UPDATE_FAILED: an update stopped part-way, and the "
-                    "resources it replaced still exist beside the new ones.",
-                    next_step=f"Roll the update back first (${{stack_rollback}} {name}) or "
-                    "finish it by deploying the template again, then destroy the stack.",
-                    resources=[name],
-                    authors=[],
-                )
+            _check_destroyable(journal)
             await self._refuse_outside_dependents(journal)
+            plan = destroy_plan(journal, user_intent)
+            authority = await self.plans.authorize(principal, plan, plan_token, user_intent)
             journal.operation = "destroy"
             journal.status = "DELETE_IN_PROGRESS"
             journal.user_intent = user_intent or journal.user_intent
-            await self._stack_entry(principal, journal, f"Destroy stack {name}.")
-            failed = await self._delete_all(principal, journal, on_event)
+            journal.plan_digest = plan.digest
+            journal.plan_token = authority.plan_id
+            await self._stack_entry(principal, journal, authority.explanation)
+            failed = await self._delete_all(principal, journal, on_event, authority)
             if failed:
                 return await self._finish(principal, journal, "DELETE_FAILED", failed)
             return await self._finish(principal, journal, "DELETE_COMPLETE")
@@ -295,10 +363,10 @@ class StackOperations:
                 return await self._updates().recover(principal, journal, on_event)
             await self._sweep_pending(journal)
             if journal.operation == "destroy":
-                failed = await self._delete_all(principal, journal, on_event)
+                failed = await self._delete_all(principal, journal, on_event, None)
                 status = "DELETE_FAILED" if failed else "DELETE_COMPLETE"
                 return await self._finish(principal, journal, status, failed)
-            await self._roll_back(principal, journal, on_event)
+            await self._roll_back(principal, journal, on_event, None)
             return await self._finish(
                 principal, journal, "ROLLBACK_COMPLETE", "recovered after an interruption"
             )
@@ -383,11 +451,15 @@ class StackOperations:
         return journal
 
     async def _roll_back(
-        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        on_event: OnEvent | None,
+        authority: PlanAuthority | None,
     ) -> None:
         journal.status = "ROLLBACK_IN_PROGRESS"
         await self.journal.save(journal)
-        failed = await self._delete_all(principal, journal, on_event)
+        failed = await self._delete_all(principal, journal, on_event, authority)
         if failed:
             raise StackFailed(
                 f"Stack '{journal.stack}' could not be rolled back completely: {failed}.",
@@ -397,14 +469,18 @@ class StackOperations:
             )
 
     async def _delete_all(
-        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        on_event: OnEvent | None,
+        authority: PlanAuthority | None,
     ) -> str:
         """Delete what the journal says exists, dependents first; '' or why it stopped."""
         template = parse_template(journal.template)
         present = set(journal.created)
         deps = reversed_deps({n: template.resources[n].depends_on for n in template.resources})
         deps = {n: d & present for n, d in deps.items() if n in present}
-        run = _Run(self, principal, journal, template, on_event)
+        run = _Run(self, principal, journal, template, on_event, authority)
         result = await run_dag(deps, run.delete_one, limit=self.concurrency)
         if result.ok:
             return ""
@@ -417,7 +493,7 @@ class StackOperations:
         # until the update is finished (they are deleted) or rolled back (they stay).
         retired = journal.update.get("retired", []) if journal.status == "UPDATE_FAILED" else []
         stack = Stack(
-            execution_token=f"stack-plan:{journal.plan_digest}",
+            execution_token=plan_id(journal),
             resources=[c["identifier"] for c in journal.created.values()]
             + [c["identifier"] for c in retired],
             created_at=utc_now_iso(),
@@ -483,12 +559,18 @@ class _Run:
         journal: Journal,
         template: StackTemplate,
         on_event: OnEvent | None,
+        authority: PlanAuthority | None = None,
     ) -> None:
+        """``authority``: the plan token this run used; None when recovering (the journal
+        names the token the dead process used)."""
         self.ops = ops
         self.principal = principal
         self.journal = journal
         self.template = template
         self.on_event = on_event
+        self.authority = authority or PlanAuthority.recovering(
+            ops.workflow, journal.stack, plan_id(journal)
+        )
         self.outputs: dict[str, Created] = {}
         self._saving: set[asyncio.Task[None]] = set()  # journal saves the steps did not wait for
 
@@ -530,15 +612,16 @@ class _Run:
 
         intent = f"{self.journal.user_intent} (stack {self.journal.stack}: {logical})"
         try:
-            run = await self.ops.runner.run(
+            auth = await self.authority.create(
+                self.principal, logical, schema, properties, self.outputs, intent
+            )
+            outcome = await self.ops.operations.create(
                 self.principal,
-                ChangeRequest(
-                    "create",
-                    res.resource_type,
-                    properties=properties,
-                    user_intent=intent,
-                    precondition=journal_written,
-                ),
+                resource_type=res.resource_type,
+                credentials_token="",
+                explained_token="",
+                precondition=journal_written,
+                authorization=auth,
             )
         except asyncio.CancelledError:
             raise  # the process stops here: pending stays, for recover to sweep
@@ -551,12 +634,6 @@ class _Run:
             )
             raise
         self.journal.pending.pop(logical, None)
-        if not run.done or run.outcome is None:
-            await self._event(
-                logical, "CREATE_FAILED", resource_type=res.resource_type, reason=run.reason
-            )
-            raise StackFailed(run.reason, next_step="Fix the properties and deploy again.")
-        outcome = run.outcome
         self.outputs[logical] = Created(outcome.identifier, dict(outcome.properties or {}))
         self.journal.created[logical] = {
             "type": res.resource_type,
@@ -578,10 +655,17 @@ class _Run:
         kind, identifier = entry["type"], entry["identifier"]
         await self._event(logical, "DELETE_IN_PROGRESS", resource_type=kind, identifier=identifier)
         intent = f"{self.journal.user_intent} (stack {self.journal.stack}: remove {logical})"
+        why = "delete" if self.journal.operation == "destroy" else "rollback"
         try:
-            await self.ops.runner.run(
+            auth = self.authority.delete(self.principal, logical, kind, identifier, why, intent)
+            await self.ops.operations.delete(
                 self.principal,
-                ChangeRequest("delete", kind, identifier=identifier, user_intent=intent),
+                resource_type=kind,
+                identifier=identifier,
+                credentials_token="",
+                explained_token="",
+                confirmed=True,
+                authorization=auth,
             )
         except NotFound:
             pass  # already gone: what a delete wants
@@ -602,6 +686,30 @@ def stack_lock(name: str) -> str:
     """The lock a stack operation holds: a resource-scope lock of its own name, so resources
     outside the stack stay changeable by others meanwhile."""
     return f"stack:{name}"
+
+
+_CREATABLE = frozenset({"ROLLBACK_COMPLETE", "DELETE_COMPLETE"})
+
+
+def plan_id(journal: Journal) -> str:
+    """The plan token a stack operation used, as recorded ("sha256:<hash>"); a journal written
+    before plan tokens names its plan's digest."""
+    return journal.plan_token or f"stack-plan:{journal.plan_digest}"
+
+
+def destroy_plan(journal: Journal, intent: str) -> StackPlan:
+    created = journal.created
+    lines = [f"Destroy stack {journal.stack} ({len(created)} resources): {intent}".rstrip(": ")]
+    template = parse_template(journal.template)
+    order = [n for n in reversed(template.order()) if n in created]
+    order += sorted(n for n in created if n not in order)
+    for logical in order:
+        lines.append(
+            f"- delete {logical} ({created[logical]['type']} {created[logical]['identifier']})"
+        )
+    lines.append("Dependents are deleted first; a delete has nothing to scan.")
+    document = destroy_document(journal.stack, created)
+    return StackPlan(journal.stack, "destroy", document, "\n".join(lines))
 
 
 def plan_digest(name: str, template: StackTemplate) -> str:
@@ -649,6 +757,28 @@ def _tags_of(properties: Mapping[str, Any]) -> dict[str, str]:
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _check_destroyable(journal: Journal) -> None:
+    name = journal.stack
+    if journal.unfinished:
+        raise StateConflict(
+            f"Stack '{name}' has an operation that did not finish ({journal.status}).",
+            next_step=f"Recover it first: ${{stack_recover}} {name}.",
+            resources=[name],
+            authors=[],
+        )
+    if journal.status == "UPDATE_FAILED":
+        # The replaced resources' old ones are not in ``created``: deleting only what it lists
+        # would leave them behind.
+        raise StateConflict(
+            f"Stack '{name}' is UPDATE_FAILED: an update stopped part-way, and the resources it "
+            "replaced still exist beside the new ones.",
+            next_step=f"Roll the update back first (${{stack_rollback}} {name}) or finish it by "
+            "deploying the template again, then destroy the stack.",
+            resources=[name],
+            authors=[],
+        )
 
 
 def _names(what: str, names: list[str]) -> str:

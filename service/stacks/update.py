@@ -34,12 +34,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from ccstate.service.authz.principal import Principal
-from ccstate.service.changes.runner import ChangeRequest
 from ccstate.service.changes.schema import ResourceSchema
 from ccstate.service.changes.tagging import with_default_tags
 from ccstate.service.changes.workflow import Workflow
-from ccstate.service.errors import CcstateError, InvalidInput, NotFound, PolicyDenied, StateConflict
+from ccstate.service.errors import CcstateError, InvalidInput, NotFound, StateConflict
 from ccstate.service.graph.state import build_graph
+from ccstate.service.stacks.authority import (
+    PLACEHOLDER,
+    PlanAuthority,
+    PlanScan,
+    StackPlan,
+    scan_plan_results,
+    stopped_resources,
+    undo_document,
+    update_document,
+)
 from ccstate.service.stacks.journal import Journal
 from ccstate.service.stacks.operations import (
     OnEvent,
@@ -73,7 +82,6 @@ UPDATABLE = frozenset(
 )
 CREATABLE = frozenset({"ROLLBACK_COMPLETE", "DELETE_COMPLETE"})
 _MISSING = object()
-PLACEHOLDER = "ccstate-unresolved:"  # a reference scanned before what it names exists
 # The reason of a rollback that undid a stopped update: what was asked for, not a failure.
 STOPPED_UPDATE_UNDONE = "the update that stopped part-way was undone from its journal"
 
@@ -95,6 +103,7 @@ class StackUpdates:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Create the stack, or update it when it is deployed (CloudFormation's and rain's
         ``deploy``)."""
@@ -102,11 +111,74 @@ class StackUpdates:
         journal = await self.ops.journal.load(name)
         if journal is None or journal.status in CREATABLE:
             return await self.ops.create(
-                principal, name, resources, user_intent, rollback=rollback, on_event=on_event
+                principal,
+                name,
+                resources,
+                user_intent,
+                rollback=rollback,
+                on_event=on_event,
+                plan_token=plan_token,
             )
         return await self.update(
-            principal, name, resources, user_intent, rollback=rollback, on_event=on_event
+            principal,
+            name,
+            resources,
+            user_intent,
+            rollback=rollback,
+            on_event=on_event,
+            plan_token=plan_token,
         )
+
+    async def prepare(
+        self,
+        principal: Principal,
+        stack_name: str,
+        resources: Mapping[str, Any] | None,
+        user_intent: str,
+        *,
+        rollback: bool = False,
+    ) -> StackPlan | None:
+        """An update's (or a rollback's) plan, explained and scanned; None: nothing changes.
+        The rollback of an update that stopped (``UPDATE_FAILED``) is its undo plan."""
+        name = validate_stack_name(stack_name)
+        journal = await self.ops._existing(name)
+        if rollback and journal.status == "UPDATE_FAILED":
+            return self._undo_plan(principal, journal, user_intent)
+        if rollback:
+            resources = _previous(journal)
+            user_intent = user_intent or f"roll stack {name} back to before its last update"
+        _check_updatable(journal)
+        template = parse_template(resources or {})
+        plan = await self._plan(journal, template)
+        if plan.empty and journal.status != "UPDATE_FAILED":  # a stopped one: its cleanup
+            return None
+        for operation in _operations(plan):
+            self.ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
+        return await self._stack_plan(journal, template, plan, user_intent, scan=True)
+
+    async def _stack_plan(
+        self,
+        journal: Journal,
+        template: StackTemplate,
+        plan: UpdatePlan,
+        intent: str,
+        *,
+        scan: bool,
+        live: dict[str, Created] | None = None,
+    ) -> StackPlan:
+        found = PlanScan()
+        if scan:
+            live = live if live is not None else await self._live(journal)
+            renewed = set(plan.named("add", "replace"))  # their values are not known yet
+            known = {n: c for n, c in live.items() if n not in renewed}
+            found = await scan_plan_results(
+                self.ops.workflow, journal.stack, template, plan.named(*FORWARD), known
+            )
+        actions = {n: a.to_dict() for n, a in plan.actions.items()}
+        stopped = stopped_resources(journal.update) if journal.status == "UPDATE_FAILED" else {}
+        document = update_document(journal.stack, template, actions, stopped)
+        explanation = plan.explain(intent, found.note) + _continued(journal)
+        return StackPlan(journal.stack, "update", document, explanation, found)
 
     async def plan(self, stack_name: str, resources: Mapping[str, Any]) -> UpdatePlan:
         """What an update would do, without doing it (the impact refusals included)."""
@@ -124,6 +196,7 @@ class StackUpdates:
         *,
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         name = validate_stack_name(stack_name)
         template = parse_template(resources)
@@ -137,22 +210,23 @@ class StackUpdates:
             for operation in _operations(plan):
                 ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
             live = await self._live(journal)
-            renewed = set(plan.named("add", "replace"))  # their values are not known yet
-            known = {n: c for n, c in live.items() if n not in renewed}
-            scan_note = await scan_plan(ops.workflow, name, template, plan.named(*FORWARD), known)
+            stack_plan = await self._stack_plan(
+                journal, template, plan, user_intent, scan=plan_token is None, live=live
+            )
+            authority = await ops.plans.authorize(principal, stack_plan, plan_token, user_intent)
             _start(journal, template, plan, user_intent)
-            explanation = plan.explain(user_intent, scan_note)
-            await ops._stack_entry(principal, journal, explanation)
-            run = _UpdateRun(ops, principal, journal, template, on_event, plan, live)
+            journal.plan_token = authority.plan_id
+            await ops._stack_entry(principal, journal, authority.explanation)
+            run = _UpdateRun(ops, principal, journal, template, on_event, plan, live, authority)
             result = await run_dag(plan.forward_deps(), run.step, limit=ops.concurrency)
             if not result.ok:
                 logical, error = next(iter(result.failed.items()))
                 reason = f"{logical}: {_reason(error)}"
                 if not rollback:
                     return await self._stop(principal, journal, plan, live, result, reason)
-                await self._roll_back(principal, journal, on_event)
+                await self._roll_back(principal, journal, on_event, authority)
                 return await ops._finish(principal, journal, "UPDATE_ROLLBACK_COMPLETE", reason)
-            return await self._complete(principal, journal, on_event)
+            return await self._complete(principal, journal, on_event, authority)
 
     async def rollback(
         self,
@@ -162,61 +236,87 @@ class StackUpdates:
         user_intent: str = "",
         rollback: bool = True,
         on_event: OnEvent | None = None,
+        plan_token: str | None = None,
     ) -> StackResult:
         """Apply the template the stack had before its last update, as an update; an update
         that stopped part-way (``UPDATE_FAILED``) is undone from its journal instead."""
         name = validate_stack_name(stack_name)
         journal = await self.ops._existing(name)
         if journal.status == "UPDATE_FAILED":
-            return await self._undo_stopped(principal, name, user_intent, on_event)
-        if journal.previous_template is None:
-            raise InvalidInput(
-                f"Stack '{name}' has not been updated: there is no earlier template to roll "
-                "back to.",
-                next_step="Deploy a changed template to update it first.",
-                stack=name,
-            )
+            return await self._undo_stopped(principal, name, user_intent, on_event, plan_token)
         intent = user_intent or f"roll stack {name} back to before its last update"
         return await self.update(
             principal,
             name,
-            journal.previous_template,
+            _previous(journal),
             intent,
             rollback=rollback,
             on_event=on_event,
+            plan_token=plan_token,
         )
 
     async def _undo_stopped(
-        self, principal: Principal, name: str, user_intent: str, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        name: str,
+        user_intent: str,
+        on_event: OnEvent | None,
+        plan_token: str | None,
     ) -> StackResult:
         """Undo the steps of an update that stopped (rollback off), in reverse, as a failed
-        update with rollback on would have: the stack as before the update."""
+        update with rollback on would have: the stack as before the update. A stack operation
+        of its own: its plan (the steps it undoes) is authorized by its own plan token."""
         ops = self.ops
-        for operation in ("update", "delete"):
-            ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
         async with ops.operations.locked(principal, stack_lock(name), "rollback-stack"):
             journal = await ops._existing(name)
             if journal.status == "UPDATE_FAILED":
-                return await self._undo_journal(principal, journal, user_intent, on_event)
+                return await self._undo_journal(
+                    principal, journal, user_intent, on_event, plan_token
+                )
         # another process finished or undid it meanwhile: an ordinary rollback
-        return await self.rollback(principal, name, user_intent=user_intent, on_event=on_event)
+        return await self.rollback(
+            principal, name, user_intent=user_intent, on_event=on_event, plan_token=plan_token
+        )
+
+    def _undo_plan(self, principal: Principal, journal: Journal, user_intent: str) -> StackPlan:
+        for operation in ("update", "delete"):
+            self.ops.workflow.policy.check(principal, operation)  # type: ignore[arg-type]
+        name = journal.stack
+        intent = user_intent or f"roll back the stopped update of stack {name}"
+        steps = journal.update.get("steps", [])
+        explanation = (
+            f"Roll back the stopped update of stack {name}: undo its {len(steps)} steps in "
+            f"reverse ({', '.join(s['logical'] for s in reversed(steps)) or 'none'}): {intent}"
+        )
+        for step in reversed(steps):
+            what = "patch back" if step["action"] == "update" else "delete the new"
+            touched = step.get("identifier") or step.get("made") or "nothing was made"
+            outcome = step.get("outcome", "complete")
+            note = "" if outcome == "complete" else f"; its step {outcome}: only what changed"
+            explanation += f"\n- {what} {step['logical']} ({step['type']} {touched}{note})"
+        explanation += (
+            "\nThe resources the update replaced were never touched and stay; a delete and a "
+            "patch back have nothing to scan."
+        )
+        return StackPlan(name, "undo", undo_document(name, steps), explanation)
 
     async def _undo_journal(
-        self, principal: Principal, journal: Journal, user_intent: str, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        user_intent: str,
+        on_event: OnEvent | None,
+        plan_token: str | None,
     ) -> StackResult:
         name = journal.stack
+        plan = self._undo_plan(principal, journal, user_intent)
+        authority = await self.ops.plans.authorize(principal, plan, plan_token, user_intent)
         journal.user_intent = user_intent or f"roll back the stopped update of stack {name}"
         journal.holder_host, journal.holder_pid = socket.gethostname(), os.getpid()
         journal.status = "UPDATE_ROLLBACK_IN_PROGRESS"
-        steps = journal.update.get("steps", [])
-        await self.ops._stack_entry(
-            principal,
-            journal,
-            f"Roll back the stopped update of stack {name}: undo its {len(steps)} steps in "
-            f"reverse ({', '.join(s['logical'] for s in reversed(steps)) or 'none'}): "
-            f"{journal.user_intent}",
-        )
-        await self._roll_back(principal, journal, on_event)
+        journal.plan_token = authority.plan_id
+        await self.ops._stack_entry(principal, journal, authority.explanation)
+        await self._roll_back(principal, journal, on_event, authority)
         return await self.ops._finish(
             principal, journal, "UPDATE_ROLLBACK_COMPLETE", STOPPED_UPDATE_UNDONE
         )
@@ -284,7 +384,11 @@ class StackUpdates:
     # ------------------------------------------------------------------ after the steps
 
     async def _complete(
-        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        on_event: OnEvent | None,
+        authority: PlanAuthority | None = None,
     ) -> StackResult:
         """Every step succeeded: the update is kept (the point of no return), then the old
         resources are deleted."""
@@ -300,14 +404,18 @@ class StackUpdates:
         update["cleanup"] = cleanup
         journal.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
         await self.ops.journal.save(journal)
-        return await self._cleanup_and_finish(principal, journal, on_event)
+        return await self._cleanup_and_finish(principal, journal, on_event, authority)
 
     async def _cleanup_and_finish(
-        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        on_event: OnEvent | None,
+        authority: PlanAuthority | None = None,
     ) -> StackResult:
         journal.status = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
         await self.ops.journal.save(journal)
-        failed = await self._cleanup(principal, journal, on_event)
+        failed = await self._cleanup(principal, journal, on_event, authority)
         if failed:
             return await self.ops._finish(
                 principal, journal, "UPDATE_COMPLETE_CLEANUP_FAILED", failed
@@ -316,7 +424,11 @@ class StackUpdates:
         return await self.ops._finish(principal, journal, "UPDATE_COMPLETE")
 
     async def _cleanup(
-        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        on_event: OnEvent | None,
+        authority: PlanAuthority | None = None,
     ) -> str:
         """Delete the replaced and removed resources, dependents first (in the template they
         were deployed with); '' or why it stopped."""
@@ -338,7 +450,7 @@ class StackUpdates:
             i: {j for j, other in left.items() if other["logical"] in deps.get(c["logical"], ())}
             for i, c in left.items()
         }
-        run = _UpdateRun(self.ops, principal, journal, old, on_event, None, {})
+        run = _UpdateRun(self.ops, principal, journal, old, on_event, None, {}, authority)
 
         async def delete(identifier: str) -> None:
             entry = left[identifier]
@@ -394,7 +506,11 @@ class StackUpdates:
     # ------------------------------------------------------------------ rolling back
 
     async def _roll_back(
-        self, principal: Principal, journal: Journal, on_event: OnEvent | None
+        self,
+        principal: Principal,
+        journal: Journal,
+        on_event: OnEvent | None,
+        authority: PlanAuthority | None = None,
     ) -> None:
         """Undo the steps in reverse: patch updates back, delete what was created; the old
         resources of replacements were never touched."""
@@ -404,7 +520,7 @@ class StackUpdates:
         await self._sweep(journal)
         update = journal.update
         template = parse_template(update["template"])
-        run = _UpdateRun(ops, principal, journal, template, on_event, None, {})
+        run = _UpdateRun(ops, principal, journal, template, on_event, None, {}, authority)
         steps: list[dict[str, Any]] = update.get("steps", [])
         try:
             while steps:
@@ -549,6 +665,22 @@ def _summary(outcomes: Mapping[str, Mapping[str, Any]], retired: list[dict[str, 
     return "stopped without rolling back; " + "; ".join(parts)
 
 
+def _continued(journal: Journal) -> str:
+    """What a plan that continues a stopped update also does (its plan token covers it)."""
+    if journal.status != "UPDATE_FAILED":
+        return ""
+    update = journal.update
+    steps = ", ".join(s["logical"] for s in update.get("steps", [])) or "none"
+    retired = ", ".join(f"{c['logical']} ({c['identifier']})" for c in update.get("retired", []))
+    text = (
+        "\nThis continues the update that stopped part-way: a failure with rollback on also "
+        f"undoes its earlier steps ({steps})"
+    )
+    if retired:
+        text += f"; once every step succeeded, the old resources it replaced are deleted: {retired}"
+    return text + "."
+
+
 def _check_updatable(journal: Journal) -> None:
     if journal.unfinished:
         raise StateConflict(
@@ -564,6 +696,17 @@ def _check_updatable(journal: Journal) -> None:
             resources=[journal.stack],
             authors=[],
         )
+
+
+def _previous(journal: Journal) -> dict[str, Any]:
+    if journal.previous_template is None:
+        raise InvalidInput(
+            f"Stack '{journal.stack}' has not been updated: there is no earlier template to roll "
+            "back to.",
+            next_step="Deploy a changed template to update it first.",
+            stack=journal.stack,
+        )
+    return journal.previous_template
 
 
 def _operations(plan: UpdatePlan) -> set[str]:
@@ -608,8 +751,9 @@ class _UpdateRun(_Run):
         on_event: OnEvent | None,
         plan: UpdatePlan | None,
         live: dict[str, Created],
+        authority: PlanAuthority | None = None,
     ) -> None:
-        super().__init__(ops, principal, journal, template, on_event)
+        super().__init__(ops, principal, journal, template, on_event, authority)
         self.plan = plan
         self.live = live
         self.outputs.update(live)  # references to what stays resolve to it as it is
@@ -666,20 +810,34 @@ class _UpdateRun(_Run):
             }
         )
         await self._event(logical, "UPDATE_IN_PROGRESS", resource_type=kind, identifier=identifier)
-        outcome = await self._patch(logical, kind, identifier, patch, "update")
+        outcome = await self._patch(logical, kind, identifier, patch, "update", after)
         self.outputs[logical] = Created(identifier, dict(outcome.properties or {}))
         await self._event(logical, "UPDATE_COMPLETE", resource_type=kind, identifier=identifier)
 
     async def _patch(
-        self, logical: str, kind: str, identifier: str, patch: list[dict[str, Any]], what: str
+        self,
+        logical: str,
+        kind: str,
+        identifier: str,
+        patch: list[dict[str, Any]],
+        what: str,
+        after: dict[str, Any] | None = None,
     ) -> Any:
+        """``after``: the rendered properties a forward update leads to; None: an undo."""
         intent = f"{self.journal.user_intent} (stack {self.journal.stack}: {what} {logical})"
         try:
-            run = await self.ops.runner.run(
+            schema = await self.ops.workflow.schemas.get_schema(kind)
+            auth = await self.authority.update(
+                self.principal, logical, schema, identifier, patch, after, self.outputs, intent
+            )
+            outcome = await self.ops.operations.update(
                 self.principal,
-                ChangeRequest(
-                    "update", kind, identifier=identifier, patch=patch, user_intent=intent
-                ),
+                resource_type=kind,
+                identifier=identifier,
+                credentials_token="",
+                explained_token="",
+                patch_document=patch,
+                authorization=auth,
             )
         except asyncio.CancelledError:
             raise
@@ -689,13 +847,7 @@ class _UpdateRun(_Run):
                 reason=_reason(exc),
             )  # fmt: skip
             raise
-        if not run.done or run.outcome is None:
-            await self._event(
-                logical, "UPDATE_FAILED", resource_type=kind, identifier=identifier,
-                reason=run.reason,
-            )  # fmt: skip
-            raise StackFailed(run.reason, next_step="Fix the properties and deploy again.")
-        return run.outcome
+        return outcome
 
     async def undo(self, step: Mapping[str, Any]) -> None:
         logical = step["logical"]
@@ -734,9 +886,17 @@ class _UpdateRun(_Run):
         await self._event(logical, "DELETE_IN_PROGRESS", resource_type=kind, identifier=identifier)
         intent = f"{self.journal.user_intent} (stack {self.journal.stack}: remove old {logical})"
         try:
-            await self.ops.runner.run(
+            auth = self.authority.delete(
+                self.principal, logical, kind, identifier, "cleanup", intent
+            )
+            await self.ops.operations.delete(
                 self.principal,
-                ChangeRequest("delete", kind, identifier=identifier, user_intent=intent),
+                resource_type=kind,
+                identifier=identifier,
+                credentials_token="",
+                explained_token="",
+                confirmed=True,
+                authorization=auth,
             )
         except NotFound:
             pass
@@ -829,58 +989,8 @@ async def scan_plan(
     names: list[str],
     outputs: Mapping[str, Created],
 ) -> str:
-    """Scan every resource the plan creates or changes, before the first step: references to
-    resources not yet created are scanned as placeholders (each is scanned again, resolved,
-    just before its own step). Refuses the whole plan when any scan does not authorize;
-    returns the line the explanation carries."""
-    if not names:
-        return ""
-
-    async def scan(logical: str) -> tuple[str, Any]:
-        res = template.resources[logical]
-        schema = await workflow.schemas.get_schema(res.resource_type)
-        properties = render(
-            workflow, schema, res.properties, outputs, stack, logical, placeholders=True
-        )
-        return logical, await workflow.scanner.scan(schema.type_name, properties)
-
-    results = dict(await asyncio.gather(*(scan(n) for n in names)))
-    refused = {n: r for n, r in results.items() if not r.authorizes_execution}
-    if refused:
-        raise PolicyDenied(
-            f"The security scan of stack {stack}'s plan did not authorize it: "
-            + "; ".join(f"{n}: {r.status} ({r.summary()})" for n, r in sorted(refused.items()))
-            + ". Nothing was changed.",
-            next_step="Fix the properties of these resources (or install the scanner if none "
-            "ran) and deploy again.",
-            stack=stack,
-            failed_checks={n: r.failed_ids for n, r in refused.items()},
-        )
-    statuses = sorted({r.status for r in results.values()})
-    deferred = sorted(
-        n
-        for n in names
-        if any(
-            _is_placeholder(v)
-            for v in _leaves(_with_placeholders(template.resources[n].properties, outputs))
-        )
-    )
-    note = f"Security scan of the plan: {len(names)} resources, {'/'.join(statuses)}"
-    if deferred:
-        note += f" (references not yet created scanned as placeholders in {', '.join(deferred)})"
-    return note + "."
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, Mapping):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
-    if isinstance(value, list):
-        return [leaf for v in value for leaf in _leaves(v)]
-    return [value]
-
-
-def _is_placeholder(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(PLACEHOLDER)
+    """The plan-wide scan (``authority.scan_plan_results``); the line the explanation carries."""
+    return (await scan_plan_results(workflow, stack, template, names, outputs)).note
 
 
 def _reason(exc: BaseException) -> str:

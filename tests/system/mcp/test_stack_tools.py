@@ -5,9 +5,11 @@ the stack."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def test_a_stack_deploy_holds_its_lock_while_others_change_resources_outside_it(
     for line in deployer.stderr:
         if "CREATE_COMPLETE" in line:
             break
-    deployer.send_signal(signal.SIGSTOP)  # mid-stack, holding the stack lock
+    _stop_between_file_locks(deployer.pid)  # mid-stack, holding the stack lock
     try:
         held = [lock for lock in held_locks(backend) if lock.resource == "stack:three"]  # type: ignore[attr-defined]
         assert [lock.pid for lock in held] == [deployer.pid]  # type: ignore[attr-defined]
@@ -96,6 +98,24 @@ def test_a_stack_deploy_holds_its_lock_while_others_change_resources_outside_it(
     assert deployer.wait(timeout=120) == 0, rest  # 0: CREATE_COMPLETE (a rollback exits 10)
     assert "Q2" in rest and "CREATE_COMPLETE" in rest
     assert held_locks(backend) == []
+
+
+def _holds_file_lock(pid: int) -> bool:
+    """Whether ``pid`` holds a flock or POSIX lock now (Linux /proc/locks)."""
+    rows = Path("/proc/locks").read_text().splitlines()
+    return any(len(r.split()) > 4 and r.split()[4] == str(pid) for r in rows if "->" not in r)
+
+
+def _stop_between_file_locks(pid: int) -> None:
+    """SIGSTOP ``pid`` outside the millisecond-long flocks of its lock and store files: stopped
+    inside one, it would hold every process of the workspace, which no real pause does."""
+    for _ in range(1000):
+        os.kill(pid, signal.SIGSTOP)
+        if not _holds_file_lock(pid):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.001)  # let it leave the flock it holds
+    raise AssertionError(f"process {pid} never left its file locks")
 
 
 def test_update_stack_previews_updates_and_rolls_back(server: McpSession) -> None:
@@ -128,6 +148,42 @@ def test_update_stack_previews_updates_and_rolls_back(server: McpSession) -> Non
     assert server.ok("get_resource", resource_type="AWS::SQS::Queue", identifier=jobs)[
         "properties"
     ]["DelaySeconds"] in (0, "0")
+
+
+def test_create_stack_previews_one_plan_token_that_deploys_only_its_plan(
+    server: McpSession,
+) -> None:
+    prefix = f"p{uuid.uuid4().hex[:6]}"
+    queues = {
+        f"Q{k}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{k}"}}
+        for k in range(2)
+    }
+    plan = server.ok(
+        "create_stack", stack_name=prefix, resources=queues, user_intent="two", preview=True
+    )
+    assert [a["logical_id"] for a in plan["actions"]] == ["Q0", "Q1"]
+    assert "Q0" in plan["explanation"] and "Q1" in plan["explanation"]
+    assert plan["plan_token"] and plan["security_scan"]["status"]
+    other = {"Q0": queues["Q0"]}
+    refused = server.call(
+        "create_stack",
+        stack_name=prefix,
+        resources=other,
+        user_intent="two",
+        plan_token=plan["plan_token"],
+    )
+    assert refused.error == "token_error", refused.data
+    created = server.ok(
+        "create_stack",
+        stack_name=prefix,
+        resources=queues,
+        user_intent="two",
+        plan_token=plan["plan_token"],
+    )
+    assert created["status"] == "CREATE_COMPLETE", created
+    queue = created["resources"]["Q1"]["identifier"]
+    history = server.ok("show_resource_history", identifier=queue)
+    assert json.dumps(history).count("#Q1/create.") >= 1  # names the plan token and its step
 
 
 def test_update_stack_without_rollback_stops_then_rollback_stack_undoes_it(
@@ -175,3 +231,41 @@ def test_update_stack_without_rollback_stops_then_rollback_stack_undoes_it(
         "properties"
     ]["DelaySeconds"] in (0, "0")
     assert held_locks(backend_dir) == []
+
+
+def test_a_stopped_update_and_its_rollback_each_run_under_a_previewed_plan_token(
+    server: McpSession,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+
+    def queue(name: str, **props: object) -> dict[str, object]:
+        return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{prefix}-{name}", **props}}
+
+    first = {"Jobs": queue("jobs")}
+    assert (
+        server.ok("create_stack", stack_name=prefix, resources=first, user_intent="v1")["status"]
+        == "CREATE_COMPLETE"
+    )
+    second = {
+        "Jobs": queue("jobs", DelaySeconds=5),
+        "Dead": queue("dead", DelaySeconds=100000, Tags=[{"Key": "j", "Value": {"Ref": "Jobs"}}]),
+    }
+    args = {"stack_name": prefix, "resources": second, "user_intent": "v2"}
+    plan = server.ok("update_stack", preview=True, **args)
+    stopped = server.ok("update_stack", rollback=False, plan_token=plan["plan_token"], **args)
+    assert stopped["status"] == "UPDATE_FAILED", stopped
+    assert "preview=true" in stopped["next_step"]
+
+    undo = server.ok("rollback_stack", stack_name=prefix, user_intent="undo", preview=True)
+
+    assert undo["operation"] == "undo" and undo["plan_token"]
+    assert "Roll back the stopped update" in undo["explanation"]
+    touched = {a["logical_id"]: a["identifiers"] for a in undo["actions"]}
+    assert touched["Dead"] == [] and len(touched["Jobs"]) == 1  # Dead's create never landed
+    back = server.ok(
+        "rollback_stack", stack_name=prefix, user_intent="undo", plan_token=undo["plan_token"]
+    )
+    assert back["status"] == "UPDATE_ROLLBACK_COMPLETE", back
+    jobs = back["resources"]["Jobs"]["identifier"]
+    history = json.dumps(server.ok("show_resource_history", identifier=jobs))
+    assert "#Jobs/undo." in history  # the patch back names the undo's plan token

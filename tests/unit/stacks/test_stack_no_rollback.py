@@ -6,8 +6,9 @@ recover says it was not interrupted; a create with rollback off follows the same
 from __future__ import annotations
 
 import pytest
-from ccstate.service.errors import StateConflict
+from ccstate.service.errors import StateConflict, TokenError
 
+from tests.unit.stacks.test_plan_token import recorded
 from tests.unit.stacks.test_stack_updates import BUCKET, Stacks, stacks, v1, v2
 from tests.unit.usecases.conftest import ALICE
 
@@ -235,3 +236,84 @@ async def test_a_continued_update_replacing_again_cleans_up_or_undoes_both(
         view = await stacks.world.store.current()
         assert sorted(view.resources) == ["a3-bkt", "b-bkt", "c-bkt", "n-bkt"]
     assert await stacks.locks() == []
+
+
+# ---------------------------------------------------------------------- with plan tokens
+
+
+async def test_the_rollback_of_a_stopped_update_runs_under_its_own_plan_token(
+    stacks: Stacks,
+) -> None:
+    before, _ = await stopped_at_b(stacks)
+    stopped_id = (await stacks.world.store.current()).stacks["app"].execution_token
+    _, update_token = await stacks.ops.preview(ALICE, "app", v2(), "finish")
+    assert update_token is not None
+
+    plan, token = await stacks.ops.preview(ALICE, "app", None, "go back", operation="rollback")
+
+    assert token is not None and plan.operation == "undo"
+    assert "undo its 3 steps in reverse (B, " in plan.explanation  # A and C ran side by side
+    assert "- patch back B (AWS::S3::Bucket b-bkt; its step failed: only what changed)" in (
+        plan.explanation
+    )
+    assert "- delete the new A (AWS::S3::Bucket a2-bkt)" in plan.explanation
+    assert stacks.snapshot() != before  # a preview changes nothing
+    with pytest.raises(TokenError, match="another plan"):  # the continue's token: not an undo
+        await stacks.ops.rollback(ALICE, "app", plan_token=update_token.token)
+    result = await stacks.ops.rollback(ALICE, "app", plan_token=token.token)
+
+    assert result.status == "UPDATE_ROLLBACK_COMPLETE", result.reason
+    assert stacks.snapshot() == before
+    undo_id = (await stacks.world.store.current()).stacks["app"].execution_token
+    assert undo_id == recorded(token.token) != stopped_id
+    [created, deleted] = await stacks.world.store.history("a2-bkt")
+    assert created.execution_token.startswith(f"{stopped_id}#A/create.")
+    assert deleted.execution_token.startswith(f"{undo_id}#A/rollback.")
+    patched_back = (await stacks.world.store.history("c-bkt"))[-1]
+    assert patched_back.execution_token.startswith(f"{undo_id}#C/undo.")
+    with pytest.raises(TokenError, match="already used"):
+        await stacks.ops.plans.use(ALICE, plan, token.token)
+
+
+async def test_an_undo_plan_refuses_a_resource_the_stopped_update_did_not_touch(
+    stacks: Stacks,
+) -> None:
+    await stopped_at_b(stacks)
+    plan, token = await stacks.ops.preview(ALICE, "app", None, "", operation="rollback")
+    assert token is not None
+    authority = await stacks.ops.plans.use(ALICE, plan, token.token)
+
+    authority.delete(ALICE, "A", BUCKET, "a2-bkt", "rollback", "x")  # its own step: allowed
+    with pytest.raises(TokenError, match="not part of stack app's plan"):
+        authority.delete(ALICE, "A", BUCKET, "a-bkt", "rollback", "x")  # the old one stays
+    with pytest.raises(TokenError, match="not part of stack app's plan"):
+        authority.delete(ALICE, "R", BUCKET, "r-bkt", "rollback", "x")  # no step of R
+
+
+async def test_a_continued_update_s_plan_token_covers_the_first_attempt_s_cleanup(
+    stacks: Stacks,
+) -> None:
+    await stopped_at_b(stacks)
+
+    plan, token = await stacks.ops.preview(ALICE, "app", v2(), "finish it")
+
+    assert token is not None
+    assert [a["logical_id"] for a in plan.actions()] == ["B", "N", "R"]  # A and C landed
+    assert "continues the update that stopped part-way" in plan.explanation
+    assert "A (a-bkt)" in plan.explanation  # the old one its cleanup deletes
+    assert plan.document["continues"]["A"] == ["a-bkt", "a2-bkt"]
+    result = await stacks.ops.deploy(ALICE, "app", v2(), "finish it", plan_token=token.token)
+
+    assert result.status == "UPDATE_COMPLETE", result.reason
+    assert names(stacks) == {"a2-bkt", "b-bkt", "c-bkt", "n-bkt"}
+    plan_id = recorded(token.token)
+    assert (await stacks.world.store.current()).stacks["app"].execution_token == plan_id
+    cleaned = (await stacks.world.store.history("a-bkt"))[-1]
+    assert cleaned.operation == "delete"
+    assert cleaned.execution_token.startswith(f"{plan_id}#A/cleanup.")
+
+
+async def test_a_destroy_is_not_previewed_while_an_update_is_stopped(stacks: Stacks) -> None:
+    await stopped_at_b(stacks)
+    with pytest.raises(StateConflict, match="UPDATE_FAILED"):
+        await stacks.ops.preview(ALICE, "app", None, "", operation="destroy")
