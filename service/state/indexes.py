@@ -311,7 +311,10 @@ class IndexMixin:
                     base = old or ResourceIndex(identifier)
                     return base.merged(window, restart, after=after, upto=upto)
 
-                await self._put_index(identifier, merge)
+                # A resource no promise has indexed yet most likely has no index: try to
+                # create it without reading first (a lost race reads and merges as usual).
+                fresh = restart is None and identifier not in view.indexed_ids
+                await self._put_index(identifier, merge, expect_absent=fresh)
 
         await asyncio.gather(*(one(i, w) for i, w in view.unindexed.items()))
 
@@ -330,14 +333,21 @@ class IndexMixin:
             await self._rebuild_serials(identifier, view)
 
     async def _put_index(
-        self, identifier: str, merge: Callable[[ResourceIndex | None], ResourceIndex]
+        self,
+        identifier: str,
+        merge: Callable[[ResourceIndex | None], ResourceIndex],
+        *,
+        expect_absent: bool = False,
     ) -> None:
         """Read (or take from the cache), merge, write conditionally; again on a lost race. An
-        index that fails its checks is merged into as if absent (replaced)."""
+        index that fails its checks is merged into as if absent (replaced). ``expect_absent``:
+        the first attempt creates it without reading."""
         from ccstate.service.state.snapshots import seal
 
         key = self._index_key(identifier)
-        cached = self._index_cache.get(identifier)
+        cached: tuple[ResourceIndex | None, str | None] | None = self._index_cache.get(identifier)
+        if cached is None and expect_absent:
+            cached = (None, None)
         for _ in range(INDEX_WRITE_ATTEMPTS):
             old, etag = cached if cached is not None else await self._raw_index(identifier)
             new = merge(old)
