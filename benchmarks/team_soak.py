@@ -484,8 +484,9 @@ class Soak:
             while self.lock_at_kill is None:
                 held = [k for k in await backend.locks.list_locks("default") if k.pid == victim]
                 if held and (time.monotonic() > deadline or await _open_intent_of(backend, victim)):
-                    self.lock_at_kill = held[0].resource
-                    break
+                    self.lock_at_kill = await _still_held(backend, victim)
+                    if self.lock_at_kill is not None:
+                        break  # stopped while it holds the lock: it dies holding it
                 await asyncio.sleep(0.05)
         self.cluster.kill(0)
         self.killed_at = time.perf_counter()
@@ -493,6 +494,18 @@ class Soak:
             left = await backend.locks.list_locks("default")
         self.locks_at_kill = sorted(str(k.resource) for k in left if k.pid == victim)
         self.recovery = asyncio.create_task(self.cluster.recover())
+
+
+async def _still_held(backend: Any, pid: int) -> Any:
+    """Stop ``pid`` and look again: a lock seen a moment ago may have been released since.
+    The resource of a lock it still holds (the process stays stopped until it is killed), or
+    None (it is let go on)."""
+    os.kill(pid, signal.SIGSTOP)
+    held = [k for k in await backend.locks.list_locks("default") if k.pid == pid]
+    if held:
+        return held[0].resource
+    os.kill(pid, signal.SIGCONT)
+    return None
 
 
 async def _open_intent_of(backend: Any, pid: int) -> bool:
