@@ -47,6 +47,22 @@ PREVIEW = Field(
 )
 
 
+async def previewed(
+    stacks: Any,
+    principal: Any,
+    stack_name: str,
+    resources: dict[str, Any] | None,
+    user_intent: str,
+    operation: str,
+    then: str,
+) -> dict[str, Any]:
+    """A tool's ``preview=true`` answer: the plan explained and scanned, and its token."""
+    plan, token = await stacks.preview(
+        principal, stack_name, resources, user_intent, operation=operation
+    )
+    return plan_payload(plan, token, then)
+
+
 def plan_payload(plan: Any, token: Any, then: str) -> dict[str, Any]:
     payload = plan.to_dict()
     if token is None:
@@ -98,10 +114,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         with plan_token. Each resource gets its own lineage entry naming that plan token."""
         principal = await runtime.identify()
         if preview:
-            plan, token = await stacks.preview(
-                principal, stack_name, resources, user_intent, operation="create"
+            return await previewed(
+                stacks, principal, stack_name, resources, user_intent, "create", "create_stack"
             )
-            return plan_payload(plan, token, "create_stack")
         result = await stacks.create(
             principal,
             stack_name,
@@ -147,10 +162,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         continues that update from the steps that landed (its plan says so)."""
         principal = await runtime.identify()
         if preview:
-            plan, token = await stacks.preview(
-                principal, stack_name, resources, user_intent, operation="update"
+            return await previewed(
+                stacks, principal, stack_name, resources, user_intent, "update", "update_stack"
             )
-            return plan_payload(plan, token, "update_stack")
         result = await stacks.update(
             principal,
             stack_name,
@@ -183,10 +197,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         it and returns its plan_token, as update_stack's."""
         principal = await runtime.identify()
         if preview:
-            plan, token = await stacks.preview(
-                principal, stack_name, None, user_intent, operation="rollback"
+            return await previewed(
+                stacks, principal, stack_name, None, user_intent, "rollback", "rollback_stack"
             )
-            return plan_payload(plan, token, "rollback_stack")
         result = await stacks.rollback(
             principal,
             stack_name,
@@ -210,10 +223,15 @@ def register(server: MCPServer, runtime: Runtime) -> None:
         then call with plan_token and confirmed=true after the user agreed."""
         if preview:
             principal = await runtime.identify()
-            plan, token = await stacks.preview(
-                principal, stack_name, None, user_intent, operation="destroy"
+            return await previewed(
+                stacks,
+                principal,
+                stack_name,
+                None,
+                user_intent,
+                "destroy",
+                "destroy_stack (confirmed=true)",
             )
-            return plan_payload(plan, token, "destroy_stack (confirmed=true)")
         if confirmed is not True:
             raise InvalidInput(
                 f"Destroying stack '{stack_name}' needs confirmed=true.",
