@@ -180,8 +180,7 @@ async def deploy(ctx: CliContext) -> int | None:
         principal = await parts.identify()
         # The same steps as an assistant's: the whole plan explained (shown) and scanned, one
         # plan token for it, then the deploy under that token.
-        plan, token = await parts.stacks.preview(principal, name, spec["resources"], intent)
-        ctx.out.note(plan.explanation)
+        token = await _shown_plan_token(ctx, parts, principal, name, spec["resources"], intent)
         result = await parts.stacks.deploy(
             principal,
             name,
@@ -189,7 +188,7 @@ async def deploy(ctx: CliContext) -> int | None:
             intent,
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
-            plan_token=token.token if token is not None else None,
+            plan_token=token,
         )
     return _emit(ctx, result)
 
@@ -203,23 +202,40 @@ def _emit_plan(ctx: CliContext, name: str, plan: Any, intent: str) -> None:
     ctx.out.emit(data, render)
 
 
+async def _shown_plan_token(
+    ctx: CliContext,
+    parts: Any,
+    principal: Any,
+    name: str,
+    resources: Any,
+    intent: str,
+    *,
+    operation: str = "deploy",
+) -> str | None:
+    """The plan explained (and scanned) and shown on stderr; its one plan token (None: nothing
+    to change)."""
+    stacks = parts.stacks
+    plan, token = await stacks.preview(principal, name, resources, intent, operation=operation)
+    ctx.out.note(plan.explanation)
+    return token.token if token is not None else None
+
+
 async def rollback(ctx: CliContext) -> int | None:
     async with _parts(ctx) as parts:
         principal = await parts.identify()
         reason = ctx.args.reason or ""
         # As deploy: the rollback's plan (an update back, or the undo of a stopped update)
         # explained and shown, one plan token for it.
-        plan, token = await parts.stacks.preview(
-            principal, ctx.args.name, None, reason, operation="rollback"
+        token = await _shown_plan_token(
+            ctx, parts, principal, ctx.args.name, None, reason, operation="rollback"
         )
-        ctx.out.note(plan.explanation)
         result = await parts.stacks.rollback(
             principal,
             ctx.args.name,
             user_intent=reason,
             rollback=not ctx.args.no_rollback,
             on_event=_progress(ctx),
-            plan_token=token.token if token is not None else None,
+            plan_token=token,
         )
     failed = _emit(ctx, result)
     from ccstate.service.stacks.update import STOPPED_UPDATE_UNDONE
@@ -231,16 +247,15 @@ async def destroy(ctx: CliContext) -> int | None:
     async with _parts(ctx) as parts:
         principal = await parts.identify()
         reason = ctx.args.reason or ""
-        plan, token = await parts.stacks.preview(
-            principal, ctx.args.name, None, reason, operation="destroy"
+        token = await _shown_plan_token(
+            ctx, parts, principal, ctx.args.name, None, reason, operation="destroy"
         )
-        ctx.out.note(plan.explanation)
         result = await parts.stacks.destroy(
             principal,
             ctx.args.name,
             user_intent=reason,
             on_event=_progress(ctx),
-            plan_token=token.token if token is not None else None,
+            plan_token=token,
         )
     return _emit(ctx, result)
 

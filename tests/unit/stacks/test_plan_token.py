@@ -4,6 +4,7 @@ store, journal and locks; the fake cloud."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from ccstate.backends.memory import MemoryObjectStore
 from ccstate.service.authz.tokens import TokenService
 from ccstate.service.changes.scanning import ScanResult
-from ccstate.service.errors import PolicyDenied, TokenError
+from ccstate.service.errors import CcstateError, PolicyDenied, TokenError
 from ccstate.service.stacks import operations as stack_operations
 from ccstate.service.stacks.journal import JournalStore
 from ccstate.service.stacks.operations import StackOperations
@@ -219,3 +220,27 @@ async def test_update_rollback_and_destroy_each_run_under_one_plan_token(stacks:
     deleted = await stacks.world.store.history("a-bkt")
     assert deleted[-1].operation == "delete"
     assert deleted[-1].execution_token.split("#")[0] == recorded(destroy_token)
+
+
+async def test_a_create_s_token_does_not_destroy_the_stack(stacks: Stacks) -> None:
+    await stacks.ops.create(ALICE, "app", chain(), "x")
+    before = dict(stacks.world.cloud.resources)
+    create_token = await stacks.token("other", chain())  # a create's plan, another stack
+    with pytest.raises(TokenError):
+        await stacks.ops.destroy(ALICE, "app", plan_token=create_token)
+    assert stacks.world.cloud.resources == before
+
+
+async def test_one_token_used_by_two_deploys_at_once_deploys_once(stacks: Stacks) -> None:
+    """Two servers handed the same plan token: only one may use it."""
+    token = await stacks.token("app", chain())
+    outcomes = await asyncio.gather(
+        stacks.ops.create(ALICE, "app", chain(), "x", plan_token=token),
+        stacks.ops.create(ALICE, "app", chain(), "x", plan_token=token),
+        return_exceptions=True,
+    )
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert [r.status for r in done] == ["CREATE_COMPLETE"]
+    assert len(refused) == 1 and isinstance(refused[0], CcstateError), refused
+    assert len(stacks.world.cloud.resources) == 3
