@@ -2,7 +2,11 @@
 can for a while; how many commits each made, how many races each lost, and whether any saw a
 gap that is not there.
 
-    .venv/bin/python -m benchmarks.local_writers [--writers 4] [--seconds 10]
+    .venv/bin/python -m benchmarks.local_writers [--writers 4] [--seconds 10] [--race]
+
+Writers take their serials from the local sequencer (``backends/local_serials.py``), as stores
+opened on a local backend do; ``--race`` makes them race for ``head + 1`` instead (without a
+sequencer, the design before it).
 """
 
 from __future__ import annotations
@@ -18,14 +22,22 @@ import traceback
 from pathlib import Path
 
 from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.backends.local_serials import LocalSequencer
 from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
 from ccstate.service.state.store import StateStore
 
 WORKER = [sys.executable, "-m", "benchmarks.local_writers", "--worker"]
 
 
-async def writer(root: str, name: str, seconds: float) -> dict[str, object]:
-    store = StateStore(LocalObjectStore(Path(root)), snapshot_every=50)
+def open_store(root: str, *, race: bool = False, snapshot_every: int = 50) -> StateStore:
+    sequencer = None if race else LocalSequencer(Path(root))
+    return StateStore(
+        LocalObjectStore(Path(root)), sequencer=sequencer, snapshot_every=snapshot_every
+    )
+
+
+async def writer(root: str, name: str, seconds: float, race: bool) -> dict[str, object]:
+    store = open_store(root, race=race)
     commits, errors = 0, []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -49,7 +61,7 @@ async def writer(root: str, name: str, seconds: float) -> dict[str, object]:
     }
 
 
-def run(writers: int, seconds: float) -> dict[str, object]:
+def run(writers: int, seconds: float, *, race: bool = False) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as root:
         procs = [
             subprocess.Popen(
@@ -62,6 +74,7 @@ def run(writers: int, seconds: float) -> dict[str, object]:
                     f"w{n}",
                     "--seconds",
                     str(seconds),
+                    *(["--race"] if race else []),
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -69,10 +82,11 @@ def run(writers: int, seconds: float) -> dict[str, object]:
             for n in range(writers)
         ]
         results = [json.loads(p.communicate(timeout=seconds + 120)[0]) for p in procs]
-        head = asyncio.run(StateStore(LocalObjectStore(Path(root))).head())
+        head = asyncio.run(open_store(root, race=race).head())
         files = sum(p.name[0] != "." for p in (Path(root) / "default" / "log").iterdir())
     total = sum(r["commits"] for r in results)
     return {
+        "serials": "race for head + 1" if race else "local sequencer",
         "writers": writers,
         "seconds": seconds,
         "commits_per_writer": [r["commits"] for r in results],
@@ -89,12 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--race", action="store_true", help="no sequencer: race for head + 1")
     parser.add_argument("--worker", nargs=2, metavar=("ROOT", "NAME"))
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(asyncio.run(writer(*args.worker, args.seconds))))
+        print(json.dumps(asyncio.run(writer(*args.worker, args.seconds, args.race))))
         return
-    print(json.dumps(run(args.writers, args.seconds), indent=1))
+    print(json.dumps(run(args.writers, args.seconds, race=args.race), indent=1))
 
 
 if __name__ == "__main__":

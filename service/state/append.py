@@ -60,6 +60,10 @@ ALL_RESOURCES = "*"
 HOLE_GRACE_SECONDS = 30.0
 HOLE_POLL_FIRST = 0.005
 HOLE_POLL_MAX = 0.25
+# A serial in flight is usually written within one put's round trip: the first poll waits that
+# long (learned from our own puts), at most HOLE_POLL_FIRST. Locally a put takes about 1 ms, and
+# a 5 ms first poll made each writer wait out the one before it for 5 ms.
+HOLE_POLL_MIN = 0.0005
 VOID_PRINCIPAL = Principal(user="ccstate")
 # More unwritten serials than this between commits is not writers in flight but a broken log.
 MAX_HOLES = 1000
@@ -71,6 +75,22 @@ class Contention:
 
     lost_races: int = 0
     backoff_seconds: float = 0.0
+    # A moving average of this store's write-once puts, the scale of the first hole poll.
+    put_seconds: float = HOLE_POLL_FIRST
+
+    def timed_put(self, seconds: float) -> None:
+        self.put_seconds += (seconds - self.put_seconds) / 4
+
+    def first_poll(self) -> float:
+        return min(HOLE_POLL_FIRST, max(HOLE_POLL_MIN, self.put_seconds))
+
+    def next_poll(self, delay: float) -> float:
+        """Polls back off (each one a request) where puts take a round trip of milliseconds;
+        on a local disk a poll is a stat, and a backed-off poll made each writer waiting for
+        the one before it notice it later than that one noticed its own predecessor."""
+        if self.put_seconds < HOLE_POLL_FIRST:
+            return HOLE_POLL_MIN
+        return min(2 * delay, HOLE_POLL_MAX)
 
 
 @dataclass(frozen=True)
@@ -189,19 +209,31 @@ class AppendMixin:
         self, view: StateView, serial: int, draft: Draft, base: int | None
     ) -> Commit | None:
         """Our commit at ``serial``; None when another commit is there already. With a
-        ``base`` (not under a lock) the commits before ``serial`` are read and checked first."""
-        if base is not None:
-            await self._catch_up_to(view, serial - 1, snapshots=False)  # ours is waited for
-            await self._check_conflicts(base, view, draft.touched)
-            check_resource_types(view, draft.changes)
+        ``base`` (not under a lock) the commits before ``serial`` are read and checked first;
+        where the object store can stage a body (the local one), ours is written meanwhile
+        and only published once they are read, so that the writers' fsyncs overlap."""
         lineage = await self._lineage_for(view, serial)
         key = serial_key(self._log_prefix, serial)
         commit = self._new_commit(serial, lineage, draft)
-        self._guard_fence(view, commit, draft)
         body = encode_commit(commit)
-        if not await self.objects.put_if_absent(key, body):
-            return None
-        return decode_commit(body, where=key)
+        stage = getattr(self.objects, "stage_if_absent", None) if base is not None else None
+        staged = await stage(key, body) if stage is not None else None
+        try:
+            if base is not None:
+                await self._catch_up_to(view, serial - 1, snapshots=False)  # ours is waited for
+                await self._check_conflicts(base, view, draft.touched)
+                check_resource_types(view, draft.changes)
+            self._guard_fence(view, commit, draft)
+            started = asyncio.get_running_loop().time()
+            if staged is not None:
+                written = await staged.publish()
+            else:
+                written = await self.objects.put_if_absent(key, body)
+            self.contention.timed_put(asyncio.get_running_loop().time() - started)
+        finally:
+            if staged is not None:
+                staged.discard()
+        return decode_commit(body, where=key) if written else None
 
     async def _withdraw(self, view: StateView, serial: int) -> None:
         """Void our own serial at once when we will not write it (a conflict, an error), so
@@ -409,7 +441,7 @@ class AppendMixin:
         have.update({s: self._commit_cache[s] for s in serials if s in self._commit_cache})
         missing = [s for s in serials if s not in have and s not in found]
         have.update({s: c for s, c in (await self._fetch_present(missing)).items() if c})
-        delay = HOLE_POLL_FIRST
+        delay = self.contention.first_poll()
         # One lineage for all: with nothing written yet, the voids start the state.
         known = lineage or next((c.lineage for c in have.values()), str(uuid.uuid4()))
         while holes := [s for s in serials if s not in have]:
@@ -421,7 +453,7 @@ class AppendMixin:
                 known = have[serial].lineage  # another reader's void may have won
             if holes := [s for s in holes if s not in have]:
                 await asyncio.sleep(delay)
-                delay = min(2 * delay, HOLE_POLL_MAX)
+                delay = self.contention.next_poll(delay)
                 have.update({s: c for s, c in (await self._fetch_present(holes)).items() if c})
         for serial in serials:
             self._unwritten_since.pop(serial, None)
