@@ -3,10 +3,13 @@ can for a while; how many commits each made, how many races each lost, and wheth
 gap that is not there.
 
     .venv/bin/python -m benchmarks.local_writers [--writers 4] [--seconds 10] [--race]
+        [--under-lock]
 
 Writers take their serials from the local sequencer (``backends/local_serials.py``), as stores
 opened on a local backend do; ``--race`` makes them race for ``head + 1`` instead (without a
-sequencer, the design before it).
+sequencer, the design before it). ``--under-lock`` commits as MCP mutations do, under the locks
+of the resources changed (``commit(under_lock=True)``; the lock calls themselves are left out,
+each writer's resources being its own): such a commit reads nothing before its put.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ def open_store(root: str, *, race: bool = False, snapshot_every: int = 50) -> St
     )
 
 
-async def writer(root: str, name: str, seconds: float, race: bool) -> dict[str, object]:
+async def writer(
+    root: str, name: str, seconds: float, race: bool, under_lock: bool = False
+) -> dict[str, object]:
     store = open_store(root, race=race)
     commits, errors = 0, []
     deadline = time.monotonic() + seconds
@@ -48,7 +53,8 @@ async def writer(root: str, name: str, seconds: float, race: bool) -> dict[str, 
             properties_after={"QueueName": f"{name}-{commits}"},
         )
         try:
-            await store.commit([change], CommitMeta(principal=Principal(user=name)))
+            meta = CommitMeta(principal=Principal(user=name))
+            await store.commit([change], meta, under_lock=under_lock)
             commits += 1
         except Exception as exc:  # counted and reported, the run goes on
             errors.append("".join(traceback.format_exception_only(exc)).strip()[:200])
@@ -61,7 +67,9 @@ async def writer(root: str, name: str, seconds: float, race: bool) -> dict[str, 
     }
 
 
-def run(writers: int, seconds: float, *, race: bool = False) -> dict[str, object]:
+def run(
+    writers: int, seconds: float, *, race: bool = False, under_lock: bool = False
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as root:
         procs = [
             subprocess.Popen(
@@ -75,6 +83,7 @@ def run(writers: int, seconds: float, *, race: bool = False) -> dict[str, object
                     "--seconds",
                     str(seconds),
                     *(["--race"] if race else []),
+                    *(["--under-lock"] if under_lock else []),
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -87,6 +96,7 @@ def run(writers: int, seconds: float, *, race: bool = False) -> dict[str, object
     total = sum(r["commits"] for r in results)
     return {
         "serials": "race for head + 1" if race else "local sequencer",
+        "under_lock": under_lock,
         "writers": writers,
         "seconds": seconds,
         "commits_per_writer": [r["commits"] for r in results],
@@ -104,12 +114,15 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--race", action="store_true", help="no sequencer: race for head + 1")
+    parser.add_argument("--under-lock", action="store_true", help="commit(under_lock=True)")
     parser.add_argument("--worker", nargs=2, metavar=("ROOT", "NAME"))
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(asyncio.run(writer(*args.worker, args.seconds, args.race))))
+        got = writer(*args.worker, args.seconds, args.race, args.under_lock)
+        print(json.dumps(asyncio.run(got)))
         return
-    print(json.dumps(run(args.writers, args.seconds, race=args.race), indent=1))
+    got = run(args.writers, args.seconds, race=args.race, under_lock=args.under_lock)
+    print(json.dumps(got, indent=1))
 
 
 if __name__ == "__main__":

@@ -281,8 +281,9 @@ class AppendMixin:
                 f"The serial counter of workspace '{self.workspace}' stands at {handed_out}, "
                 f"but the log ends at serial {written}: the counter jumped "
                 f"{handed_out - written} serials ahead (at most {MAX_HOLES} can be in flight).",
-                next_step=f"Set the counter back to {written} (the 'serial' attribute of the "
-                "workspace's '#serial' item in the lock table); nothing was changed.",
+                next_step=f"Set the counter back to {written} (S3: the 'serial' attribute of "
+                "the workspace's '#serial' item in the lock table; a local state: the file "
+                "log/.ccstate-serial of the workspace); nothing was changed.",
                 counter=handed_out,
                 log_end=written,
             )
