@@ -13,6 +13,10 @@ ticket is created *before* the counter moves: a writer killed between the two le
 for a serial not yet handed out, which the next writer takes over; killed after, it leaves a
 ticket without a commit, a hole that readers void after ``hole_grace`` as on S3. The ticket's
 directory entry is made durable by the directory fsync of any later commit.
+
+A ticket also declares the resources its commit will touch (``declared``): a commit not made
+under locks, which must check the commits before its serial for conflicts, need not wait for
+one still being written that declared other resources (``AppendMixin._read_before``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,9 +92,26 @@ class LocalSequencer:
         return self.root / workspace / "log"
 
     async def next_serial(self, workspace: str) -> int:
-        # Inline, not in a worker thread: no fsync, and the flock is held for a few syscalls
-        # by whoever has it, cheaper than the thread hop.
-        return self._take(self._log_dir(workspace))
+        return await self.next_serial_for(workspace, None)
+
+    async def next_serial_for(self, workspace: str, touched: set[str] | None) -> int:
+        """A serial whose ticket declares what its commit will touch (``declared``).
+        Inline, not in a worker thread: no fsync, and the flock is held for a few syscalls by
+        whoever has it, cheaper than the thread hop."""
+        claim = b"" if touched is None else json.dumps(sorted(touched)).encode() + b"\n"
+        return self._take(self._log_dir(workspace), claim)
+
+    async def declared(self, workspace: str, serial: int) -> set[str] | None:
+        """What the commit at ``serial``, handed out and not yet written, will touch; None when
+        unknown (no ticket any more, none declared, or read while being written)."""
+        raw = _read_claim(ticket_path(self._log_dir(workspace), serial))
+        if raw is None or not raw.endswith(b"\n"):
+            return None
+        try:
+            names = json.loads(raw)
+        except ValueError:
+            return None
+        return set(names) if isinstance(names, list) else None
 
     async def current(self, workspace: str) -> int:
         directory = self._log_dir(workspace)
@@ -99,11 +121,16 @@ class LocalSequencer:
     async def advance_to(self, workspace: str, serial: int) -> None:
         await asyncio.to_thread(self._advance, self._log_dir(workspace), serial)
 
-    def _take(self, directory: Path) -> int:
+    def _take(self, directory: Path, claim: bytes) -> int:
         with _counter(directory) as fd:
             serial = _read(fd) + 1
             ticket = ticket_path(directory, serial)
-            os.close(os.open(ticket, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            ticket_fd = os.open(ticket, flags, FILE_MODE)
+            try:
+                os.write(ticket_fd, claim)  # ends with a newline: read before it, unknown
+            finally:
+                os.close(ticket_fd)
             _write(fd, serial)
         return serial
 
@@ -126,6 +153,14 @@ def _counter(directory: Path) -> Iterator[int]:
             yield fd
         finally:
             os.close(fd)  # releases the flock
+
+
+def _read_claim(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as file:  # inline, as the object store's reads: page cache
+            return file.read()
+    except OSError:
+        return None
 
 
 def _read(fd: int) -> int:
