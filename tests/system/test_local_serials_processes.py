@@ -145,3 +145,42 @@ async def test_the_counter_and_the_tickets_are_private(tmp_path: Path) -> None:
     for path in (log_dir(root) / COUNTER_NAME, log_dir(root) / f"{TICKET_PREFIX}{serial}"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(log_dir(root).stat().st_mode) == 0o700
+
+
+async def test_a_commit_waits_only_for_serials_in_flight_that_declared_its_resources(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    await sequenced(root).commit([queue("x")], CommitMeta(principal=Principal(user="a")))
+    # A writer took serial 2 for a change of x and has not written it yet.
+    in_flight = await LocalSequencer(root).next_serial_for("default", {"x"})
+    assert in_flight == 2
+
+    other = await asyncio.wait_for(
+        sequenced(root, clock=StoppedClock()).commit(
+            [queue("y")], CommitMeta(principal=Principal(user="b"))
+        ),
+        timeout=60,  # a safety net: waiting for serial 2 would never end on a stopped clock
+    )
+    assert other.serial == 3  # past the serial in flight: it declared x, this changes y
+
+    clock = StoppedClock()
+    same = asyncio.create_task(
+        sequenced(root, clock=clock, hole_grace=30.0).commit(
+            [queue("x")], CommitMeta(principal=Principal(user="c"))
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert not same.done()  # serial 2 may change x: it is waited for, not skipped
+    clock.at += timedelta(seconds=31)
+    landed = await asyncio.wait_for(same, timeout=30)
+
+    reader = sequenced(root)
+    assert landed.serial == 4
+    assert [v.kind for v in reversed(await reader.versions())] == [
+        "change",
+        "void",
+        "change",
+        "change",
+    ]
+    assert sorted((await reader.current()).resources) == ["x", "y"]
