@@ -310,8 +310,8 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
     def _lost_commit(self, serial: int) -> StateCorrupt:
         key = serial_key(self._log_prefix, serial)
         return StateCorrupt(
-            f"The log of workspace '{self.workspace}' in {self.objects.describe()} is missing "
-            f"commit {serial}, which was written ({key} has an earlier version or a delete "
+            f"Commit {serial} of workspace '{self.workspace}' was written and is now missing "
+            f"from {self.objects.describe()} ({key} has an earlier version or a delete "
             "marker; locally, its serial was handed out and its ticket spent): it is not "
             "filled with a void, since that would erase a recorded change.",
             next_step=f"Restore {key} from a backup or its previous version (S3 console, or "

@@ -128,7 +128,8 @@ async def test_a_commit_removed_after_it_was_written_is_reported_never_voided(
 
     clock = StoppedClock()
     clock.at += timedelta(hours=1)  # long past any grace
-    with pytest.raises(StateCorrupt, match="missing commit 2, which was written"):
+    written_and_gone = "Commit 2 of workspace 'default' was written and is now missing"
+    with pytest.raises(StateCorrupt, match=written_and_gone):
         await sequenced(root, clock=clock, hole_grace=0.01).current()
     assert not commit_file(root, 2).exists()
 
