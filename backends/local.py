@@ -3,6 +3,7 @@
 <root>/state.json                  readable export of the 'default' workspace (the seed's file)
 <root>/<workspace>/state.json      readable export of any other workspace
 <root>/<workspace>/log/...         the transaction log     (LocalObjectStore)
+<root>/<workspace>/log/.ccstate-serial  serials handed out  (LocalSequencer)
 <root>/<workspace>/snapshots/...   materialized snapshots  (LocalObjectStore)
 <root>/<workspace>/locks/...       lease files             (LocalLockManager)
 
@@ -24,6 +25,7 @@ from ccstate.backends.local_paths import (  # noqa: F401  (re-exported)
     local_export_path,
     warn_if_shared,
 )
+from ccstate.backends.local_serials import LocalSequencer
 from ccstate.service.ports import Clock
 
 
@@ -41,6 +43,7 @@ def open_local_backend(
         locks=LocalLockManager(root, clock),
         export_path=str(local_export_path(root, settings)),
         options={"workspace": settings.workspace},
+        sequencer=LocalSequencer(root),
     )
 
 

@@ -24,10 +24,17 @@ import re
 import secrets
 from pathlib import Path
 
-from ccstate.backends.local_files import FILE_MODE, TEMP_PREFIX, ensure_private_dir
+from ccstate.backends.local_files import (
+    FILE_MODE,
+    TEMP_PREFIX,
+    ensure_private_dir,
+    exclusive_flock,
+)
 
 MAX_MARKER = ".ccstate-max"
 MIXED_MARKER = ".ccstate-mixed"
+MAX_LOCK = ".ccstate-max.lock"
+TICKET_PREFIX = ".ccstate-ticket-"  # local_serials: a serial handed out, not yet written
 SERIAL_NAME = re.compile(r"\d{20}\.json\Z")
 SERIAL_DIGITS = 20
 
@@ -63,37 +70,58 @@ def serials_after(directory: Path, after: int) -> list[str] | None:
             break
         found.append(name)
         serial += 1
-    return found if serial - 1 >= ceiling else None
+    if serial - 1 < ceiling or _in_flight(directory, serial):
+        return None
+    return found
+
+
+def _in_flight(directory: Path, serial: int) -> bool:
+    """Whether the serial the probe stopped at was handed out and not yet written (its ticket
+    is there, ``local_serials``): later serials may be written already, and the maximum noted
+    only after their put (or lost in a crash) cannot be trusted to show them. Checked ticket
+    first, then the name again: a writer links its commit before it removes the ticket."""
+    ticket = directory / f"{TICKET_PREFIX}{serial}"
+    return os.path.lexists(ticket) or os.path.isfile(directory / name_of_serial(serial))
 
 
 def prepare_put(directory: Path, name: str) -> None:
     """Before ``name`` is published in ``directory``: create the directory, and mark mixed each
     directory that gains an entry the probe cannot see (a new subdirectory, another name), so
     that no reader takes the quick path past it."""
+    ensure_listed_dir(directory)
+    if serial_of_name(name) is None:
+        mark_mixed(directory)
+
+
+def ensure_listed_dir(directory: Path) -> None:
+    """Create ``directory`` (0700) if missing, marking mixed the directory that gains it."""
     if not directory.is_dir():
         existing = directory.parent
         while not existing.is_dir() and existing.parent != existing:
             existing = existing.parent
         mark_mixed(existing)
         ensure_private_dir(directory)
-    if serial_of_name(name) is None:
-        mark_mixed(directory)
 
 
 def note_put(directory: Path, name: str) -> None:
     """After serial ``name`` was published in ``directory``: raise the recorded maximum. (Until
-    then a reader probing consecutive names finds it anyway.)"""
+    then a reader probing consecutive names finds it anyway.)
+
+    Under a flock: with serials handed out ahead (``local_serials``) puts finish out of order,
+    and two unguarded read-modify-writes could set the maximum back below a serial written
+    past a hole, where the probe stops: the quick path would then miss that serial."""
     serial = serial_of_name(name)
-    if serial is None:
-        return
-    try:
-        current = int((directory / MAX_MARKER).read_bytes())
-    except FileNotFoundError:
+    if serial is None or not os.path.exists(directory / MAX_MARKER):
         return  # no marker yet: the first listing of the directory writes it
-    except (OSError, ValueError):
-        current = -1
-    if serial > current:
-        _write_marker(directory, str(serial).encode())
+    with contextlib.suppress(OSError), exclusive_flock(directory / MAX_LOCK):
+        try:
+            current = int((directory / MAX_MARKER).read_bytes())
+        except FileNotFoundError:
+            return
+        except ValueError:
+            current = -1
+        if serial > current:
+            _write_marker(directory, str(serial).encode())
 
 
 def mark_mixed(directory: Path) -> None:
@@ -111,8 +139,13 @@ def rebuild(directory: Path, names: list[str]) -> None:
     with contextlib.suppress(OSError):
         if len(serials) < len(names):
             mark_mixed(directory)
-        elif serials and recorded_max(directory) != max(serials):
-            _write_marker(directory, str(max(serials)).encode())
+        elif serials and (recorded_max(directory) or -1) < max(serials):
+            # Only ever raised: a reading that missed a serial put meanwhile (readdir does not
+            # promise to show entries added during the scan) must not lower what that put
+            # noted. A maximum left high by a file removed by hand keeps the full read.
+            with exclusive_flock(directory / MAX_LOCK):
+                if (recorded_max(directory) or -1) < max(serials):
+                    _write_marker(directory, str(max(serials)).encode())
 
 
 def _write_marker(directory: Path, body: bytes) -> None:

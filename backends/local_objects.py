@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ccstate.backends import local_listing
+from ccstate.backends import local_listing, local_serials
 from ccstate.backends.local_files import (
     exclusive_flock,
     fsync_dir,
@@ -209,15 +209,38 @@ class LocalObjectStore:
         await asyncio.to_thread(self._delete, self._path(key))
 
     async def existed(self, key: str) -> bool:
-        """Files keep no history: a deleted one leaves no trace (the store finds gaps by the
-        commits after them, the snapshot pointer and the export instead)."""
-        self._path(key)  # validates the key
-        return False
+        """Whether ``key`` is there or was once. Files keep no history, so only a log serial
+        handed out by the local sequencer can tell: absent and without its ticket, it was
+        written and removed (``local_serials.was_written``). Elsewhere a deleted file leaves
+        no trace (the store finds gaps by the commits after them, the snapshot pointer and the
+        export instead)."""
+        path = self._path(key)
+        with os_errors_as_backend_errors("read", path):
+            return path.is_file() or local_serials.was_written(path.parent, path.name)
 
-    def _put_if_absent(self, path: Path, body: bytes) -> bool:
+    async def stage_if_absent(self, key: str, body: bytes) -> StagedPut:
+        """``put_if_absent`` in two steps: the body is written and fsynced now, published
+        (or discarded) later. A writer with a serial handed out stages its commit while the
+        commits before it are still being written, so their fsyncs overlap."""
+        path = self._path(key)
+        tmp = await asyncio.to_thread(self._stage, path, body)
+        return StagedPut(self, path, tmp)
+
+    def _stage(self, path: Path, body: bytes) -> Path:
         with os_errors_as_backend_errors("write", path):
             local_listing.prepare_put(path.parent, path.name)
-            tmp = write_temp(path.parent, body)
+            return write_temp(path.parent, body)
+
+    def _put_if_absent(self, path: Path, body: bytes) -> bool:
+        tmp = self._stage(path, body)
+        if not self._link(path, tmp):
+            return False
+        self._made_durable(path)
+        return True
+
+    def _link(self, path: Path, tmp: Path) -> bool:
+        """Publish the staged ``tmp`` at ``path``; False (and nothing changed) when taken."""
+        with os_errors_as_backend_errors("write", path):
             try:
                 # link(2) publishes the complete, fsynced temp inode under the final name in one
                 # step and fails with EEXIST when the name is taken. O_CREAT|O_EXCL on the final
@@ -225,6 +248,7 @@ class LocalObjectStore:
                 # write it and stay truncated if we were killed: readers could see half a commit.
                 os.link(tmp, path)
             except FileExistsError:
+                local_serials.remove_ticket(path.parent, path.name)
                 return False
             except OSError as exc:
                 if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
@@ -232,9 +256,15 @@ class LocalObjectStore:
                 raise
             finally:
                 tmp.unlink(missing_ok=True)
-            fsync_dir(path.parent)
-            local_listing.note_put(path.parent, path.name)
         return True
+
+    def _made_durable(self, path: Path) -> None:
+        with os_errors_as_backend_errors("write", path):
+            fsync_dir(path.parent)
+            # Only now that the commit is durable: a serial without file or ticket is one that
+            # was written and removed (local_serials.was_written).
+            local_serials.remove_ticket(path.parent, path.name)
+            local_listing.note_put(path.parent, path.name)
 
     def _put(self, key: str, path: Path, body: bytes, if_match: str | None) -> str:
         with os_errors_as_backend_errors("write", path):
@@ -261,6 +291,26 @@ class LocalObjectStore:
             if path.is_file():
                 path.unlink(missing_ok=True)
                 fsync_dir(path.parent)
+
+
+class StagedPut:
+    """A body written beside its key, not yet visible there (``stage_if_absent``)."""
+
+    def __init__(self, store: LocalObjectStore, path: Path, tmp: Path) -> None:
+        self._store, self._path, self._tmp = store, path, tmp
+
+    async def publish(self) -> bool:
+        """Link the body at its key; False (and nothing changed) when the key is taken. The
+        link is made inline (one syscall), so that writers waiting for this serial see it
+        without a thread hop; the directory's fsync follows in a worker thread."""
+        if not self._store._link(self._path, self._tmp):
+            return False
+        await asyncio.to_thread(self._store._made_durable, self._path)
+        return True
+
+    def discard(self) -> None:
+        """Remove the staged body if it was not published (publishing removes it too)."""
+        self._tmp.unlink(missing_ok=True)
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -2,7 +2,14 @@
 can for a while; how many commits each made, how many races each lost, and whether any saw a
 gap that is not there.
 
-    .venv/bin/python -m benchmarks.local_writers [--writers 4] [--seconds 10]
+    .venv/bin/python -m benchmarks.local_writers [--writers 4] [--seconds 10] [--race]
+        [--under-lock]
+
+Writers take their serials from the local sequencer (``backends/local_serials.py``), as stores
+opened on a local backend do; ``--race`` makes them race for ``head + 1`` instead (without a
+sequencer, the design before it). ``--under-lock`` commits as MCP mutations do, under the locks
+of the resources changed (``commit(under_lock=True)``; the lock calls themselves are left out,
+each writer's resources being its own): such a commit reads nothing before its put.
 """
 
 from __future__ import annotations
@@ -18,14 +25,24 @@ import traceback
 from pathlib import Path
 
 from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.backends.local_serials import LocalSequencer
 from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
 from ccstate.service.state.store import StateStore
 
 WORKER = [sys.executable, "-m", "benchmarks.local_writers", "--worker"]
 
 
-async def writer(root: str, name: str, seconds: float) -> dict[str, object]:
-    store = StateStore(LocalObjectStore(Path(root)), snapshot_every=50)
+def open_store(root: str, *, race: bool = False, snapshot_every: int = 50) -> StateStore:
+    sequencer = None if race else LocalSequencer(Path(root))
+    return StateStore(
+        LocalObjectStore(Path(root)), sequencer=sequencer, snapshot_every=snapshot_every
+    )
+
+
+async def writer(
+    root: str, name: str, seconds: float, race: bool, under_lock: bool = False
+) -> dict[str, object]:
+    store = open_store(root, race=race)
     commits, errors = 0, []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -36,7 +53,8 @@ async def writer(root: str, name: str, seconds: float) -> dict[str, object]:
             properties_after={"QueueName": f"{name}-{commits}"},
         )
         try:
-            await store.commit([change], CommitMeta(principal=Principal(user=name)))
+            meta = CommitMeta(principal=Principal(user=name))
+            await store.commit([change], meta, under_lock=under_lock)
             commits += 1
         except Exception as exc:  # counted and reported, the run goes on
             errors.append("".join(traceback.format_exception_only(exc)).strip()[:200])
@@ -49,7 +67,9 @@ async def writer(root: str, name: str, seconds: float) -> dict[str, object]:
     }
 
 
-def run(writers: int, seconds: float) -> dict[str, object]:
+def run(
+    writers: int, seconds: float, *, race: bool = False, under_lock: bool = False
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as root:
         procs = [
             subprocess.Popen(
@@ -62,6 +82,8 @@ def run(writers: int, seconds: float) -> dict[str, object]:
                     f"w{n}",
                     "--seconds",
                     str(seconds),
+                    *(["--race"] if race else []),
+                    *(["--under-lock"] if under_lock else []),
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -69,10 +91,12 @@ def run(writers: int, seconds: float) -> dict[str, object]:
             for n in range(writers)
         ]
         results = [json.loads(p.communicate(timeout=seconds + 120)[0]) for p in procs]
-        head = asyncio.run(StateStore(LocalObjectStore(Path(root))).head())
+        head = asyncio.run(open_store(root, race=race).head())
         files = sum(p.name[0] != "." for p in (Path(root) / "default" / "log").iterdir())
     total = sum(r["commits"] for r in results)
     return {
+        "serials": "race for head + 1" if race else "local sequencer",
+        "under_lock": under_lock,
         "writers": writers,
         "seconds": seconds,
         "commits_per_writer": [r["commits"] for r in results],
@@ -89,12 +113,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--race", action="store_true", help="no sequencer: race for head + 1")
+    parser.add_argument("--under-lock", action="store_true", help="commit(under_lock=True)")
     parser.add_argument("--worker", nargs=2, metavar=("ROOT", "NAME"))
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(asyncio.run(writer(*args.worker, args.seconds))))
+        got = writer(*args.worker, args.seconds, args.race, args.under_lock)
+        print(json.dumps(asyncio.run(got)))
         return
-    print(json.dumps(run(args.writers, args.seconds), indent=1))
+    got = run(args.writers, args.seconds, race=args.race, under_lock=args.under_lock)
+    print(json.dumps(got, indent=1))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,10 @@ ALL_RESOURCES = "*"
 HOLE_GRACE_SECONDS = 30.0
 HOLE_POLL_FIRST = 0.005
 HOLE_POLL_MAX = 0.25
+# A serial in flight is usually written within one put's round trip: the first poll waits that
+# long (learned from our own puts), at most HOLE_POLL_FIRST. Locally a put takes about 1 ms, and
+# a 5 ms first poll made each writer wait out the one before it for 5 ms.
+HOLE_POLL_MIN = 0.0005
 VOID_PRINCIPAL = Principal(user="ccstate")
 # More unwritten serials than this between commits is not writers in flight but a broken log.
 MAX_HOLES = 1000
@@ -71,6 +75,22 @@ class Contention:
 
     lost_races: int = 0
     backoff_seconds: float = 0.0
+    # A moving average of this store's write-once puts, the scale of the first hole poll.
+    put_seconds: float = HOLE_POLL_FIRST
+
+    def timed_put(self, seconds: float) -> None:
+        self.put_seconds += (seconds - self.put_seconds) / 4
+
+    def first_poll(self) -> float:
+        return min(HOLE_POLL_FIRST, max(HOLE_POLL_MIN, self.put_seconds))
+
+    def next_poll(self, delay: float) -> float:
+        """Polls back off (each one a request) where puts take a round trip of milliseconds;
+        on a local disk a poll is a stat, and a backed-off poll made each writer waiting for
+        the one before it notice it later than that one noticed its own predecessor."""
+        if self.put_seconds < HOLE_POLL_FIRST:
+            return HOLE_POLL_MIN
+        return min(2 * delay, HOLE_POLL_MAX)
 
 
 @dataclass(frozen=True)
@@ -138,8 +158,12 @@ class AppendMixin:
         if under_lock:
             return await self._append_under_lock(draft, sequencer)
         async with self._mutex:
-            view = await self._refresh_locked()
-            base = view.serial if draft.base_serial is None else draft.base_serial
+            view = await self._ensure_loaded()
+            # With declaring tickets, commits in flight are not waited for here: the ones that
+            # may clash are waited for before the put (``_read_before``).
+            waits = getattr(sequencer, "declared", None) is None
+            top = await self._catch_up_sequenced(view, sequencer, wait=waits)
+            base = max(view.serial, top) if draft.base_serial is None else draft.base_serial
             await self._check_conflicts(base, view, draft.touched)
             check_resource_types(view, draft.changes)
             commit = await self._take_and_put(view, draft, sequencer, base=base)
@@ -170,8 +194,12 @@ class AppendMixin:
     async def _take_and_put(
         self, view: StateView, draft: Draft, sequencer: Sequencer, *, base: int | None
     ) -> Commit:
+        declaring = getattr(sequencer, "next_serial_for", None)
         for _ in range(MAX_REBASES):
-            serial = await sequencer.next_serial(self.workspace)
+            if declaring is not None:
+                serial = await declaring(self.workspace, draft.touched)
+            else:
+                serial = await sequencer.next_serial(self.workspace)
             await self._refuse_far_serial(view, serial)
             try:
                 commit = await self._put_ticketed(view, serial, draft, base)
@@ -189,19 +217,61 @@ class AppendMixin:
         self, view: StateView, serial: int, draft: Draft, base: int | None
     ) -> Commit | None:
         """Our commit at ``serial``; None when another commit is there already. With a
-        ``base`` (not under a lock) the commits before ``serial`` are read and checked first."""
-        if base is not None:
-            await self._catch_up_to(view, serial - 1, snapshots=False)  # ours is waited for
-            await self._check_conflicts(base, view, draft.touched)
-            check_resource_types(view, draft.changes)
+        ``base`` (not under a lock) the commits before ``serial`` are read and checked first;
+        where the object store can stage a body (the local one), ours is written meanwhile
+        and only published once they are read, so that the writers' fsyncs overlap."""
         lineage = await self._lineage_for(view, serial)
         key = serial_key(self._log_prefix, serial)
         commit = self._new_commit(serial, lineage, draft)
-        self._guard_fence(view, commit, draft)
         body = encode_commit(commit)
-        if not await self.objects.put_if_absent(key, body):
-            return None
-        return decode_commit(body, where=key)
+        stage = getattr(self.objects, "stage_if_absent", None) if base is not None else None
+        staged = await stage(key, body) if stage is not None else None
+        try:
+            if base is not None:
+                await self._read_before(view, serial, draft.touched)
+                await self._check_conflicts(base, view, draft.touched)
+                check_resource_types(view, draft.changes)
+            self._guard_fence(view, commit, draft)
+            started = asyncio.get_running_loop().time()
+            if staged is not None:
+                written = await staged.publish()
+            else:
+                written = await self.objects.put_if_absent(key, body)
+            self.contention.timed_put(asyncio.get_running_loop().time() - started)
+        finally:
+            if staged is not None:
+                staged.discard()
+        return decode_commit(body, where=key) if written else None
+
+    async def _read_before(self, view: StateView, serial: int, touched: set[str]) -> None:
+        """Bring ``view`` up to ``serial - 1``, waiting for the serials still being written;
+        ours is waited for by readers. With a sequencer whose tickets declare what they touch
+        (the local one), serials in flight that declared other resources, and written ones
+        past them that touched other resources, are not waited for: the view then stays
+        before them (our commit is applied by a later read). Any overlap: all are waited
+        for, and the caller checks them against its base as before."""
+        declared = getattr(self.sequencer, "declared", None)
+        wanted = list(range(view.serial + 1, serial))
+        if declared is None or not wanted:
+            await self._catch_up_to(view, serial - 1, snapshots=False)
+            return
+        found = await self._fetch_present(wanted)
+        missing = [s for s, c in found.items() if c is None]
+        for hole in missing:
+            claim = await declared(self.workspace, hole)
+            if claim is None or resources_overlap(touched, claim):
+                missing = []
+                break
+        if not missing:  # all written, or one in flight may clash: wait for them all
+            await self._catch_up_to(view, serial - 1, found, snapshots=False)
+            return
+        beyond = [c for s, c in found.items() if c is not None and s > missing[0]]
+        if any(resources_overlap(touched, touched_by(c)) for c in beyond):
+            await self._catch_up_to(view, serial - 1, found, snapshots=False)
+            return
+        # The written run before the first serial in flight joins the view (the caller checks
+        # it for conflicts with the view); the written ones past it touched other resources.
+        await self._catch_up_to(view, missing[0] - 1, found, snapshots=False)
 
     async def _withdraw(self, view: StateView, serial: int) -> None:
         """Void our own serial at once when we will not write it (a conflict, an error), so
@@ -251,8 +321,9 @@ class AppendMixin:
                 f"The serial counter of workspace '{self.workspace}' stands at {handed_out}, "
                 f"but the log ends at serial {written}: the counter jumped "
                 f"{handed_out - written} serials ahead (at most {MAX_HOLES} can be in flight).",
-                next_step=f"Set the counter back to {written} (the 'serial' attribute of the "
-                "workspace's '#serial' item in the lock table); nothing was changed.",
+                next_step=f"Set the counter back to {written} (S3: the 'serial' attribute of "
+                "the workspace's '#serial' item in the lock table; a local state: the file "
+                "log/.ccstate-serial of the workspace); nothing was changed.",
                 counter=handed_out,
                 log_end=written,
             )
@@ -303,25 +374,7 @@ class AppendMixin:
     async def _check_conflicts(self, base: int, view: StateView, touched: set[str]) -> None:
         if base >= view.serial:
             return
-        newer = await self._read_commits(range(base + 1, view.serial + 1))
-        clashing: set[str] = set()
-        authors: list[str] = []
-        for commit in newer:
-            theirs = commit.resources_touched() | {f"stack:{s.name}" for s in commit.stacks}
-            common = resources_overlap(touched, theirs)
-            if common:
-                clashing |= common
-                authors.append(f"{commit.principal.describe()} (serial {commit.serial})")
-        if clashing:
-            names = sorted(clashing - {ALL_RESOURCES}) or ["the whole workspace"]
-            raise StateConflict(
-                f"Conflict: {', '.join(names)} changed since serial {base} by "
-                f"{', '.join(authors)}. Nothing was written.",
-                resources=names,
-                authors=authors,
-                next_step="Review ${history} for those resources, then retry "
-                "against the current state.",
-            )
+        raise_on_overlap(touched, await self._read_commits(range(base + 1, view.serial + 1)), base)
 
     async def _after_commit(self, view: StateView, commit: Commit) -> None:
         apply_commit(view, commit)
@@ -352,24 +405,35 @@ class AppendMixin:
         await self._catch_up_sequenced(view, sequencer, written_up_to=written_up_to)
 
     async def _catch_up_sequenced(
-        self, view: StateView, sequencer: Sequencer, *, written_up_to: int = 0
-    ) -> None:
+        self,
+        view: StateView,
+        sequencer: Sequencer,
+        *,
+        written_up_to: int = 0,
+        wait: bool = True,
+    ) -> int:
         """Read up to the highest serial written, which lies at or below the highest handed
         out: one sequencer request when nothing is new. Tickets above the highest written one
-        are commits still being put, not yet acknowledged to anyone: they are left for later."""
+        are commits still being put, not yet acknowledged to anyone: they are left for later.
+        Without ``wait``, only the written run after the view is read (none of the serials
+        being written is waited for). Returns the highest serial written."""
         handed_out = await sequencer.current(self.workspace)
         if written_up_to > handed_out:
             await sequencer.advance_to(self.workspace, written_up_to)
             handed_out = written_up_to
         if handed_out <= view.serial:
-            return
+            return view.serial
         await self._refuse_far_serial(view, handed_out)
         found = await self._fetch_present(list(range(view.serial + 1, handed_out + 1)))
         top = max((s for s, c in found.items() if c is not None), default=view.serial)
         if top < handed_out:
             await self._check_not_deleted(top + 1)
         top = max(top, self._overdue([s for s, c in found.items() if c is None and s > top]))
-        await self._catch_up_to(view, top, found)
+        run = view.serial
+        while not wait and run < top and found.get(run + 1) is not None:
+            run += 1
+        await self._catch_up_to(view, top if wait else run, found)
+        return top
 
     async def _check_not_deleted(self, serial: int) -> None:
         """The lowest serial handed out above everything written is a ticket in flight, or the
@@ -422,7 +486,7 @@ class AppendMixin:
         have.update({s: self._commit_cache[s] for s in serials if s in self._commit_cache})
         missing = [s for s in serials if s not in have and s not in found]
         have.update({s: c for s, c in (await self._fetch_present(missing)).items() if c})
-        delay = HOLE_POLL_FIRST
+        delay = self.contention.first_poll()
         # One lineage for all: with nothing written yet, the voids start the state.
         known = lineage or next((c.lineage for c in have.values()), str(uuid.uuid4()))
         while holes := [s for s in serials if s not in have]:
@@ -434,7 +498,7 @@ class AppendMixin:
                 known = have[serial].lineage  # another reader's void may have won
             if holes := [s for s in holes if s not in have]:
                 await asyncio.sleep(delay)
-                delay = min(2 * delay, HOLE_POLL_MAX)
+                delay = self.contention.next_poll(delay)
                 have.update({s: c for s, c in (await self._fetch_present(holes)).items() if c})
         for serial in serials:
             self._unwritten_since.pop(serial, None)
@@ -483,6 +547,32 @@ class AppendMixin:
                 log.warning("Voided serial %d of workspace '%s': %s", serial, self.workspace, key)
             return decode_commit(body, where=key)
         return await self._fetch_commit(serial)  # its writer got there after all
+
+
+def touched_by(commit: Commit) -> set[str]:
+    return commit.resources_touched() | {f"stack:{s.name}" for s in commit.stacks}
+
+
+def raise_on_overlap(touched: set[str], newer: list[Commit], since: int) -> None:
+    """``StateConflict`` when one of ``newer`` (commits after serial ``since``) touched one of
+    ``touched``, naming the resources and the authors."""
+    clashing: set[str] = set()
+    authors: list[str] = []
+    for commit in newer:
+        common = resources_overlap(touched, touched_by(commit))
+        if common:
+            clashing |= common
+            authors.append(f"{commit.principal.describe()} (serial {commit.serial})")
+    if clashing:
+        names = sorted(clashing - {ALL_RESOURCES}) or ["the whole workspace"]
+        raise StateConflict(
+            f"Conflict: {', '.join(names)} changed since serial {since} by "
+            f"{', '.join(authors)}. Nothing was written.",
+            resources=names,
+            authors=authors,
+            next_step="Review ${history} for those resources, then retry "
+            "against the current state.",
+        )
 
 
 def parse_utc(stamp: str) -> float:

@@ -332,10 +332,11 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         return StateCorrupt(
             f"Commit {serial} of workspace '{self.workspace}' was written and is now missing "
             f"from {self.objects.describe()} ({key} has an earlier version or a delete "
-            "marker): it is not filled with a void, since that would erase a recorded change.",
-            next_step=f"Restore the previous version of {key} (S3 console, or `aws s3api "
-            "list-object-versions` and `copy-object`); nothing was changed. Until then reads "
-            "and writes of this workspace are refused.",
+            "marker; locally, its serial was handed out and its ticket spent): it is not "
+            "filled with a void, since that would erase a recorded change.",
+            next_step=f"Restore {key} from a backup or its previous version (S3 console, or "
+            "`aws s3api list-object-versions` and `copy-object`); nothing was changed. Until "
+            "then reads and writes of this workspace are refused.",
             missing=serial,
         )
 

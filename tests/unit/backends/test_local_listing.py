@@ -140,3 +140,45 @@ async def test_another_name_in_the_log_directory_is_always_listed(tmp_path: Path
         serial_key(4),
         LOG + "zz-notes.json",
     ]
+
+
+async def test_a_serial_handed_out_and_not_yet_written_sends_the_listing_to_the_full_read(
+    tmp_path: Path,
+) -> None:
+    """With serials handed out ahead (the local sequencer), 7 can be written while 6 is still
+    in flight, and the maximum noted for 7 may be lost (a crash) or not yet written: the probe
+    stops at 6, sees its ticket, and reads the directory instead of answering without 7."""
+    from ccstate.backends.local_serials import LocalSequencer
+
+    store, sequencer = LocalObjectStore(tmp_path), LocalSequencer(tmp_path)
+    await store.list_keys(LOG)
+    for n in range(1, 8):
+        assert await sequencer.next_serial("default") == n
+        if n != 6:
+            await store.put_if_absent(serial_key(n), b"{}")
+    (tmp_path / LOG / local_listing.MAX_MARKER).write_text("5")  # as if 7's note was lost
+    probe = CountingProbe(store)
+
+    listed = await store.list_keys(LOG, start_after=serial_key(3))
+
+    assert listed == [serial_key(n) for n in (4, 5, 7)] == walked(tmp_path, LOG, serial_key(3))
+    assert probe.full_reads == 1
+    await store.put_if_absent(serial_key(6), b"{}")  # written at last: the quick path again
+    assert await store.list_keys(LOG, start_after=serial_key(3)) == [
+        serial_key(n) for n in range(4, 8)
+    ]
+    assert probe.full_reads == 1
+
+
+async def test_a_full_read_never_lowers_the_maximum_a_put_noted(tmp_path: Path) -> None:
+    """A reading that missed a serial put during the scan must not set the maximum back below
+    it: past a hole, the probe would then stop short of that serial."""
+    store = LocalObjectStore(tmp_path)
+    for n in range(1, 4):
+        await store.put_if_absent(serial_key(n), b"{}")
+    await store.list_keys(LOG)
+    await store.put_if_absent(serial_key(5), b"{}")  # past a hole at 4
+
+    local_listing.rebuild(tmp_path / LOG, [f"{n:020d}.json" for n in range(1, 4)])  # stale
+
+    assert local_listing.recorded_max(tmp_path / LOG) == 5

@@ -217,7 +217,8 @@ def test_a_missing_commit_is_an_error(capsys, state: Path) -> None:
 
     code, data, _ = cli_list(capsys, state)
     assert code != 0
-    assert "missing commit 6" in data["message"]
+    # Serial 6 was handed out by the local sequencer and its ticket is spent: written, gone.
+    assert "Commit 6 of workspace 'default' was written and is now missing" in data["message"]
 
 
 def test_a_deleted_head_commit_that_the_export_saw_is_an_error(capsys, tmp_path: Path) -> None:
@@ -241,7 +242,9 @@ def test_a_deleted_head_commit_that_the_export_saw_is_an_error(capsys, tmp_path:
 
     code, data, _ = cli_list(capsys, root)
     assert code != 0
-    assert "readable export" in data["message"]
+    # The local sequencer handed serial 3 out and its ticket is spent: it was written (caught
+    # before the readable export, which would tell the same).
+    assert "Commit 3 of workspace 'default' was written and is now missing" in data["message"]
 
 
 def test_a_head_commit_rewritten_after_a_restore_is_an_error(capsys, tmp_path: Path) -> None:

@@ -1,0 +1,187 @@
+"""Real OS processes taking serials from the local sequencer (backends/local_serials.py): no
+commit lost or duplicated, and a writer killed between its serial and its commit leaves a hole
+that readers wait for, then void, exactly as on S3."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from ccstate.backends.local_objects import LocalObjectStore
+from ccstate.backends.local_serials import COUNTER_NAME, TICKET_PREFIX, LocalSequencer
+from ccstate.service.errors import StateCorrupt
+from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
+from ccstate.service.state.store import StateStore
+
+WORKER = Path(__file__).with_name("ticket_worker.py")
+
+
+class StoppedClock:
+    """Real time at the start, then moves only when told to."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def spawn(root: Path, name: str, count: int, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(root), name, str(count), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def sequenced(root: Path, **options: object) -> StateStore:
+    return StateStore(LocalObjectStore(root), sequencer=LocalSequencer(root), **options)  # type: ignore[arg-type]
+
+
+def log_dir(root: Path) -> Path:
+    return root / "default" / "log"
+
+
+def commit_file(root: Path, serial: int) -> Path:
+    return log_dir(root) / f"{serial:020d}.json"
+
+
+def queue(name: str) -> ResourceChange:
+    return ResourceChange(
+        identifier=name,
+        resource_type="AWS::SQS::Queue",
+        operation="create",
+        properties_after={"QueueName": name},
+    )
+
+
+async def test_four_processes_taking_serials_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    procs = [spawn(root, f"w{n}", 40) for n in range(4)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
+
+    serials = [int(line) for out, _ in outputs for line in out.split()]
+    store = sequenced(root)
+    view = await store.current()
+    versions = await store.versions()
+
+    assert sorted(serials) == list(range(1, 161))  # each serial to exactly one commit
+    assert view.serial == 160
+    assert sorted(view.resources) == sorted(f"w{n}-{i}" for n in range(4) for i in range(40))
+    assert {v.kind for v in versions} == {"change"}  # no hole was left to void
+    assert not [p for p in log_dir(root).iterdir() if p.name.startswith(TICKET_PREFIX)]
+    assert await LocalSequencer(root).current("default") == 160
+
+
+async def test_a_writer_killed_after_taking_its_serial_leaves_a_hole_voided_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    await sequenced(root).commit([queue("first")], CommitMeta(principal=Principal(user="a")))
+    holder = spawn(root, "killed", 1, "--hold")
+    assert holder.stdout is not None
+    line = holder.stdout.readline()
+    assert line.startswith("holding ") and line.strip().endswith(f"{2:020d}.json"), line
+    os.kill(holder.pid, signal.SIGKILL)  # between its serial (2) and its commit
+    holder.wait(timeout=30)
+    after = await sequenced(root).commit(
+        [queue("after")], CommitMeta(principal=Principal(user="b")), under_lock=True
+    )
+    assert after.serial == 3
+
+    clock = StoppedClock()
+    reader = sequenced(root, clock=clock, hole_grace=30.0)
+    reading = asyncio.create_task(reader.current())
+    await asyncio.sleep(0.5)  # polls meanwhile: neither skips serial 2 nor fills it early
+    assert not reading.done()
+    assert not commit_file(root, 2).exists()
+
+    clock.at += timedelta(seconds=31)
+    view = await asyncio.wait_for(reading, timeout=30)
+
+    assert view.serial == 3 and sorted(view.resources) == ["after", "first"]
+    assert [v.kind for v in reversed(await reader.versions())] == ["change", "void", "change"]
+    assert "not written within 30 s" in ((await reader.commit_at(2)).explanation or "")
+    assert not (log_dir(root) / f"{TICKET_PREFIX}2").exists()
+    # Another process reads the same log, the void included, without waiting.
+    again = await sequenced(root).current()
+    assert again.serial == 3 and sorted(again.resources) == ["after", "first"]
+
+
+async def test_a_commit_removed_after_it_was_written_is_reported_never_voided(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    writer = sequenced(root)
+    for name in ("a", "b", "c"):
+        await writer.commit([queue(name)], CommitMeta(principal=Principal(user="a")))
+    commit_file(root, 2).unlink()
+
+    clock = StoppedClock()
+    clock.at += timedelta(hours=1)  # long past any grace
+    written_and_gone = "Commit 2 of workspace 'default' was written and is now missing"
+    with pytest.raises(StateCorrupt, match=written_and_gone):
+        await sequenced(root, clock=clock, hole_grace=0.01).current()
+    assert not commit_file(root, 2).exists()
+
+
+async def test_the_counter_and_the_tickets_are_private(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    old = os.umask(0o022)
+    try:
+        sequencer = LocalSequencer(root)
+        serial = await sequencer.next_serial("default")
+    finally:
+        os.umask(old)
+
+    for path in (log_dir(root) / COUNTER_NAME, log_dir(root) / f"{TICKET_PREFIX}{serial}"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(log_dir(root).stat().st_mode) == 0o700
+
+
+async def test_a_commit_waits_only_for_serials_in_flight_that_declared_its_resources(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    await sequenced(root).commit([queue("x")], CommitMeta(principal=Principal(user="a")))
+    # A writer took serial 2 for a change of x and has not written it yet.
+    in_flight = await LocalSequencer(root).next_serial_for("default", {"x"})
+    assert in_flight == 2
+
+    other = await asyncio.wait_for(
+        sequenced(root, clock=StoppedClock()).commit(
+            [queue("y")], CommitMeta(principal=Principal(user="b"))
+        ),
+        timeout=60,  # a safety net: waiting for serial 2 would never end on a stopped clock
+    )
+    assert other.serial == 3  # past the serial in flight: it declared x, this changes y
+
+    clock = StoppedClock()
+    same = asyncio.create_task(
+        sequenced(root, clock=clock, hole_grace=30.0).commit(
+            [queue("x")], CommitMeta(principal=Principal(user="c"))
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert not same.done()  # serial 2 may change x: it is waited for, not skipped
+    clock.at += timedelta(seconds=31)
+    landed = await asyncio.wait_for(same, timeout=30)
+
+    reader = sequenced(root)
+    assert landed.serial == 4
+    assert [v.kind for v in reversed(await reader.versions())] == [
+        "change",
+        "void",
+        "change",
+        "change",
+    ]
+    assert sorted((await reader.current()).resources) == ["x", "y"]
