@@ -20,11 +20,15 @@ class Backend:
     options: dict[str, Any] = field(default_factory=dict)
     # Hands out commit serials (S3: a DynamoDB counter); None: commits race for head + 1.
     sequencer: Sequencer | None = None
+    # Defaults for the stores made here (a caller's options win): the local backend turns the
+    # snapshot pointer's tail off, which saves S3 requests but costs a local disk CPU.
+    store_options: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
     def state_store(self, workspace: str = "default", **options: Any) -> StateStore:
         """A StateStore on this backend; every store of one state must use the same sequencer
         (or none), so stores are made here rather than from ``objects`` alone."""
+        options = {**self.store_options, **options}
         return StateStore(self.objects, workspace, sequencer=self.sequencer, **options)
 
     async def close(self) -> None:

@@ -44,6 +44,9 @@ def open_local_backend(
         export_path=str(local_export_path(root, settings)),
         options={"workspace": settings.workspace},
         sequencer=LocalSequencer(root),
+        # Each commit read here is a file read, not a request: the pointer's tail (S3) would
+        # only add a pointer rewrite every few commits (docs/decisions.md, "Local writers").
+        store_options={"tail_every": 0},
     )
 
 

@@ -35,7 +35,10 @@ WORKER = [sys.executable, "-m", "benchmarks.local_writers", "--worker"]
 def open_store(root: str, *, race: bool = False, snapshot_every: int = 50) -> StateStore:
     sequencer = None if race else LocalSequencer(Path(root))
     return StateStore(
-        LocalObjectStore(Path(root)), sequencer=sequencer, snapshot_every=snapshot_every
+        LocalObjectStore(Path(root)),
+        sequencer=sequencer,
+        snapshot_every=snapshot_every,
+        tail_every=0,  # as open_local_backend's stores
     )
 
 

@@ -29,8 +29,7 @@ from ccstate.service.errors import (
 from ccstate.service.locking import HeldLock
 from ccstate.service.ports import Sequencer
 from ccstate.service.state.codec import (
-    decode_commit,
-    encode_commit,
+    encode_commit_as_read,
     serial_key,
     serial_of,
 )
@@ -131,14 +130,13 @@ class AppendMixin:
             for _ in range(MAX_REBASES):
                 commit = self._new_commit(view.serial + 1, view.lineage, draft)
                 key = serial_key(self._log_prefix, commit.serial)
-                body = encode_commit(commit)
+                # Keep exactly what a reader of the file will see, not our in-memory draft.
+                body, as_read = encode_commit_as_read(commit)
                 self._guard_fence(view, commit, draft)
                 started = asyncio.get_running_loop().time()
                 if await self.objects.put_if_absent(key, body):
-                    # Keep exactly what a reader of the file will see, not our in-memory draft.
-                    commit = decode_commit(body, where=key)
-                    await self._after_commit(view, commit)
-                    return commit
+                    await self._after_commit(view, as_read)
+                    return as_read
                 put_seconds = asyncio.get_running_loop().time() - started
                 pause = rebase_backoff(pause, put_seconds)
                 self.contention.lost_races += 1
@@ -200,12 +198,14 @@ class AppendMixin:
                 serial = await declaring(self.workspace, draft.touched)
             else:
                 serial = await sequencer.next_serial(self.workspace)
-            await self._refuse_far_serial(view, serial)
             try:
+                await self._refuse_far_serial(view, serial)
                 commit = await self._put_ticketed(view, serial, draft, base)
             except BaseException:
                 await self._withdraw(view, serial)
                 raise
+            finally:
+                self._release(serial)
             if commit is not None:
                 return commit
             # Our serial was voided (we were too slow) or written without a ticket.
@@ -223,8 +223,10 @@ class AppendMixin:
         lineage = await self._lineage_for(view, serial)
         key = serial_key(self._log_prefix, serial)
         commit = self._new_commit(serial, lineage, draft)
-        body = encode_commit(commit)
-        stage = getattr(self.objects, "stage_if_absent", None) if base is not None else None
+        body, as_read = encode_commit_as_read(commit)
+        # Staging pays a second thread hop: only when serials before ours are still to read.
+        ahead = base is not None and serial > view.serial + 1
+        stage = getattr(self.objects, "stage_if_absent", None) if ahead else None
         staged = await stage(key, body) if stage is not None else None
         try:
             if base is not None:
@@ -241,7 +243,7 @@ class AppendMixin:
         finally:
             if staged is not None:
                 staged.discard()
-        return decode_commit(body, where=key) if written else None
+        return as_read if written else None
 
     async def _read_before(self, view: StateView, serial: int, touched: set[str]) -> None:
         """Bring ``view`` up to ``serial - 1``, waiting for the serials still being written;
@@ -272,6 +274,13 @@ class AppendMixin:
         # The written run before the first serial in flight joins the view (the caller checks
         # it for conflicts with the view); the written ones past it touched other resources.
         await self._catch_up_to(view, missing[0] - 1, found, snapshots=False)
+
+    def _release(self, serial: int) -> None:
+        """Our serial is written, withdrawn or lost: a sequencer that tells readers whether a
+        ticket's writer is alive (the local one) stops saying so."""
+        release = getattr(self.sequencer, "release", None)
+        if release is not None:
+            release(self.workspace, serial)
 
     async def _withdraw(self, view: StateView, serial: int) -> None:
         """Void our own serial at once when we will not write it (a conflict, an error), so
@@ -428,7 +437,7 @@ class AppendMixin:
         top = max((s for s, c in found.items() if c is not None), default=view.serial)
         if top < handed_out:
             await self._check_not_deleted(top + 1)
-        top = max(top, self._overdue([s for s, c in found.items() if c is None and s > top]))
+        top = max(top, await self._overdue([s for s, c in found.items() if c is None and s > top]))
         run = view.serial
         while not wait and run < top and found.get(run + 1) is not None:
             run += 1
@@ -446,11 +455,28 @@ class AppendMixin:
             raise self._lost_commit(serial)
         self._checked_unwritten.add(serial)
 
-    def _overdue(self, unwritten: list[int]) -> int:
-        """The highest of the serials above everything written that this store has now seen
-        unwritten for ``hole_grace``: their writers are gone (or a ticket's answer was lost),
-        so reading up to it voids them at once. 0 when none."""
-        return max((s for s in unwritten if self._waited_out(s)), default=0)
+    async def _overdue(self, unwritten: list[int]) -> int:
+        """The highest of the serials above everything written whose writers are gone (or a
+        ticket's answer was lost): seen unwritten for ``hole_grace``, or abandoned by a writer
+        the sequencer knows to be dead. Reading up to it voids them at once. 0 when none."""
+        gone = [s for s in unwritten if await self._given_up(s)]
+        return max(gone, default=0)
+
+    async def _given_up(self, serial: int) -> bool:
+        """Whether a hole at ``serial`` may be voided now: waited out, or its writer gone.
+        The writer is asked after only from the second sighting of the hole on: most holes
+        are commits being linked at that moment, and asking costs a few system calls."""
+        if serial in self._abandoned:
+            return True
+        seen = serial in self._unwritten_since
+        return self._waited_out(serial) or (seen and await self._gone(serial))
+
+    async def _gone(self, serial: int) -> bool:
+        abandoned = getattr(self.sequencer, "abandoned", None)
+        if abandoned is None or not await abandoned(self.workspace, serial):
+            return False
+        self._abandoned.add(serial)
+        return True
 
     def _waited_out(self, serial: int) -> bool:
         """Whether ``serial`` has been seen unwritten for ``hole_grace`` (the clock starts at
@@ -492,7 +518,7 @@ class AppendMixin:
         while holes := [s for s in serials if s not in have]:
             self._start_grace_at_successor(holes, have)
             for serial in holes:  # in order: a void takes the lineage of the serials below
-                if not self._waited_out(serial):
+                if not await self._given_up(serial):
                     break
                 have[serial] = await self._void(serial, known)
                 known = have[serial].lineage  # another reader's void may have won
@@ -502,6 +528,7 @@ class AppendMixin:
                 have.update({s: c for s, c in (await self._fetch_present(holes)).items() if c})
         for serial in serials:
             self._unwritten_since.pop(serial, None)
+            self._abandoned.discard(serial)
             self._remember(have[serial])
         return have
 
@@ -520,11 +547,12 @@ class AppendMixin:
                 )
 
     async def _void(self, serial: int, lineage: str, *, withdrawn: bool = False) -> Commit:
-        reason = (
-            "its writer withdrew it (a conflict or an error)"
-            if withdrawn
-            else f"it was not written within {self.hole_grace:g} s (its writer stopped)"
-        )
+        if withdrawn:
+            reason = "its writer withdrew it (a conflict or an error)"
+        elif serial in self._abandoned:
+            reason = "its writer stopped before writing it (its ticket was no longer held)"
+        else:
+            reason = f"it was not written within {self.hole_grace:g} s (its writer stopped)"
         commit = Commit(
             serial=serial,
             parent=serial - 1,
@@ -536,7 +564,7 @@ class AppendMixin:
             "the log gap-free.",
         )
         key = serial_key(self._log_prefix, serial)
-        body = encode_commit(commit)
+        body, as_read = encode_commit_as_read(commit)
         if not withdrawn and await self.objects.existed(key):
             landed = (await self._fetch_present([serial]))[serial]
             if landed is not None:  # its writer got there while we looked
@@ -545,7 +573,7 @@ class AppendMixin:
         if await self.objects.put_if_absent(key, body):
             if not withdrawn:
                 log.warning("Voided serial %d of workspace '%s': %s", serial, self.workspace, key)
-            return decode_commit(body, where=key)
+            return as_read
         return await self._fetch_commit(serial)  # its writer got there after all
 
 

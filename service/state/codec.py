@@ -35,9 +35,18 @@ def serial_of(key: str) -> int | None:
 
 
 def encode_commit(commit: Commit) -> bytes:
+    return encode_commit_as_read(commit)[0]
+
+
+def encode_commit_as_read(commit: Commit) -> tuple[bytes, Commit]:
+    """The body of ``commit`` and the commit a reader of that body gets (its sha256 set, its
+    fields parsed from those bytes, keys in their order there), without the checks of
+    ``decode_commit`` (the JSON is ours, its digest just made): a writer keeps what readers
+    see for about half the work."""
     body = commit.model_dump(mode="json", exclude={"sha256"})
     body["sha256"] = sha256_hex(canonical_json(body))
-    return json.dumps(body, sort_keys=True, indent=1, ensure_ascii=False).encode()
+    raw = json.dumps(body, sort_keys=True, indent=1, ensure_ascii=False).encode()
+    return raw, Commit.model_validate_json(raw)
 
 
 def decode_commit(raw: bytes, *, where: str) -> Commit:

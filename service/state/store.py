@@ -160,6 +160,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         self._mutex = asyncio.Lock()
         self._unwritten_since: dict[int, float] = {}  # handed-out serials seen unwritten
         self._checked_unwritten: set[int] = set()  # ... and found never written (S3 versions)
+        self._abandoned: set[int] = set()  # ... whose writers are gone (local ticket locks)
         self.contention = Contention()
         self._init_indexes()
 

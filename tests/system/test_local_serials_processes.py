@@ -1,6 +1,7 @@
 """Real OS processes taking serials from the local sequencer (backends/local_serials.py): no
-commit lost or duplicated, and a writer killed between its serial and its commit leaves a hole
-that readers wait for, then void, exactly as on S3."""
+commit lost or duplicated; a writer killed between its serial and its commit leaves a hole that
+readers void as soon as they find its ticket unlocked; a live writer that never writes is
+voided after the grace, as on S3."""
 
 from __future__ import annotations
 
@@ -82,39 +83,108 @@ async def test_four_processes_taking_serials_lose_and_duplicate_nothing(tmp_path
     assert await LocalSequencer(root).current("default") == 160
 
 
-async def test_a_writer_killed_after_taking_its_serial_leaves_a_hole_voided_after_the_grace(
+def hold_serial(root: Path) -> subprocess.Popen:
+    """A writer process that took serial 2 and stopped right before writing its commit."""
+    holder = spawn(root, "held", 1, "--hold")
+    assert holder.stdout is not None
+    line = holder.stdout.readline()
+    assert line.startswith("holding ") and line.strip().endswith(f"{2:020d}.json"), line
+    return holder
+
+
+async def seen_unwritten(store: StateStore, serial: int) -> None:
+    """Until ``store`` has looked for ``serial`` and found it unwritten (it is polling)."""
+    while serial not in store._unwritten_since:
+        await asyncio.sleep(0.01)
+
+
+async def test_a_writer_killed_after_taking_its_serial_leaves_a_hole_voided_at_once(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "state"
     await sequenced(root).commit([queue("first")], CommitMeta(principal=Principal(user="a")))
-    holder = spawn(root, "killed", 1, "--hold")
-    assert holder.stdout is not None
-    line = holder.stdout.readline()
-    assert line.startswith("holding ") and line.strip().endswith(f"{2:020d}.json"), line
-    os.kill(holder.pid, signal.SIGKILL)  # between its serial (2) and its commit
-    holder.wait(timeout=30)
+    holder = hold_serial(root)
     after = await sequenced(root).commit(
         [queue("after")], CommitMeta(principal=Principal(user="b")), under_lock=True
     )
     assert after.serial == 3
 
-    clock = StoppedClock()
-    reader = sequenced(root, clock=clock, hole_grace=30.0)
+    # A reader in this process waits for serial 2 while its writer lives...
+    reader = sequenced(root, clock=StoppedClock(), hole_grace=1e9)
     reading = asyncio.create_task(reader.current())
-    await asyncio.sleep(0.5)  # polls meanwhile: neither skips serial 2 nor fills it early
-    assert not reading.done()
-    assert not commit_file(root, 2).exists()
+    await asyncio.wait_for(seen_unwritten(reader, 2), timeout=60)
+    await asyncio.sleep(0.05)  # a few more polls
+    assert not reading.done() and not commit_file(root, 2).exists()
 
-    clock.at += timedelta(seconds=31)
-    view = await asyncio.wait_for(reading, timeout=30)
+    os.kill(holder.pid, signal.SIGKILL)  # between its serial (2) and its commit
+    holder.wait(timeout=30)
+    # ... and voids it as soon as the writer is gone: the clock never moves, and a grace of
+    # 1e9 s would never pass (the timeout is only a safety net).
+    view = await asyncio.wait_for(reading, timeout=60)
 
     assert view.serial == 3 and sorted(view.resources) == ["after", "first"]
     assert [v.kind for v in reversed(await reader.versions())] == ["change", "void", "change"]
-    assert "not written within 30 s" in ((await reader.commit_at(2)).explanation or "")
+    assert "its writer stopped before writing it" in ((await reader.commit_at(2)).explanation or "")
     assert not (log_dir(root) / f"{TICKET_PREFIX}2").exists()
     # Another process reads the same log, the void included, without waiting.
-    again = await sequenced(root).current()
+    again = await sequenced(root, clock=StoppedClock(), hole_grace=1e9).current()
     assert again.serial == 3 and sorted(again.resources) == ["after", "first"]
+
+
+async def test_a_fresh_reader_voids_a_dead_writers_hole_without_waiting_the_grace(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    await sequenced(root).commit([queue("first")], CommitMeta(principal=Principal(user="a")))
+    holder = hold_serial(root)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=30)
+
+    # Serial 2 is the newest handed out, nothing written after it: a commit in another
+    # process (a new store, as a CLI command opens) reads past it at once and commits at 3.
+    after = await asyncio.wait_for(
+        sequenced(root, clock=StoppedClock(), hole_grace=1e9).commit(
+            [queue("after")], CommitMeta(principal=Principal(user="b"))
+        ),
+        timeout=60,
+    )
+    assert after.serial == 3
+    # Any reader then voids serial 2 at once, on a clock that never reaches the grace.
+    reader = sequenced(root, clock=StoppedClock(), hole_grace=1e9)
+    view = await asyncio.wait_for(reader.current(), timeout=60)
+    assert view.serial == 3 and sorted(view.resources) == ["after", "first"]
+    assert [v.kind for v in reversed(await reader.versions())] == ["change", "void", "change"]
+    assert "its writer stopped before writing it" in ((await reader.commit_at(2)).explanation or "")
+
+
+async def test_a_live_writer_that_never_writes_is_voided_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    await sequenced(root).commit([queue("first")], CommitMeta(principal=Principal(user="a")))
+    holder = hold_serial(root)  # alive, holding its ticket, stuck
+    try:
+        after = await sequenced(root).commit(
+            [queue("after")], CommitMeta(principal=Principal(user="b")), under_lock=True
+        )
+        assert after.serial == 3
+
+        clock = StoppedClock()
+        reader = sequenced(root, clock=clock, hole_grace=30.0)
+        reading = asyncio.create_task(reader.current())
+        await asyncio.wait_for(seen_unwritten(reader, 2), timeout=60)
+        await asyncio.sleep(0.05)  # polls meanwhile: neither skips serial 2 nor fills it early
+        assert not reading.done()
+        assert not commit_file(root, 2).exists()
+
+        clock.at += timedelta(seconds=31)
+        view = await asyncio.wait_for(reading, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+    assert view.serial == 3 and sorted(view.resources) == ["after", "first"]
+    assert "not written within 30 s" in ((await reader.commit_at(2)).explanation or "")
 
 
 async def test_a_commit_removed_after_it_was_written_is_reported_never_voided(
