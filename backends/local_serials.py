@@ -16,7 +16,7 @@ directory entry is made durable by the directory fsync of any later commit.
 
 A ticket also declares the resources its commit will touch (``declared``): a commit not made
 under locks, which must check the commits before its serial for conflicts, need not wait for
-one still being written that declared other resources (``AppendMixin._read_before``).
+one still being written that declared other resources (``AppendMixin._before_ours``).
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ async def writer(
 ) -> dict[str, object]:
     store = open_store(root, race=race)
     commits, errors = 0, []
+    cpu = time.process_time()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         change = ResourceChange(
@@ -65,6 +66,7 @@ async def writer(
         "name": name,
         "commits": commits,
         "errors": errors,
+        "cpu_seconds": round(time.process_time() - cpu, 3),
         "lost_races": store.contention.lost_races,
         "backoff_seconds": round(store.contention.backoff_seconds, 3),
     }
@@ -104,6 +106,10 @@ def run(
         "seconds": seconds,
         "commits_per_writer": [r["commits"] for r in results],
         "lost_races_per_writer": [r["lost_races"] for r in results],
+        # The writers' own CPU (user + system) per commit: what a busy machine cannot inflate.
+        "cpu_ms_per_commit": round(
+            1000 * sum(r["cpu_seconds"] for r in results) / max(total, 1), 2
+        ),
         "errors": sum(len(r["errors"]) for r in results),
         "first_errors": [e for r in results for e in r["errors"]][:3],
         "head": head,

@@ -158,7 +158,7 @@ class AppendMixin:
         async with self._mutex:
             view = await self._ensure_loaded()
             # With declaring tickets, commits in flight are not waited for here: the ones that
-            # may clash are waited for before the put (``_read_before``).
+            # may clash are waited for before the put (``_before_ours``).
             waits = getattr(sequencer, "declared", None) is None
             top = await self._catch_up_sequenced(view, sequencer, wait=waits)
             base = max(view.serial, top) if draft.base_serial is None else draft.base_serial
@@ -224,13 +224,14 @@ class AppendMixin:
         key = serial_key(self._log_prefix, serial)
         commit = self._new_commit(serial, lineage, draft)
         body, as_read = encode_commit_as_read(commit)
-        # Staging pays a second thread hop: only when serials before ours are still to read.
-        ahead = base is not None and serial > view.serial + 1
-        stage = getattr(self.objects, "stage_if_absent", None) if ahead else None
+        before = await self._before_ours(view, serial, draft.touched) if base is not None else None
+        # Staging pays a second thread hop: only when serials before ours are waited for.
+        waits = before is not None and before[2]
+        stage = getattr(self.objects, "stage_if_absent", None) if waits else None
         staged = await stage(key, body) if stage is not None else None
         try:
-            if base is not None:
-                await self._read_before(view, serial, draft.touched)
+            if before is not None and base is not None:
+                await self._catch_up_to(view, before[0], before[1], snapshots=False)
                 await self._check_conflicts(base, view, draft.touched)
                 check_resource_types(view, draft.changes)
             self._guard_fence(view, commit, draft)
@@ -245,35 +246,34 @@ class AppendMixin:
                 staged.discard()
         return as_read if written else None
 
-    async def _read_before(self, view: StateView, serial: int, touched: set[str]) -> None:
-        """Bring ``view`` up to ``serial - 1``, waiting for the serials still being written;
-        ours is waited for by readers. With a sequencer whose tickets declare what they touch
-        (the local one), serials in flight that declared other resources, and written ones
-        past them that touched other resources, are not waited for: the view then stays
-        before them (our commit is applied by a later read). Any overlap: all are waited
-        for, and the caller checks them against its base as before."""
+    async def _before_ours(
+        self, view: StateView, serial: int, touched: set[str]
+    ) -> tuple[int, dict[int, Commit | None], bool]:
+        """How far ``view`` must be read before our commit at ``serial`` (the caller reads it
+        and checks it for conflicts), what was found on the way, and whether that waits for
+        serials still being written (ours is waited for by readers). Up to ``serial - 1``,
+        except with a sequencer whose tickets declare what they touch (the local one):
+        serials in flight that declared other resources, and written ones past them that
+        touched other resources, are not waited for; the view then stays before them (our
+        commit is applied by a later read). Any overlap: all are waited for."""
         declared = getattr(self.sequencer, "declared", None)
         wanted = list(range(view.serial + 1, serial))
-        if declared is None or not wanted:
-            await self._catch_up_to(view, serial - 1, snapshots=False)
-            return
+        if not wanted:
+            return serial - 1, {}, False
         found = await self._fetch_present(wanted)
         missing = [s for s, c in found.items() if c is None]
+        if declared is None or not missing:
+            return serial - 1, found, bool(missing)
         for hole in missing:
             claim = await declared(self.workspace, hole)
             if claim is None or resources_overlap(touched, claim):
-                missing = []
-                break
-        if not missing:  # all written, or one in flight may clash: wait for them all
-            await self._catch_up_to(view, serial - 1, found, snapshots=False)
-            return
+                return serial - 1, found, True  # one in flight may clash: wait for them all
         beyond = [c for s, c in found.items() if c is not None and s > missing[0]]
         if any(resources_overlap(touched, touched_by(c)) for c in beyond):
-            await self._catch_up_to(view, serial - 1, found, snapshots=False)
-            return
+            return serial - 1, found, True
         # The written run before the first serial in flight joins the view (the caller checks
         # it for conflicts with the view); the written ones past it touched other resources.
-        await self._catch_up_to(view, missing[0] - 1, found, snapshots=False)
+        return missing[0] - 1, found, False
 
     def _release(self, serial: int) -> None:
         """Our serial is written, withdrawn or lost: a sequencer that tells readers whether a
