@@ -2,17 +2,24 @@
 
 ``<root>/<workspace>/log/.ccstate-serial`` holds the highest serial handed out (20 digits, 0600).
 A ticket is taken under an exclusive ``flock`` of that file: create ``.ccstate-ticket-<serial>``
-beside the commits, then write the new count. Each writer thus gets its own serial without a
-race to lose, and writers fsync their commit bodies in parallel.
+beside the commits and ``flock`` it, then write the new count. Each writer thus gets its own
+serial without a race to lose, and writers fsync their commit bodies in parallel.
+
+**Liveness.** The writer holds the flock of its ticket until its commit is linked (or withdrawn,
+or refused), and takes it while the counter's flock is held, so no serial is ever handed out
+without a locked ticket. The kernel releases a flock when its process dies: a reader waiting
+for a serial whose ticket it can lock (``abandoned``) knows nobody will write it and voids it
+at once, where S3 must wait ``hole_grace``. The grace stays the fallback for everything else (a
+live writer stuck, a ticket held by a forked child, a filesystem whose flocks do not cross
+machines: the local backend is for one machine).
 
 The ticket file is what tells a hole from a deleted commit, which S3 reads from the object's
 versions: the object store removes a serial's ticket once a commit (or a void) is at that name
-(``LocalObjectStore._put_if_absent``), so a serial handed out that has neither a file nor a
+(``LocalObjectStore._made_durable``), so a serial handed out that has neither a file nor a
 ticket was written and then removed (``was_written``), and is reported, never voided. The
 ticket is created *before* the counter moves: a writer killed between the two leaves a ticket
-for a serial not yet handed out, which the next writer takes over; killed after, it leaves a
-ticket without a commit, a hole that readers void after ``hole_grace`` as on S3. The ticket's
-directory entry is made durable by the directory fsync of any later commit.
+for a serial not yet handed out, which the next writer takes over. The ticket's directory
+entry is made durable by the directory fsync of any later commit.
 
 A ticket also declares the resources its commit will touch (``declared``): a commit not made
 under locks, which must check the commits before its serial for conflicts, need not wait for
