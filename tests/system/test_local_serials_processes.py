@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ccstate.backends.local_files import TEMP_PREFIX
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.backends.local_serials import COUNTER_NAME, TICKET_PREFIX, LocalSequencer
 from ccstate.service.errors import StateCorrupt
@@ -80,6 +81,8 @@ async def test_four_processes_taking_serials_lose_and_duplicate_nothing(tmp_path
     assert sorted(view.resources) == sorted(f"w{n}-{i}" for n in range(4) for i in range(40))
     assert {v.kind for v in versions} == {"change"}  # no hole was left to void
     assert not [p for p in log_dir(root).iterdir() if p.name.startswith(TICKET_PREFIX)]
+    # Nor a spare ticket (kept between commits, removed as the process exits).
+    assert not [p for p in log_dir(root).iterdir() if p.name.startswith(TEMP_PREFIX)]
     assert await LocalSequencer(root).current("default") == 160
 
 
@@ -255,3 +258,19 @@ async def test_a_commit_waits_only_for_serials_in_flight_that_declared_its_resou
         "change",
     ]
     assert sorted((await reader.current()).resources) == ["x", "y"]
+
+
+async def test_a_ticket_file_reused_for_the_next_serial_declares_only_the_new_claim(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    writer = sequenced(root)
+    await writer.commit([queue("a-much-longer-name")], CommitMeta(principal=Principal(user="a")))
+    # The spent ticket was kept as this process's spare; the next serial's ticket is that file.
+    sequencer = LocalSequencer(root)
+    serial = await sequencer.next_serial_for("default", {"b"})
+    assert serial == 2
+    assert await sequencer.declared("default", 2) == {"b"}
+    assert not await sequencer.abandoned("default", 2)  # held by this process
+    sequencer.release("default", 2)
+    assert await sequencer.abandoned("default", 2)  # let go without a commit: voidable
