@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from ccstate.service.errors import (
     IntegrityError,
@@ -34,8 +35,17 @@ def serial_of(key: str) -> int | None:
     return int(stem) if len(stem) == SERIAL_WIDTH and stem.isdigit() else None
 
 
-def encode_commit(commit: Commit) -> bytes:
+def commit_body(commit: Commit) -> dict[str, Any]:
+    """A commit's fields as its file holds them, without its digest. An optional field added
+    after the format (``indexed``) is left out when unset, so older commits keep their digest."""
     body = commit.model_dump(mode="json", exclude={"sha256"})
+    if body.get("indexed") is None:
+        body.pop("indexed", None)
+    return body
+
+
+def encode_commit(commit: Commit) -> bytes:
+    body = commit_body(commit)
     body["sha256"] = sha256_hex(canonical_json(body))
     return json.dumps(body, sort_keys=True, indent=1, ensure_ascii=False).encode()
 
