@@ -32,9 +32,7 @@ class Shared:
         self.kw = kw
 
     def store(self) -> StateStore:
-        return StateStore(
-            self.objects, sequencer=self.sequencer, snapshot_every=EVERY, **self.kw
-        )
+        return StateStore(self.objects, sequencer=self.sequencer, snapshot_every=EVERY, **self.kw)
 
     async def json(self, key: str) -> dict[str, Any] | None:
         obj = await self.objects.get(f"default/{key}")
