@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import uuid
@@ -105,6 +106,8 @@ class Draft:
     # The lock the commit is made under: its lease is checked before the put, its fencing token
     # is recorded in the commit.
     lock: HeldLock | None = None
+    # The index upkeep done just before the commit (``Commit.indexed``).
+    indexed: dict[str, list[int]] | None = None
 
 
 class AppendMixin:
@@ -192,6 +195,9 @@ class AppendMixin:
     async def _take_and_put(
         self, view: StateView, draft: Draft, sequencer: Sequencer, *, base: int | None
     ) -> Commit:
+        note = await self._index_upkeep(view)
+        if note:
+            draft = dataclasses.replace(draft, indexed=note)
         declaring = getattr(sequencer, "next_serial_for", None)
         for _ in range(MAX_REBASES):
             if declaring is not None:
@@ -368,6 +374,7 @@ class AppendMixin:
             stacks=draft.stacks,
             replace_state=draft.replace_state,
             fence=draft.lock.fence or None if draft.lock is not None else None,
+            indexed=draft.indexed,
         )
 
     def _guard_fence(self, view: StateView, commit: Commit, draft: Draft) -> None:
@@ -393,7 +400,7 @@ class AppendMixin:
     async def _derive(self, view: StateView) -> None:
         """The snapshot (every ``snapshot_every`` serials) at head; the readable export is
         due at head too: ``StateStore.commit`` waits for it outside the store's lock."""
-        await self._snapshot_if_due(view)
+        await self._snapshot_if_due(view, own=True)
         await self._tail_if_due(view)
         self._export_due = max(self._export_due, view.serial)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from ccstate.service.errors import (
     IntegrityError,
@@ -34,6 +35,15 @@ def serial_of(key: str) -> int | None:
     return int(stem) if len(stem) == SERIAL_WIDTH and stem.isdigit() else None
 
 
+def commit_body(commit: Commit) -> dict[str, Any]:
+    """A commit's fields as its file holds them, without its digest. An optional field added
+    after the format (``indexed``) is left out when unset, so older commits keep their digest."""
+    body = commit.model_dump(mode="json", exclude={"sha256"})
+    if body.get("indexed") is None:
+        body.pop("indexed", None)
+    return body
+
+
 def encode_commit(commit: Commit) -> bytes:
     return encode_commit_as_read(commit)[0]
 
@@ -43,7 +53,7 @@ def encode_commit_as_read(commit: Commit) -> tuple[bytes, Commit]:
     fields parsed from those bytes, keys in their order there), without the checks of
     ``decode_commit`` (the JSON is ours, its digest just made): a writer keeps what readers
     see for about half the work."""
-    body = commit.model_dump(mode="json", exclude={"sha256"})
+    body = commit_body(commit)
     body["sha256"] = sha256_hex(canonical_json(body))
     raw = json.dumps(body, sort_keys=True, indent=1, ensure_ascii=False).encode()
     return raw, Commit.model_validate_json(raw)

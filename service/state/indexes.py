@@ -39,6 +39,13 @@ from typing import Any
 from ccstate.service.errors import NotFound, PreconditionFailed
 from ccstate.service.state.model import Commit
 from ccstate.service.state.replay import StateView, apply_commit
+from ccstate.service.state.snapshots import (
+    SnapshotRefused,
+    pointer_indexes,
+    seal,
+    settle_indexes,
+    unseal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,10 @@ INDEX_WRITE_ATTEMPTS = 5
 INDEX_CACHE_SIZE = 20_000
 # A full replay to rebuild a missing index reads the log in windows of this many commits.
 REBUILD_WINDOW = 512
+# With a sequencer (S3): a snapshot may leave up to this many times ``snapshot_every``
+# serials pending, and a committer spends up to this many requests on them before its commit.
+PENDING_PER_SNAPSHOT = 2
+UPKEEP_REQUESTS = 2
 
 
 class IndexRefused(Exception):
@@ -68,7 +79,7 @@ class ResourceIndex:
         return [s for s in self.serials if start <= s <= serial]
 
     def merged(
-        self, window: list[int], restart: int | None, *, after: int, upto: int
+        self, window: list[int], restarts: list[int], *, after: int, upto: int
     ) -> ResourceIndex:
         """This index with the serials in ``(after, upto]`` replaced by ``window`` (what replay
         applied there); entries beyond ``upto`` (a later writer's) are kept."""
@@ -76,11 +87,11 @@ class ResourceIndex:
         def outside(values: list[int]) -> set[int]:
             return {s for s in values if s <= after or s > upto}
 
-        restarts = outside(self.restarts) | ({restart} if restart else set())
+        kept = outside(self.restarts) | set(restarts)
         return ResourceIndex(
             self.identifier,
             sorted(outside(self.serials) | set(window)),
-            sorted(restarts),
+            sorted(kept),
             max(self.through, upto),
         )
 
@@ -100,8 +111,6 @@ def index_name(identifier: str) -> str:
 
 
 def parse_index(body: bytes, identifier: str, *, where: str) -> ResourceIndex:
-    from ccstate.service.state.snapshots import SnapshotRefused, unseal
-
     try:
         data = json.loads(body)
         if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
@@ -117,6 +126,44 @@ def parse_index(body: bytes, identifier: str, *, where: str) -> ResourceIndex:
         )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, SnapshotRefused) as exc:
         raise IndexRefused(str(exc)) from exc
+
+
+def _sealed(index: ResourceIndex) -> bytes:
+    return seal(index.to_body())
+
+
+def joined(*parts: list[int]) -> list[int]:
+    """Serials from several sources (an index, pending, a window), once each, in order."""
+    return sorted(set().union(*parts))
+
+
+def oldest_pending(view: StateView) -> list[tuple[str, list[int]]]:
+    """The resources with serials left pending at or below the view's indexed part, oldest
+    first, with those serials (restarted histories are the snapshot writer's)."""
+    found = []
+    for identifier, serials in view.unindexed.items():
+        old = [s for s in serials if s <= view.indexed_through]
+        if old and identifier not in view.restarted:
+            found.append((old[0], identifier, old))
+    return [(identifier, old) for _, identifier, old in sorted(found)]
+
+
+def to_write(view: StateView, pending_max: int) -> set[str]:
+    """The resources whose indexes a snapshot writer writes: every restarted history, and the
+    oldest of the rest until at most ``pending_max`` serials stay pending."""
+    chosen = set(view.restarted) & set(view.unindexed)
+    rest = sorted(
+        (serials[0], identifier)
+        for identifier, serials in view.unindexed.items()
+        if identifier not in chosen and serials
+    )
+    left = sum(len(view.unindexed[i]) for _, i in rest)
+    for _, identifier in rest:
+        if left <= pending_max:
+            break
+        chosen.add(identifier)
+        left -= len(view.unindexed[identifier])
+    return chosen
 
 
 class IndexMixin:
@@ -173,10 +220,10 @@ class IndexMixin:
         try:
             index = await self._read_index(identifier)
             if index is None and identifier not in view.indexed_ids:
-                return window  # first touched after the indexed part
+                return window  # first touched after the indexed part, or pending since
             if index is None:
                 raise IndexRefused("it is missing")
-            if last <= through and last not in index.serials:
+            if last <= through and last not in index.serials and last not in window:
                 raise IndexRefused(f"it lacks serial {last}, the resource's last change")
         except IndexRefused as exc:
             self._refused(
@@ -184,29 +231,32 @@ class IndexMixin:
                 "rebuilding it from the log."
             )
             return await self._rebuild_serials(identifier, view)
-        return index.upto(through) + window
+        return joined(index.upto(through), window)
 
     async def _rebuild_serials(self, identifier: str, view: StateView) -> list[int]:
         """The serials of ``identifier`` by a replay of the whole log up to ``view``'s indexed
         part (slow, and only when its index cannot be trusted); the index is rewritten."""
         replay = StateView(partial=True)
+        restarts: list[int] = []  # every one: the view keeps only the last
         for low in range(1, view.indexed_through + 1, REBUILD_WINDOW):
             high = min(view.indexed_through, low + REBUILD_WINDOW - 1)
             for commit in await self._read_commits(range(low, high + 1)):
                 apply_commit(replay, commit)
+                if replay.restarted.get(identifier) == commit.serial:
+                    restarts.append(commit.serial)
         serials = replay.unindexed.get(identifier, [])
-        restart = replay.restarted.get(identifier)
+        restart = restarts[-1] if restarts else None
 
         def merge(old: ResourceIndex | None) -> ResourceIndex:
             base = old or ResourceIndex(identifier)
-            return base.merged(serials, restart, after=0, upto=view.indexed_through)
+            return base.merged(serials, restarts, after=0, upto=view.indexed_through)
 
         try:
             await self._put_index(identifier, merge)
         except Exception as exc:  # the answer stands; the next snapshot writes it again
             log.warning("Could not rewrite the index of %r: %s", identifier, exc)
         start = restart or 0
-        return [s for s in serials if s >= start] + view.window_of(identifier)
+        return joined([s for s in serials if s >= start], view.window_of(identifier))
 
     async def _history_serials_cold(self, identifier: str) -> list[int] | None:
         """On a store that has not loaded the state: the resource's serials from its index,
@@ -218,17 +268,19 @@ class IndexMixin:
             if self._view is not None:
                 return None
             pointer = await self._read_pointer_data()
-            if pointer is None or pointer.get("indexed") is not True:
+            indexes = None if pointer is None else pointer_indexes(pointer)
+            if pointer is None or indexes is None:
                 return None
             through = int(pointer["serial"])
+            pending, pending_new = indexes
             try:  # not from the cache: it may predate this pointer
                 entry = await self._fetch_index(identifier)
             except IndexRefused:
                 return None
             index = None if entry is None else entry[0]
-            if index is None:
+            if index is None and identifier not in pending_new:
                 return None  # maybe new since the snapshot, maybe lost: the full load tells
-            base = index.upto(through)
+            base = joined([] if index is None else index.upto(through), pending.get(identifier, []))
             head = StateView(
                 serial=through,
                 lineage=str(pointer["lineage"]),
@@ -250,7 +302,7 @@ class IndexMixin:
                 apply_commit(view, commit)
             if identifier in view.restarted:
                 return view.window_of(identifier)
-            return base + view.window_of(identifier)
+            return joined(base, view.window_of(identifier))
 
     async def _fence_view(
         self,
@@ -295,9 +347,11 @@ class IndexMixin:
     # ------------------------------------------------------------------ writing
 
     async def _write_indexes(self, view: StateView) -> None:
-        """Before a snapshot at ``view.serial``: merge what the view applied since its indexed
-        part into every touched resource's index. Raises when one cannot be written (the
-        snapshot is then not written, and its promise not made)."""
+        """Before a snapshot at ``view.serial``: merge what the view holds unindexed into the
+        indexes of every restarted resource and, oldest first, of as many others as needed to
+        leave at most ``pending_max`` serials pending; the view then promises that
+        (``settle_indexes``). Raises when one cannot be written (the snapshot is then not
+        written, and its promise not made)."""
         after, upto = view.indexed_through, view.serial
         gate = asyncio.Semaphore(INDEX_WRITE_CONCURRENCY)
 
@@ -309,14 +363,82 @@ class IndexMixin:
 
                 def merge(old: ResourceIndex | None) -> ResourceIndex:
                     base = old or ResourceIndex(identifier)
-                    return base.merged(window, restart, after=after, upto=upto)
+                    return base.merged(window, [restart] if restart else [], after=after, upto=upto)
 
                 # A resource no promise has indexed yet most likely has no index: try to
                 # create it without reading first (a lost race reads and merges as usual).
                 fresh = restart is None and identifier not in view.indexed_ids
                 await self._put_index(identifier, merge, expect_absent=fresh)
 
-        await asyncio.gather(*(one(i, w) for i, w in view.unindexed.items()))
+        chosen = to_write(view, self.pending_max)
+        await asyncio.gather(*(one(i, view.unindexed[i]) for i in chosen))
+        settle_indexes(view, chosen)
+
+    async def _index_upkeep(self, view: StateView) -> dict[str, list[int]] | None:
+        """Before a commit (S3): merge the oldest pending serials, those a snapshot left at or
+        below ``view.indexed_through``, into their resources' indexes, within
+        ``UPKEEP_REQUESTS`` requests; the commit names them (``Commit.indexed``) so that the
+        next snapshot's writer need not. Skipped when this commit will write the pointer's tail
+        or a snapshot, which cost requests of their own. Derived data: any trouble leaves them
+        pending."""
+        upcoming = view.serial + 1
+        if (
+            not self.pending_max
+            or view.partial
+            or upcoming % self.snapshot_every == 0
+            or (self.tail_every and upcoming - self._tail_end >= self.tail_every)
+        ):
+            return None
+        budget, note = UPKEEP_REQUESTS, {}
+        for identifier, serials in oldest_pending(view):
+            known = identifier in self._index_cache or identifier not in view.indexed_ids
+            cost = 1 if known else 2
+            if cost > budget:
+                break
+            budget -= cost
+            try:
+                if await self._merge_pending(view, identifier, serials):
+                    note[identifier] = serials
+            except Exception as exc:  # left pending: the next committer or snapshot tries
+                log.warning("Could not update the index of %r: %s", identifier, exc)
+                break
+        return note or None
+
+    async def _merge_pending(self, view: StateView, identifier: str, serials: list[int]) -> bool:
+        """Add ``serials`` to the index of ``identifier`` with one conditional write (creating
+        it when it has none yet); True when the index now holds them. An index missing where
+        one should be, or refused, is rebuilt from the log (as a reader would) and left for
+        the next committer; one changed meanwhile is left too."""
+        if identifier not in view.indexed_ids:
+            fresh = ResourceIndex(identifier, sorted(serials), [], view.indexed_through)
+            key = self._index_key(identifier)
+            if await self.objects.put_if_absent(key, _sealed(fresh)):
+                return True
+        cached = self._index_cache.get(identifier)
+        old, etag = cached if cached is not None else await self._raw_index(identifier)
+        if old is None:
+            if identifier in view.indexed_ids or etag is not None:
+                self._refused(
+                    f"Rebuilding the index of {identifier!r} from the log "
+                    f"({self._index_key(identifier)}: missing or refused)."
+                )
+                await self._rebuild_serials(identifier, view)
+            return False
+        if set(serials) <= set(old.serials):
+            return True  # merged already (by a committer that died before its commit)
+        new = ResourceIndex(
+            identifier,
+            sorted(set(old.serials) | set(serials)),
+            old.restarts,
+            max(old.through, view.indexed_through),
+        )
+        try:
+            etag = await self.objects.put(self._index_key(identifier), _sealed(new), if_match=etag)
+        except PreconditionFailed:
+            self._index_cache.pop(identifier, None)
+            return False
+        self._cache_index(identifier, (new, etag))
+        return True
 
     async def _check_index_reaches(self, view: StateView, identifier: str) -> None:
         """An index merged from a window must already be complete below it, else merging would
@@ -342,8 +464,6 @@ class IndexMixin:
         """Read (or take from the cache), merge, write conditionally; again on a lost race. An
         index that fails its checks is merged into as if absent (replaced). ``expect_absent``:
         the first attempt creates it without reading."""
-        from ccstate.service.state.snapshots import seal
-
         key = self._index_key(identifier)
         cached: tuple[ResourceIndex | None, str | None] | None = self._index_cache.get(identifier)
         if cached is None and expect_absent:
@@ -352,6 +472,8 @@ class IndexMixin:
             old, etag = cached if cached is not None else await self._raw_index(identifier)
             new = merge(old)
             if old is not None and new == old:
+                if cached is None and etag is not None:  # as read now: newer than the cache
+                    self._cache_index(identifier, (old, etag))
                 return
             body = seal(new.to_body())
             try:

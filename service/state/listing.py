@@ -28,7 +28,8 @@ from ccstate.service.ports import ObjectStore
 log = logging.getLogger(__name__)
 
 COMMIT_FORMAT = "ccstate.commit/1"
-SNAPSHOT_FORMAT = "ccstate.snapshot/3"
+SNAPSHOT_FORMAT = "ccstate.snapshot/4"
+SNAPSHOT_FORMAT_V3 = "ccstate.snapshot/3"  # nothing pending
 SNAPSHOT_FORMAT_V2 = "ccstate.snapshot/2"  # every resource's serials, no index objects
 POINTER_FORMAT = "ccstate.snapshot-pointer/2"
 SERIAL_WIDTH = 20
@@ -93,6 +94,7 @@ COMMIT_SHAPE: dict[str, Any] = {
     "stacks": frozenset({list}),
     "replace_state": _OBJECT,
     "fence": frozenset({int, type(None)}),
+    "indexed": _OBJECT,
 }
 RESOURCE_REQUIRED = frozenset({"resource_type", "identifier"})
 COMMIT_REQUIRED = frozenset({"serial", "parent", "lineage", "committed_at"})
@@ -111,6 +113,8 @@ SNAPSHOT_SHAPE: dict[str, Any] = {
     "fences": frozenset({dict}),
     "fence_all": frozenset({int}),
     "fenced_out": frozenset({list}),
+    "pending": frozenset({dict}),
+    "pending_new": frozenset({list}),
 }
 SNAPSHOT_REQUIRED = frozenset(
     {
@@ -126,6 +130,7 @@ SNAPSHOT_REQUIRED = frozenset(
 # What each format adds to the fields both require.
 SNAPSHOT_REQUIRED_BY_FORMAT = {
     SNAPSHOT_FORMAT: SNAPSHOT_REQUIRED | {"last_touched"},
+    SNAPSHOT_FORMAT_V3: SNAPSHOT_REQUIRED | {"last_touched"},
     SNAPSHOT_FORMAT_V2: SNAPSHOT_REQUIRED | {"history_index"},
 }
 

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 STATE_VERSION = "1.0"
 COMMIT_FORMAT = "ccstate.commit/1"
-SNAPSHOT_FORMAT = "ccstate.snapshot/3"
+SNAPSHOT_FORMAT = "ccstate.snapshot/4"
+# Still read: indexes complete up to the snapshot's serial, no ``pending`` (format /4 adds it).
+SNAPSHOT_FORMAT_V3 = "ccstate.snapshot/3"
 # Still read: every resource's serials in the snapshot (``history_index``), no index objects.
 SNAPSHOT_FORMAT_V2 = "ccstate.snapshot/2"
 MANAGED_BY = "CCAPI-MCP-SERVER"
@@ -207,6 +209,9 @@ class Commit(_Model):
     replace_state: dict[str, Any] | None = None
     # The fencing token of the lock the commit was made under (None: made without a lock).
     fence: int | None = None
+    # Index upkeep done before this commit (S3): per resource, the serials its writer merged
+    # into the resource's index object (indexes.py); left out of the file when None.
+    indexed: dict[str, list[int]] | None = None
     sha256: str | None = None
 
     @property

@@ -3,9 +3,11 @@
 ``StateView`` is what a snapshot holds: the current resources (without their lineage), the
 stacks, and the last serial that touched each resource (including resources since deleted).
 Lineage is not copied into snapshots: it lives once, in the log. The serials that touched a
-resource are kept in its index object (``indexes.py``), complete up to ``indexed_through``; the
-view holds only the serials it applied after that (``unindexed``), in memory. That keeps
-snapshot, load and commit cost independent of history length.
+resource are kept in its index object (``indexes.py``), complete up to ``indexed_through``
+except for the serials the view holds in ``unindexed``: those it applied after that, and those
+a snapshot carried as still ``pending`` (on S3 committers merge them into the indexes one or two
+per commit, instead of the snapshot's writer all at once). That keeps snapshot, load and commit
+cost independent of history length.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ccstate.service.state.model import (
     REMOVING_OPERATIONS,
     SNAPSHOT_FORMAT,
     SNAPSHOT_FORMAT_V2,
+    SNAPSHOT_FORMAT_V3,
     STATE_VERSION,
     Commit,
     LineageEntry,
@@ -42,16 +45,18 @@ class StateView:
     stacks: dict[str, Stack] = field(default_factory=dict)
     # The last applied serial that touched each resource, deleted ones included.
     last_touched: dict[str, int] = field(default_factory=dict)
-    # Not in snapshots: the index objects list every applied serial up to ``indexed_through``
-    # (0: none are trusted); ``unindexed`` holds those this view applied after it, and
-    # ``restarted`` the serial of an import after it that restarted a resource's history.
+    # The index objects list every applied serial up to ``indexed_through`` (0: none are
+    # trusted) except those in ``unindexed``: the ones this view applied after it, and those a
+    # snapshot of format /4 carried as ``pending`` (at or below it). ``restarted``: the serial
+    # of an import after it that restarted a resource's history (never pending).
     indexed_through: int = 0
     unindexed: dict[str, list[int]] = field(default_factory=dict)
     restarted: dict[str, int] = field(default_factory=dict)
     # A view of the fences and one resource's history only (``StateStore.history`` on a cold
     # store): never snapshotted, never shown.
     partial: bool = False
-    # The resources the index objects know (touched up to ``indexed_through``); not persisted.
+    # The resources that have an index object (touched up to ``indexed_through``, less the
+    # snapshot's ``pending_new``, plus those a commit's ``indexed`` note created).
     indexed_ids: set[str] = field(default_factory=set)
     # The highest fencing token committed per resource, and by whole-workspace commits.
     fences: dict[str, int] = field(default_factory=dict)
@@ -87,12 +92,23 @@ class StateView:
             "fenced_out": self.fenced_out,
         }
 
+    def pending(self) -> dict[str, Any]:
+        """What a snapshot at this view's serial carries of its unindexed serials (after
+        ``settle_indexes``): ``pending`` per resource, and ``pending_new``, those of them that
+        have no index object yet."""
+        pending = {k: list(v) for k, v in sorted(self.unindexed.items()) if v}
+        return {
+            "pending": pending,
+            "pending_new": sorted(k for k in pending if k not in self.indexed_ids),
+        }
+
     @classmethod
     def from_snapshot(cls, data: dict[str, Any], *, where: str) -> StateView:
-        """A view from a snapshot of format /3, or /2 (which still lists every resource's
-        serials: they become this view's ``unindexed``, and the next snapshot written from it
-        writes the index objects, so a /2 state migrates without a step of its own)."""
-        if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V2):
+        """A view from a snapshot of format /4, /3 (nothing pending), or /2 (which still lists
+        every resource's serials: they become this view's ``unindexed``, and the next snapshot
+        written from it writes the index objects, so a /2 state migrates without a step of its
+        own)."""
+        if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V3, SNAPSHOT_FORMAT_V2):
             raise UnsupportedVersion(
                 f"Snapshot {where} has format {data.get('format')!r}; this ccstate reads "
                 f"{SNAPSHOT_FORMAT!r}.",
@@ -102,11 +118,11 @@ class StateView:
             if data["format"] == SNAPSHOT_FORMAT_V2:
                 unindexed = {k: [int(s) for s in v] for k, v in data["history_index"].items()}
                 last_touched = {k: v[-1] for k, v in unindexed.items() if v}
-                indexed_through = 0
+                indexed_through, indexed_ids = 0, set()
             else:
-                unindexed = {}
                 last_touched = {k: int(v) for k, v in data["last_touched"].items()}
-                indexed_through = int(data["serial"])
+                unindexed, unknown = _pending_of(data, last_touched)
+                indexed_through, indexed_ids = int(data["serial"]), set(last_touched) - unknown
             return cls(
                 serial=int(data["serial"]),
                 lineage=str(data["lineage"]),
@@ -120,7 +136,7 @@ class StateView:
                 last_touched=last_touched,
                 indexed_through=indexed_through,
                 unindexed=unindexed,
-                indexed_ids=set(last_touched) if indexed_through else set(),
+                indexed_ids=indexed_ids,
                 fences={k: int(v) for k, v in data.get("fences", {}).items()},
                 fence_all=int(data.get("fence_all", 0)),
                 fenced_out=[int(s) for s in data.get("fenced_out", [])],
@@ -162,6 +178,22 @@ class StateView:
         )
 
 
+def _pending_of(
+    data: dict[str, Any], last_touched: dict[str, int]
+) -> tuple[dict[str, list[int]], set[str]]:
+    """A snapshot's ``pending`` serials and ``pending_new`` resources (none before /4), checked
+    against what it says was touched when."""
+    pending = {str(k): [int(s) for s in v] for k, v in data.get("pending", {}).items()}
+    unknown = {str(k) for k in data.get("pending_new", [])}
+    serial = int(data["serial"])
+    for key, serials in pending.items():
+        if not serials or max(serials) > min(last_touched.get(key, 0), serial):
+            raise ValueError(f"pending serials of {key!r} do not match the snapshot")
+    if unknown - set(pending):
+        raise ValueError("pending_new names a resource with nothing pending")
+    return pending, unknown
+
+
 def apply_commit(view: StateView, commit: Commit) -> None:
     """Advance ``view`` by one commit, in place. Pure: no I/O."""
     if commit.serial != view.serial + 1:
@@ -184,6 +216,8 @@ def apply_commit(view: StateView, commit: Commit) -> None:
         view.serial = commit.serial
         return
     _record_fence(view, commit)
+    if commit.indexed:
+        _note_indexed(view, commit.indexed)
     if commit.replace_state is not None:
         _replace_state(view, commit)
     for change in commit.changes:
@@ -196,6 +230,24 @@ def apply_commit(view: StateView, commit: Commit) -> None:
     view.serial = commit.serial
     view.last_updated = commit.committed_at
     view.total_operations += len(commit.changes)
+
+
+def _note_indexed(view: StateView, indexed: dict[str, list[int]]) -> None:
+    """A commit's writer merged these serials into these resources' indexes before writing
+    it: they are no longer this view's to index. Only those at or below this view's indexed
+    part are dropped (a view that loaded an older snapshot still has the rest to write, and
+    writing a window replaces what the index holds in it)."""
+    for identifier, serials in indexed.items():
+        view.indexed_ids.add(identifier)
+        held = view.unindexed.get(identifier)
+        if not held or identifier in view.restarted:
+            continue
+        done = {s for s in serials if s <= view.indexed_through}
+        left = [s for s in held if s not in done]
+        if left:
+            view.unindexed[identifier] = left
+        else:
+            del view.unindexed[identifier]
 
 
 def fence_floor(view: StateView, commit: Commit) -> int:

@@ -23,10 +23,11 @@ import logging
 from typing import Any
 
 from ccstate.service.errors import CcstateError, PreconditionFailed, StateCorrupt
-from ccstate.service.state.codec import decode_commit, serial_key, serial_of
+from ccstate.service.state.codec import commit_body, decode_commit, serial_key, serial_of
 from ccstate.service.state.model import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_FORMAT_V2,
+    SNAPSHOT_FORMAT_V3,
     Commit,
     canonical_json,
     sha256_hex,
@@ -55,32 +56,38 @@ class SnapshotMixin:
     """Snapshots: the materialized state every ``snapshot_every`` serials, and the pointer to
     the newest. Derived data: a snapshot that fails its checks is skipped and the log replayed."""
 
-    async def _snapshot_if_due(self, view: StateView) -> None:
+    async def _snapshot_if_due(self, view: StateView, *, own: bool = False) -> None:
+        """``own``: ``view.serial`` is this store's commit, just written (no other store can
+        have written the snapshot there yet, but a reader that has just read it)."""
         if view.serial % self.snapshot_every or view.partial:
             return
         try:
-            await self._write_snapshot(view)
+            await self._write_snapshot(view, own=own)
         except Exception as exc:
             log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
 
-    async def _write_snapshot(self, view: StateView) -> None:
-        """Bring every index up to this serial (a snapshot of format /3 promises that), write
-        the snapshot once; then move the pointer to it unless it already names a newer one.
-        When the pointer already names an indexed snapshot at or past this serial, another
-        store did all of that: this view only takes note (no index is read)."""
-        current = await self.objects.get(self._last_snapshot_key)
-        if current is not None and indexed_serial(current.body) >= view.serial:
-            for identifier in view.unindexed:  # what this store read of them may be older
-                self._index_cache.pop(identifier, None)
-            mark_indexed(view)
-            self._pointer_seen = None  # not read here: the tail writer reads it again
-            self._tail_end = max(self._tail_end, view.serial)
-            return
+    async def _write_snapshot(self, view: StateView, *, own: bool = False) -> None:
+        """Bring the indexes up to this serial, less what may stay pending (a snapshot of
+        format /4 promises every index complete up to its serial except its ``pending``
+        serials), write the snapshot once; then move the pointer to it unless it already names
+        a newer one. When the pointer already names an indexed snapshot at or past this serial,
+        another store did all of that: this view takes its pending serials (no index is read).
+        ``own``: the pointer as this store last saw it will do (a stale one costs a refused
+        conditional write, not a wrong state)."""
+        current = await self._pointer_now(own)
+        if current is not None and current[2] is not None:
+            indexes = pointer_indexes(current[2])
+            if indexes is not None and int(current[2]["serial"]) >= view.serial:
+                for identifier in view.unindexed:  # what this store read of them may be older
+                    self._index_cache.pop(identifier, None)
+                take_pending(view, *indexes)
+                self._pointer_seen = None  # not read here: the tail writer reads it again
+                self._tail_end = max(self._tail_end, view.serial)
+                return
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
         await self._write_indexes(view)
-        mark_indexed(view)
-        body = seal({**view.to_snapshot(), "covers": covers})
+        body = seal({**view.to_snapshot(), **view.pending(), "covers": covers})
         if not await self.objects.put_if_absent(serial_key(self._snap_prefix, view.serial), body):
             return  # someone who read this far first wrote it
         pointer = seal(
@@ -90,26 +97,50 @@ class SnapshotMixin:
                 "covers": covers,
                 "snapshot_sha256": sha256_hex(body),
                 # What a reader of one resource's history needs besides its index (indexes.py).
-                "indexed": True,
+                "indexes": view.pending(),
                 "lineage": view.lineage,
                 "fence_all": view.fence_all,
             }
         )
-        self._pointer_seen, self._pointer_absent = None, False
         self._tail_end = max(self._tail_end, view.serial)
+        await self._move_pointer(pointer, view.serial, current)
+
+    async def _pointer_now(
+        self, cached: bool
+    ) -> tuple[str | None, int, dict[str, Any] | None] | None:
+        """The pointer (its etag, serial and fields; None fields: unreadable) as read now, or
+        as this store last saw it when ``cached`` and it has; None when there is none."""
+        if cached and self._pointer_seen is not None:
+            etag, fields = self._pointer_seen
+            return etag, int(fields["serial"]), fields
+        if cached and self._pointer_absent:
+            return None
+        obj = await self.objects.get(self._last_snapshot_key)
+        if obj is None:
+            return None
+        return obj.etag, pointer_serial(obj.body), _pointer_fields(obj.body)
+
+    async def _move_pointer(
+        self,
+        pointer: bytes,
+        serial: int,
+        current: tuple[str | None, int, dict[str, Any] | None] | None,
+    ) -> None:
+        """Point at the snapshot at ``serial`` unless the pointer names a newer one; again
+        (read afresh) when it moved meanwhile."""
+        self._pointer_seen, self._pointer_absent = None, False
         for attempt in range(POINTER_ATTEMPTS):
             if attempt:
-                current = await self.objects.get(self._last_snapshot_key)
+                obj = await self.objects.get(self._last_snapshot_key)
+                current = None if obj is None else (obj.etag, pointer_serial(obj.body), None)
             if current is None:
                 if await self.objects.put_if_absent(self._last_snapshot_key, pointer):
                     return
                 continue
-            if pointer_serial(current.body) >= view.serial:
+            if current[1] >= serial:
                 return
             with contextlib.suppress(PreconditionFailed):  # moved meanwhile: look again
-                etag = await self.objects.put(
-                    self._last_snapshot_key, pointer, if_match=current.etag
-                )
+                etag = await self.objects.put(self._last_snapshot_key, pointer, if_match=current[0])
                 self._pointer_seen = (etag, _fields(pointer))
                 return
 
@@ -147,7 +178,7 @@ class SnapshotMixin:
         if view.serial <= self._tail_end:
             return
         if view.serial - base >= self.snapshot_every or view.lineage != fields.get("lineage"):
-            await self._write_snapshot(view)
+            await self._write_snapshot(view, own=True)
             return
         known = {**self._tail_copies, **self._commit_cache}
         wanted = range(base + 1, view.serial + 1)
@@ -158,7 +189,7 @@ class SnapshotMixin:
             return
         pointer = seal({**fields, "tail": tail})
         if len(pointer) > TAIL_MAX_BYTES:
-            await self._write_snapshot(view)
+            await self._write_snapshot(view, own=True)
             return
         if etag is None:
             self._pointer_absent = False
@@ -255,7 +286,7 @@ class SnapshotMixin:
             data = json.loads(obj.body)
             if not isinstance(data, dict):
                 raise SnapshotRefused("it is not a JSON object")
-            if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V2):
+            if data.get("format") not in (SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_V3, SNAPSHOT_FORMAT_V2):
                 raise SnapshotRefused(
                     f"format {data.get('format')!r} is not {SNAPSHOT_FORMAT!r} (older snapshots "
                     "carry no digest)"
@@ -347,7 +378,7 @@ def _young_pointer(view: StateView) -> dict[str, Any]:
         "serial": 0,
         "covers": {"serial": 0, "commit_sha256": ""},
         "snapshot_sha256": "",
-        "indexed": True,  # trivially: nothing is indexed before serial 1
+        "indexes": {"pending": {}, "pending_new": []},  # nothing is indexed before serial 1
         "lineage": view.lineage,
         "fence_all": 0,
     }
@@ -355,7 +386,7 @@ def _young_pointer(view: StateView) -> dict[str, Any]:
 
 def _commit_json(commit: Commit) -> dict[str, Any] | None:
     """A commit as its file holds it (None if its digest would not come out the same)."""
-    body = commit.model_dump(mode="json", exclude={"sha256"})
+    body = commit_body(commit)
     if sha256_hex(canonical_json(body)) != commit.sha256:
         return None
     return {**body, "sha256": commit.sha256}
@@ -394,23 +425,39 @@ def unseal(data: dict[str, Any], *, where: str) -> None:
         raise SnapshotRefused(f"{where} does not match its sha256: it was changed after writing")
 
 
-def mark_indexed(view: StateView) -> None:
-    """Every index is complete up to ``view.serial`` now: the view's own part is dropped."""
-    view.indexed_ids |= set(view.unindexed)
-    view.unindexed, view.restarted = {}, {}
+def settle_indexes(view: StateView, written: set[str]) -> None:
+    """The indexes of ``written`` are complete up to ``view.serial`` now, and everything else
+    this view has unindexed stays pending (never a restarted history: those are written)."""
+    view.indexed_ids |= written
+    view.unindexed = {k: v for k, v in view.unindexed.items() if k not in written}
+    view.restarted = {}
     view.indexed_through = view.serial
 
 
-def indexed_serial(body: bytes) -> int:
-    """The serial up to which a pointer promises complete indexes (0: none, or unreadable)."""
+def take_pending(view: StateView, pending: dict[str, list[int]], new: set[str]) -> None:
+    """Another store wrote the snapshot at or past ``view.serial`` and its indexes: what this
+    view still holds unindexed is what that snapshot left pending, up to this view's serial."""
+    view.indexed_ids |= set(view.unindexed) | set(view.last_touched)
+    view.indexed_ids -= new
+    view.unindexed = {
+        k: kept for k, v in pending.items() if (kept := [s for s in v if s <= view.serial])
+    }
+    view.restarted = {}
+    view.indexed_through = view.serial
+
+
+def pointer_indexes(fields: dict[str, Any]) -> tuple[dict[str, list[int]], set[str]] | None:
+    """What a pointer's snapshot left pending (serials per resource, and which of those have
+    no index object yet); None when it promises no indexes (an older pointer's ``indexed``:
+    true promises them all)."""
+    indexes = fields.get("indexes")
+    if indexes is None:
+        return ({}, set()) if fields.get("indexed") is True else None
     try:
-        data = json.loads(body)
-        if data.get("indexed") is not True:
-            return 0
-        unseal(data, where="the snapshot pointer")
-        return int(data["serial"])
-    except (ValueError, KeyError, TypeError, AttributeError, SnapshotRefused):
-        return 0
+        pending = {str(k): [int(s) for s in v] for k, v in indexes["pending"].items()}
+        return pending, {str(k) for k in indexes["pending_new"]}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def pointer_serial(body: bytes) -> int:

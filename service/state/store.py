@@ -57,7 +57,7 @@ from ccstate.service.state.codec import (  # noqa: F401
 )
 from ccstate.service.state.export_group import EXPORT_INTERVAL_SECONDS, DebouncedExport
 from ccstate.service.state.export_patch import patched_text
-from ccstate.service.state.indexes import IndexMixin
+from ccstate.service.state.indexes import PENDING_PER_SNAPSHOT, IndexMixin
 from ccstate.service.state.model import (
     Commit,
     CommitMeta,
@@ -114,6 +114,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         export_source: ExportSource | None = None,
         export_interval: float = EXPORT_INTERVAL_SECONDS,
         tail_every: int | None = None,
+        pending_max: int | None = None,
     ) -> None:
         if snapshot_every < 1:
             raise InvalidInput("snapshot_every must be at least 1.", next_step="Use e.g. 50.")
@@ -125,6 +126,14 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         # a sequencer, where each commit read is a request (S3).
         self.tail_every = (
             (TAIL_EVERY if sequencer is not None else 0) if tail_every is None else tail_every
+        )
+        # How many unindexed serials a snapshot may carry as pending, for committers to merge
+        # into the indexes one or two per commit (0: the snapshot's writer writes every index).
+        # With a sequencer (S3), so that the commit landing on a snapshot does not pay for them.
+        self.pending_max = (
+            (PENDING_PER_SNAPSHOT * snapshot_every if self.tail_every else 0)
+            if pending_max is None
+            else pending_max
         )
         self.exporter = exporter
         self.export_max_resources = export_max_resources
