@@ -51,8 +51,8 @@ COUNTER_NAME = ".ccstate-serial"
 # The tickets this process holds, by path: the open file whose flock says "my writer lives".
 # Per process, not per sequencer: the object store lets go of one when its commit is linked.
 _HELD: dict[str, int] = {}
-# A spent ticket of this process per log directory, kept (renamed, still open and flock'ed) to
-# be renamed into the next ticket: a create and an unlink per commit cost the journal an
+# A spent ticket of this process per log directory, kept (renamed, still open) to be renamed
+# into the next ticket: a create and an unlink per commit cost the journal an
 # inode's allocation and release, measured at 10-20% of a single writer's commits.
 _SPARE: dict[str, tuple[str, int]] = {}
 _SPARE_TURN = threading.Lock()  # tickets are spent in worker threads, taken in the loop's
@@ -79,7 +79,7 @@ def remove_ticket(directory: Path, name: str) -> None:
 
 
 def _keep_as_spare(directory: Path, ticket: Path, fd: int) -> bool:
-    """Our spent ``ticket`` renamed to a temp name and kept open (still flock'ed) as the
+    """Our spent ``ticket`` renamed to a temp name and kept open (its flock let go) as the
     directory's spare; False (``fd`` closed) when there is one already or the rename fails.
     A spare left by a killed process is a stale temp file, swept by the next listing."""
     with _SPARE_TURN:
@@ -90,6 +90,9 @@ def _keep_as_spare(directory: Path, ticket: Path, fd: int) -> bool:
             except OSError:
                 pass
             else:
+                # Unlocked while spare: between commits the process holds no flock (a pause
+                # then holds up nobody, and tests stop processes outside their flocks).
+                fcntl.flock(fd, fcntl.LOCK_UN)
                 _SPARE[str(directory)] = (spare, fd)
                 return True
     os.close(fd)
@@ -97,7 +100,7 @@ def _keep_as_spare(directory: Path, ticket: Path, fd: int) -> bool:
 
 
 def _reuse_spare(directory: Path, ticket: Path) -> int | None:
-    """Our spare ticket file renamed to ``ticket`` (its flock held throughout); None when there
+    """Our spare ticket file, flock'ed again, renamed to ``ticket``; None when there
     is none, or a ticket of that name is there already (a dead or live writer's: the caller
     looks at its lock)."""
     with _SPARE_TURN:
@@ -106,6 +109,7 @@ def _reuse_spare(directory: Path, ticket: Path) -> int | None:
             return None
         del _SPARE[str(directory)]
     try:
+        fcntl.flock(spare[1], fcntl.LOCK_EX | fcntl.LOCK_NB)  # before its ticket name exists
         os.rename(spare[0], ticket)
     except OSError:  # swept as a stale temp file meanwhile
         os.close(spare[1])
