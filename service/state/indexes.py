@@ -196,6 +196,14 @@ class IndexMixin:
         self._cache_index(identifier, entry)
         return entry
 
+    def _forget_older_indexes(self, commit: Commit) -> None:
+        """Another store merged ``commit.indexed`` into those indexes: a copy cached before
+        that lacks them (a view that replays the note no longer holds them) is dropped."""
+        for identifier, serials in (commit.indexed or {}).items():
+            cached = self._index_cache.get(identifier)
+            if cached is not None and not set(serials) <= set(cached[0].serials):
+                del self._index_cache[identifier]
+
     def _cache_index(self, identifier: str, entry: tuple[ResourceIndex, str]) -> None:
         self._index_cache[identifier] = entry
         self._index_cache.move_to_end(identifier)

@@ -341,6 +341,7 @@ class SnapshotMixin:
         # (history, versions, restore) reads the log, and finds an edited or swapped commit.
         self._tail_copies = {commit.serial: commit for commit in tail}
         for commit in tail:
+            self._forget_older_indexes(commit)
             apply_commit(base, commit)
         self._tail_end = max(self._tail_end, base.serial)
         return base
