@@ -365,13 +365,14 @@ class IndexMixin:
 
         async def one(identifier: str, window: list[int]) -> None:
             restart = view.restarted.get(identifier)
+            restarts = view.restarts.get(identifier, [])
             async with gate:
                 if after and restart is None:
                     await self._check_index_reaches(view, identifier)
 
                 def merge(old: ResourceIndex | None) -> ResourceIndex:
                     base = old or ResourceIndex(identifier)
-                    return base.merged(window, [restart] if restart else [], after=after, upto=upto)
+                    return base.merged(window, restarts, after=after, upto=upto)
 
                 # A resource no promise has indexed yet most likely has no index: try to
                 # create it without reading first (a lost race reads and merges as usual).

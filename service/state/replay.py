@@ -52,6 +52,9 @@ class StateView:
     indexed_through: int = 0
     unindexed: dict[str, list[int]] = field(default_factory=dict)
     restarted: dict[str, int] = field(default_factory=dict)
+    # Every such import per resource, oldest first: an index written for this window keeps them
+    # all (a snapshot between two of them reads its history from the one before it).
+    restarts: dict[str, list[int]] = field(default_factory=dict)
     # A view of the fences and one resource's history only (``StateStore.history`` on a cold
     # store): never snapshotted, never shown.
     partial: bool = False
@@ -328,6 +331,7 @@ def _replace_state(view: StateView, commit: Commit) -> None:
         # (the serials before stay listed: a view of the past still reads them).
         view.unindexed.setdefault(key, []).append(commit.serial)
         view.restarted[key] = commit.serial
+        view.restarts.setdefault(key, []).append(commit.serial)
         view.last_touched[key] = commit.serial
     view.stacks = copy.deepcopy(doc.stacks)
     view.total_operations = doc.metadata.total_operations
