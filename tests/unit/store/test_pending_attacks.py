@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,10 +72,16 @@ class Mortal:
     """One process's view of the shared bucket: it can be armed to die at the ``nth`` write of
     one kind of object, before it (``after`` False) or once it is written (True)."""
 
-    def __init__(self, objects: MemoryObjectStore) -> None:
+    def __init__(self, objects: MemoryObjectStore, rng: random.Random) -> None:
         self.objects = objects
         self.plan: tuple[str, int, bool] | None = None
         self.dead = False
+        self.rng = rng  # how long each request takes: other tasks run meanwhile
+
+    async def _step(self) -> None:
+        for _ in range(self.rng.randint(0, 2)):
+            await asyncio.sleep(0)
+        self._alive()
 
     def describe(self) -> str:
         return self.objects.describe()
@@ -98,10 +105,11 @@ class Mortal:
         return True
 
     async def get(self, key: str):  # type: ignore[no-untyped-def]
-        self._alive()
+        await self._step()
         return await self.objects.get(key)
 
     async def put_if_absent(self, key: str, body: bytes) -> bool:
+        await self._step()
         die = self._before(key)
         done = await self.objects.put_if_absent(key, body)
         if die:
@@ -109,6 +117,7 @@ class Mortal:
         return done
 
     async def put(self, key: str, body: bytes, *, if_match: str | None = None) -> str:
+        await self._step()
         die = self._before(key)
         etag = await self.objects.put(key, body, if_match=if_match)
         if die:
@@ -116,15 +125,15 @@ class Mortal:
         return etag
 
     async def list_keys(self, prefix: str, *, start_after: str = "") -> list[str]:
-        self._alive()
+        await self._step()
         return await self.objects.list_keys(prefix, start_after=start_after)
 
     async def delete(self, key: str) -> None:
-        self._alive()
+        await self._step()
         await self.objects.delete(key)
 
     async def existed(self, key: str) -> bool:
-        self._alive()
+        await self._step()
         return await self.objects.existed(key)
 
 
@@ -150,7 +159,17 @@ attack_op = st.one_of(
     st.tuples(st.just("read"), st.integers(0, STORES - 1), st.sampled_from(IDS)),
     st.tuples(st.just("restart"), st.integers(0, STORES - 1)),
     st.tuples(st.just("import"), st.integers(0, STORES - 1)),
+    st.tuples(st.just("restore"), st.integers(0, STORES - 1), st.floats(0, 1)),
+    st.tuples(st.just("past"), st.integers(0, STORES - 1), st.floats(0, 1)),
     st.tuples(st.just("hole")),
+    st.tuples(  # at the same time, requests interleaved
+        st.just("together"),
+        st.lists(
+            st.one_of(commit_op, st.tuples(st.just("peek"), st.integers(0, STORES - 1))),
+            min_size=2,
+            max_size=3,
+        ),
+    ),
 )
 
 
@@ -176,7 +195,8 @@ def held(fence: int) -> HeldLock:
 class World:
     """Several processes on one bucket and one counter (S3)."""
 
-    def __init__(self, every: int, pending_max: int | None) -> None:
+    def __init__(self, every: int, pending_max: int | None, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
         self.objects = MemoryObjectStore()
         self.sequencer = MemorySequencer()
         self.every, self.pending_max = every, pending_max
@@ -184,7 +204,7 @@ class World:
 
     def new(self) -> StateStore:
         return StateStore(
-            Mortal(self.objects),  # type: ignore[arg-type]
+            Mortal(self.objects, self.rng),  # type: ignore[arg-type]
             sequencer=self.sequencer,
             snapshot_every=self.every,
             pending_max=self.pending_max,
@@ -192,6 +212,9 @@ class World:
         )
 
     async def run(self, op: tuple[Any, ...]) -> None:
+        if op[0] == "together":
+            await asyncio.gather(*(self.run(sub) for sub in op[1]))
+            return
         who = op[1] if len(op) > 1 else 0
         store = self.stores[who]
         try:
@@ -219,8 +242,21 @@ class World:
         elif op[0] == "import":
             doc = await store.export_document()
             await store.import_document(doc, meta(), force=True)
+        elif op[0] == "restore":
+            await store.restore(int(op[2] * await store.head()), meta())
+        elif op[0] == "past":  # a past view on this process, with what it has cached
+            checker = self.checker()
+            serial = int(op[2] * await checker.head())
+            if serial:
+                past = await store.materialize(serial)
+                then = await replayed_history(checker, serial)
+                assert {k: r.lineage for k, r in past.resources.items()} == {
+                    k: then[k] for k in past.resources
+                }, op
         elif op[0] == "hole":
             await self.sequencer.next_serial("default")
+        elif op[0] == "peek":  # a read while others write: checked at the end
+            await store.export_document()
 
     def checker(self) -> StateStore:
         return StateStore(
@@ -255,9 +291,10 @@ class World:
     ops=st.lists(attack_op, min_size=10, max_size=60),
     every=st.integers(2, 5),
     pending_max=st.one_of(st.none(), st.integers(0, 3)),
+    seed=st.integers(0, 2**16),
 )
 def test_many_stores_dying_anywhere_keep_every_history_the_logs(
-    ops: list[tuple[Any, ...]], every: int, pending_max: int | None
+    ops: list[tuple[Any, ...]], every: int, pending_max: int | None, seed: int
 ) -> None:
     """Three processes commit (some under a lock with a stale view, some with fencing tokens
     that lose), die at any write (before or after an index, a commit, a snapshot, the
@@ -265,7 +302,7 @@ def test_many_stores_dying_anywhere_keep_every_history_the_logs(
     log's."""
 
     async def scenario() -> None:
-        world = World(every, pending_max)
+        world = World(every, pending_max, seed)
         for op in ops:
             await world.run(op)
         await world.check()
@@ -388,3 +425,65 @@ async def test_a_snapshot_over_two_imports_keeps_both_restarts(sequencer: bool) 
         assert [e.serial for e in past.resources["a"].lineage] == [e.serial for e in then["a"]], (
             serial
         )
+
+
+async def test_a_fenced_out_commit_that_merged_pending_serials() -> None:
+    """A stalled lock holder (token 1, its view loaded before the newer holder's commit, a
+    commit under its lock reads nothing first) merges r0's pending serials and names them in
+    a commit that replay ignores (token 2 was committed first). Its note is not honoured; a
+    later committer finds them merged and names them again; every history stays the log's."""
+    state = Shared()
+    for n in range(EVERY):
+        await state.store().commit([change("r0", "update", V=n)], meta())
+    stalled = state.store()
+    await stalled.current()  # loaded at 10: r0 pending
+    newer = StateStore(
+        state.objects, sequencer=state.sequencer, snapshot_every=EVERY, pending_max=0
+    )  # merges nothing
+    await newer.commit([change("r0", "update", V=50)], meta(), lock=held(2))  # 11
+    with contextlib.suppress(LockLost):  # written, then found stale
+        await stalled.commit(
+            [change("r0", "update", V=1)], meta(), under_lock=True, lock=held(1)
+        )  # 12
+    note = (await state.commit_json(EVERY + 2)).get("indexed")
+    assert note == {"r0": list(range(1, EVERY + 1))}
+    assert await state.index("r0") == list(range(1, EVERY + 1))
+    assert EVERY + 2 in (await state.store().current()).fenced_out
+    for name in ("x", "y"):  # 13 extends the pointer's tail; 14 names them, no write
+        await state.store().commit([change(name)], meta())
+    assert (await state.commit_json(EVERY + 4)).get("indexed") == note
+    expected = await replayed_history(state.store())
+    assert [e.serial for e in expected["r0"]] == [*range(1, EVERY + 2)]
+    for store in (state.store(), stalled):
+        assert await histories(store, ["r0", "x", "y"]) == expected
+    for serial in range(1, EVERY + 5):
+        past = await state.store().materialize(serial)
+        then = await replayed_history(state.store(), serial)
+        assert {k: r.lineage for k, r in past.resources.items()} == {
+            k: then[k] for k in past.resources
+        }
+
+
+async def test_a_cold_history_weighs_the_fencing_tokens_of_pending_serials() -> None:
+    """b and c were committed under tokens 2 and 4, both still pending after the snapshot at
+    10; a stalled holder of token 3 (its view from before c's commit) commits b and c at 11,
+    which replay ignores. The cold history of b, which reads the tokens of c's commits to
+    decide that, must read c's pending serials too, not only c's index."""
+    state = Shared()
+    await state.store().commit([change("b")], meta(), lock=held(2))  # 1
+    stalled = state.store()
+    await stalled.current()  # at 1: knows nothing of token 4
+    await state.store().commit([change("c")], meta(), lock=held(4))  # 2
+    for n in range(EVERY - 2):
+        await state.store().commit([change("x", "update", V=n)], meta())  # 3..10
+    assert (await state.snapshot(EVERY))["pending"] == {"b": [1], "c": [2], "x": list(range(3, 11))}
+    with contextlib.suppress(LockLost):
+        await stalled.commit(
+            [change("b", "update", V=1), change("c", "update", V=1)],
+            meta(),
+            under_lock=True,
+            lock=held(3),
+        )  # 11: ignored on replay
+    expected = await replayed_history(state.store())
+    assert [e.serial for e in expected["b"]] == [1]
+    assert [e.serial for e in await state.store().history("b")] == [1]
