@@ -303,7 +303,7 @@ class IndexMixin:
                 await self._discover(head, self.sequencer)
             await self._check_head_witnesses(head)
             window = await self._read_commits(range(through + 1, head.serial + 1))
-            view = await self._fence_view(identifier, base, window, head, through)
+            view = await self._fence_view(identifier, base, window, head, through, pending)
             if view is None:
                 return None
             for commit in window:
@@ -319,10 +319,12 @@ class IndexMixin:
         window: list[Commit],
         head: StateView,
         through: int,
+        pending: dict[str, list[int]],
     ) -> StateView | None:
         """A view at ``through`` holding just the fencing tokens that decide whether the
         commits after it that touch ``identifier`` were applied: its own (from its commits),
-        the workspace's (the pointer's), and those of resources it was committed with."""
+        the workspace's (the pointer's), and those of resources it was committed with (from
+        their indexes and the serials the pointer left ``pending``)."""
         fenced = [c for c in window if c.fence is not None]
         if any(c.whole_workspace for c in fenced):
             return None  # its floor is every resource's token: only the snapshot has them all
@@ -347,7 +349,8 @@ class IndexMixin:
                     entry = await self._fetch_index(name)
                 except IndexRefused:
                     return None
-                serials = [] if entry is None else entry[0].upto(through)
+                indexed = [] if entry is None else entry[0].upto(through)
+                serials = joined(indexed, pending.get(name, []))
             commits = await self._read_commits(serials)
             view.fences[name] = max((c.fence or 0 for c in commits), default=0)
         return view
