@@ -487,3 +487,22 @@ async def test_a_cold_history_weighs_the_fencing_tokens_of_pending_serials() -> 
     expected = await replayed_history(state.store())
     assert [e.serial for e in expected["b"]] == [1]
     assert [e.serial for e in await state.store().history("b")] == [1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_an_export_while_the_same_process_commits_is_one_serials_state(seed: int) -> None:
+    """The document is built from the store's live view over many reads (indexes, commits);
+    a commit of the same process that lands meanwhile (a delete, a create) must not end up
+    half in it: every resource in the document has its lineage as of the document's serial."""
+    world = World(3, None, seed)
+    store = world.stores[0]
+    for n in range(8):
+        await store.commit([change(f"r{n % 4}", "update", V=n)], meta())
+
+    async def delete_and_create() -> None:
+        await store.commit([change("r1", "delete"), change("new")], meta(), under_lock=True)
+
+    doc, _ = await asyncio.gather(store.export_document(), delete_and_create())
+    then = await replayed_history(world.checker(), doc.metadata.serial)
+    assert {k: r.lineage for k, r in doc.resources.items()} == {k: then[k] for k in doc.resources}
+    assert set(doc.resources) == set((await world.checker().view_at(doc.metadata.serial)).resources)
