@@ -13,6 +13,7 @@ cost independent of history length.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,23 @@ class StateView:
 
     def copy(self) -> StateView:
         return copy.deepcopy(self)
+
+    def detached(self) -> StateView:
+        """A copy that later commits applied to this view leave as it is, at a fraction of
+        ``copy``'s cost: ``apply_commit`` replaces a resource's fields and list entries, it
+        never changes them in place, so one level of each container is copied."""
+        return dataclasses.replace(
+            self,
+            resources={k: r.model_copy() for k, r in self.resources.items()},
+            stacks=dict(self.stacks),
+            last_touched=dict(self.last_touched),
+            unindexed={k: list(v) for k, v in self.unindexed.items()},
+            restarted=dict(self.restarted),
+            restarts={k: list(v) for k, v in self.restarts.items()},
+            indexed_ids=set(self.indexed_ids),
+            fences=dict(self.fences),
+            fenced_out=list(self.fenced_out),
+        )
 
     def window_of(self, identifier: str) -> list[int]:
         """The serials this view applied to ``identifier`` after its indexed part (from its
