@@ -16,6 +16,7 @@ from ccstate.service.errors import InvalidInput, LockLost, NotFound, StateConfli
 from ccstate.service.locking import HeldLock
 from ccstate.service.ports import LockInfo
 from ccstate.service.state.codec import serial_key
+from ccstate.service.state.indexes import index_name
 from ccstate.service.state.listing import light_listing
 from ccstate.service.state.store import StateStore
 from hypothesis import given, settings
@@ -506,3 +507,23 @@ async def test_an_export_while_the_same_process_commits_is_one_serials_state(see
     then = await replayed_history(world.checker(), doc.metadata.serial)
     assert {k: r.lineage for k, r in doc.resources.items()} == {k: then[k] for k in doc.resources}
     assert set(doc.resources) == set((await world.checker().view_at(doc.metadata.serial)).resources)
+
+
+async def test_an_index_edited_to_drop_a_merged_serial_is_refused_and_rebuilt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = await _pending_state()
+    for n in range(3):
+        await state.store().commit([change(f"y{n}")], meta())  # merge r0's 12..20
+    await state.store().commit([change("r0", "update", V=999)], meta())  # r0 changes again
+    key = f"default/index/{index_name('r0')}"
+    data = await state.json(f"index/{index_name('r0')}")
+    assert data is not None and 15 in data["serials"]
+    data["serials"].remove(15)  # the digest no longer matches
+    await state.objects.put(key, json.dumps(data).encode())
+    expected = await replayed_history(state.store())
+    assert await state.store().history("r0") == expected["r0"]  # cold: refused, full load
+    loaded = state.store()
+    await loaded.current()
+    assert await loaded.history("r0") == expected["r0"]
+    assert "does not match its sha256" in caplog.text
