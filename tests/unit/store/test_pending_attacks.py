@@ -527,3 +527,29 @@ async def test_an_index_edited_to_drop_a_merged_serial_is_refused_and_rebuilt(
     await loaded.current()
     assert await loaded.history("r0") == expected["r0"]
     assert "does not match its sha256" in caplog.text
+
+
+async def test_a_hand_deleted_index_recreated_by_a_stale_committer_is_not_detected() -> None:
+    """A known weakness, pinned (docs/decisions.md): a committer whose view (loaded at 10)
+    still lists r0 as having no index object merges r0's old pending serials by creating the
+    index, without a read. If the index was deleted by hand meanwhile, it now lacks what the
+    snapshot at 20 and the committers after it had written there, and nothing tells (r0's last
+    change, 25, is after the snapshot): without the stale committer it is rebuilt."""
+    state = Shared()
+    for n in range(EVERY):
+        await state.store().commit([change("r0", "update", V=n)], meta())  # 1..10
+    stale = state.store()
+    await stale.current()  # at 10: r0 pending, no index object yet
+    for n in range(EVERY):
+        await state.store().commit([change("r0" if n % 2 else "z", "update", V=n)], meta())
+    for n in range(4):
+        await state.store().commit([change(f"y{n}")], meta())  # 21..24 merge what is pending
+    await state.store().commit([change("r0", "update", V=999)], meta())  # 25
+    assert await state.index("r0") == [*range(1, 11), 12, 14, 16, 18, 20]
+    await state.objects.delete(f"default/index/{index_name('r0')}")
+    await stale.commit([change("q")], meta(), under_lock=True)  # creates it from 1..10
+    assert await state.index("r0") == list(range(1, 11))
+    loaded = state.store()
+    await loaded.current()
+    assert [e.serial for e in await loaded.history("r0")] == [*range(1, 11), 25]  # lost
+    assert loaded.integrity_warnings == []
