@@ -196,6 +196,14 @@ class IndexMixin:
         self._cache_index(identifier, entry)
         return entry
 
+    def _forget_older_indexes(self, commit: Commit) -> None:
+        """Another store merged ``commit.indexed`` into those indexes: a copy cached before
+        that lacks them (a view that replays the note no longer holds them) is dropped."""
+        for identifier, serials in (commit.indexed or {}).items():
+            cached = self._index_cache.get(identifier)
+            if cached is not None and not set(serials) <= set(cached[0].serials):
+                del self._index_cache[identifier]
+
     def _cache_index(self, identifier: str, entry: tuple[ResourceIndex, str]) -> None:
         self._index_cache[identifier] = entry
         self._index_cache.move_to_end(identifier)
@@ -295,7 +303,7 @@ class IndexMixin:
                 await self._discover(head, self.sequencer)
             await self._check_head_witnesses(head)
             window = await self._read_commits(range(through + 1, head.serial + 1))
-            view = await self._fence_view(identifier, base, window, head, through)
+            view = await self._fence_view(identifier, base, window, head, through, pending)
             if view is None:
                 return None
             for commit in window:
@@ -311,10 +319,12 @@ class IndexMixin:
         window: list[Commit],
         head: StateView,
         through: int,
+        pending: dict[str, list[int]],
     ) -> StateView | None:
         """A view at ``through`` holding just the fencing tokens that decide whether the
         commits after it that touch ``identifier`` were applied: its own (from its commits),
-        the workspace's (the pointer's), and those of resources it was committed with."""
+        the workspace's (the pointer's), and those of resources it was committed with (from
+        their indexes and the serials the pointer left ``pending``)."""
         fenced = [c for c in window if c.fence is not None]
         if any(c.whole_workspace for c in fenced):
             return None  # its floor is every resource's token: only the snapshot has them all
@@ -339,7 +349,8 @@ class IndexMixin:
                     entry = await self._fetch_index(name)
                 except IndexRefused:
                     return None
-                serials = [] if entry is None else entry[0].upto(through)
+                indexed = [] if entry is None else entry[0].upto(through)
+                serials = joined(indexed, pending.get(name, []))
             commits = await self._read_commits(serials)
             view.fences[name] = max((c.fence or 0 for c in commits), default=0)
         return view
@@ -357,13 +368,14 @@ class IndexMixin:
 
         async def one(identifier: str, window: list[int]) -> None:
             restart = view.restarted.get(identifier)
+            restarts = view.restarts.get(identifier, [])
             async with gate:
                 if after and restart is None:
                     await self._check_index_reaches(view, identifier)
 
                 def merge(old: ResourceIndex | None) -> ResourceIndex:
                     base = old or ResourceIndex(identifier)
-                    return base.merged(window, [restart] if restart else [], after=after, upto=upto)
+                    return base.merged(window, restarts, after=after, upto=upto)
 
                 # A resource no promise has indexed yet most likely has no index: try to
                 # create it without reading first (a lost race reads and merges as usual).

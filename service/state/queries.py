@@ -90,7 +90,8 @@ class QueryMixin:
         return await self._document(view)
 
     async def export_document(self) -> StateDocument:
-        return await self._document(await self._refreshed())
+        # Detached: a commit of this process may be applied to the view while it is built.
+        return await self._document((await self._refreshed()).detached())
 
     async def _history(self, view: StateView, identifier: str) -> list[LineageEntry]:
         return await self._lineage(await self._serials_of(view, identifier), identifier)

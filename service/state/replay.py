@@ -13,6 +13,7 @@ cost independent of history length.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,9 @@ class StateView:
     indexed_through: int = 0
     unindexed: dict[str, list[int]] = field(default_factory=dict)
     restarted: dict[str, int] = field(default_factory=dict)
+    # Every such import per resource, oldest first: an index written for this window keeps them
+    # all (a snapshot between two of them reads its history from the one before it).
+    restarts: dict[str, list[int]] = field(default_factory=dict)
     # A view of the fences and one resource's history only (``StateStore.history`` on a cold
     # store): never snapshotted, never shown.
     partial: bool = False
@@ -66,6 +70,23 @@ class StateView:
 
     def copy(self) -> StateView:
         return copy.deepcopy(self)
+
+    def detached(self) -> StateView:
+        """A copy that later commits applied to this view leave as it is, at a fraction of
+        ``copy``'s cost: ``apply_commit`` replaces a resource's fields and list entries, it
+        never changes them in place, so one level of each container is copied."""
+        return dataclasses.replace(
+            self,
+            resources={k: r.model_copy() for k, r in self.resources.items()},
+            stacks=dict(self.stacks),
+            last_touched=dict(self.last_touched),
+            unindexed={k: list(v) for k, v in self.unindexed.items()},
+            restarted=dict(self.restarted),
+            restarts={k: list(v) for k, v in self.restarts.items()},
+            indexed_ids=set(self.indexed_ids),
+            fences=dict(self.fences),
+            fenced_out=list(self.fenced_out),
+        )
 
     def window_of(self, identifier: str) -> list[int]:
         """The serials this view applied to ``identifier`` after its indexed part (from its
@@ -328,6 +349,7 @@ def _replace_state(view: StateView, commit: Commit) -> None:
         # (the serials before stay listed: a view of the past still reads them).
         view.unindexed.setdefault(key, []).append(commit.serial)
         view.restarted[key] = commit.serial
+        view.restarts.setdefault(key, []).append(commit.serial)
         view.last_touched[key] = commit.serial
     view.stacks = copy.deepcopy(doc.stacks)
     view.total_operations = doc.metadata.total_operations

@@ -341,6 +341,7 @@ class SnapshotMixin:
         # (history, versions, restore) reads the log, and finds an edited or swapped commit.
         self._tail_copies = {commit.serial: commit for commit in tail}
         for commit in tail:
+            self._forget_older_indexes(commit)
             apply_commit(base, commit)
         self._tail_end = max(self._tail_end, base.serial)
         return base
@@ -430,7 +431,7 @@ def settle_indexes(view: StateView, written: set[str]) -> None:
     this view has unindexed stays pending (never a restarted history: those are written)."""
     view.indexed_ids |= written
     view.unindexed = {k: v for k, v in view.unindexed.items() if k not in written}
-    view.restarted = {}
+    view.restarted, view.restarts = {}, {}
     view.indexed_through = view.serial
 
 
@@ -442,7 +443,7 @@ def take_pending(view: StateView, pending: dict[str, list[int]], new: set[str]) 
     view.unindexed = {
         k: kept for k, v in pending.items() if (kept := [s for s in v if s <= view.serial])
     }
-    view.restarted = {}
+    view.restarted, view.restarts = {}, {}
     view.indexed_through = view.serial
 
 

@@ -425,6 +425,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         return out
 
     def _remember(self, commit: Commit) -> None:
+        self._forget_older_indexes(commit)
         self._commit_cache[commit.serial] = commit
         self._commit_cache.move_to_end(commit.serial)
         while len(self._commit_cache) > COMMIT_CACHE_SIZE:
