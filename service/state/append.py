@@ -58,6 +58,8 @@ ALL_RESOURCES = "*"
 # How long a reader waits for a handed-out serial to be written before voiding it. A writer puts
 # its commit right after taking the ticket; only a crash (or minutes of retries) leaves it empty.
 HOLE_GRACE_SECONDS = 30.0
+# How long a committer whose serial is due a snapshot waits for the commits before it.
+SNAPSHOT_CATCH_UP_SECONDS = 1.0
 HOLE_POLL_FIRST = 0.005
 HOLE_POLL_MAX = 0.25
 # A serial in flight is usually written within one put's round trip: the first poll waits that
@@ -344,17 +346,33 @@ class AppendMixin:
             )
 
     async def _after_ticketed_commit(self, view: StateView, commit: Commit) -> None:
-        """Apply our commit when the view is just before it, else leave it (and the snapshot,
-        if one is due at it) to a later read: other writers' commits lie between. With
-        tickets, whoever first reads past every ``snapshot_every``-th serial writes the
-        snapshot there, so a writer never reads other commits just to snapshot them."""
+        """Apply our commit when the view is just before it, else leave it to a later read:
+        other writers' commits lie between. When a snapshot is due at our serial, those few
+        commits are read first (for at most ``SNAPSHOT_CATCH_UP_SECONDS``) so that we write
+        it: left to readers, every writer passing that serial at about the same time built
+        it (4 local writers: 42 builds for 16 snapshots)."""
         self._remember(commit)
+        if commit.serial % self.snapshot_every == 0 and commit.serial - view.serial > 1:
+            await self._catch_up_for_snapshot(view, commit.serial)
         if view.serial == commit.serial - 1:
             stale = fenced_out(view, commit)
             apply_commit(view, commit)
             await self._derive(view)
             if stale:
                 raise superseded_lock(commit, fence_floor(view, commit), written=True)
+
+    async def _catch_up_for_snapshot(self, view: StateView, serial: int) -> None:
+        """Read up to just before our commit at ``serial`` (a snapshot serial), unless that
+        means crossing another snapshot serial or waiting for a writer that is slow: then a
+        reader writes the snapshot, as before. Our commit is written: nothing here may fail it."""
+        if view.partial or serial - view.serial > self.snapshot_every:
+            return
+        try:
+            await asyncio.wait_for(
+                self._catch_up_to(view, serial - 1, snapshots=False), SNAPSHOT_CATCH_UP_SECONDS
+            )
+        except Exception as exc:  # TimeoutError included: derived data, a reader writes it
+            log.info("Leaving the snapshot at serial %d to a reader: %s", serial, exc)
 
     def _new_commit(self, serial: int, lineage: str, draft: Draft) -> Commit:
         meta = draft.meta
@@ -500,14 +518,17 @@ class AppendMixin:
         snapshots: bool = True,
     ) -> None:
         """Apply every commit up to ``target``, waiting for (and at last voiding) holes; write
-        the snapshots due on the way."""
+        the snapshots due on the way that are overdue: ``target`` lies half a snapshot
+        interval or more past them. The committer of a snapshot serial writes it
+        (``_catch_up_for_snapshot``); a reader that passes it just after would build it at the
+        same time, so readers only make up for a committer that did not."""
         if target <= view.serial:
             return
         wanted = list(range(view.serial + 1, target + 1))
         commits = await self._resolve(wanted, found or {}, lineage=view.lineage)
         for serial in wanted:
             apply_commit(view, commits[serial])
-            if snapshots:
+            if snapshots and target - serial >= self.snapshot_every // 2:
                 await self._snapshot_if_due(view)
 
     async def _resolve(

@@ -206,14 +206,14 @@ async def test_the_snapshot_pointer_never_moves_backwards() -> None:
     state = Shared(objects)
     # Snapshots only: the first pointer update held is the slow reader's (no tails).
     writer = state.store(snapshot_every=4, tail_every=0)
-    for i in range(4):
+    for i in range(6):  # committers that snapshot every 50: the snapshot at 4 is overdue
         await state.store(tail_every=0).commit([change(f"a{i}")], meta(), under_lock=True)
     slow = asyncio.create_task(state.store(snapshot_every=4).current())  # snapshot 4, then..
     await objects.waiting.wait()
     try:
         for i in range(4):
             await writer.commit([change(f"b{i}")], meta(), under_lock=True)
-        await state.store(snapshot_every=4).current()  # snapshot 8, pointer 8
+        await state.store(snapshot_every=4).current()  # the writer wrote snapshot 8, pointer 8
     finally:
         objects.gate.set()
     await slow
@@ -323,21 +323,35 @@ async def test_a_state_written_without_serials_handed_out_moves_the_sequencer_on
     assert len((await state.store().current()).resources) == 4
 
 
-async def test_the_first_to_read_past_a_snapshot_serial_writes_the_snapshot() -> None:
+async def test_the_committer_of_a_snapshot_serial_writes_it_though_its_view_is_behind() -> None:
+    """Bob's view stays behind (his commits under lock do not read Alice's); his commit lands
+    on serial 4, so he reads the commits between and writes the snapshot: readers passing it
+    at the same time would otherwise all build it."""
     state = Shared()
     alice, bob = state.store(snapshot_every=4), state.store(snapshot_every=4)
-    for i in range(2):  # bob's view stays behind: his commits do not read alice's
+    for i in range(2):
         await alice.commit([change(f"a{i}")], meta(), under_lock=True)
         await bob.commit([change(f"b{i}")], meta(), under_lock=True)
-    snapshot = serial_key("default/snapshots/", 4)
-    assert await state.objects.get(snapshot) is None
-
-    assert len((await bob.current()).resources) == 4
-
-    assert await state.objects.get(snapshot) is not None
-    assert await state.objects.get("default/_last_snapshot.json") is not None
+    assert await state.objects.get(serial_key("default/snapshots/", 4)) is not None
+    pointer = await state.objects.get("default/_last_snapshot.json")
+    assert pointer is not None and json.loads(pointer.body)["serial"] == 4
     fresh = state.store(snapshot_every=4)
     assert len((await fresh.current()).resources) == 4
+
+
+async def test_a_reader_writes_a_snapshot_its_committer_did_not_once_it_is_overdue() -> None:
+    """The committer of serial 4 snapshots every 50 (as if it had died before the snapshot):
+    a reader that passes serial 4 with the head at 5 leaves it (its committer may be writing
+    it); one that passes it with the head half an interval past writes it."""
+    state = Shared()
+    for i in range(5):  # no pointer tail either: the reader reads the log
+        await state.store(snapshot_every=50, tail_every=0).commit([change(f"a{i}")], meta())
+    snapshot = serial_key("default/snapshots/", 4)
+    await state.store(snapshot_every=4, tail_every=0).current()
+    assert await state.objects.get(snapshot) is None
+    await state.store(snapshot_every=50, tail_every=0).commit([change("a5")], meta())
+    await state.store(snapshot_every=4, tail_every=0).current()
+    assert await state.objects.get(snapshot) is not None
 
 
 # ---------------------------------------------------------------------------- property
