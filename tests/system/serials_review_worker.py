@@ -5,6 +5,8 @@ MODE ``sequenced``: N commits through the local sequencer; ``bare``: N commits t
 ``StateStore(LocalObjectStore(root))`` (the race design of older versions); ``stop-before-link``:
 one sequenced commit that waits right before its commit is linked, until ``ROOT/go``
 exists (the test stops it there with SIGSTOP);
+``kill-before-count`` / ``kill-after-count``: one sequenced commit that SIGKILLs itself with
+its ticket created and locked, right before / right after the counter moves;
 ``kill-after-link``: one sequenced commit that SIGKILLs itself once its commit is linked and
 fsynced, before its ticket is removed. Prints each serial committed.
 """
@@ -47,11 +49,25 @@ def kill_after_link() -> None:
     local_serials.remove_ticket = dying  # type: ignore[assignment]
 
 
+def kill_at_count(after: bool) -> None:
+    write = local_serials._write
+
+    def dying(fd: int, serial: int) -> None:
+        print(f"counting {serial}", flush=True)
+        if after:
+            write(fd, serial)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    local_serials._write = dying  # type: ignore[assignment]
+
+
 async def main(root: Path, name: str, count: int, mode: str) -> None:
     if mode == "stop-before-link":
         stop_before_link()
     if mode == "kill-after-link":
         kill_after_link()
+    if mode.startswith("kill-") and mode.endswith("-count"):
+        kill_at_count(after=mode == "kill-after-count")
     sequencer = None if mode == "bare" else LocalSequencer(root)
     store = StateStore(LocalObjectStore(root), sequencer=sequencer)  # type: ignore[arg-type]
     for i in range(count):

@@ -5,6 +5,7 @@ hand, stores of the race design writing beside sequenced ones, file modes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
@@ -211,3 +212,129 @@ async def test_every_file_a_sequenced_commit_leaves_is_private(tmp_path: Path) -
     for path in log_dir(root).iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     sequencer.release("default", serial)
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["before-the-count", "after-the-count"])
+async def test_a_writer_killed_around_the_counter_leaves_no_hole_for_ever(
+    tmp_path: Path, moved: bool
+) -> None:
+    root = tmp_path / "state"
+    await commit_names(root, "a")
+    dying = spawn(root, "dying", 1, "kill-after-count" if moved else "kill-before-count")
+    out, err = dying.communicate(timeout=120)
+    assert dying.returncode == -signal.SIGKILL, err
+    assert out.split() == ["counting", "2"]
+    assert tickets(root) == [f"{TICKET_PREFIX}2"]  # created and locked before the count moved
+
+    # No grace ever passes: the dead writer's ticket is taken over (count not moved) or its
+    # hole voided at once (count moved).
+    writer = sequenced(root, clock=StoppedClock(), hole_grace=1e9)
+    landed = await asyncio.wait_for(writer.commit([queue("b")], meta("b")), timeout=60)
+    assert landed.serial == (3 if moved else 2)
+    reader = sequenced(root, clock=StoppedClock(), hole_grace=1e9)
+    view = await asyncio.wait_for(reader.current(), timeout=60)
+    assert sorted(view.resources) == ["a", "b"]
+    kinds = [v.kind for v in reversed(await reader.versions())]
+    assert kinds == (["change", "void", "change"] if moved else ["change", "change"])
+    assert tickets(root) == []
+
+
+async def test_state_list_in_another_process_reports_a_newest_commit_deleted_by_hand(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    writer = sequenced(root)
+    # Over 200 resources: the readable export is not rewritten after each commit.
+    await writer.commit([queue(f"q{i:03d}") for i in range(250)], meta())
+    for name in ("x", "y", "z"):
+        await writer.commit([queue(name)], meta())
+    commit_file(root, 4).unlink()
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "ccstate", "state", "list", "--backend", str(root), "--output", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert listed.returncode != 0, listed.stdout[:500]
+    assert "Commit 4 of workspace 'default' was written" in listed.stdout + listed.stderr
+
+
+async def test_state_list_in_processes_while_writers_hold_tickets_shows_whole_prefixes(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "state"
+    await commit_names(root, "seed")
+    writers = [spawn(root, f"w{n}", 20, "sequenced") for n in range(2)]
+    listings = []
+    while any(w.poll() is None for w in writers) or not listings:
+        listed = subprocess.run(
+            [sys.executable, "-m", "ccstate", "state", "list", "--backend", str(root)]
+            + ["--output", "json"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOME": str(tmp_path)},
+            timeout=120,
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        listings.append(json.loads(listed.stdout))
+    outputs = [w.communicate(timeout=300) for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], [err for _, err in outputs]
+
+    reader = sequenced(root)
+    by_serial = {v.serial: v for v in await reader.versions()}
+    for listing in listings:
+        upto = listing["serial"]
+        expected = {"seed"} | {
+            c.identifier
+            for s in range(1, upto + 1)
+            for c in (await reader.commit_at(s)).changes
+        }
+        assert {r["identifier"] for r in listing["resources"]} == expected, upto
+        assert upto in by_serial
+    assert len((await reader.current()).resources) == 41
+
+
+FORKING_HOLDER = """
+import asyncio, os, sys, time
+from pathlib import Path
+from ccstate.backends.local_serials import LocalSequencer
+serial = asyncio.run(LocalSequencer(Path(sys.argv[1])).next_serial_for("default", {"x"}))
+child = os.fork()
+if child == 0:
+    os.close(1)  # the test reads the parent's output to its end
+    while True:
+        time.sleep(1)
+print(serial, child, flush=True)
+os._exit(0)
+"""
+
+
+async def test_a_forked_child_holding_an_inherited_ticket_delays_the_void_until_it_dies(
+    tmp_path: Path,
+) -> None:
+    """The documented limit of ticket liveness: a child forked while its parent held a ticket
+    holds the flock too, so the hole of its dead parent waits for the child, not the grace."""
+    root = tmp_path / "state"
+    await commit_names(root, "a")
+    parent = subprocess.run(
+        [sys.executable, "-c", FORKING_HOLDER, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        timeout=120,
+    )
+    serial, child = map(int, parent.stdout.split())
+    try:
+        await commit_names(root, "b")  # serial 3, past the hole
+        reader = sequenced(root, clock=StoppedClock(), hole_grace=1e9)
+        reading = asyncio.create_task(reader.current())
+        while serial not in reader._unwritten_since:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert not reading.done() and not commit_file(root, serial).exists()
+    finally:
+        os.kill(child, signal.SIGKILL)
+    view = await asyncio.wait_for(reading, timeout=60)  # voided as soon as the child is gone
+    assert view.serial == 3 and (await reader.commit_at(2)).kind == "void"
