@@ -41,6 +41,11 @@ def spawn(root: Path, name: str, count: int, mode: str) -> subprocess.Popen:
     )
 
 
+def state_list(root: Path) -> list[str]:
+    command = ["state", "list", "--backend", str(root), "--output", "json"]
+    return [sys.executable, "-m", "ccstate", *command]
+
+
 def sequenced(root: Path, **options: object) -> StateStore:
     return StateStore(LocalObjectStore(root), sequencer=LocalSequencer(root), **options)  # type: ignore[arg-type]
 
@@ -251,7 +256,7 @@ async def test_state_list_in_another_process_reports_a_newest_commit_deleted_by_
     commit_file(root, 4).unlink()
 
     listed = subprocess.run(
-        [sys.executable, "-m", "ccstate", "state", "list", "--backend", str(root), "--output", "json"],
+        state_list(root),
         capture_output=True,
         text=True,
         env={**os.environ, "HOME": str(tmp_path)},
@@ -270,8 +275,7 @@ async def test_state_list_in_processes_while_writers_hold_tickets_shows_whole_pr
     listings = []
     while any(w.poll() is None for w in writers) or not listings:
         listed = subprocess.run(
-            [sys.executable, "-m", "ccstate", "state", "list", "--backend", str(root)]
-            + ["--output", "json"],
+            state_list(root),
             capture_output=True,
             text=True,
             env={**os.environ, "HOME": str(tmp_path)},
@@ -287,9 +291,7 @@ async def test_state_list_in_processes_while_writers_hold_tickets_shows_whole_pr
     for listing in listings:
         upto = listing["serial"]
         expected = {"seed"} | {
-            c.identifier
-            for s in range(1, upto + 1)
-            for c in (await reader.commit_at(s)).changes
+            c.identifier for s in range(1, upto + 1) for c in (await reader.commit_at(s)).changes
         }
         assert {r["identifier"] for r in listing["resources"]} == expected, upto
         assert upto in by_serial
