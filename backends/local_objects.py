@@ -152,6 +152,8 @@ class LocalObjectStore:
         path = self._path(key)
         with os_errors_as_backend_errors("read", path):
             body = _read_or_none(path)
+            if body is not None:
+                local_serials.sweep_dead_ticket(path.parent, path.name)
         return None if body is None else StoredObject(body=body, etag=etag_of(body))
 
     async def list_keys(self, prefix: str, *, start_after: str = "") -> list[str]:

@@ -39,7 +39,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ccstate.backends.local_files import FILE_MODE, TEMP_PREFIX, os_errors_as_backend_errors
+from ccstate.backends.local_files import (
+    FILE_MODE,
+    TEMP_PREFIX,
+    fsync_dir,
+    os_errors_as_backend_errors,
+)
 from ccstate.backends.local_listing import (
     SERIAL_DIGITS,
     TICKET_PREFIX,
@@ -76,6 +81,32 @@ def remove_ticket(directory: Path, name: str) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def sweep_dead_ticket(directory: Path, name: str) -> None:
+    """Serial ``name`` was just read, so it is written: a ticket still there that nobody holds
+    is one whose writer was killed between linking its commit and removing the ticket. Left,
+    it would make the commit, if later removed by hand, look like a serial nobody wrote
+    (voided, not reported: ``was_written``). The directory is fsynced first, since that writer
+    may have died before making its commit's entry durable. One ``lstat`` when there is none."""
+    serial = serial_of_name(name)
+    if serial is None:
+        return
+    path = ticket_path(directory, serial)
+    if not os.path.lexists(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: its live writer removes it
+        fsync_dir(directory)
+        os.unlink(path)
+    except OSError:
+        pass  # held, or removed meanwhile: either way not ours to remove
+    finally:
+        os.close(fd)
 
 
 def _keep_as_spare(directory: Path, ticket: Path, fd: int) -> bool:
