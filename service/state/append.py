@@ -197,10 +197,8 @@ class AppendMixin:
     async def _take_and_put(
         self, view: StateView, draft: Draft, sequencer: Sequencer, *, base: int | None
     ) -> Commit:
-        note = await self._index_upkeep(view)
-        if note:
-            draft = dataclasses.replace(draft, indexed=note)
         declaring = getattr(sequencer, "next_serial_for", None)
+        upkeep = True
         for _ in range(MAX_REBASES):
             if declaring is not None:
                 serial = await declaring(self.workspace, draft.touched)
@@ -208,6 +206,12 @@ class AppendMixin:
                 serial = await sequencer.next_serial(self.workspace)
             try:
                 await self._refuse_far_serial(view, serial)
+                if upkeep and serial == view.serial + 1:
+                    # Only on a view at the head: one behind (other writers' commits it has
+                    # not read) would merge what their notes already merged, for nothing.
+                    upkeep = False
+                    if note := await self._index_upkeep(view):
+                        draft = dataclasses.replace(draft, indexed=note)
                 commit = await self._put_ticketed(view, serial, draft, base)
             except BaseException:
                 await self._withdraw(view, serial)
@@ -521,15 +525,17 @@ class AppendMixin:
         the snapshots due on the way that are overdue: ``target`` lies half a snapshot
         interval or more past them. The committer of a snapshot serial writes it
         (``_catch_up_for_snapshot``); a reader that passes it just after would build it at the
-        same time, so readers only make up for a committer that did not."""
+        same time, so readers only make up for a committer that did not (and otherwise only
+        take note of a snapshot already written there)."""
         if target <= view.serial:
             return
         wanted = list(range(view.serial + 1, target + 1))
         commits = await self._resolve(wanted, found or {}, lineage=view.lineage)
         for serial in wanted:
             apply_commit(view, commits[serial])
-            if snapshots and target - serial >= self.snapshot_every // 2:
-                await self._snapshot_if_due(view)
+            if snapshots:
+                overdue = target - serial >= self.snapshot_every // 2
+                await self._snapshot_if_due(view, build=overdue)
 
     async def _resolve(
         self, serials: list[int], found: dict[int, Commit | None], *, lineage: str = ""

@@ -56,17 +56,22 @@ class SnapshotMixin:
     """Snapshots: the materialized state every ``snapshot_every`` serials, and the pointer to
     the newest. Derived data: a snapshot that fails its checks is skipped and the log replayed."""
 
-    async def _snapshot_if_due(self, view: StateView, *, own: bool = False) -> None:
+    async def _snapshot_if_due(
+        self, view: StateView, *, own: bool = False, build: bool = True
+    ) -> None:
         """``own``: ``view.serial`` is this store's commit, just written (no other store can
-        have written the snapshot there yet, but a reader that has just read it)."""
+        have written the snapshot there yet, but a reader that has just read it). ``build``
+        False: only take note of a snapshot another store wrote there."""
         if view.serial % self.snapshot_every or view.partial:
             return
         try:
-            await self._write_snapshot(view, own=own)
+            await self._write_snapshot(view, own=own, build=build)
         except Exception as exc:
             log.warning("Could not write the snapshot at serial %d: %s", view.serial, exc)
 
-    async def _write_snapshot(self, view: StateView, *, own: bool = False) -> None:
+    async def _write_snapshot(
+        self, view: StateView, *, own: bool = False, build: bool = True
+    ) -> None:
         """Bring the indexes up to this serial, less what may stay pending (a snapshot of
         format /4 promises every index complete up to its serial except its ``pending``
         serials), write the snapshot once; then move the pointer to it unless it already names
@@ -84,6 +89,8 @@ class SnapshotMixin:
                 self._pointer_seen = None  # not read here: the tail writer reads it again
                 self._tail_end = max(self._tail_end, view.serial)
                 return
+        if not build:
+            return
         covered = await self._fetch_commit(view.serial)
         covers = {"serial": view.serial, "commit_sha256": covered.sha256}
         await self._write_indexes(view)
