@@ -532,7 +532,7 @@ async def test_an_index_edited_to_drop_a_merged_serial_is_refused_and_rebuilt(
     assert "does not match its sha256" in caplog.text
 
 
-async def test_a_hand_deleted_index_is_not_recreated_from_old_pending_by_a_stale_committer() -> None:
+async def test_a_stale_committer_does_not_recreate_a_hand_deleted_index() -> None:
     """A committer whose view (loaded at 10) still lists r0 as having no index object used to
     merge r0's old pending serials by creating the index; had the object been deleted by hand
     meanwhile, it would then have lacked what the snapshot at 20 and the committers after it
