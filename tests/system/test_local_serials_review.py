@@ -41,6 +41,17 @@ def spawn(root: Path, name: str, count: int, mode: str) -> subprocess.Popen:
     )
 
 
+async def wait_stopped(pid: int) -> None:
+    """Until every thread of ``pid`` is stopped (state T in /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
+    for _ in range(2000):
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()]
+        if all(state == "T" for state in states):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"process {pid} did not stop: {states}")
+
+
 def state_list(root: Path) -> list[str]:
     command = ["state", "list", "--backend", str(root), "--output", "json"]
     return [sys.executable, "-m", "ccstate", *command]
@@ -117,6 +128,7 @@ async def test_a_writer_stopped_before_its_link_and_voided_meanwhile_commits_at_
         line = await asyncio.wait_for(asyncio.to_thread(paused.stdout.readline), timeout=120)
         assert line.strip() == "linking 00000000000000000002.json"
         os.kill(paused.pid, signal.SIGSTOP)
+        await wait_stopped(paused.pid)  # kill() returns before every thread has stopped
         (root / "go").touch()
         await commit_names(root, "b")  # serial 3, past the paused writer's serial 2
 
