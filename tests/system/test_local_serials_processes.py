@@ -10,59 +10,30 @@ import os
 import signal
 import stat
 import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from ccstate.backends.local_files import TEMP_PREFIX
-from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.backends.local_serials import COUNTER_NAME, TICKET_PREFIX, LocalSequencer
 from ccstate.service.errors import StateCorrupt
-from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
-from ccstate.service.state.store import StateStore
+from ccstate.service.state.model import CommitMeta, Principal
+
+from tests.system.local_serials_helpers import (
+    StoppedClock,
+    commit_file,
+    log_dir,
+    queue,
+    seen_unwritten,
+    sequenced,
+    start_worker,
+)
 
 WORKER = Path(__file__).with_name("ticket_worker.py")
 
 
-class StoppedClock:
-    """Real time at the start, then moves only when told to."""
-
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-
 def spawn(root: Path, name: str, count: int, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), str(root), name, str(count), *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def sequenced(root: Path, **options: object) -> StateStore:
-    return StateStore(LocalObjectStore(root), sequencer=LocalSequencer(root), **options)  # type: ignore[arg-type]
-
-
-def log_dir(root: Path) -> Path:
-    return root / "default" / "log"
-
-
-def commit_file(root: Path, serial: int) -> Path:
-    return log_dir(root) / f"{serial:020d}.json"
-
-
-def queue(name: str) -> ResourceChange:
-    return ResourceChange(
-        identifier=name,
-        resource_type="AWS::SQS::Queue",
-        operation="create",
-        properties_after={"QueueName": name},
-    )
+    return start_worker(WORKER, root, name, count, *flags)
 
 
 async def test_four_processes_taking_serials_lose_and_duplicate_nothing(tmp_path: Path) -> None:
@@ -93,12 +64,6 @@ def hold_serial(root: Path) -> subprocess.Popen:
     line = holder.stdout.readline()
     assert line.startswith("holding ") and line.strip().endswith(f"{2:020d}.json"), line
     return holder
-
-
-async def seen_unwritten(store: StateStore, serial: int) -> None:
-    """Until ``store`` has looked for ``serial`` and found it unwritten (it is polling)."""
-    while serial not in store._unwritten_since:
-        await asyncio.sleep(0.01)
 
 
 async def test_a_writer_killed_after_taking_its_serial_leaves_a_hole_voided_at_once(
@@ -239,12 +204,11 @@ async def test_a_commit_waits_only_for_serials_in_flight_that_declared_its_resou
     assert other.serial == 3  # past the serial in flight: it declared x, this changes y
 
     clock = StoppedClock()
+    waiting = sequenced(root, clock=clock, hole_grace=30.0)
     same = asyncio.create_task(
-        sequenced(root, clock=clock, hole_grace=30.0).commit(
-            [queue("x")], CommitMeta(principal=Principal(user="c"))
-        )
+        waiting.commit([queue("x")], CommitMeta(principal=Principal(user="c")))
     )
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(seen_unwritten(waiting, 2), timeout=60)
     assert not same.done()  # serial 2 may change x: it is waited for, not skipped
     clock.at += timedelta(seconds=31)
     landed = await asyncio.wait_for(same, timeout=30)

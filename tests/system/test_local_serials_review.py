@@ -11,75 +11,35 @@ import signal
 import stat
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.backends.local_serials import COUNTER_NAME, TICKET_PREFIX, LocalSequencer
 from ccstate.service.errors import StateCorrupt
-from ccstate.service.state.model import CommitMeta, Principal, ResourceChange
-from ccstate.service.state.store import StateStore
+from ccstate.service.state.model import CommitMeta, Principal
+
+from tests.system.local_serials_helpers import (
+    StoppedClock,
+    commit_file,
+    log_dir,
+    queue,
+    sequenced,
+    start_worker,
+    tickets,
+    wait_stopped,
+)
 
 WORKER = Path(__file__).with_name("serials_review_worker.py")
 
 
-class StoppedClock:
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-
 def spawn(root: Path, name: str, count: int, mode: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), str(root), name, str(count), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-async def wait_stopped(pid: int) -> None:
-    """Until every thread of ``pid`` is stopped (state T in /proc)."""
-    tasks = Path(f"/proc/{pid}/task")
-    for _ in range(2000):
-        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()]
-        if all(state == "T" for state in states):
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"process {pid} did not stop: {states}")
+    return start_worker(WORKER, root, name, count, mode)
 
 
 def state_list(root: Path) -> list[str]:
     command = ["state", "list", "--backend", str(root), "--output", "json"]
     return [sys.executable, "-m", "ccstate", *command]
-
-
-def sequenced(root: Path, **options: object) -> StateStore:
-    return StateStore(LocalObjectStore(root), sequencer=LocalSequencer(root), **options)  # type: ignore[arg-type]
-
-
-def log_dir(root: Path) -> Path:
-    return root / "default" / "log"
-
-
-def commit_file(root: Path, serial: int) -> Path:
-    return log_dir(root) / f"{serial:020d}.json"
-
-
-def tickets(root: Path) -> list[str]:
-    return sorted(p.name for p in log_dir(root).glob(f"{TICKET_PREFIX}*"))
-
-
-def queue(name: str) -> ResourceChange:
-    return ResourceChange(
-        identifier=name,
-        resource_type="AWS::SQS::Queue",
-        operation="create",
-        properties_after={"QueueName": name},
-    )
 
 
 def meta(user: str = "a") -> CommitMeta:
