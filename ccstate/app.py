@@ -18,6 +18,7 @@ import getpass
 import logging
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -537,7 +538,11 @@ def _scanner(enabled: bool) -> Any:
 # --------------------------------------------------------------------------- serving
 
 
-async def serve_async(config: ServeConfig) -> None:
+async def serve_async(
+    config: ServeConfig,
+    loaded: tuple[Any, Any] | None = None,
+    streams: tuple[Any, Any] | None = None,
+) -> None:
     """Serve until the client leaves (stdio) or the process is told to stop. On the way out,
     changes still in flight are waited for (stdin closed) or cut (SIGTERM): a cut change
     releases its lock and leaves its intent for the reconciler of the next start.
@@ -546,28 +551,61 @@ async def serve_async(config: ServeConfig) -> None:
     so a configuration error still stops the start): the client's ``tools/list`` does not
     wait for the state, the token workflow or their imports. The runtime opens on the first
     tool call or ``OPEN_AFTER_SECONDS`` after the start; recovery, the scanner's warm-up and
-    the drift monitor start once it is open."""
+    the drift monitor start once it is open. ``loaded`` and ``streams``: the stdio prelude's
+    (``serve``), the runtime and server it loaded and the streams that replay what it read."""
     import anyio
 
-    from ccstate.mcp_server.runtime import LazyRuntime
-    from ccstate.mcp_server.server import build_server, run_transport
+    from ccstate.mcp_server.server import run_transport
 
     if config.transport == "http":
         await serve_team(config)
         return
-    check_settings(config.options)  # a configuration error stops the start, as before
-    async with LazyRuntime(lambda: open_server(config.options), extras=SERVER_EXTRAS) as lazy:
-        server = build_server(lazy)
+    if loaded is None:
+        check_settings(config.options)  # a configuration error stops the start, as before
+        loaded = load_stdio_server(config)
+    lazy, server = loaded
+    async with lazy:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_until_terminated, tasks.cancel_scope)
             tasks.start_soon(_open_soon, lazy)
             tasks.start_soon(_once_open, lazy, config)
-            await run_transport(server, config.transport, config.host, config.port)
+            await run_transport(server, config.transport, config.host, config.port, streams)
             if lazy.opened is not None:
                 await lazy.opened.operations.drain()
             tasks.cancel_scope.cancel()
         if lazy.opened is not None:
             await lazy.opened.operations.abort()
+
+
+def load_stdio_server(config: ServeConfig) -> tuple[Any, Any]:
+    """The stdio server's lazy runtime and its server, every tool registered (the SDK's import
+    is most of it)."""
+    from ccstate.mcp_server.runtime import LazyRuntime
+    from ccstate.mcp_server.server import build_server
+
+    lazy = LazyRuntime(lambda: open_server(config.options), extras=SERVER_EXTRAS)
+    return lazy, build_server(lazy)
+
+
+def serve_stdio_with_prelude(config: ServeConfig) -> None:
+    """Serve on stdio, answering the session's opening requests from the memo while a thread
+    imports the SDK (``mcp_server.stdio_prelude``)."""
+    import anyio
+
+    from ccstate.mcp_server import stdio_memo
+    from ccstate.mcp_server import stdio_prelude as prelude
+
+    check_settings(config.options)  # a configuration error stops the start, as before
+    loader = prelude.Loader(lambda: load_stdio_server(config))
+    memo = stdio_memo.Memo.load(stdio_memo.memo_path(), stdio_memo.code_fingerprint())
+    with prelude.claimed_wire() as wire:
+        opening = prelude.Opening(memo)
+        try:
+            started = prelude.answer_until_loaded(wire, opening, loader.wake_fd)
+        finally:
+            loaded = loader.result()
+        streams = (prelude.ReplayedStdin(wire, started), prelude.FilteredStdout(wire, opening))
+        anyio.run(serve_async, config, loaded, streams)
 
 
 async def _open_soon(lazy: Any) -> None:
@@ -694,9 +732,23 @@ def serve(config: ServeConfig) -> int:
     """Run until the client disconnects (stdio) or the process is interrupted (http)."""
     import anyio
 
+    from ccstate.mcp_server.stdio_memo import memo_enabled
+
     with _aws_endpoint(config) as options:
-        anyio.run(serve_async, replace(config, options=options))
+        config = replace(config, options=options)
+        if config.transport == "stdio" and memo_enabled() and _stdio_on_descriptors():
+            serve_stdio_with_prelude(config)
+        else:
+            anyio.run(serve_async, config)
     return 0
+
+
+def _stdio_on_descriptors() -> bool:
+    """The prelude reads fd 0 and writes fd 1: only when they are the process's stdio."""
+    try:
+        return sys.stdin.fileno() == 0 and sys.stdout.fileno() == 1
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 @contextmanager

@@ -125,6 +125,14 @@ class StructuredErrorServer(MCPServer):
                 return failed(unknown_tool(name).to_dict())
             raise
 
+    async def run_stdio_streams(self, stdin: Any, stdout: Any) -> None:
+        """``run_stdio_async`` on the given streams (``mcp_server.stdio_prelude``'s)."""
+        from mcp.server.stdio import stdio_server
+
+        lowlevel = self._lowlevel_server
+        async with stdio_server(stdin, stdout) as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
 
 async def _opened(before_call: BeforeCall) -> CallToolResult | None:
     try:

@@ -64,10 +64,19 @@ def build_server(
     return server
 
 
-async def run_transport(server: MCPServer, transport: Transport, host: str, port: int) -> None:
-    """Serve ``server`` on stdio (until the client disconnects) or streamable HTTP."""
+async def run_transport(
+    server: MCPServer,
+    transport: Transport,
+    host: str,
+    port: int,
+    streams: tuple[Any, Any] | None = None,
+) -> None:
+    """Serve ``server`` on stdio (until the client disconnects) or streamable HTTP.
+    ``streams``: the stdio prelude's stdin and stdout, instead of the process's."""
     if transport == "http":
         log.info("MCP server on http://%s:%d/mcp", host, port)
         await server.run_streamable_http_async(host=host, port=port)
+    elif streams is not None and isinstance(server, StructuredErrorServer):
+        await server.run_stdio_streams(*streams)
     else:
         await server.run_stdio_async()

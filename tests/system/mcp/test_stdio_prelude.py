@@ -1,0 +1,269 @@
+"""`ccstate serve` on stdio answers a session's opening requests from the memo of the SDK's own
+answers while the SDK imports (mcp_server/stdio_prelude.py), then the SDK takes the session
+over. Real server processes on real pipes: what a client reads must be exactly what the SDK
+alone answers (CCSTATE_STDIO_MEMO=0), each request answered once, whatever the memo holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ccstate.mcp_server.stdio_memo import MEMO_ENV
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.system.mcp.harness import server_env
+
+ANSWER_TIMEOUT = 120
+CLIENT = {"name": "prelude-test", "version": "1.0"}
+HANDSHAKE = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": CLIENT},
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    {"jsonrpc": "2.0", "id": "three", "method": "prompts/list"},
+    {"jsonrpc": "2.0", "id": 4, "method": "ping"},
+]
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": CLIENT,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+MODERN = [
+    {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": MODERN_META}},
+]
+
+
+def call(ident: int, name: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": {}}
+    if meta is not None:
+        params["_meta"] = meta
+    return {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
+
+
+class Served:
+    """One `ccstate serve` process on pipes, its answers collected by a thread."""
+
+    def __init__(self, tmp_path: Path, cache: Path, *, memo: bool = True) -> None:
+        env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))
+        env[MEMO_ENV] = "1" if memo else "0"
+        self.stderr_path = tmp_path / f"stderr-{os.getpid()}-{id(self)}.log"
+        self._stderr = self.stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ccstate", "serve", "--backend", str(tmp_path / "state")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def send(self, messages: list[Any], raw: bytes = b"") -> None:
+        """All at once, in one write: the hardest case for the hand-over."""
+        assert self.process.stdin is not None
+        data = raw + b"".join(json.dumps(m).encode() + b"\n" for m in messages)
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def answers(self, count: int) -> list[dict[str, Any]]:
+        return [json.loads(self.lines.get(timeout=ANSWER_TIMEOUT)) for _ in range(count)]
+
+    def finish(self) -> tuple[int, list[bytes], str]:
+        """Close stdin; the exit code, anything else it wrote and its stderr."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        code = self.process.wait(timeout=ANSWER_TIMEOUT)
+        self._stderr.close()
+        rest = []
+        while not self.lines.empty():
+            rest.append(self.lines.get())
+        return code, rest, self.stderr_path.read_text()
+
+
+def converse(
+    tmp_path: Path, cache: Path, messages: list[Any], *, memo: bool = True, raw: bytes = b""
+) -> tuple[dict[Any, Any], str]:
+    """Send ``messages``, read one answer per request, leave: the answers by id (each id
+    once) and the server's stderr."""
+    served = Served(tmp_path, cache, memo=memo)
+    served.send(messages, raw)
+    expected = sum(1 for m in messages if "id" in m)
+    got = served.answers(expected)
+    code, rest, stderr = served.finish()
+    assert code == 0, stderr
+    assert rest == []  # nothing answered twice
+    by_id = {answer.get("id"): answer for answer in got}
+    assert len(by_id) == len(got), got
+    return by_id, stderr
+
+
+def memo_file(cache: Path) -> Path:
+    return cache / "ccstate" / "stdio-answers.json"
+
+
+def tools_of(answer: dict[str, Any]) -> dict[str, str]:
+    return {tool["name"]: tool["description"] for tool in answer["result"]["tools"]}
+
+
+@pytest.mark.parametrize("opening", [HANDSHAKE, MODERN], ids=["initialize", "server/discover"])
+def test_a_session_answered_from_the_memo_reads_exactly_what_the_sdk_answers(
+    tmp_path: Path, opening: list[dict[str, Any]]
+) -> None:
+    meta = MODERN_META if opening is MODERN else None
+    script = [*opening, call(10, "list_state_versions", meta)]
+    cache = tmp_path / "cache"
+
+    alone, _ = converse(tmp_path, tmp_path / "unused", script, memo=False)
+    recorded, _ = converse(tmp_path, cache, script)
+    first_memo = memo_file(cache).read_bytes()
+    from_memo, _ = converse(tmp_path, cache, script)
+
+    assert recorded == alone
+    assert from_memo == alone
+    assert len(tools_of(alone[2])) >= 38
+    assert not alone[10]["result"].get("isError")
+    answers = json.loads(first_memo)["answers"]
+    assert len(answers) == sum(1 for m in opening if "id" in m)  # the opening's, not the call
+    assert memo_file(cache).read_bytes() == first_memo  # nothing new to record
+    assert stat.S_IMODE(memo_file(cache).stat().st_mode) == 0o600
+
+
+def test_a_stale_answer_is_sent_once_then_corrected_in_the_memo(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+    document = json.loads(memo_file(cache).read_text())
+    listing = next(a for a in document["answers"].values() if "tools" in a)
+    listing["tools"][0]["description"] = "a description from other code"
+    memo_file(cache).write_text(json.dumps(document))
+
+    stale, stderr = converse(tmp_path, cache, HANDSHAKE)
+    corrected, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    first = truth[2]["result"]["tools"][0]["name"]
+    assert tools_of(stale[2])[first] == "a description from other code"  # it came from the memo
+    assert "differed from the server's" in stderr
+    assert corrected == truth
+
+
+def test_a_memo_of_other_code_is_not_used(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+    document = json.loads(memo_file(cache).read_text())
+    for answer in document["answers"].values():
+        for tool in answer.get("tools", []):
+            tool["description"] = "other code"
+    document["fingerprint"] = "0" * 64
+    memo_file(cache).write_text(json.dumps(document))
+
+    answered, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    assert answered == truth
+    rewritten = json.loads(memo_file(cache).read_text())
+    assert rewritten["fingerprint"] != "0" * 64
+
+
+def test_a_corrupt_memo_is_reported_and_rewritten(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    memo_file(cache).parent.mkdir(parents=True)
+    memo_file(cache).write_text('{"format": "ccstate.stdio-answers/1", "answ')
+
+    answered, stderr = converse(tmp_path, cache, HANDSHAKE)
+
+    assert "unreadable" in stderr and "rewritten" in stderr
+    assert len(tools_of(answered[2])) >= 38
+    assert json.loads(memo_file(cache).read_text())["answers"]
+
+
+def test_requests_after_the_opening_are_the_sdks_even_if_the_memo_knows_them(
+    tmp_path: Path,
+) -> None:
+    """A tool call ends the opening: the listing after it is the SDK's, not the memo's
+    (which is tampered here to tell them apart), and every answer arrives once, in order
+    of need."""
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+    document = json.loads(memo_file(cache).read_text())
+    for answer in document["answers"].values():
+        for tool in answer.get("tools", []):
+            tool["description"] = "from the memo"
+    memo_file(cache).write_text(json.dumps(document))
+    script = [*HANDSHAKE[:2], call(5, "load_state"), {**HANDSHAKE[2], "id": 6}]
+
+    answered, _ = converse(tmp_path, cache, script)
+
+    assert answered[1] == truth[1]
+    assert not answered[5]["result"].get("isError")
+    assert tools_of(answered[6]) == tools_of(truth[2])
+
+
+def test_bad_input_in_the_opening_is_handled_as_the_sdk_handles_it(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)  # the memo knows the opening
+
+    with_memo, _ = converse(tmp_path, cache, HANDSHAKE, raw=b"this is not json\n")
+    alone, _ = converse(tmp_path, cache, HANDSHAKE, raw=b"this is not json\n", memo=False)
+
+    assert with_memo == alone  # the SDK logs a line it cannot parse and answers the rest
+    assert len(tools_of(with_memo[2])) >= 38
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["no memo", "memo"])
+def test_end_of_input_during_the_opening_ends_the_server(tmp_path: Path, warm: bool) -> None:
+    cache = tmp_path / "cache"
+    if warm:
+        converse(tmp_path, cache, HANDSHAKE)
+    served = Served(tmp_path, cache)
+    served.send(HANDSHAKE[:1])
+
+    (answer,) = served.answers(1)
+    code, rest, stderr = served.finish()
+
+    assert code == 0, stderr
+    assert answer["result"]["serverInfo"]["name"] == "ccstate"
+    assert rest == []
+
+
+def test_the_sdk_client_works_on_a_memo_answered_session(tmp_path: Path) -> None:
+    """The SDK's own client (server/discover, tools, a call) on a warm memo."""
+    import asyncio
+
+    cache = tmp_path / "cache"
+    env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ccstate", "serve", "--backend", str(tmp_path / "state")],
+        env=env,
+    )
+
+    async def session() -> tuple[int, bool]:
+        with open(tmp_path / "client-stderr.log", "a") as errlog:
+            async with Client(stdio_client(params, errlog=errlog)) as client:
+                tools = (await client.list_tools()).tools
+                result = await client.call_tool("list_state_versions", {})
+                return len(tools), bool(result.is_error)
+
+    cold = asyncio.run(session())
+    warm = asyncio.run(session())
+
+    assert memo_file(cache).exists()
+    assert cold == warm
+    assert cold[0] >= 38 and cold[1] is False
