@@ -56,11 +56,9 @@ def code_fingerprint(
 
 def _source_roots() -> set[str]:
     """ccstate's folders (installed as subpackages: ``ccstate.service`` is ``service/``)."""
-    import ccstate
-
-    roots = set(ccstate.__path__)
-    for name in ("service", "backends", "mcp_server", "sandbox"):
-        spec = importlib.util.find_spec(f"ccstate.{name}")
+    roots: set[str] = set()
+    for name in ("ccstate", "ccstate.service", "ccstate.backends", "ccstate.mcp_server"):
+        spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:
             roots.update(spec.submodule_search_locations)
     return roots
