@@ -19,6 +19,7 @@ This module must stay light: it runs before the SDK and pydantic are imported.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -210,8 +211,11 @@ class Wire:
 
 @contextlib.contextmanager
 def claimed_wire() -> Iterator[Wire]:
-    """Move the client's pipe from fd 0/1 to private descriptors; put them back on exit."""
-    read_fd, write_fd = os.dup(0), os.dup(1)
+    """Move the client's pipe from fd 0/1 to private descriptors; put them back on exit. The
+    private ones stay open: a worker thread may still be blocked reading one (as in the SDK's
+    transport, a closed descriptor could be reused under it)."""
+    read_fd = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    write_fd = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
     null = os.open(os.devnull, os.O_RDONLY)
     try:
         os.dup2(null, 0)
@@ -221,8 +225,6 @@ def claimed_wire() -> Iterator[Wire]:
         os.close(null)
         os.dup2(read_fd, 0)
         os.dup2(write_fd, 1)
-        os.close(read_fd)
-        os.close(write_fd)
 
 
 # ------------------------------------------------------------------------ the prelude
