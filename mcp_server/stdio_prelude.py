@@ -10,10 +10,12 @@ memo. When the SDK is ready it takes over the session: it reads every message re
 order (so its session is the one it would have had), its answers to the requests already
 answered are dropped after a comparison with what was sent, and it serves the rest.
 
-Only an exact match is answered: same method, same parameters, same point of the handshake,
-same code. Anything else (another request, bad JSON, a new client) ends the prelude at once; the
-SDK then answers as it always did, and its answers to a session's opening requests are recorded.
-This module must stay light: it runs before the SDK and pydantic are imported.
+Only an exact match is answered: same code, and the same session so far (every message the
+client sent up to this request, ids aside: the SDK's answer depends on the handshake, on
+whether ``notifications/initialized`` came, on the era the first request opened). Anything
+else (another request, bad JSON, a new client) ends the prelude at once; the SDK then answers
+as it always did, and its answers to a session's opening requests are recorded. This module
+must stay light: it runs before the SDK and pydantic are imported.
 """
 
 from __future__ import annotations
@@ -56,12 +58,13 @@ T = TypeVar("T")
 class Opening:
     """The session's opening requests: those the prelude answered (by id: the memo key and
     what it sent) and those whose answer from the SDK is to be recorded. The opening ends at
-    the first message that is neither an answerable request nor a notification."""
+    the first message that is neither an answerable request nor a notification. ``said``:
+    a digest of the messages of the opening so far."""
 
     memo: Memo
     sent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     to_record: dict[str, str] = field(default_factory=dict)
-    initialized: bool = False
+    said: Any = field(default_factory=hashlib.sha256)
     needs_sdk: bool = False
     over: bool = False
 
@@ -123,19 +126,17 @@ class Opening:
         return message, self._key(message)
 
     def _key(self, message: dict[str, Any]) -> str | None:
-        """The memo key of an answerable request; anything else but a notification ends the
-        opening."""
-        if self.over or not _is_request(message) or message["method"] not in ANSWERABLE:
-            if not _is_notification(message):
-                self.over = True
+        """The memo key of an answerable request: the digest of the session up to it. Anything
+        else but a notification ends the opening."""
+        answerable = not self.over and _is_request(message) and message["method"] in ANSWERABLE
+        if not answerable and not _is_notification(message):
+            self.over = True
             return None
-        phase = "initialized" if self.initialized else "new"
         canonical = json.dumps(
-            [phase, message["method"], message.get("params")], sort_keys=True, separators=(",", ":")
+            [message["method"], message.get("params")], sort_keys=True, separators=(",", ":")
         )
-        if message["method"] == "initialize":
-            self.initialized = True
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        self.said.update(canonical.encode() + b"\n")
+        return self.said.hexdigest() if answerable else None
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

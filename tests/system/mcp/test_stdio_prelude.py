@@ -215,6 +215,34 @@ def test_requests_after_the_opening_are_the_sdks_even_if_the_memo_knows_them(
     assert tools_of(answered[6]) == tools_of(truth[2])
 
 
+PING = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+
+
+@pytest.mark.parametrize(
+    ("earlier", "script"),
+    [
+        pytest.param([[HANDSHAKE[1], HANDSHAKE[2]]], [HANDSHAKE[2]], id="initialized-or-not"),
+        pytest.param([[PING], MODERN], [PING, MODERN[1]], id="legacy-then-envelope"),
+    ],
+)
+def test_an_answer_depends_on_everything_the_session_said_before_it(
+    tmp_path: Path, earlier: list[list[dict[str, Any]]], script: list[dict[str, Any]]
+) -> None:
+    """The memo learns a request's answer in one session (a `notifications/initialized`
+    alone initializes a session; an enveloped request opens the 2026 era); the same request
+    in a session that said something else before it gets the SDK's own answer there (here:
+    an error)."""
+    cache = tmp_path / "cache"
+    for session in earlier:
+        converse(tmp_path, cache, session)
+
+    answered, _ = converse(tmp_path, cache, script)
+    alone, _ = converse(tmp_path, tmp_path / "unused", script, memo=False)
+
+    assert "error" in alone[script[-1]["id"]]  # the request differs from the memo's
+    assert answered == alone
+
+
 def test_bad_input_in_the_opening_is_handled_as_the_sdk_handles_it(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     converse(tmp_path, cache, HANDSHAKE)  # the memo knows the opening

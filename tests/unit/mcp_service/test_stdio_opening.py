@@ -27,14 +27,15 @@ def line(message: dict[str, Any]) -> bytes:
 
 
 def recorded_memo(tmp_path: Path, *answers: tuple[dict[str, Any], Any]) -> Memo:
-    """A memo holding the SDK's ``answers`` to an opening of these requests, recorded the way
-    the server records them."""
+    """A memo holding the SDK's ``answers`` to an opening of these messages (a notification's
+    answer: None), recorded the way the server records them."""
     memo = Memo(tmp_path / "memo.json", "f" * 64)
     opening = Opening(memo)
-    for request, result in answers:
-        opening.note(line(request))
-        reply = {"jsonrpc": "2.0", "id": request["id"], "result": result}
-        assert opening.keep(json.dumps(reply))
+    for message, result in answers:
+        opening.note(line(message))
+        if "id" in message:
+            reply = {"jsonrpc": "2.0", "id": message["id"], "result": result}
+            assert opening.keep(json.dumps(reply))
     return memo
 
 
@@ -58,17 +59,20 @@ def loader_pipe() -> Iterator[tuple[int, int]]:
     os.close(write_end)
 
 
-def test_the_same_request_is_another_key_before_and_after_initialize(tmp_path: Path) -> None:
-    memo = recorded_memo(tmp_path, (LIST, {"tools": ["before"]}))
-    opening = Opening(memo)
+def test_the_same_request_is_another_key_after_other_messages(tmp_path: Path) -> None:
+    memo = recorded_memo(tmp_path, (LIST, {"tools": ["first"]}))
 
-    before = opening.answer(line(LIST))
-    opening.answer(line(INITIALIZE))  # unknown to the memo: the SDK must answer
-    after = Opening(memo)
-    after.initialized = True
+    first = Opening(memo).answer(line(LIST))
+    after_initialize = Opening(memo)
+    after_initialize.answer(line(INITIALIZE))  # unknown to the memo: the SDK must answer
+    after_a_notification = Opening(memo)
+    after_a_notification.answer(line(INITIALIZED))
+    other_id = Opening(memo).answer(line({**LIST, "id": 9}))
 
-    assert before is not None and json.loads(before)["result"] == {"tools": ["before"]}
-    assert after.answer(line(LIST)) is None
+    assert first is not None and json.loads(first)["result"] == {"tools": ["first"]}
+    assert other_id is not None  # ids are not part of what was said
+    assert after_initialize.answer(line(LIST)) is None
+    assert after_a_notification.answer(line(LIST)) is None
 
 
 def test_the_answer_carries_the_requests_own_id(tmp_path: Path) -> None:
@@ -102,17 +106,17 @@ def test_anything_but_a_plain_request_ends_the_opening(tmp_path: Path, bad: byte
 
 def test_the_sdks_answer_to_an_answered_request_is_dropped_and_compared(tmp_path: Path) -> None:
     memo = recorded_memo(tmp_path, (LIST, {"tools": ["old"]}))
-    opening = Opening(memo)
+    opening, next_session = Opening(memo), Opening(memo)
     opening.answer(line(LIST))
 
     same = opening.keep(json.dumps({"jsonrpc": "2.0", "id": 2, "result": {"tools": ["old"]}}))
-    opening.answer(line({**LIST, "id": 7}))
-    other = opening.keep(json.dumps({"jsonrpc": "2.0", "id": 7, "result": {"tools": ["new"]}}))
+    next_session.answer(line({**LIST, "id": 7}))
+    other = next_session.keep(json.dumps({"jsonrpc": "2.0", "id": 7, "result": {"tools": ["new"]}}))
     later = opening.keep(json.dumps({"jsonrpc": "2.0", "id": 2, "result": {}}))
 
     assert (same, other, later) == (False, False, True)
     assert list(memo.answers.values()) == [{"tools": ["new"]}]
-    assert not opening.awaited
+    assert not opening.awaited and not next_session.awaited
 
 
 def test_an_error_from_the_sdk_is_not_recorded(tmp_path: Path) -> None:
@@ -168,7 +172,9 @@ def test_the_prelude_answers_until_a_request_needs_the_sdk(
     tmp_path: Path, wire: tuple[Wire, int, int], loader_pipe: tuple[int, int]
 ) -> None:
     the_wire, client_writes, client_reads = wire
-    memo = recorded_memo(tmp_path, (INITIALIZE, {"hello": 1}), (LIST, {"tools": []}))
+    memo = recorded_memo(
+        tmp_path, (INITIALIZE, {"hello": 1}), (INITIALIZED, None), (LIST, {"tools": []})
+    )
     os.write(client_writes, b"".join(map(line, [INITIALIZE, INITIALIZED, LIST, CALL])) + b'{"p')
 
     prelude = answer_until_loaded(the_wire, Opening(memo), loader_pipe[0])
