@@ -243,6 +243,39 @@ def test_an_answer_depends_on_everything_the_session_said_before_it(
     assert answered == alone
 
 
+def served_from(tmp_path: Path, cache: Path, stdin: Path, *, memo: bool) -> dict[Any, Any]:
+    """`ccstate serve` reading ``stdin`` (a file, not a pipe) to its end: its answers by id."""
+    env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))
+    env[MEMO_ENV] = "1" if memo else "0"
+    with stdin.open("rb") as source:
+        done = subprocess.run(
+            [sys.executable, "-m", "ccstate", "serve", "--backend", str(tmp_path / "state")],
+            stdin=source,
+            capture_output=True,
+            env=env,
+            timeout=ANSWER_TIMEOUT,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    return {answer["id"]: answer for answer in map(json.loads, done.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("source", ["a file", "the null device"])
+def test_stdin_from_a_file_or_the_null_device_is_served(tmp_path: Path, source: str) -> None:
+    """Not every stdin can be watched for input (epoll refuses files and /dev/null). Only
+    `initialize` in the file: the SDK drops the requests in flight at the end of input."""
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)  # the memo knows the opening
+    stdin = Path(os.devnull)
+    if source == "a file":
+        stdin = tmp_path / "requests.jsonl"
+        stdin.write_bytes(json.dumps(HANDSHAKE[0]).encode() + b"\n")
+
+    answered = served_from(tmp_path, cache, stdin, memo=True)
+
+    assert answered == served_from(tmp_path, cache, stdin, memo=False)
+    assert len(answered) == (0 if source == "the null device" else 1)
+
+
 def test_bad_input_in_the_opening_is_handled_as_the_sdk_handles_it(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     converse(tmp_path, cache, HANDSHAKE)  # the memo knows the opening
