@@ -59,12 +59,15 @@ class Opening:
     """The session's opening requests: those the prelude answered (by id: the memo key and
     what it sent) and those whose answer from the SDK is to be recorded. The opening ends at
     the first message that is neither an answerable request nor a notification. ``said``:
-    a digest of the messages of the opening so far."""
+    a digest of the messages of the opening so far. ``id_reused``: the client reused the id of
+    a request still awaiting the SDK's answer (MCP forbids it), so answers can no longer be
+    told apart by id: nothing more is answered or recorded."""
 
     memo: Memo
     sent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     to_record: dict[str, str] = field(default_factory=dict)
     said: Any = field(default_factory=hashlib.sha256)
+    id_reused: bool = False
     needs_sdk: bool = False
     over: bool = False
 
@@ -102,14 +105,14 @@ class Opening:
         ident = _id(message)
         if ident in self.sent:
             key, sent = self.sent.pop(ident)
-            if message.get("result") != sent:
+            if message.get("result") != sent and not self.id_reused:
                 log.warning(
                     "an answer sent from the stdio memo differed from the server's; memo updated"
                 )
                 self.memo.record(key, message.get("result"))
             return False
         key = self.to_record.pop(ident, None)
-        if key is not None and "result" in message:
+        if key is not None and "result" in message and not self.id_reused:
             self.memo.record(key, message["result"])
         return True
 
@@ -120,10 +123,15 @@ class Opening:
 
     def _classify(self, line: bytes) -> tuple[dict[str, Any] | None, str | None]:
         message = _parse(line)
-        if message is None:
+        if message is not None and "id" in message and _id(message) in self._awaited_ids():
+            self.id_reused = True
+        if message is None or self.id_reused:
             self.over = True
             return None, None
         return message, self._key(message)
+
+    def _awaited_ids(self) -> set[str]:
+        return self.sent.keys() | self.to_record.keys()
 
     def _key(self, message: dict[str, Any]) -> str | None:
         """The memo key of an answerable request: the digest of the session up to it. Anything

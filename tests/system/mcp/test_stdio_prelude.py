@@ -243,6 +243,31 @@ def test_an_answer_depends_on_everything_the_session_said_before_it(
     assert answered == alone
 
 
+def test_a_client_that_reuses_an_id_spoils_neither_its_session_nor_the_memo(
+    tmp_path: Path,
+) -> None:
+    """MCP forbids it, but a client may: `tools/list` and `prompts/list` both with id 2. Each
+    is answered once (as the SDK alone answers them), and the memo learns nothing wrong."""
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+    reusing = [*HANDSHAKE[:3], {**HANDSHAKE[3], "id": 2}]
+
+    served = Served(tmp_path, cache)
+    served.send(reusing)
+    answers = served.answers(3)
+    code, rest, stderr = served.finish()
+    after, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    assert code == 0, stderr
+    assert rest == []  # not one answer more
+    assert sorted(next(iter(a["result"])) for a in answers) == [
+        "capabilities",
+        "prompts",
+        "tools",
+    ]
+    assert after == truth
+
+
 def served_from(tmp_path: Path, cache: Path, stdin: Path, *, memo: bool) -> dict[Any, Any]:
     """`ccstate serve` reading ``stdin`` (a file, not a pipe) to its end: its answers by id."""
     env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))

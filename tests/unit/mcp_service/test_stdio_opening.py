@@ -217,3 +217,18 @@ def test_end_of_input_ends_the_prelude(
 
     assert prelude.replay == [line(INITIALIZED), b'{"cut']  # as readline gives a last line
     assert the_wire.read_line() is None
+
+
+def test_a_reused_id_ends_the_opening_and_nothing_more_is_recorded(tmp_path: Path) -> None:
+    memo = recorded_memo(tmp_path, (LIST, {"tools": ["listed"]}))
+    opening = Opening(memo)
+    prompts = {"jsonrpc": "2.0", "id": LIST["id"], "method": "prompts/list"}
+
+    answered = opening.answer(line(LIST))
+    reused = opening.answer(line(prompts))
+    first = opening.keep(json.dumps({"jsonrpc": "2.0", "id": 2, "result": {"prompts": []}}))
+    second = opening.keep(json.dumps({"jsonrpc": "2.0", "id": 2, "result": {"tools": []}}))
+
+    assert answered is not None and reused is None and opening.over
+    assert (first, second) == (False, True)  # one answer per request reaches the client
+    assert list(memo.answers.values()) == [{"tools": ["listed"]}]
