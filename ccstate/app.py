@@ -605,7 +605,8 @@ def serve_stdio_with_prelude(config: ServeConfig) -> None:
             started = prelude.answer_until_loaded(wire, opening, loader.wake_fd)
         finally:
             loaded = loader.result()
-        streams = (prelude.ReplayedStdin(wire, started), prelude.FilteredStdout(wire, opening))
+        stdout = prelude.FilteredStdout(wire, opening)
+        streams = (prelude.ReplayedStdin(wire, started, stdout.settled), stdout)
         anyio.run(serve_async, config, loaded, streams)
 
 

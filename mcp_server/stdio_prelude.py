@@ -27,7 +27,7 @@ import logging
 import os
 import selectors
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -48,6 +48,7 @@ ANSWERABLE = frozenset(
     }
 )
 READ_SIZE = 65536
+SETTLE_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -307,28 +308,41 @@ def _loaded(selector: selectors.BaseSelector, wake_fd: int) -> bool:
 
 
 class ReplayedStdin:
-    """The SDK's stdin: the lines the prelude read, then the client's pipe."""
+    """The SDK's stdin: the lines the prelude read, then the client's pipe. At its end it waits
+    for ``settled`` (the SDK's answers the opening awaits)."""
 
-    def __init__(self, wire: Wire, prelude: Prelude) -> None:
+    def __init__(
+        self, wire: Wire, prelude: Prelude, settled: Callable[[], Awaitable[None]]
+    ) -> None:
         self._wire = wire
         self._replay = list(prelude.replay)
         self._opening = prelude.opening
+        self._settled = settled
 
     def __aiter__(self) -> ReplayedStdin:
         return self
 
     async def __anext__(self) -> str:
-        import anyio.to_thread
-
         if self._replay:
             line: bytes | None = self._replay.pop(0)
         else:
-            line = await anyio.to_thread.run_sync(self._wire.read_line, abandon_on_cancel=True)
+            line = await self._read_line()
             if line is not None:
                 self._opening.note(line)
         if line is None:
+            await self._settled()
             raise StopAsyncIteration
         return line.decode("utf-8", errors="replace")
+
+    async def _read_line(self) -> bytes | None:
+        """Waiting in the event loop, not in a worker thread: a thread blocked on the pipe
+        would keep the process alive after SIGTERM until the client closed it."""
+        import anyio
+
+        while not self._wire.has_line() and not self._wire.eof:
+            await anyio.wait_readable(self._wire.read_fd)
+            self._wire.fill()
+        return self._wire.read_line()
 
 
 class FilteredStdout:
@@ -338,6 +352,7 @@ class FilteredStdout:
     def __init__(self, wire: Wire, opening: Opening) -> None:
         self._wire = wire
         self._opening = opening
+        self._settled: Any = None  # an anyio.Event (made in the event loop)
 
     async def write(self, text: str) -> None:
         import anyio.to_thread
@@ -346,6 +361,20 @@ class FilteredStdout:
             await anyio.to_thread.run_sync(self._wire.write, text.encode("utf-8"))
         if self._opening.memo.changed and not self._opening.awaited:
             await anyio.to_thread.run_sync(self._opening.memo.save)
+        if self._settled is not None and not self._opening.awaited:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait (at most ``SETTLE_SECONDS``) until the SDK's answers the opening awaits are in:
+        at the end of input the SDK drops the requests it has not answered, and a client that
+        leaves once the memo has answered would leave a stale answer uncorrected."""
+        import anyio
+
+        if not self._opening.awaited:
+            return
+        self._settled = anyio.Event()
+        with anyio.move_on_after(SETTLE_SECONDS):
+            await self._settled.wait()
 
     async def flush(self) -> None:
         return None

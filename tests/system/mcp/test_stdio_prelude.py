@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import stat
 import subprocess
 import sys
@@ -326,6 +327,46 @@ def test_end_of_input_during_the_opening_ends_the_server(tmp_path: Path, warm: b
     assert code == 0, stderr
     assert answer["result"]["serverInfo"]["name"] == "ccstate"
     assert rest == []
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["no memo", "memo"])
+def test_sigterm_after_the_hand_over_stops_the_server_while_the_client_keeps_its_pipe(
+    tmp_path: Path, warm: bool
+) -> None:
+    """A client may stop its server with SIGTERM and never close stdin: the server stops
+    (it used to wait, blocked on the pipe, until the client closed it)."""
+    cache = tmp_path / "cache"
+    if warm:
+        converse(tmp_path, cache, HANDSHAKE)
+    served = Served(tmp_path, cache)
+    served.send([*HANDSHAKE, call(10, "list_state_versions")])
+    served.answers(5)  # the tool call's answer is the SDK's: it has taken over
+
+    served.process.send_signal(signal.SIGTERM)
+    code = served.process.wait(timeout=ANSWER_TIMEOUT)  # stdin still open
+    served._stderr.close()
+
+    assert code == 0
+    assert "SIGTERM: stopping" in served.stderr_path.read_text()
+    assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
+
+
+def test_sigterm_while_the_memo_answers_stops_the_server(tmp_path: Path) -> None:
+    """Before the SDK's signal handling is in place the default action stops the process:
+    nothing is held yet and the memo is only written after the hand-over."""
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)
+    memo_before = memo_file(cache).read_bytes()
+    served = Served(tmp_path, cache)
+    served.send(HANDSHAKE)
+    served.answers(4)
+
+    served.process.send_signal(signal.SIGTERM)
+    code = served.process.wait(timeout=ANSWER_TIMEOUT)  # stdin still open
+
+    assert code in (0, -signal.SIGTERM)  # the prelude's, or the SDK's if it took over first
+    assert memo_file(cache).read_bytes() == memo_before
+    assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
 
 
 def test_the_sdk_client_works_on_a_memo_answered_session(tmp_path: Path) -> None:
