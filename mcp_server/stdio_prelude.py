@@ -162,6 +162,7 @@ def _is_request(message: dict[str, Any]) -> bool:
         isinstance(message.get("method"), str)
         and isinstance(ident, int | str)
         and not isinstance(ident, bool)
+        and isinstance(message.get("params"), dict | None)
     )
 
 

@@ -95,7 +95,13 @@ def test_notifications_keep_the_opening_other_requests_end_it(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "bad",
-    [b"not json\n", b"[1, 2]\n", line({**LIST, "jsonrpc": "1.0"}), line({**LIST, "id": True})],
+    [
+        b"not json\n",
+        b"[1, 2]\n",
+        line({**LIST, "jsonrpc": "1.0"}),
+        line({**LIST, "id": True}),
+        line({**LIST, "params": [1]}),  # the SDK never answers it: params are an object
+    ],
 )
 def test_anything_but_a_plain_request_ends_the_opening(tmp_path: Path, bad: bytes) -> None:
     opening = Opening(recorded_memo(tmp_path, (LIST, {"tools": []})))
