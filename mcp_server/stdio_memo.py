@@ -6,6 +6,7 @@ stay light: it runs before the SDK and pydantic are imported."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -131,15 +132,25 @@ class Memo:
             return
         document = {"format": FORMAT, "fingerprint": self.fingerprint, "answers": self.answers}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".stdio-answers.")
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(document, file, separators=(",", ":"))
-            os.replace(temp, self.path)
+            _write_private(self.path, document)
         except OSError as exc:
             log.warning("could not write the stdio answer memo %s: %s", self.path, exc)
             return
         self.changed = False
+
+
+def _write_private(path: Path, document: Any) -> None:
+    """Atomically (a temporary file renamed over ``path``, removed if anything fails), 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".stdio-answers.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(document, file, separators=(",", ":"))
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _is_memo(document: Any) -> bool:

@@ -238,3 +238,17 @@ def test_a_reused_id_ends_the_opening_and_nothing_more_is_recorded(tmp_path: Pat
     assert answered is not None and reused is None and opening.over
     assert (first, second) == (False, True)  # one answer per request reaches the client
     assert list(memo.answers.values()) == [{"tools": ["listed"]}]
+
+
+def test_a_memo_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Here the memo's path is a folder: each save fails, and is logged (the memo only saves
+    time); no temporary file is left in the cache, save after save."""
+    path = tmp_path / "cache" / "memo.json"
+    path.mkdir(parents=True)
+    memo = Memo.load(path, "f" * 64)
+    for n in range(3):
+        memo.record(f"key-{n}", {"n": n})
+        memo.save()
+
+    assert [p.name for p in path.parent.iterdir()] == ["memo.json"]
+    assert memo.changed  # to be tried again
