@@ -190,19 +190,22 @@ class Wire:
 
     read_fd: int
     write_fd: int
-    buffer: bytes = b""
+    buffer: bytearray = field(default_factory=bytearray)
     eof: bool = False
+    searched: int = 0  # no newline before this offset: a long line is searched once
 
     def read_line(self) -> bytes | None:
         """The next line (blocking), the last bytes before end of input, or None at the end."""
-        while b"\n" not in self.buffer and not self.eof:
-            chunk = os.read(self.read_fd, READ_SIZE)
-            self.eof = not chunk
-            self.buffer += chunk
+        while not self.has_line() and not self.eof:
+            self.fill()
         if not self.buffer:
             return None
-        line, newline, self.buffer = self.buffer.partition(b"\n")
-        return line + newline
+        newline = self.buffer.find(b"\n", self.searched)
+        end = len(self.buffer) if newline < 0 else newline + 1
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        self.searched = 0
+        return line
 
     def fill(self) -> None:
         """Read what is there (one read; the caller knows it will not block)."""
@@ -211,7 +214,10 @@ class Wire:
         self.buffer += chunk
 
     def has_line(self) -> bool:
-        return b"\n" in self.buffer or (self.eof and bool(self.buffer))
+        if self.buffer.find(b"\n", self.searched) >= 0:
+            return True
+        self.searched = len(self.buffer)
+        return self.eof and bool(self.buffer)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)

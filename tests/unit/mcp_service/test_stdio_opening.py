@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,26 @@ def test_a_memo_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path) -> 
 
     assert [p.name for p in path.parent.iterdir()] == ["memo.json"]
     assert memo.changed  # to be tried again
+
+
+def test_a_long_line_in_many_reads_and_short_lines_in_one_come_out_whole(
+    wire: tuple[Wire, int, int],
+) -> None:
+    the_wire, client_writes, _ = wire
+    long_line = b'{"x": "' + b"a" * (3 * 65536 + 17) + b'"}\n'
+    sent = long_line + b"1\n2\n" + long_line + b"3"
+    writer = threading.Thread(target=_write_in_pieces, args=(client_writes, sent, 4096))
+    writer.start()
+
+    lines = []
+    while (got := the_wire.read_line()) is not None:
+        lines.append(got)
+    writer.join()
+
+    assert lines == [long_line, b"1\n", b"2\n", long_line, b"3"]
+
+
+def _write_in_pieces(fd: int, data: bytes, size: int) -> None:
+    for start in range(0, len(data), size):
+        os.write(fd, data[start : start + size])
+    os.close(fd)
