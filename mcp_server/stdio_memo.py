@@ -39,11 +39,11 @@ def memo_path(env: Mapping[str, str] = os.environ) -> Path:
 def code_fingerprint(
     sources: Iterable[str] | None = None, sites: Iterable[str] | None = None
 ) -> str:
-    """What the answers depend on: this Python, every source file of ccstate (path, size,
-    mtime) and every distribution installed beside the SDK (a reinstall changes its
-    ``.dist-info``). A few milliseconds; the SDK itself is not imported. ``sources`` and
+    """What the answers depend on: this Python and its -O level (-OO strips the docstrings
+    that describe the tools), every source file of ccstate (path, size, mtime) and every
+    distribution installed beside the SDK (a reinstall changes its ``.dist-info``). A few milliseconds; the SDK itself is not imported. ``sources`` and
     ``sites``: other folders than ccstate's and the SDK's."""
-    digest = hashlib.sha256(f"{sys.version}\0{sys.prefix}\0".encode())
+    digest = hashlib.sha256(f"{sys.version}\0{sys.prefix}\0{sys.flags.optimize}\0".encode())
     for root in sorted(_source_roots() if sources is None else sources):
         for entry in _python_files(root):
             stat = entry.stat()

@@ -58,8 +58,8 @@ def call(ident: int, name: str, meta: dict[str, Any] | None = None) -> dict[str,
 class Served:
     """One `ccstate serve` process on pipes, its answers collected by a thread."""
 
-    def __init__(self, tmp_path: Path, cache: Path, *, memo: bool = True) -> None:
-        env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))
+    def __init__(self, tmp_path: Path, cache: Path, *, memo: bool = True, **env: str) -> None:
+        env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache), **env)
         env[MEMO_ENV] = "1" if memo else "0"
         self.stderr_path = tmp_path / f"stderr-{os.getpid()}-{id(self)}.log"
         self._stderr = self.stderr_path.open("wb")
@@ -101,11 +101,17 @@ class Served:
 
 
 def converse(
-    tmp_path: Path, cache: Path, messages: list[Any], *, memo: bool = True, raw: bytes = b""
+    tmp_path: Path,
+    cache: Path,
+    messages: list[Any],
+    *,
+    memo: bool = True,
+    raw: bytes = b"",
+    **env: str,
 ) -> tuple[dict[Any, Any], str]:
     """Send ``messages``, read one answer per request, leave: the answers by id (each id
-    once) and the server's stderr."""
-    served = Served(tmp_path, cache, memo=memo)
+    once) and the server's stderr. ``env``: more of the server's environment."""
+    served = Served(tmp_path, cache, memo=memo, **env)
     served.send(messages, raw)
     expected = sum(1 for m in messages if "id" in m)
     got = served.answers(expected)
@@ -180,6 +186,17 @@ def test_a_memo_of_other_code_is_not_used(tmp_path: Path) -> None:
     assert answered == truth
     rewritten = json.loads(memo_file(cache).read_text())
     assert rewritten["fingerprint"] != "0" * 64
+
+
+def test_docstrings_stripped_by_python_oo_are_other_answers(tmp_path: Path) -> None:
+    """Under `python -OO` (PYTHONOPTIMIZE=2) the tools have no docstrings, so the SDK lists
+    them without descriptions: the memo of a plain run is not used there."""
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)
+    answered, _ = converse(tmp_path, cache, HANDSHAKE, PYTHONOPTIMIZE="2")
+    alone, _ = converse(tmp_path, tmp_path / "unused", HANDSHAKE, memo=False, PYTHONOPTIMIZE="2")
+
+    assert answered == alone
 
 
 def test_a_corrupt_memo_is_reported_and_rewritten(tmp_path: Path) -> None:
