@@ -41,7 +41,8 @@ def code_fingerprint(
 ) -> str:
     """What the answers depend on: this Python and its -O level (-OO strips the docstrings
     that describe the tools), every source file of ccstate (path, size, mtime) and every
-    distribution installed beside the SDK (a reinstall changes its ``.dist-info``). A few milliseconds; the SDK itself is not imported. ``sources`` and
+    distribution installed beside the SDK (a reinstall changes its ``.dist-info``), and where
+    the SDK is imported from. A few milliseconds; the SDK itself is not imported. ``sources`` and
     ``sites``: other folders than ccstate's and the SDK's."""
     digest = hashlib.sha256(f"{sys.version}\0{sys.prefix}\0{sys.flags.optimize}\0".encode())
     for root in sorted(_source_roots() if sources is None else sources):
@@ -49,6 +50,7 @@ def code_fingerprint(
             stat = entry.stat()
             digest.update(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     for site in sorted(_site_dirs() if sites is None else sites):
+        digest.update(f"{site}\0".encode())
         for entry in sorted(os.scandir(site), key=lambda e: e.name):
             if entry.name.endswith(".dist-info"):
                 digest.update(f"{entry.name}\0{entry.stat().st_mtime_ns}\0".encode())

@@ -276,3 +276,12 @@ def _write_in_pieces(fd: int, data: bytes, size: int) -> None:
     for start in range(0, len(data), size):
         os.write(fd, data[start : start + size])
     os.close(fd)
+
+
+def test_the_fingerprint_follows_the_folder_the_sdk_is_imported_from(tmp_path: Path) -> None:
+    """An SDK checkout put first on PYTHONPATH has no ``.dist-info`` beside it."""
+    installed, checkout = tmp_path / "site-packages", tmp_path / "checkout"
+    installed.mkdir()
+    checkout.mkdir()
+
+    assert code_fingerprint([], [str(installed)]) != code_fingerprint([], [str(checkout)])
