@@ -199,6 +199,45 @@ def test_docstrings_stripped_by_python_oo_are_other_answers(tmp_path: Path) -> N
     assert answered == alone
 
 
+def test_two_servers_starting_at_once_leave_one_whole_memo(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, tmp_path / "unused", HANDSHAKE, memo=False)
+    both = [Served(tmp_path, cache), Served(tmp_path, cache)]
+    for served in both:
+        served.send(HANDSHAKE)
+
+    answered = [{a["id"]: a for a in served.answers(4)} for served in both]
+    finished = [served.finish() for served in both]
+    after, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    assert answered == [truth, truth]
+    assert [code for code, _, _ in finished] == [0, 0]
+    assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
+    assert after == truth
+
+
+def test_nothing_of_the_users_reaches_the_memo(tmp_path: Path) -> None:
+    """Only the results of the opening's requests are kept: not the environment, the
+    arguments, or what the client sent (its info, a token in `_meta`)."""
+    cache = tmp_path / "cache"
+    secret = "sentinel-0d6f1c"
+    opening = [
+        {
+            **HANDSHAKE[0],
+            "params": {**HANDSHAKE[0]["params"], "clientInfo": {**CLIENT, "name": secret}},
+        },
+        *HANDSHAKE[1:3],
+        {**HANDSHAKE[3], "params": {"_meta": {"progressToken": secret}}},
+    ]
+    env = {"AWS_SECRET_ACCESS_KEY": secret, "CCSTATE_WORKSPACE": secret}
+
+    converse(tmp_path, cache, opening, **env)
+    converse(tmp_path, cache, opening, **env)
+
+    assert len(json.loads(memo_file(cache).read_text())["answers"]) == 3
+    assert secret not in memo_file(cache).read_text()
+
+
 def test_a_corrupt_memo_is_reported_and_rewritten(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     memo_file(cache).parent.mkdir(parents=True)
