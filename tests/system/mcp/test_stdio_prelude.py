@@ -425,6 +425,25 @@ def test_sigterm_while_the_memo_answers_stops_the_server(tmp_path: Path) -> None
     assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
 
 
+def test_a_client_that_leaves_at_any_point_of_the_opening_gets_each_answer_once_at_most(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    for count in range(len(HANDSHAKE) + 1):
+        served = Served(tmp_path, cache)
+        served.send(HANDSHAKE[:count])
+        code, rest, stderr = served.finish()  # stdin closed at once
+        answers = [json.loads(line) for line in rest]
+
+        assert code == 0, stderr
+        assert len({a["id"] for a in answers}) == len(answers), answers
+        assert all(truth[a["id"]] == a for a in answers)
+    after, _ = converse(tmp_path, cache, HANDSHAKE)
+    assert after == truth  # the memo is whole
+
+
 def test_the_sdk_client_works_on_a_memo_answered_session(tmp_path: Path) -> None:
     """The SDK's own client (server/discover, tools, a call) on a warm memo."""
     import asyncio
