@@ -47,14 +47,21 @@ def code_fingerprint(
     digest = hashlib.sha256(f"{sys.version}\0{sys.prefix}\0{sys.flags.optimize}\0".encode())
     for root in sorted(_source_roots() if sources is None else sources):
         for entry in _python_files(root):
-            stat = entry.stat()
-            digest.update(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            digest.update(_file_line(entry).encode())
     for site in sorted(_site_dirs() if sites is None else sites):
         digest.update(f"{site}\0".encode())
         for entry in sorted(os.scandir(site), key=lambda e: e.name):
             if entry.name.endswith(".dist-info"):
                 digest.update(f"{entry.name}\0{entry.stat().st_mtime_ns}\0".encode())
     return digest.hexdigest()
+
+
+def _file_line(entry: os.DirEntry[str]) -> str:
+    try:
+        stat = entry.stat()
+    except OSError:  # a dangling link (an editor's lock file), or gone since the scan
+        return f"{entry.path}\0-\0"
+    return f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\0"
 
 
 def _source_roots() -> set[str]:

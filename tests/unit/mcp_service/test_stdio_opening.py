@@ -285,3 +285,15 @@ def test_the_fingerprint_follows_the_folder_the_sdk_is_imported_from(tmp_path: P
     checkout.mkdir()
 
     assert code_fingerprint([], [str(installed)]) != code_fingerprint([], [str(checkout)])
+
+
+def test_the_fingerprint_stands_an_editors_lock_file(tmp_path: Path) -> None:
+    """Emacs marks a modified buffer with a dangling link ``.#name.py`` beside the file: `ccstate
+    serve` in a checkout being edited must still start."""
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "tools.py").write_text("A = 1\n")
+    before = code_fingerprint([str(sources)], [])
+    (sources / ".#tools.py").symlink_to("someone@host.4242:1700000000")
+
+    assert code_fingerprint([str(sources)], []) != before
