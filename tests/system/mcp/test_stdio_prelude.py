@@ -5,6 +5,7 @@ alone answers (CCSTATE_STDIO_MEMO=0), each request answered once, whatever the m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -442,6 +443,20 @@ def test_a_client_that_leaves_at_any_point_of_the_opening_gets_each_answer_once_
         assert all(truth[a["id"]] == a for a in answers)
     after, _ = converse(tmp_path, cache, HANDSHAKE)
     assert after == truth  # the memo is whole
+
+
+def test_a_configuration_error_stops_the_start_before_the_memo_answers(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)
+    served = Served(tmp_path, cache, CCSTATE_TOKEN_TTL="soon")
+    with contextlib.suppress(BrokenPipeError):  # it may have stopped already
+        served.send(HANDSHAKE)
+
+    code, answers, stderr = served.finish()
+
+    assert code == 2
+    assert answers == []
+    assert "Invalid setting 'token_ttl'" in stderr
 
 
 def test_the_sdk_client_works_on_a_memo_answered_session(tmp_path: Path) -> None:
