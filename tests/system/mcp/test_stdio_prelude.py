@@ -459,6 +459,56 @@ def test_a_configuration_error_stops_the_start_before_the_memo_answers(tmp_path:
     assert "Invalid setting 'token_ttl'" in stderr
 
 
+STRAY_WRITER = """
+import os, subprocess, threading
+
+def _write_stray_once_asked():
+    with open(os.environ["STRAY_TRIGGER"]) as asked:  # a FIFO: waits for the test
+        asked.read()
+    print("a stray print", flush=True)
+    os.write(1, b"a stray write to fd 1\\n")
+    subprocess.run(["echo", "a child's stray output"], check=True)
+    with open(os.environ["STRAY_TRIGGER"] + ".done", "w") as done:
+        done.write("done")
+
+threading.Thread(target=_write_stray_once_asked, daemon=True).start()
+"""
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["no memo", "memo"])
+def test_stray_output_after_the_hand_over_does_not_reach_the_client(
+    tmp_path: Path, warm: bool
+) -> None:
+    """A library's print, a write to fd 1 or a child's output go to stderr, not into the
+    protocol (a sitecustomize writes them when the test asks, through a FIFO)."""
+    cache = tmp_path / "cache"
+    if warm:
+        converse(tmp_path, cache, HANDSHAKE)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(STRAY_WRITER)
+    trigger = tmp_path / "write-stray"
+    os.mkfifo(trigger)
+    os.mkfifo(f"{trigger}.done")
+    served = Served(
+        tmp_path,
+        cache,
+        PYTHONPATH=f"{tmp_path / 'site'}{os.pathsep}{server_env({}, tmp_path)['PYTHONPATH']}",
+        STRAY_TRIGGER=str(trigger),
+    )
+    served.send([*HANDSHAKE, call(10, "list_state_versions")])
+    served.answers(5)  # the SDK has taken over
+
+    trigger.write_text("now")
+    assert Path(f"{trigger}.done").read_text() == "done"
+    served.send([{**HANDSHAKE[4], "id": 11}])
+    (after,) = served.answers(1)
+    code, rest, stderr = served.finish()
+
+    assert after == {"jsonrpc": "2.0", "id": 11, "result": {}}
+    assert (code, rest) == (0, [])
+    assert "a stray print" in stderr and "a child's stray output" in stderr
+
+
 def test_the_sdk_client_works_on_a_memo_answered_session(tmp_path: Path) -> None:
     """The SDK's own client (server/discover, tools, a call) on a warm memo."""
     import asyncio
