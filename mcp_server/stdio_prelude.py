@@ -47,6 +47,9 @@ ANSWERABLE = frozenset(
         "resources/templates/list",
     }
 )
+# Messages: past them a session is under way (a keep-alive ping is not recorded after each
+# longer history, pushing the opening's answers out of the memo).
+OPENING_SIZE = 16
 READ_SIZE = 65536
 SETTLE_SECONDS = 5.0
 T = TypeVar("T")
@@ -59,15 +62,17 @@ T = TypeVar("T")
 class Opening:
     """The session's opening requests: those the prelude answered (by id: the memo key and
     what it sent) and those whose answer from the SDK is to be recorded. The opening ends at
-    the first message that is neither an answerable request nor a notification. ``said``:
-    a digest of the messages of the opening so far. ``id_reused``: the client reused the id of
-    a request still awaiting the SDK's answer (MCP forbids it), so answers can no longer be
-    told apart by id: nothing more is answered or recorded."""
+    the first message that is neither an answerable request nor a notification, or after
+    ``OPENING_SIZE`` messages (``heard``). ``said``: a digest of the messages of the opening
+    so far. ``id_reused``: the client reused the id of a request still awaiting the SDK's
+    answer (MCP forbids it), so answers can no longer be told apart by id: nothing more is
+    answered or recorded."""
 
     memo: Memo
     sent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     to_record: dict[str, str] = field(default_factory=dict)
     said: Any = field(default_factory=hashlib.sha256)
+    heard: int = 0
     id_reused: bool = False
     needs_sdk: bool = False
     over: bool = False
@@ -126,9 +131,10 @@ class Opening:
         message = _parse(line)
         if message is not None and "id" in message and _id(message) in self._awaited_ids():
             self.id_reused = True
-        if message is None or self.id_reused:
+        if message is None or self.id_reused or self.heard == OPENING_SIZE:
             self.over = True
             return None, None
+        self.heard += 1
         return message, self._key(message)
 
     def _awaited_ids(self) -> set[str]:

@@ -239,6 +239,19 @@ def test_nothing_of_the_users_reaches_the_memo(tmp_path: Path) -> None:
     assert secret not in memo_file(cache).read_text()
 
 
+def test_a_long_session_of_pings_keeps_the_opening_in_the_memo(tmp_path: Path) -> None:
+    """A client that lists the tools, then only pings (keep-alive) for a long while: the
+    pings are not recorded one by one over the opening's answers (the memo holds 32)."""
+    cache = tmp_path / "cache"
+    pings = [{**HANDSHAKE[4], "id": 100 + n} for n in range(40)]
+
+    converse(tmp_path, cache, [*HANDSHAKE, *pings])
+
+    answers = json.loads(memo_file(cache).read_text())["answers"].values()
+    assert any("tools" in answer for answer in answers)
+    assert any("serverInfo" in answer for answer in answers)
+
+
 def test_a_corrupt_memo_is_reported_and_rewritten(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     memo_file(cache).parent.mkdir(parents=True)
