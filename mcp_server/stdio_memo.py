@@ -100,6 +100,7 @@ class Memo:
         self.fingerprint = fingerprint
         self.answers: dict[str, Any] = {}
         self.changed = False
+        self.unwritable = False
 
     @classmethod
     def load(cls, path: Path, fingerprint: str) -> Memo:
@@ -136,14 +137,16 @@ class Memo:
         self.changed = True
 
     def save(self) -> None:
-        """Atomically, mode 0600; a failure is logged (the memo only saves time)."""
-        if not self.changed:
+        """Atomically, mode 0600; a failure is logged, and not tried again by this process
+        (the memo only saves time; the server saves after every message that changed it)."""
+        if not self.changed or self.unwritable:
             return
         document = {"format": FORMAT, "fingerprint": self.fingerprint, "answers": self.answers}
         try:
             _write_private(self.path, document)
         except OSError as exc:
             log.warning("could not write the stdio answer memo %s: %s", self.path, exc)
+            self.unwritable = True
             return
         self.changed = False
 

@@ -239,6 +239,19 @@ def test_nothing_of_the_users_reaches_the_memo(tmp_path: Path) -> None:
     assert secret not in memo_file(cache).read_text()
 
 
+def test_a_memo_that_cannot_be_written_is_reported_once_per_session(tmp_path: Path) -> None:
+    """Here its path is a folder; the session (tool calls after the opening) is served as
+    without the memo, and its log is not flooded with the same warning."""
+    cache = tmp_path / "cache"
+    memo_file(cache).mkdir(parents=True)
+    script = [*HANDSHAKE, *(call(10 + n, "list_state_versions") for n in range(3))]
+
+    answered, stderr = converse(tmp_path, cache, script)
+
+    assert all("result" in answer for answer in answered.values())
+    assert stderr.count("could not write the stdio answer memo") == 1
+
+
 def test_a_long_session_of_pings_keeps_the_opening_in_the_memo(tmp_path: Path) -> None:
     """A client that lists the tools, then only pings (keep-alive) for a long while: the
     pings are not recorded one by one over the opening's answers (the memo holds 32)."""
