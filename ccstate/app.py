@@ -18,6 +18,7 @@ import getpass
 import logging
 import os
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -604,7 +605,8 @@ def serve_stdio_with_prelude(config: ServeConfig) -> None:
             started = prelude.answer_until_loaded(wire, opening, loader.wake_fd)
         finally:
             loaded = loader.result()
-        streams = (prelude.ReplayedStdin(wire, started), prelude.FilteredStdout(wire, opening))
+        stdout = prelude.FilteredStdout(wire, opening)
+        streams = (prelude.ReplayedStdin(wire, started, stdout.settled), stdout)
         anyio.run(serve_async, config, loaded, streams)
 
 
@@ -744,11 +746,16 @@ def serve(config: ServeConfig) -> int:
 
 
 def _stdio_on_descriptors() -> bool:
-    """The prelude reads fd 0 and writes fd 1: only when they are the process's stdio."""
+    """The prelude reads fd 0 and writes fd 1: only when they are the process's stdio and fd 0
+    is a pipe or a socket, as an MCP client gives (a file or the null device cannot be waited
+    on: epoll refuses them)."""
     try:
-        return sys.stdin.fileno() == 0 and sys.stdout.fileno() == 1
+        if sys.stdin.fileno() != 0 or sys.stdout.fileno() != 1:
+            return False
+        mode = os.fstat(0).st_mode
     except (AttributeError, ValueError, OSError):
         return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ stay light: it runs before the SDK and pydantic are imported."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -38,20 +39,29 @@ def memo_path(env: Mapping[str, str] = os.environ) -> Path:
 def code_fingerprint(
     sources: Iterable[str] | None = None, sites: Iterable[str] | None = None
 ) -> str:
-    """What the answers depend on: this Python, every source file of ccstate (path, size,
-    mtime) and every distribution installed beside the SDK (a reinstall changes its
-    ``.dist-info``). A few milliseconds; the SDK itself is not imported. ``sources`` and
+    """What the answers depend on: this Python and its -O level (-OO strips the docstrings
+    that describe the tools), every source file of ccstate (path, size, mtime) and every
+    distribution installed beside the SDK (a reinstall changes its ``.dist-info``), and where
+    the SDK is imported from. A few milliseconds; the SDK itself is not imported. ``sources`` and
     ``sites``: other folders than ccstate's and the SDK's."""
-    digest = hashlib.sha256(f"{sys.version}\0{sys.prefix}\0".encode())
+    digest = hashlib.sha256(f"{sys.version}\0{sys.prefix}\0{sys.flags.optimize}\0".encode())
     for root in sorted(_source_roots() if sources is None else sources):
         for entry in _python_files(root):
-            stat = entry.stat()
-            digest.update(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            digest.update(_file_line(entry).encode())
     for site in sorted(_site_dirs() if sites is None else sites):
+        digest.update(f"{site}\0".encode())
         for entry in sorted(os.scandir(site), key=lambda e: e.name):
             if entry.name.endswith(".dist-info"):
                 digest.update(f"{entry.name}\0{entry.stat().st_mtime_ns}\0".encode())
     return digest.hexdigest()
+
+
+def _file_line(entry: os.DirEntry[str]) -> str:
+    try:
+        stat = entry.stat()
+    except OSError:  # a dangling link (an editor's lock file), or gone since the scan
+        return f"{entry.path}\0-\0"
+    return f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\0"
 
 
 def _source_roots() -> set[str]:
@@ -90,6 +100,7 @@ class Memo:
         self.fingerprint = fingerprint
         self.answers: dict[str, Any] = {}
         self.changed = False
+        self.unwritable = False
 
     @classmethod
     def load(cls, path: Path, fingerprint: str) -> Memo:
@@ -126,20 +137,32 @@ class Memo:
         self.changed = True
 
     def save(self) -> None:
-        """Atomically, mode 0600; a failure is logged (the memo only saves time)."""
-        if not self.changed:
+        """Atomically, mode 0600; a failure is logged, and not tried again by this process
+        (the memo only saves time; the server saves after every message that changed it)."""
+        if not self.changed or self.unwritable:
             return
         document = {"format": FORMAT, "fingerprint": self.fingerprint, "answers": self.answers}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".stdio-answers.")
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(document, file, separators=(",", ":"))
-            os.replace(temp, self.path)
+            _write_private(self.path, document)
         except OSError as exc:
             log.warning("could not write the stdio answer memo %s: %s", self.path, exc)
+            self.unwritable = True
             return
         self.changed = False
+
+
+def _write_private(path: Path, document: Any) -> None:
+    """Atomically (a temporary file renamed over ``path``, removed if anything fails), 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".stdio-answers.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(document, file, separators=(",", ":"))
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _is_memo(document: Any) -> bool:

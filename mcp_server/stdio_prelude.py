@@ -10,10 +10,12 @@ memo. When the SDK is ready it takes over the session: it reads every message re
 order (so its session is the one it would have had), its answers to the requests already
 answered are dropped after a comparison with what was sent, and it serves the rest.
 
-Only an exact match is answered: same method, same parameters, same point of the handshake,
-same code. Anything else (another request, bad JSON, a new client) ends the prelude at once; the
-SDK then answers as it always did, and its answers to a session's opening requests are recorded.
-This module must stay light: it runs before the SDK and pydantic are imported.
+Only an exact match is answered: same code, and the same session so far (every message the
+client sent up to this request, ids aside: the SDK's answer depends on the handshake, on
+whether ``notifications/initialized`` came, on the era the first request opened). Anything
+else (another request, bad JSON, a new client) ends the prelude at once; the SDK then answers
+as it always did, and its answers to a session's opening requests are recorded. This module
+must stay light: it runs before the SDK and pydantic are imported.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import logging
 import os
 import selectors
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -46,7 +48,11 @@ ANSWERABLE = frozenset(
         "resources/templates/list",
     }
 )
+# Messages: past them a session is under way (a keep-alive ping is not recorded after each
+# longer history, pushing the opening's answers out of the memo).
+OPENING_SIZE = 16
 READ_SIZE = 65536
+SETTLE_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -57,12 +63,18 @@ T = TypeVar("T")
 class Opening:
     """The session's opening requests: those the prelude answered (by id: the memo key and
     what it sent) and those whose answer from the SDK is to be recorded. The opening ends at
-    the first message that is neither an answerable request nor a notification."""
+    the first message that is neither an answerable request nor a notification, or after
+    ``OPENING_SIZE`` messages (``heard``). ``said``: a digest of the messages of the opening
+    so far. ``id_reused``: the client reused the id of a request still awaiting the SDK's
+    answer (MCP forbids it), so answers can no longer be told apart by id: nothing more is
+    answered or recorded."""
 
     memo: Memo
     sent: dict[str, tuple[str, Any]] = field(default_factory=dict)
     to_record: dict[str, str] = field(default_factory=dict)
-    initialized: bool = False
+    said: Any = field(default_factory=hashlib.sha256)
+    heard: int = 0
+    id_reused: bool = False
     needs_sdk: bool = False
     over: bool = False
 
@@ -100,14 +112,14 @@ class Opening:
         ident = _id(message)
         if ident in self.sent:
             key, sent = self.sent.pop(ident)
-            if message.get("result") != sent:
+            if message.get("result") != sent and not self.id_reused:
                 log.warning(
                     "an answer sent from the stdio memo differed from the server's; memo updated"
                 )
                 self.memo.record(key, message.get("result"))
             return False
         key = self.to_record.pop(ident, None)
-        if key is not None and "result" in message:
+        if key is not None and "result" in message and not self.id_reused:
             self.memo.record(key, message["result"])
         return True
 
@@ -118,25 +130,29 @@ class Opening:
 
     def _classify(self, line: bytes) -> tuple[dict[str, Any] | None, str | None]:
         message = _parse(line)
-        if message is None:
+        if message is not None and "id" in message and _id(message) in self._awaited_ids():
+            self.id_reused = True
+        if message is None or self.id_reused or self.heard == OPENING_SIZE:
             self.over = True
             return None, None
+        self.heard += 1
         return message, self._key(message)
 
+    def _awaited_ids(self) -> set[str]:
+        return self.sent.keys() | self.to_record.keys()
+
     def _key(self, message: dict[str, Any]) -> str | None:
-        """The memo key of an answerable request; anything else but a notification ends the
-        opening."""
-        if self.over or not _is_request(message) or message["method"] not in ANSWERABLE:
-            if not _is_notification(message):
-                self.over = True
+        """The memo key of an answerable request: the digest of the session up to it. Anything
+        else but a notification ends the opening."""
+        answerable = not self.over and _is_request(message) and message["method"] in ANSWERABLE
+        if not answerable and not _is_notification(message):
+            self.over = True
             return None
-        phase = "initialized" if self.initialized else "new"
         canonical = json.dumps(
-            [phase, message["method"], message.get("params")], sort_keys=True, separators=(",", ":")
+            [message["method"], message.get("params")], sort_keys=True, separators=(",", ":")
         )
-        if message["method"] == "initialize":
-            self.initialized = True
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        self.said.update(canonical.encode() + b"\n")
+        return self.said.hexdigest() if answerable else None
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -153,6 +169,7 @@ def _is_request(message: dict[str, Any]) -> bool:
         isinstance(message.get("method"), str)
         and isinstance(ident, int | str)
         and not isinstance(ident, bool)
+        and isinstance(message.get("params"), dict | None)
     )
 
 
@@ -180,19 +197,22 @@ class Wire:
 
     read_fd: int
     write_fd: int
-    buffer: bytes = b""
+    buffer: bytearray = field(default_factory=bytearray)
     eof: bool = False
+    searched: int = 0  # no newline before this offset: a long line is searched once
 
     def read_line(self) -> bytes | None:
         """The next line (blocking), the last bytes before end of input, or None at the end."""
-        while b"\n" not in self.buffer and not self.eof:
-            chunk = os.read(self.read_fd, READ_SIZE)
-            self.eof = not chunk
-            self.buffer += chunk
+        while not self.has_line() and not self.eof:
+            self.fill()
         if not self.buffer:
             return None
-        line, newline, self.buffer = self.buffer.partition(b"\n")
-        return line + newline
+        newline = self.buffer.find(b"\n", self.searched)
+        end = len(self.buffer) if newline < 0 else newline + 1
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        self.searched = 0
+        return line
 
     def fill(self) -> None:
         """Read what is there (one read; the caller knows it will not block)."""
@@ -201,7 +221,10 @@ class Wire:
         self.buffer += chunk
 
     def has_line(self) -> bool:
-        return b"\n" in self.buffer or (self.eof and bool(self.buffer))
+        if self.buffer.find(b"\n", self.searched) >= 0:
+            return True
+        self.searched = len(self.buffer)
+        return self.eof and bool(self.buffer)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -300,28 +323,41 @@ def _loaded(selector: selectors.BaseSelector, wake_fd: int) -> bool:
 
 
 class ReplayedStdin:
-    """The SDK's stdin: the lines the prelude read, then the client's pipe."""
+    """The SDK's stdin: the lines the prelude read, then the client's pipe. At its end it waits
+    for ``settled`` (the SDK's answers the opening awaits)."""
 
-    def __init__(self, wire: Wire, prelude: Prelude) -> None:
+    def __init__(
+        self, wire: Wire, prelude: Prelude, settled: Callable[[], Awaitable[None]]
+    ) -> None:
         self._wire = wire
         self._replay = list(prelude.replay)
         self._opening = prelude.opening
+        self._settled = settled
 
     def __aiter__(self) -> ReplayedStdin:
         return self
 
     async def __anext__(self) -> str:
-        import anyio.to_thread
-
         if self._replay:
             line: bytes | None = self._replay.pop(0)
         else:
-            line = await anyio.to_thread.run_sync(self._wire.read_line, abandon_on_cancel=True)
+            line = await self._read_line()
             if line is not None:
                 self._opening.note(line)
         if line is None:
+            await self._settled()
             raise StopAsyncIteration
         return line.decode("utf-8", errors="replace")
+
+    async def _read_line(self) -> bytes | None:
+        """Waiting in the event loop, not in a worker thread: a thread blocked on the pipe
+        would keep the process alive after SIGTERM until the client closed it."""
+        import anyio
+
+        while not self._wire.has_line() and not self._wire.eof:
+            await anyio.wait_readable(self._wire.read_fd)
+            self._wire.fill()
+        return self._wire.read_line()
 
 
 class FilteredStdout:
@@ -331,6 +367,7 @@ class FilteredStdout:
     def __init__(self, wire: Wire, opening: Opening) -> None:
         self._wire = wire
         self._opening = opening
+        self._settled: Any = None  # an anyio.Event (made in the event loop)
 
     async def write(self, text: str) -> None:
         import anyio.to_thread
@@ -339,6 +376,20 @@ class FilteredStdout:
             await anyio.to_thread.run_sync(self._wire.write, text.encode("utf-8"))
         if self._opening.memo.changed and not self._opening.awaited:
             await anyio.to_thread.run_sync(self._opening.memo.save)
+        if self._settled is not None and not self._opening.awaited:
+            self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait (at most ``SETTLE_SECONDS``) until the SDK's answers the opening awaits are in:
+        at the end of input the SDK drops the requests it has not answered, and a client that
+        leaves once the memo has answered would leave a stale answer uncorrected."""
+        import anyio
+
+        if not self._opening.awaited:
+            return
+        self._settled = anyio.Event()
+        with anyio.move_on_after(SETTLE_SECONDS):
+            await self._settled.wait()
 
     async def flush(self) -> None:
         return None

@@ -5,9 +5,11 @@ alone answers (CCSTATE_STDIO_MEMO=0), each request answered once, whatever the m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import signal
 import stat
 import subprocess
 import sys
@@ -57,8 +59,8 @@ def call(ident: int, name: str, meta: dict[str, Any] | None = None) -> dict[str,
 class Served:
     """One `ccstate serve` process on pipes, its answers collected by a thread."""
 
-    def __init__(self, tmp_path: Path, cache: Path, *, memo: bool = True) -> None:
-        env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))
+    def __init__(self, tmp_path: Path, cache: Path, *, memo: bool = True, **env: str) -> None:
+        env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache), **env)
         env[MEMO_ENV] = "1" if memo else "0"
         self.stderr_path = tmp_path / f"stderr-{os.getpid()}-{id(self)}.log"
         self._stderr = self.stderr_path.open("wb")
@@ -100,11 +102,17 @@ class Served:
 
 
 def converse(
-    tmp_path: Path, cache: Path, messages: list[Any], *, memo: bool = True, raw: bytes = b""
+    tmp_path: Path,
+    cache: Path,
+    messages: list[Any],
+    *,
+    memo: bool = True,
+    raw: bytes = b"",
+    **env: str,
 ) -> tuple[dict[Any, Any], str]:
     """Send ``messages``, read one answer per request, leave: the answers by id (each id
-    once) and the server's stderr."""
-    served = Served(tmp_path, cache, memo=memo)
+    once) and the server's stderr. ``env``: more of the server's environment."""
+    served = Served(tmp_path, cache, memo=memo, **env)
     served.send(messages, raw)
     expected = sum(1 for m in messages if "id" in m)
     got = served.answers(expected)
@@ -181,6 +189,82 @@ def test_a_memo_of_other_code_is_not_used(tmp_path: Path) -> None:
     assert rewritten["fingerprint"] != "0" * 64
 
 
+def test_docstrings_stripped_by_python_oo_are_other_answers(tmp_path: Path) -> None:
+    """Under `python -OO` (PYTHONOPTIMIZE=2) the tools have no docstrings, so the SDK lists
+    them without descriptions: the memo of a plain run is not used there."""
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)
+    answered, _ = converse(tmp_path, cache, HANDSHAKE, PYTHONOPTIMIZE="2")
+    alone, _ = converse(tmp_path, tmp_path / "unused", HANDSHAKE, memo=False, PYTHONOPTIMIZE="2")
+
+    assert answered == alone
+
+
+def test_two_servers_starting_at_once_leave_one_whole_memo(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, tmp_path / "unused", HANDSHAKE, memo=False)
+    both = [Served(tmp_path, cache), Served(tmp_path, cache)]
+    for served in both:
+        served.send(HANDSHAKE)
+
+    answered = [{a["id"]: a for a in served.answers(4)} for served in both]
+    finished = [served.finish() for served in both]
+    after, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    assert answered == [truth, truth]
+    assert [code for code, _, _ in finished] == [0, 0]
+    assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
+    assert after == truth
+
+
+def test_nothing_of_the_users_reaches_the_memo(tmp_path: Path) -> None:
+    """Only the results of the opening's requests are kept: not the environment, the
+    arguments, or what the client sent (its info, a token in `_meta`)."""
+    cache = tmp_path / "cache"
+    secret = "sentinel-0d6f1c"
+    opening = [
+        {
+            **HANDSHAKE[0],
+            "params": {**HANDSHAKE[0]["params"], "clientInfo": {**CLIENT, "name": secret}},
+        },
+        *HANDSHAKE[1:3],
+        {**HANDSHAKE[3], "params": {"_meta": {"progressToken": secret}}},
+    ]
+    env = {"AWS_SECRET_ACCESS_KEY": secret, "CCSTATE_WORKSPACE": secret}
+
+    converse(tmp_path, cache, opening, **env)
+    converse(tmp_path, cache, opening, **env)
+
+    assert len(json.loads(memo_file(cache).read_text())["answers"]) == 3
+    assert secret not in memo_file(cache).read_text()
+
+
+def test_a_memo_that_cannot_be_written_is_reported_once_per_session(tmp_path: Path) -> None:
+    """Here its path is a folder; the session (tool calls after the opening) is served as
+    without the memo, and its log is not flooded with the same warning."""
+    cache = tmp_path / "cache"
+    memo_file(cache).mkdir(parents=True)
+    script = [*HANDSHAKE, *(call(10 + n, "list_state_versions") for n in range(3))]
+
+    answered, stderr = converse(tmp_path, cache, script)
+
+    assert all("result" in answer for answer in answered.values())
+    assert stderr.count("could not write the stdio answer memo") == 1
+
+
+def test_a_long_session_of_pings_keeps_the_opening_in_the_memo(tmp_path: Path) -> None:
+    """A client that lists the tools, then only pings (keep-alive) for a long while: the
+    pings are not recorded one by one over the opening's answers (the memo holds 32)."""
+    cache = tmp_path / "cache"
+    pings = [{**HANDSHAKE[4], "id": 100 + n} for n in range(40)]
+
+    converse(tmp_path, cache, [*HANDSHAKE, *pings])
+
+    answers = json.loads(memo_file(cache).read_text())["answers"].values()
+    assert any("tools" in answer for answer in answers)
+    assert any("serverInfo" in answer for answer in answers)
+
+
 def test_a_corrupt_memo_is_reported_and_rewritten(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     memo_file(cache).parent.mkdir(parents=True)
@@ -215,6 +299,92 @@ def test_requests_after_the_opening_are_the_sdks_even_if_the_memo_knows_them(
     assert tools_of(answered[6]) == tools_of(truth[2])
 
 
+PING = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+
+
+@pytest.mark.parametrize(
+    ("earlier", "script"),
+    [
+        pytest.param([[HANDSHAKE[1], HANDSHAKE[2]]], [HANDSHAKE[2]], id="initialized-or-not"),
+        pytest.param([[PING], MODERN], [PING, MODERN[1]], id="legacy-then-envelope"),
+    ],
+)
+def test_an_answer_depends_on_everything_the_session_said_before_it(
+    tmp_path: Path, earlier: list[list[dict[str, Any]]], script: list[dict[str, Any]]
+) -> None:
+    """The memo learns a request's answer in one session (a `notifications/initialized`
+    alone initializes a session; an enveloped request opens the 2026 era); the same request
+    in a session that said something else before it gets the SDK's own answer there (here:
+    an error)."""
+    cache = tmp_path / "cache"
+    for session in earlier:
+        converse(tmp_path, cache, session)
+
+    answered, _ = converse(tmp_path, cache, script)
+    alone, _ = converse(tmp_path, tmp_path / "unused", script, memo=False)
+
+    assert "error" in alone[script[-1]["id"]]  # the request differs from the memo's
+    assert answered == alone
+
+
+def test_a_client_that_reuses_an_id_spoils_neither_its_session_nor_the_memo(
+    tmp_path: Path,
+) -> None:
+    """MCP forbids it, but a client may: `tools/list` and `prompts/list` both with id 2. Each
+    is answered once (as the SDK alone answers them), and the memo learns nothing wrong."""
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+    reusing = [*HANDSHAKE[:3], {**HANDSHAKE[3], "id": 2}]
+
+    served = Served(tmp_path, cache)
+    served.send(reusing)
+    answers = served.answers(3)
+    code, rest, stderr = served.finish()
+    after, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    assert code == 0, stderr
+    assert rest == []  # not one answer more
+    assert sorted(next(iter(a["result"])) for a in answers) == [
+        "capabilities",
+        "prompts",
+        "tools",
+    ]
+    assert after == truth
+
+
+def served_from(tmp_path: Path, cache: Path, stdin: Path, *, memo: bool) -> dict[Any, Any]:
+    """`ccstate serve` reading ``stdin`` (a file, not a pipe) to its end: its answers by id."""
+    env = server_env({}, tmp_path, XDG_CACHE_HOME=str(cache))
+    env[MEMO_ENV] = "1" if memo else "0"
+    with stdin.open("rb") as source:
+        done = subprocess.run(
+            [sys.executable, "-m", "ccstate", "serve", "--backend", str(tmp_path / "state")],
+            stdin=source,
+            capture_output=True,
+            env=env,
+            timeout=ANSWER_TIMEOUT,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    return {answer["id"]: answer for answer in map(json.loads, done.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("source", ["a file", "the null device"])
+def test_stdin_from_a_file_or_the_null_device_is_served(tmp_path: Path, source: str) -> None:
+    """Not every stdin can be watched for input (epoll refuses files and /dev/null). Only
+    `initialize` in the file: the SDK drops the requests in flight at the end of input."""
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)  # the memo knows the opening
+    stdin = Path(os.devnull)
+    if source == "a file":
+        stdin = tmp_path / "requests.jsonl"
+        stdin.write_bytes(json.dumps(HANDSHAKE[0]).encode() + b"\n")
+
+    answered = served_from(tmp_path, cache, stdin, memo=True)
+
+    assert answered == served_from(tmp_path, cache, stdin, memo=False)
+    assert len(answered) == (0 if source == "the null device" else 1)
+
+
 def test_bad_input_in_the_opening_is_handled_as_the_sdk_handles_it(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     converse(tmp_path, cache, HANDSHAKE)  # the memo knows the opening
@@ -240,6 +410,129 @@ def test_end_of_input_during_the_opening_ends_the_server(tmp_path: Path, warm: b
     assert code == 0, stderr
     assert answer["result"]["serverInfo"]["name"] == "ccstate"
     assert rest == []
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["no memo", "memo"])
+def test_sigterm_after_the_hand_over_stops_the_server_while_the_client_keeps_its_pipe(
+    tmp_path: Path, warm: bool
+) -> None:
+    """A client may stop its server with SIGTERM and never close stdin: the server stops
+    (it used to wait, blocked on the pipe, until the client closed it)."""
+    cache = tmp_path / "cache"
+    if warm:
+        converse(tmp_path, cache, HANDSHAKE)
+    served = Served(tmp_path, cache)
+    served.send([*HANDSHAKE, call(10, "list_state_versions")])
+    served.answers(5)  # the tool call's answer is the SDK's: it has taken over
+
+    served.process.send_signal(signal.SIGTERM)
+    code = served.process.wait(timeout=ANSWER_TIMEOUT)  # stdin still open
+    served._stderr.close()
+
+    assert code == 0
+    assert "SIGTERM: stopping" in served.stderr_path.read_text()
+    assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
+
+
+def test_sigterm_while_the_memo_answers_stops_the_server(tmp_path: Path) -> None:
+    """Before the SDK's signal handling is in place the default action stops the process:
+    nothing is held yet and the memo is only written after the hand-over."""
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)
+    memo_before = memo_file(cache).read_bytes()
+    served = Served(tmp_path, cache)
+    served.send(HANDSHAKE)
+    served.answers(4)
+
+    served.process.send_signal(signal.SIGTERM)
+    code = served.process.wait(timeout=ANSWER_TIMEOUT)  # stdin still open
+
+    assert code in (0, -signal.SIGTERM)  # the prelude's, or the SDK's if it took over first
+    assert memo_file(cache).read_bytes() == memo_before
+    assert [p.name for p in memo_file(cache).parent.iterdir()] == [memo_file(cache).name]
+
+
+def test_a_client_that_leaves_at_any_point_of_the_opening_gets_each_answer_once_at_most(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    truth, _ = converse(tmp_path, cache, HANDSHAKE)
+
+    for count in range(len(HANDSHAKE) + 1):
+        served = Served(tmp_path, cache)
+        served.send(HANDSHAKE[:count])
+        code, rest, stderr = served.finish()  # stdin closed at once
+        answers = [json.loads(line) for line in rest]
+
+        assert code == 0, stderr
+        assert len({a["id"] for a in answers}) == len(answers), answers
+        assert all(truth[a["id"]] == a for a in answers)
+    after, _ = converse(tmp_path, cache, HANDSHAKE)
+    assert after == truth  # the memo is whole
+
+
+def test_a_configuration_error_stops_the_start_before_the_memo_answers(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    converse(tmp_path, cache, HANDSHAKE)
+    served = Served(tmp_path, cache, CCSTATE_TOKEN_TTL="soon")
+    with contextlib.suppress(BrokenPipeError):  # it may have stopped already
+        served.send(HANDSHAKE)
+
+    code, answers, stderr = served.finish()
+
+    assert code == 2
+    assert answers == []
+    assert "Invalid setting 'token_ttl'" in stderr
+
+
+STRAY_WRITER = """
+import os, subprocess, threading
+
+def _write_stray_once_asked():
+    with open(os.environ["STRAY_TRIGGER"]) as asked:  # a FIFO: waits for the test
+        asked.read()
+    print("a stray print", flush=True)
+    os.write(1, b"a stray write to fd 1\\n")
+    subprocess.run(["echo", "a child's stray output"], check=True)
+    with open(os.environ["STRAY_TRIGGER"] + ".done", "w") as done:
+        done.write("done")
+
+threading.Thread(target=_write_stray_once_asked, daemon=True).start()
+"""
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["no memo", "memo"])
+def test_stray_output_after_the_hand_over_does_not_reach_the_client(
+    tmp_path: Path, warm: bool
+) -> None:
+    """A library's print, a write to fd 1 or a child's output go to stderr, not into the
+    protocol (a sitecustomize writes them when the test asks, through a FIFO)."""
+    cache = tmp_path / "cache"
+    if warm:
+        converse(tmp_path, cache, HANDSHAKE)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(STRAY_WRITER)
+    trigger = tmp_path / "write-stray"
+    os.mkfifo(trigger)
+    os.mkfifo(f"{trigger}.done")
+    served = Served(
+        tmp_path,
+        cache,
+        PYTHONPATH=f"{tmp_path / 'site'}{os.pathsep}{server_env({}, tmp_path)['PYTHONPATH']}",
+        STRAY_TRIGGER=str(trigger),
+    )
+    served.send([*HANDSHAKE, call(10, "list_state_versions")])
+    served.answers(5)  # the SDK has taken over
+
+    trigger.write_text("now")
+    assert Path(f"{trigger}.done").read_text() == "done"
+    served.send([{**HANDSHAKE[4], "id": 11}])
+    (after,) = served.answers(1)
+    code, rest, stderr = served.finish()
+
+    assert after == {"jsonrpc": "2.0", "id": 11, "result": {}}
+    assert (code, rest) == (0, [])
+    assert "a stray print" in stderr and "a child's stray output" in stderr
 
 
 def test_the_sdk_client_works_on_a_memo_answered_session(tmp_path: Path) -> None:
