@@ -128,6 +128,19 @@ def memo_file(cache: Path) -> Path:
     return cache / "ccstate" / "stdio-answers.json"
 
 
+def describe_every_tool_in_the_memo(
+    cache: Path, description: str, fingerprint: str | None = None
+) -> None:
+    """Tamper with the memo: every tool it lists gets ``description``."""
+    document = json.loads(memo_file(cache).read_text())
+    for answer in document["answers"].values():
+        for tool in answer.get("tools", []):
+            tool["description"] = description
+    if fingerprint is not None:
+        document["fingerprint"] = fingerprint
+    memo_file(cache).write_text(json.dumps(document))
+
+
 def tools_of(answer: dict[str, Any]) -> dict[str, str]:
     return {tool["name"]: tool["description"] for tool in answer["result"]["tools"]}
 
@@ -175,12 +188,7 @@ def test_a_stale_answer_is_sent_once_then_corrected_in_the_memo(tmp_path: Path) 
 def test_a_memo_of_other_code_is_not_used(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     truth, _ = converse(tmp_path, cache, HANDSHAKE)
-    document = json.loads(memo_file(cache).read_text())
-    for answer in document["answers"].values():
-        for tool in answer.get("tools", []):
-            tool["description"] = "other code"
-    document["fingerprint"] = "0" * 64
-    memo_file(cache).write_text(json.dumps(document))
+    describe_every_tool_in_the_memo(cache, "other code", fingerprint="0" * 64)
 
     answered, _ = converse(tmp_path, cache, HANDSHAKE)
 
@@ -285,11 +293,7 @@ def test_requests_after_the_opening_are_the_sdks_even_if_the_memo_knows_them(
     of need."""
     cache = tmp_path / "cache"
     truth, _ = converse(tmp_path, cache, HANDSHAKE)
-    document = json.loads(memo_file(cache).read_text())
-    for answer in document["answers"].values():
-        for tool in answer.get("tools", []):
-            tool["description"] = "from the memo"
-    memo_file(cache).write_text(json.dumps(document))
+    describe_every_tool_in_the_memo(cache, "from the memo")
     script = [*HANDSHAKE[:2], call(5, "load_state"), {**HANDSHAKE[2], "id": 6}]
 
     answered, _ = converse(tmp_path, cache, script)
