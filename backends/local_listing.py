@@ -19,14 +19,13 @@ docs/decisions.md.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
-import secrets
 from pathlib import Path
 
 from ccstate.backends.local_files import (
     FILE_MODE,
-    TEMP_PREFIX,
     ensure_private_dir,
     exclusive_flock,
 )
@@ -37,6 +36,7 @@ MAX_LOCK = ".ccstate-max.lock"
 TICKET_PREFIX = ".ccstate-ticket-"  # local_serials: a serial handed out, not yet written
 SERIAL_NAME = re.compile(r"\d{20}\.json\Z")
 SERIAL_DIGITS = 20
+_MARKER_READ = 64  # a marker is SERIAL_DIGITS digits; anything longer is not a count
 
 
 def serial_of_name(name: str) -> int | None:
@@ -52,9 +52,16 @@ def recorded_max(directory: Path) -> int | None:
     if os.path.lexists(directory / MIXED_MARKER):
         return None
     try:
-        return int((directory / MAX_MARKER).read_bytes())
+        fd = os.open(directory / MAX_MARKER, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # never a count half overwritten (``_raise_marker``)
+        return int(os.pread(fd, _MARKER_READ, 0))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
 
 
 def serials_after(directory: Path, after: int) -> list[str] | None:
@@ -114,14 +121,7 @@ def note_put(directory: Path, name: str) -> None:
     if serial is None or not os.path.exists(directory / MAX_MARKER):
         return  # no marker yet: the first listing of the directory writes it
     with contextlib.suppress(OSError), exclusive_flock(directory / MAX_LOCK):
-        try:
-            current = int((directory / MAX_MARKER).read_bytes())
-        except FileNotFoundError:
-            return
-        except ValueError:
-            current = -1
-        if serial > current:
-            _write_marker(directory, str(serial).encode())
+        _raise_marker(directory, serial, create=False)
 
 
 def mark_mixed(directory: Path) -> None:
@@ -144,20 +144,28 @@ def rebuild(directory: Path, names: list[str]) -> None:
             # promise to show entries added during the scan) must not lower what that put
             # noted. A maximum left high by a file removed by hand keeps the full read.
             with exclusive_flock(directory / MAX_LOCK):
-                if (recorded_max(directory) or -1) < max(serials):
-                    _write_marker(directory, str(max(serials)).encode())
+                _raise_marker(directory, max(serials), create=True)
 
 
-def _write_marker(directory: Path, body: bytes) -> None:
-    # No fsync: a marker lost in a crash is only a hint lost (the reader takes the slow path).
-    tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+def _raise_marker(directory: Path, serial: int, *, create: bool) -> None:
+    """Raise the marker to ``serial`` (never lower it), in place under its own exclusive flock
+    (readers take a shared one), with the caller holding ``MAX_LOCK``. Every put notes its
+    serial here: a temp file renamed over the marker cost an inode's allocation and release
+    per commit (0.2 ms of CPU alone, 0.6 ms with 4 writers). No fsync: a marker lost in a
+    crash is only a hint lost (the reader takes the slow path); a new, empty marker reads as
+    none. FileNotFoundError without ``create`` when there is no marker."""
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    fd = os.open(directory / MAX_MARKER, flags, FILE_MODE)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            os.write(fd, body)
-        finally:
-            os.close(fd)
-        os.replace(tmp, directory / MAX_MARKER)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+            current = int(os.pread(fd, _MARKER_READ, 0))
+        except ValueError:
+            current = -1
+        if serial > current:
+            # Fixed width, as wide as any marker written before: one pwrite replaces it whole.
+            os.pwrite(fd, f"{serial:0{SERIAL_DIGITS}d}".encode(), 0)
+            if os.fstat(fd).st_size > SERIAL_DIGITS:
+                os.ftruncate(fd, SERIAL_DIGITS)
+    finally:
+        os.close(fd)  # releases the flock

@@ -116,6 +116,9 @@ class LocalObjectStore:
     every other request of the server's event loop meanwhile (docs/backends.md has the numbers).
     """
 
+    # ``get`` reads inline and never yields: a caller reading many keys need not gather them.
+    reads_inline = True
+
     def __init__(self, root: Path) -> None:
         # The root (0700) is made by the first write: a read of a state that does not exist yet
         # (`ccstate state versions` on a new machine) leaves no directory behind.

@@ -92,7 +92,7 @@ def sweep_dead_ticket(directory: Path, name: str) -> None:
     serial = serial_of_name(name)
     if serial is None:
         return
-    path = ticket_path(directory, serial)
+    path = f"{directory}/{TICKET_PREFIX}{serial}"  # a string: this runs at every read
     if not os.path.lexists(path):
         return
     try:

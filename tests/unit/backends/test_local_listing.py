@@ -182,3 +182,62 @@ async def test_a_full_read_never_lowers_the_maximum_a_put_noted(tmp_path: Path) 
     local_listing.rebuild(tmp_path / LOG, [f"{n:020d}.json" for n in range(1, 4)])  # stale
 
     assert local_listing.recorded_max(tmp_path / LOG) == 5
+
+
+async def test_the_maximum_is_raised_in_place_from_a_marker_of_an_older_version(
+    tmp_path: Path,
+) -> None:
+    """Puts raise the marker by overwriting it in place (no temp file per commit); a marker
+    written by an older version (shorter text, renamed into place) is raised the same way,
+    and a marker that is not a number sends the listing to the full read."""
+    store = LocalObjectStore(tmp_path)
+    await store.put_if_absent(serial_key(1), b"{}")
+    await store.list_keys(LOG)  # writes the markers
+    marker = tmp_path / LOG / local_listing.MAX_MARKER
+    marker.write_text("1")  # as an older version wrote it
+    inode = marker.stat().st_ino
+    await store.put_if_absent(serial_key(2), b"{}")
+    assert marker.read_text() == f"{2:020d}"
+    assert marker.stat().st_ino == inode
+    assert [p.name for p in (tmp_path / LOG).iterdir() if "tmp" in p.name] == []
+    assert await store.list_keys(LOG, start_after=serial_key(0)) == [serial_key(1), serial_key(2)]
+    marker.write_text("not a count")
+    assert local_listing.recorded_max(tmp_path / LOG) is None
+    probe = CountingProbe(store)
+    assert await store.list_keys(LOG, start_after=serial_key(1)) == [serial_key(2)]
+    assert probe.full_reads == 1
+
+
+def test_a_reader_never_sees_the_maximum_go_down_while_puts_raise_it(tmp_path: Path) -> None:
+    """Writers in other threads raise the marker in place while a reader reads it: every read
+    is a whole count that never goes down (a torn or lowered one would let the probe stop
+    short of a serial written past a hole)."""
+    import threading
+
+    directory = tmp_path / LOG
+    directory.mkdir(parents=True)
+    local_listing.rebuild(directory, [f"{0:020d}.json"])
+    done = threading.Event()
+
+    def raise_up(start: int) -> None:
+        for serial in range(start, 3000, 3):
+            local_listing.note_put(directory, f"{serial:020d}.json")
+
+    writers = [threading.Thread(target=raise_up, args=(n,)) for n in (1, 2, 3)]
+    seen: list[int | None] = []
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(local_listing.recorded_max(directory))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    reader.join()
+    assert None not in seen
+    assert seen == sorted(seen)
+    assert local_listing.recorded_max(directory) == 2999
