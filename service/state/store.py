@@ -343,16 +343,21 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
     async def _check_nothing_beyond(self, view: StateView) -> None:
         """On load: no commit may lie beyond the first absent serial (a deleted commit in the
         middle of the log, or a file put under a far serial). One listing, checked by GETs:
-        a commit added meanwhile at the head is caught up on, not mistaken for a gap."""
-        for _ in range(3):
-            beyond = await self._listed_serials(view.serial)
-            if not beyond:
-                return
+        the view must reach the last serial listed. Commits added meanwhile at the head are
+        caught up on; only an absent serial below a listed one, still absent when looked up
+        again, is a gap. (Before, three rounds of listing and catching up while another
+        process kept committing reported a false gap at the head.)"""
+        beyond = await self._listed_serials(view.serial)
+        while beyond and view.serial < beyond[-1]:
             before = view.serial
             await self._catch_up(view)
-            if view.serial == before:
-                raise self._gap(view.serial, beyond)
-        raise self._gap(view.serial, await self._listed_serials(view.serial))
+            if view.serial != before:
+                continue
+            commit = await self._look_again(view.serial + 1)
+            if commit is None:
+                raise self._gap(view.serial, [s for s in beyond if s > view.serial])
+            self._remember(commit)
+            apply_commit(view, commit)
 
     async def _listed_serials(self, after: int) -> list[int]:
         """The serials of the commit files listed after ``after``. Only names of the log's own

@@ -51,6 +51,37 @@ async def test_a_deleted_middle_commit_refuses_reads_and_writes(tmp_path: Path) 
     assert not log_file(tmp_path, 3).exists()
 
 
+class CommitsWhileListed:
+    """The log as a loading process sees it while another process keeps committing: every
+    listing of the log finds one more commit, written just before the listing."""
+
+    def __init__(self, root: Path) -> None:
+        self.objects = LocalObjectStore(root)
+        self.other = store_at(root)
+        self.listings = 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.objects, name)
+
+    async def list_keys(self, prefix: str, *, start_after: str = "") -> list[str]:
+        if prefix.endswith("/log/"):
+            self.listings += 1
+            await self.other.commit([change(f"other{self.listings}")], meta(user="bob"))
+        return await self.objects.list_keys(prefix, start_after=start_after)
+
+
+async def test_a_load_racing_a_committer_reports_no_gap(tmp_path: Path) -> None:
+    """Before: a process loading while another committed listed the log three times, caught up
+    each time, and then reported 'missing commit N, but has commits after it' for the commit
+    just written at the head (a fresh-clone make test failed on it)."""
+    await commit_n(tmp_path, 2)
+    objects = CommitsWhileListed(tmp_path)
+    for _ in range(5):
+        view = await StateStore(objects).current()  # type: ignore[arg-type]
+        assert view.serial == 2 + objects.listings
+        assert set(view.resources) >= {f"other{n}" for n in range(1, objects.listings + 1)}
+
+
 async def test_a_deleted_head_commit_is_found_by_the_snapshot_pointer(tmp_path: Path) -> None:
     await commit_n(tmp_path, 4, snapshot_every=4)
     log_file(tmp_path, 4).unlink()
