@@ -78,6 +78,11 @@ class ResourceIndex:
         start = max((r for r in self.restarts if r <= serial), default=0)
         return [s for s in self.serials if start <= s <= serial]
 
+    def every_upto(self, serial: int) -> list[int]:
+        """Every serial up to ``serial`` that touched the resource, across its restarts (an
+        import restarts a history, not the fencing tokens committed for the resource)."""
+        return [s for s in self.serials if s <= serial]
+
     def merged(
         self, window: list[int], restarts: list[int], *, after: int, upto: int
     ) -> ResourceIndex:
@@ -303,7 +308,7 @@ class IndexMixin:
                 await self._discover(head, self.sequencer)
             await self._check_head_witnesses(head)
             window = await self._read_commits(range(through + 1, head.serial + 1))
-            view = await self._fence_view(identifier, base, window, head, through, pending)
+            view = await self._fence_view(identifier, index, window, head, through, pending)
             if view is None:
                 return None
             for commit in window:
@@ -315,7 +320,7 @@ class IndexMixin:
     async def _fence_view(
         self,
         identifier: str,
-        base: list[int],
+        index: ResourceIndex | None,
         window: list[Commit],
         head: StateView,
         through: int,
@@ -324,7 +329,9 @@ class IndexMixin:
         """A view at ``through`` holding just the fencing tokens that decide whether the
         commits after it that touch ``identifier`` were applied: its own (from its commits),
         the workspace's (the pointer's), and those of resources it was committed with (from
-        their indexes and the serials the pointer left ``pending``)."""
+        their indexes and the serials the pointer left ``pending``). Every serial counts, also
+        those before an import restarted a history: replay keeps the tokens across it (before,
+        a commit under an older token after an import showed in the cold history)."""
         fenced = [c for c in window if c.fence is not None]
         if any(c.whole_workspace for c in fenced):
             return None  # its floor is every resource's token: only the snapshot has them all
@@ -343,14 +350,15 @@ class IndexMixin:
                 if commit.resources_touched() & related:
                     related |= commit.resources_touched()
         others = related - {identifier}
-        for name, serials in [(identifier, base), *[(r, None) for r in sorted(others)]]:
-            if serials is None:
+        for name in [identifier, *sorted(others)]:
+            if name != identifier:
                 try:
                     entry = await self._fetch_index(name)
                 except IndexRefused:
                     return None
-                indexed = [] if entry is None else entry[0].upto(through)
-                serials = joined(indexed, pending.get(name, []))
+                index = None if entry is None else entry[0]
+            indexed = [] if index is None else index.every_upto(through)
+            serials = joined(indexed, pending.get(name, []))
             commits = await self._read_commits(serials)
             view.fences[name] = max((c.fence or 0 for c in commits), default=0)
         return view

@@ -19,7 +19,7 @@ from ccstate.service.state.codec import serial_key
 from ccstate.service.state.indexes import index_name
 from ccstate.service.state.listing import light_listing
 from ccstate.service.state.store import StateStore
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ccstate.commands.state import _resource_row
@@ -288,6 +288,23 @@ class World:
 
 
 @settings(max_examples=150, deadline=None)
+@example(  # a commit under an older token after an import was in the cold history
+    ops=[
+        ("commit", 0, [("a", "create", {})], False, None),
+        ("die", 0, "index", 1, False),
+        ("read", 0, "a"),
+        ("read", 0, "a"),
+        ("commit", 2, [("a", "create", {})], False, None),
+        ("commit", 0, [("a", "create", {})], False, None),
+        ("commit", 1, [("a", "create", {})], False, 2),
+        ("hole",),
+        ("import", 0),
+        ("commit", 2, [("a", "create", {})], True, 1),
+    ],
+    every=2,
+    pending_max=None,
+    seed=0,
+)
 @given(
     ops=st.lists(attack_op, min_size=10, max_size=60),
     every=st.integers(2, 5),
