@@ -14,12 +14,14 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """No test ever reads or writes the real ~/.aws/ccapi-mcp-server or real credentials."""
+    """No test ever reads or writes the real ~/.aws/ccapi-mcp-server, the real cache or real
+    credentials."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("CCSTATE_BACKEND", raising=False)
     monkeypatch.delenv("CCSTATE_WORKSPACE", raising=False)
     monkeypatch.delenv("CCSTATE_HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)  # the stdio memo: under HOME, not yours
     if not os.environ.get("CCSTATE_TEST_REAL_AWS"):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

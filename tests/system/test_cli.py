@@ -348,14 +348,13 @@ def test_no_color_means_no_escape_codes_on_a_terminal(backend: Path) -> None:
     assert b"Serial" in plain and b"\x1b[" not in plain
 
 
-def test_serve_at_a_terminal_stops_on_the_first_ctrl_c(tmp_path: Path) -> None:
+def test_serve_at_a_terminal_stops_on_the_first_ctrl_c() -> None:
     import pty
     import select
 
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # not the user's cache
     pid, terminal = pty.fork()
     if pid == 0:  # the child: ccstate serve with the terminal as stdin/stdout/stderr
-        os.execve(str(CCSTATE), [str(CCSTATE), "serve", "--sandbox"], env)
+        os.execv(str(CCSTATE), [str(CCSTATE), "serve", "--sandbox"])
     seen = b""
     try:
         # A person types an MCP request: its answer shows the server reads the terminal.
