@@ -232,7 +232,19 @@ def _checked(fd: int, record: dict[str, Any]) -> PreviousExport | None:
         return None
     blocks = tuple((str(k), int(s), int(e)) for k, s, e in record["blocks"])
     layout = Layout(head_end, blocks, int(record["tail_start"]), int(record["size"]))
+    if not _whole(layout) or layout.size != record["file"][2]:
+        return None
     return _FileExport(fd, found[0], found[1], layout)
+
+
+def _whole(layout: Layout) -> bool:
+    """The blocks follow each other from the head to the tail, one ``,`` apart."""
+    at = layout.head_end - 1
+    for _, start, end in layout.blocks:
+        if start != at + 1 or end <= start:
+            return False
+        at = end
+    return bool(layout.blocks) and at == layout.tail_start < layout.size
 
 
 LAYOUT_FORMAT = 1

@@ -388,3 +388,14 @@ async def test_without_copy_file_range_the_patch_is_the_same(
     for n, step in enumerate(STEPS):
         assert await flush(tmp_path, step) == ([1] if n == 0 else []), n
         assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path), n
+
+
+async def test_a_layout_whose_blocks_do_not_tile_the_file_is_not_trusted(tmp_path: Path) -> None:
+    await flush(tmp_path, [change("a"), change("b")])
+    path = tmp_path / ".state.json.layout"
+    layout = json.loads(path.read_text())
+    layout["blocks"][0][2] -= 1  # the file itself untouched: its signature still matches
+    path.write_text(json.dumps(layout))
+    assert await previous_export(tmp_path / "state.json")() is None
+    assert await flush(tmp_path, [change("b", "update", V=1)]) == [2]
+    assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path)
