@@ -31,7 +31,7 @@ from ccstate.backends.export import (
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.service.errors import StateCorrupt
 from ccstate.service.state.codec import serial_key
-from ccstate.service.state.model import StateDocument
+from ccstate.service.state.model import Stack, StackChange, StateDocument
 from ccstate.service.state.store import StateStore
 
 from tests.unit.store.helpers import change, meta
@@ -399,3 +399,21 @@ async def test_a_layout_whose_blocks_do_not_tile_the_file_is_not_trusted(tmp_pat
     assert await previous_export(tmp_path / "state.json")() is None
     assert await flush(tmp_path, [change("b", "update", V=1)]) == [2]
     assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path)
+
+
+async def test_a_patch_with_stacks_is_the_bytes_of_a_full_build(tmp_path: Path) -> None:
+    web = Stack(resources=["a", "b"], user_intent="web app", status="deployed")
+    steps = [
+        ([change("a"), change("b")], [StackChange(name="web", stack=web)]),
+        ([change("a", "update", V=1)], []),
+        ([change("c")], [StackChange(name="api", stack=Stack(resources=["c"]))]),
+        ([change("b", "update", V=2)], [StackChange(name="web", stack=None)]),
+    ]
+    for n, (step, stacks) in enumerate(steps):
+        store = cli_store(tmp_path)
+        await store.commit(step, meta(), stacks=stacks)
+        await store.close()
+        assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path), n
+        previous = await previous_export(tmp_path / "state.json")()
+        assert previous is not None and previous.serial == n + 1, n  # the next one patches
+        previous.close()
