@@ -31,6 +31,7 @@ from ccstate.backends.export import (
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.service.errors import StateCorrupt
 from ccstate.service.state.codec import serial_key
+from ccstate.service.state.export_patch import layout_of
 from ccstate.service.state.model import Stack, StackChange, StateDocument
 from ccstate.service.state.store import StateStore
 
@@ -417,3 +418,42 @@ async def test_a_patch_with_stacks_is_the_bytes_of_a_full_build(tmp_path: Path) 
         previous = await previous_export(tmp_path / "state.json")()
         assert previous is not None and previous.serial == n + 1, n  # the next one patches
         previous.close()
+
+
+FLUSHER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tests.unit.store.test_export_debounce import cli_store
+    from tests.unit.store.helpers import change, meta
+
+    async def main(root, name):
+        for n in range(12):  # a CLI command per round: commit once, flush at exit
+            store = cli_store(root)
+            await store.commit([change(f"{name}-{n % 3}", V=n)], meta())
+            await store.close()
+
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[2]))
+    """
+)
+
+
+async def test_two_processes_flushing_at_once_leave_a_layout_that_matches_or_none(
+    tmp_path: Path,
+) -> None:
+    await flush(tmp_path, [change("a")])
+    root = Path(__file__).resolve().parents[3]
+    children = [
+        subprocess.Popen([sys.executable, "-c", FLUSHER, str(tmp_path), name], cwd=root)
+        for name in ("x", "y")
+    ]
+    assert [child.wait() for child in children] == [0, 0]
+    target = tmp_path / "state.json"
+    previous = await previous_export(target)()
+    if previous is not None:  # trusted: it must describe the file exactly
+        body = target.read_bytes()
+        assert previous.layout == layout_of(body)
+        assert previous.serial == read_document(target).metadata.serial
+        previous.close()
+    await flush(tmp_path, [change("a", "update", V=1)])
+    assert target.read_bytes() == await full_build(tmp_path)
