@@ -8,8 +8,11 @@ because resource properties may be sensitive.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -22,14 +25,15 @@ from ccstate.backends.export_head import (  # noqa: F401  (exported_head: re-exp
     head_file_body,
     head_file_path,
 )
-from ccstate.backends.local_files import replace_atomically
+from ccstate.backends.local_files import replace_atomically, replace_with
 from ccstate.service.changes.validation import validate_type_name
 from ccstate.service.errors import InvalidInput
 from ccstate.service.names import INVISIBLE, validate_identifier
+from ccstate.service.state.export_patch import ExportPatch, Layout, PreviousExport, layout_of
 from ccstate.service.state.model import STATE_VERSION, Commit, StateDocument
 from pydantic import ValidationError
 
-StateExporter = Callable[[StateDocument | str], Awaitable[None]]
+StateExporter = Callable[[StateDocument | ExportPatch], Awaitable[None]]
 MAX_DOCUMENT_BYTES = 256 * 2**20
 MAX_DEPTH = 100
 # Embeddings, overrides and isolates (U+202A-202E, U+2066-2069): "Trojan source" characters.
@@ -51,52 +55,203 @@ def write_document(path: str | Path, doc: StateDocument) -> Path:
 
 
 def state_json_exporter(path: str | Path) -> StateExporter:
-    """An ``exporter=`` for ``StateStore``: writes ``path`` (a document, or the text of one
-    patched by the store), then the sha256 of what it wrote beside it, so that the next export
-    can be patched from this one (``previous_export``)."""
+    """An ``exporter=`` for ``StateStore``: writes ``path`` (a document, or a patch of the
+    previous export), then its layout beside it (``.state.json.layout``: the file's identity
+    and where each resource's block lies), so that the next export can be patched from this
+    one without reading or hashing it (``previous_export``)."""
     target = Path(path).expanduser().absolute()
 
-    def write(body: bytes) -> None:
-        replace_atomically(target, body)
-        replace_atomically(_digest_path(target), hashlib.sha256(body).hexdigest().encode())
+    def write_document_body(doc: StateDocument) -> None:
+        body = document_bytes(doc)
+        layout = layout_of(body)
+        written = replace_with(target, lambda fd: _write_all(fd, body))
+        _record(target, written, layout, body)
 
-    async def export(doc: StateDocument | str) -> None:
-        body = doc.encode() if isinstance(doc, str) else document_bytes(doc)
-        await asyncio.to_thread(write, body)
+    def write_patch(patch: ExportPatch) -> None:
+        try:
+            written = replace_with(target, lambda fd: _write_pieces(fd, patch))
+        finally:
+            patch.previous.close()
+        head = patch.pieces[0]
+        assert isinstance(head, bytes)  # the metadata, always rendered
+        _record(target, written, patch.layout, head)
+
+    async def export(doc: StateDocument | ExportPatch) -> None:
+        if isinstance(doc, ExportPatch):
+            await asyncio.to_thread(write_patch, doc)
+        else:
+            await asyncio.to_thread(write_document_body, doc)
 
     return export
 
 
-def previous_export(path: str | Path) -> Callable[[], Awaitable[tuple[int, str, str] | None]]:
-    """An ``export_source=`` for ``StateStore``: (serial, lineage, text) of the export at
-    ``path`` when it is exactly what ``state_json_exporter`` last wrote (its sha256 matches),
-    else None (absent, edited by hand, or cut short by a kill between the two files)."""
+def _write_all(fd: int, body: bytes | memoryview) -> None:
+    view = memoryview(body)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_pieces(fd: int, patch: ExportPatch) -> None:
+    source = patch.previous
+    for piece in patch.pieces:
+        if isinstance(piece, bytes):
+            _write_all(fd, piece)
+        else:
+            _copy_range(source, fd, *piece)
+
+
+def _copy_range(source: PreviousExport, fd: int, start: int, end: int) -> None:
+    """Bytes ``[start, end)`` of the previous export, copied in the kernel where it can, a
+    chunk at a time, each chunk's writeback started at once: the fsync that follows then
+    waits for less (measured: the flush at ~10,200 commits 29 ms instead of 36)."""
+    src = getattr(source, "fd", None)
+    while start < end and src is not None:
+        try:
+            at = os.lseek(fd, 0, os.SEEK_CUR)
+            copied = os.copy_file_range(src, fd, min(end - start, _CHUNK), start)
+        except OSError as exc:
+            if exc.errno not in _NO_COPY_RANGE:
+                raise
+            break
+        if copied == 0:
+            raise OSError(f"the previous export ended at byte {start}, before {end}")
+        _start_writeback(fd, at, copied)
+        start += copied
+    if start < end:
+        _write_all(fd, source.read(start, end))
+
+
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
+_CHUNK = 2**20
+
+
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """``sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)`` where libc has it: a
+    hint to start writing those pages out, never a substitute for the fsync."""
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return lambda fd, offset, count: None
+    call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+
+    def start(fd: int, offset: int, count: int) -> None:
+        call(fd, offset, count, 2)  # SYNC_FILE_RANGE_WRITE; a failure only loses the hint
+
+    return start
+
+
+_start_writeback = _writeback_starter()
+
+
+class _FileExport:
+    """The previous export, open: its ranges are read from this descriptor, so a file renamed
+    over it meanwhile (another process's export) changes nothing that is read."""
+
+    def __init__(self, fd: int, serial: int, lineage: str, layout: Layout) -> None:
+        self.fd, self.serial, self.lineage, self.layout = fd, serial, lineage, layout
+
+    def read(self, start: int, end: int) -> bytes:
+        chunks, at = [], start
+        while at < end:
+            chunk = os.pread(self.fd, end - at, at)
+            if not chunk:
+                raise OSError(f"the previous export ended at byte {at}, before {end}")
+            chunks.append(chunk)
+            at += len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _signature(st: os.stat_result) -> list[int]:
+    """What changes when anyone writes the file, renames another over it, or touches it
+    (``os.utime`` sets mtime, never ctime)."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _record(target: Path, written: os.stat_result, layout: Layout | None, head: bytes) -> None:
+    """The layout of the file just renamed into place, with its signature (taken from its own
+    descriptor after the rename, so never another process's file). Written after the file:
+    a kill in between leaves the old layout, whose signature no longer matches."""
+    if layout is None:
+        _layout_path(target).unlink(missing_ok=True)
+    else:
+        record = {
+            "format": LAYOUT_FORMAT,
+            "file": _signature(written),
+            # ties the layout to the serial in the file (read back at the next patch)
+            "head_sha256": hashlib.sha256(head[: layout.head_end]).hexdigest(),
+            "head_end": layout.head_end,
+            "blocks": [list(block) for block in layout.blocks],
+            "tail_start": layout.tail_start,
+            "size": layout.size,
+        }
+        replace_atomically(_layout_path(target), json.dumps(record).encode())
+    target.with_name(".state.json.sha256").unlink(missing_ok=True)  # the earlier format's
+
+
+def previous_export(path: str | Path) -> Callable[[], Awaitable[PreviousExport | None]]:
+    """An ``export_source=`` for ``StateStore``: the export at ``path``, open, when it is
+    exactly what ``state_json_exporter`` last wrote (the signature in its layout matches),
+    else None (absent, edited or touched by hand, copied, or cut short by a kill between the
+    two files): then the store builds the export whole."""
     target = Path(path).expanduser().absolute()
 
-    def read() -> tuple[int, str, str] | None:
+    def read() -> PreviousExport | None:
         try:
-            body = target.read_bytes()
-            digest = _digest_path(target).read_bytes().strip()
-        except OSError:
-            return None
-        if hashlib.sha256(body).hexdigest().encode() != digest:
-            return None
-        head = export_head_of(body)
-        if head is None:
+            record = json.loads(_layout_path(target).read_bytes())
+            fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, ValueError):
             return None
         try:
-            return head[0], head[1], body.decode()
-        except UnicodeDecodeError:
-            return None
+            found = _checked(fd, record)
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
+            found = None
+        if found is None:
+            os.close(fd)
+        return found
 
-    async def source() -> tuple[int, str, str] | None:
+    async def source() -> PreviousExport | None:
         return await asyncio.to_thread(read)
 
     return source
 
 
-def _digest_path(target: Path) -> Path:
-    return target.with_name(".state.json.sha256")
+def _checked(fd: int, record: dict[str, Any]) -> PreviousExport | None:
+    if record["format"] != LAYOUT_FORMAT or _signature(os.fstat(fd)) != record["file"]:
+        return None
+    head_end = int(record["head_end"])
+    head = os.pread(fd, head_end, 0)
+    if hashlib.sha256(head).hexdigest() != record["head_sha256"]:
+        return None  # another file that happens to share the signature (an inode reused)
+    found = export_head_of(head)
+    if found is None:
+        return None
+    blocks = tuple((str(k), int(s), int(e)) for k, s, e in record["blocks"])
+    layout = Layout(head_end, blocks, int(record["tail_start"]), int(record["size"]))
+    if not _whole(layout) or layout.size != record["file"][2]:
+        return None
+    return _FileExport(fd, found[0], found[1], layout)
+
+
+def _whole(layout: Layout) -> bool:
+    """The blocks follow each other from the head to the tail, one ``,`` apart."""
+    at = layout.head_end - 1
+    for _, start, end in layout.blocks:
+        if start != at + 1 or end <= start:
+            return False
+        at = end
+    return bool(layout.blocks) and at == layout.tail_start < layout.size
+
+
+LAYOUT_FORMAT = 1
+
+
+def _layout_path(target: Path) -> Path:
+    return target.with_name(".state.json.layout")
 
 
 def head_recorder(path: str | Path) -> Callable[[Commit], Awaitable[None]]:

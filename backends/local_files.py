@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ccstate.service.errors import BackendError
@@ -84,6 +84,26 @@ def replace_atomically(path: Path, body: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def replace_with(path: Path, write: Callable[[int], None]) -> os.stat_result:
+    """As ``replace_atomically``, the body written by ``write(fd)`` into the temp file; returns
+    the new file's stat, taken from its descriptor after the rename (so it is this file's,
+    whatever another process renames over ``path`` meanwhile)."""
+    ensure_private_dir(path.parent)
+    tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        write(fd)
+        os.fsync(fd)
+        os.replace(tmp, path)
+        written = os.fstat(fd)
+    finally:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return written
 
 
 @contextlib.contextmanager

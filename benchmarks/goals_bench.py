@@ -681,7 +681,8 @@ def export_rows(work: Path) -> list[Row]:
             "flush",
             reference=True,
             detail=f"state.json {size}: only the changed resource's entry serialized, the "
-            "whole file written (with its sha256)",
+            "others copied from the previous file in the kernel (copy_file_range, at the "
+            "byte ranges its layout file records), the whole new file fsynced",
         ),
         _ratio_row(
             f"the whole export built and written (the first one; before, every commit), {span}",

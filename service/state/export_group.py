@@ -18,13 +18,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from ccstate.service.state.export_patch import ExportPatch
 from ccstate.service.state.model import StateDocument
 
 log = logging.getLogger(__name__)
 
-# The document (or its text) at the head and the serial it is at; None: nothing to write.
-Build = Callable[[], Awaitable[tuple[StateDocument | str | None, int]]]
-Write = Callable[[StateDocument | str], Awaitable[None]]
+# The document (or a patch of the previous export) at the head and the serial it is at;
+# None: nothing to write.
+Build = Callable[[], Awaitable[tuple[StateDocument | ExportPatch | None, int]]]
+Write = Callable[[StateDocument | ExportPatch], Awaitable[None]]
 EXPORT_INTERVAL_SECONDS = 5.0
 
 

@@ -56,7 +56,7 @@ from ccstate.service.state.codec import (  # noqa: F401
     serial_of,
 )
 from ccstate.service.state.export_group import EXPORT_INTERVAL_SECONDS, DebouncedExport
-from ccstate.service.state.export_patch import patched_text
+from ccstate.service.state.export_patch import ExportPatch, PreviousExport, patched
 from ccstate.service.state.indexes import PENDING_PER_SNAPSHOT, IndexMixin
 from ccstate.service.state.model import (
     Commit,
@@ -87,9 +87,9 @@ GAP_LOOKS = (0.0, 0.005, 0.01, 0.02)
 # The largest window of serials a catch-up GETs at once (in FETCH_CONCURRENCY parallel GETs).
 MAX_FETCH_WINDOW = 256
 
-Exporter = Callable[[StateDocument | str], Awaitable[None]]
+Exporter = Callable[[StateDocument | ExportPatch], Awaitable[None]]
 # The previous export as (serial, lineage, text), when it is exactly what the exporter wrote.
-ExportSource = Callable[[], Awaitable[tuple[int, str, str] | None]]
+ExportSource = Callable[[], Awaitable[PreviousExport | None]]
 # Something else that saw the head, as (serial, lineage): the local head file and export.
 # (serial, lineage) or (serial, lineage, sha256 of the commit this machine wrote there)
 HeadWitness = Callable[[], Awaitable[tuple[int, str] | tuple[int, str, str | None] | None]]
@@ -225,7 +225,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         """The end of this store's use (a CLI command, the server): the export is flushed."""
         await self.flush_export()
 
-    async def _export_build(self) -> tuple[StateDocument | str | None, int]:
+    async def _export_build(self) -> tuple[StateDocument | ExportPatch | None, int]:
         """The readable document at the head: a copy of the view taken under the store's
         lock, built outside it (commits go on meanwhile); patched from the previous export
         when there is one of this lineage (``export_patch``), else built whole."""
@@ -235,16 +235,17 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
                 return None, 0
             if len(view.resources) > self.export_max_resources:
                 return None, view.serial
-            view = view.copy()
+            view = view.detached()
         previous = await self.export_source() if self.export_source is not None else None
-        if previous is not None and previous[1] == view.lineage:
+        if previous is not None:
             try:
-                text = await patched_text(self, view, previous[2], previous[0])
+                patch = await patched(self, view, previous)
             except Exception as exc:  # the full build below is always right
                 log.info("Building the readable export whole (patching failed: %s)", exc)
-                text = None
-            if text is not None:
-                return text, view.serial
+                patch = None
+            if patch is not None:
+                return patch, view.serial  # the writer closes ``previous``
+            previous.close()
         return await self._document(view), view.serial
 
     async def _refreshed(self) -> StateView:

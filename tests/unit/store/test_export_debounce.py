@@ -6,7 +6,9 @@ document is always current; a killed writer leaves a whole export."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import shutil
 import signal
 import stat
@@ -29,7 +31,8 @@ from ccstate.backends.export import (
 from ccstate.backends.local_objects import LocalObjectStore
 from ccstate.service.errors import StateCorrupt
 from ccstate.service.state.codec import serial_key
-from ccstate.service.state.model import StateDocument
+from ccstate.service.state.export_patch import layout_of
+from ccstate.service.state.model import Stack, StackChange, StateDocument
 from ccstate.service.state.store import StateStore
 
 from tests.unit.store.helpers import change, meta
@@ -158,7 +161,11 @@ async def test_the_export_and_the_head_file_are_private(tmp_path: Path) -> None:
     store = exporting_store(tmp_path)
     await store.commit([change("bucket-1")], meta())
     await store.close()
-    for path in (tmp_path / "state.json", head_file_path(tmp_path / "state.json")):
+    for path in (
+        tmp_path / "state.json",
+        head_file_path(tmp_path / "state.json"),
+        tmp_path / ".state.json.layout",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
@@ -262,3 +269,191 @@ async def test_a_hand_edited_export_is_not_patched_from(tmp_path: Path) -> None:
     await store.close()
     assert target.read_bytes() == await full_build(tmp_path)
     assert "zzz" not in target.read_text()
+
+
+async def flush(root: Path, step: list) -> list[int]:  # type: ignore[type-arg]
+    """One CLI command that commits ``step``: the serials whose export was built whole."""
+    store = cli_store(root)
+    built: list[int] = []
+    whole = store._document
+
+    async def counting(view):  # type: ignore[no-untyped-def]
+        built.append(view.serial)
+        return await whole(view)
+
+    store._document = counting  # type: ignore[method-assign]
+    await store.commit(step, meta())
+    await store.close()
+    return built
+
+
+async def test_a_same_size_edit_with_its_mtime_put_back_is_not_patched_from(
+    tmp_path: Path,
+) -> None:
+    await flush(tmp_path, [change("a"), change("b")])
+    target = tmp_path / "state.json"
+    before, text = target.stat(), target.read_bytes()
+    edited = text.replace(b'"BucketName": "a"', b'"BucketName": "z"')
+    assert len(edited) == len(text) and edited != text
+    with target.open("r+b") as stream:  # in place: the same file, the same size
+        stream.write(edited)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert await previous_export(target)() is None
+    assert await flush(tmp_path, [change("b", "update", V=1)]) == [2]
+    assert target.read_bytes() == await full_build(tmp_path)
+    assert b'"BucketName": "z"' not in target.read_bytes()
+
+
+async def test_a_copy_put_in_its_place_is_not_patched_from(tmp_path: Path) -> None:
+    """A backup copy (``cp -p``: same size and mtime, edited) renamed over the export: the
+    layout recorded for the file ccstate wrote is not trusted for it."""
+    await flush(tmp_path, [change("a"), change("b")])
+    target, copy = tmp_path / "state.json", tmp_path / "copy.json"
+    shutil.copy2(target, copy)
+    copy.write_bytes(copy.read_bytes().replace(b'"BucketName": "a"', b'"BucketName": "z"'))
+    os.utime(copy, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns))
+    os.replace(copy, target)
+    assert await previous_export(target)() is None
+    assert await flush(tmp_path, [change("b", "update", V=1)]) == [2]
+    assert target.read_bytes() == await full_build(tmp_path)
+
+
+async def test_a_layout_written_last_by_another_flush_is_not_trusted(tmp_path: Path) -> None:
+    """Two processes flush at once: A renames its export, B renames its own over it and
+    records its layout, then A's layout lands: the pair does not match and is not used."""
+    await flush(tmp_path, [change("a"), change("b")])
+    layout = tmp_path / ".state.json.layout"
+    first = layout.read_bytes()
+    assert await flush(tmp_path, [change("a", "update", V=1)]) == []  # patched
+    layout.write_bytes(first)
+    assert await previous_export(tmp_path / "state.json")() is None
+    assert await flush(tmp_path, [change("b", "update", V=2)]) == [3]
+    assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path)
+
+
+KILLED_BEFORE_THE_LAYOUT = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    import ccstate.backends.export as export
+    from tests.unit.store.test_export_debounce import cli_store
+    from tests.unit.store.helpers import change, meta
+
+    def killed(*args):  # the export is renamed into place; its layout is not written
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    export._record = killed
+
+    async def main(root):
+        store = cli_store(root)
+        await store.commit([change("b", "update", V=7)], meta())
+        await store.close()
+
+    asyncio.run(main(Path(sys.argv[1])))
+    """
+)
+
+
+async def test_a_kill_between_the_export_and_its_layout_is_found_by_the_next_flush(
+    tmp_path: Path,
+) -> None:
+    await flush(tmp_path, [change("a"), change("b")])
+    target = tmp_path / "state.json"
+    old_layout = (tmp_path / ".state.json.layout").read_bytes()
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_THE_LAYOUT, str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[3],
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL
+    assert read_document(target).metadata.serial == 2  # the new export is in place
+    assert (tmp_path / ".state.json.layout").read_bytes() == old_layout  # the old layout
+    assert await previous_export(target)() is None
+    assert await flush(tmp_path, [change("a", "update", V=8)]) == [3]
+    assert target.read_bytes() == await full_build(tmp_path)
+
+
+async def test_without_copy_file_range_the_patch_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSYS, "copy_file_range is not supported here")
+
+    monkeypatch.setattr(os, "copy_file_range", unsupported)
+    for n, step in enumerate(STEPS):
+        assert await flush(tmp_path, step) == ([1] if n == 0 else []), n
+        assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path), n
+
+
+async def test_a_layout_whose_blocks_do_not_tile_the_file_is_not_trusted(tmp_path: Path) -> None:
+    await flush(tmp_path, [change("a"), change("b")])
+    path = tmp_path / ".state.json.layout"
+    layout = json.loads(path.read_text())
+    layout["blocks"][0][2] -= 1  # the file itself untouched: its signature still matches
+    path.write_text(json.dumps(layout))
+    assert await previous_export(tmp_path / "state.json")() is None
+    assert await flush(tmp_path, [change("b", "update", V=1)]) == [2]
+    assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path)
+
+
+async def test_a_patch_with_stacks_is_the_bytes_of_a_full_build(tmp_path: Path) -> None:
+    web = Stack(resources=["a", "b"], user_intent="web app", status="deployed")
+    steps = [
+        ([change("a"), change("b")], [StackChange(name="web", stack=web)]),
+        ([change("a", "update", V=1)], []),
+        ([change("c")], [StackChange(name="api", stack=Stack(resources=["c"]))]),
+        ([change("b", "update", V=2)], [StackChange(name="web", stack=None)]),
+    ]
+    for n, (step, stacks) in enumerate(steps):
+        store = cli_store(tmp_path)
+        await store.commit(step, meta(), stacks=stacks)
+        await store.close()
+        assert (tmp_path / "state.json").read_bytes() == await full_build(tmp_path), n
+        previous = await previous_export(tmp_path / "state.json")()
+        assert previous is not None and previous.serial == n + 1, n  # the next one patches
+        previous.close()
+
+
+FLUSHER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tests.unit.store.test_export_debounce import cli_store
+    from tests.unit.store.helpers import change, meta
+
+    async def main(root, name):
+        for n in range(12):  # a CLI command per round: commit once, flush at exit
+            store = cli_store(root)
+            await store.commit([change(f"{name}-{n % 3}", V=n)], meta())
+            await store.close()
+
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[2]))
+    """
+)
+
+
+async def test_two_processes_flushing_at_once_leave_a_layout_that_matches_or_none(
+    tmp_path: Path,
+) -> None:
+    await flush(tmp_path, [change("a")])
+    root = Path(__file__).resolve().parents[3]
+    children = [
+        subprocess.Popen([sys.executable, "-c", FLUSHER, str(tmp_path), name], cwd=root)
+        for name in ("x", "y")
+    ]
+    assert [child.wait() for child in children] == [0, 0]
+    target = tmp_path / "state.json"
+    previous = await previous_export(target)()
+    if previous is not None:  # trusted: it must describe the file exactly
+        body = target.read_bytes()
+        assert previous.layout == layout_of(body)
+        assert previous.serial == read_document(target).metadata.serial
+        previous.close()
+    await flush(tmp_path, [change("a", "update", V=1)])
+    assert target.read_bytes() == await full_build(tmp_path)
