@@ -272,10 +272,7 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         if self._view is None:
             return await self._ensure_loaded()
         view = self._view
-        if self.sequencer is None:
-            await self._catch_up(view)
-        else:
-            await self._catch_up_sequenced(view, self.sequencer)
+        await self._read_on(view)
         return view
 
     async def _fetch_present(self, serials: list[int]) -> dict[int, Commit | None]:
@@ -414,6 +411,10 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
         if witnessed is None:
             return
         serial, lineage, *sealed = witnessed
+        if serial > view.serial:
+            # Another process may have committed (and written the witness) since this load
+            # read the log: the witness was read after that, so the log now reaches it.
+            await self._read_on(view)
         if serial > view.serial and (not lineage or lineage == view.lineage or not view.serial):
             raise StateCorrupt(
                 f"The readable export of workspace '{self.workspace}' is at serial {serial}, "
@@ -438,6 +439,13 @@ class StateStore(QueryMixin, RestoreMixin, AppendMixin, SnapshotMixin, IndexMixi
                 "changed.",
                 serial=serial,
             )
+
+    async def _read_on(self, view: StateView) -> None:
+        """The commits written after ``view``, as a refresh reads them."""
+        if self.sequencer is None:
+            await self._catch_up(view)
+        else:
+            await self._catch_up_sequenced(view, self.sequencer)
 
     async def _read_commits(self, serials: Iterable[int]) -> list[Commit]:
         """The commits at ``serials``, all of which must exist (a gap is corruption here)."""

@@ -457,3 +457,23 @@ async def test_two_processes_flushing_at_once_leave_a_layout_that_matches_or_non
         previous.close()
     await flush(tmp_path, [change("a", "update", V=1)])
     assert target.read_bytes() == await full_build(tmp_path)
+
+
+async def test_a_load_while_another_process_commits_is_no_missing_commit(tmp_path: Path) -> None:
+    """Before: a process that read the log, then found the head file written by another
+    process's commit since, reported 'the newest commits are missing' (1 run in 4 of two CLI
+    processes committing at once). The witness is now followed by reading the log on."""
+    await flush(tmp_path, [change("a")])
+    other = cli_store(tmp_path)
+    witness = exported_head(tmp_path / "state.json")
+
+    async def witnessed_after_another_commit():  # type: ignore[no-untyped-def]
+        await other.commit([change("b")], meta(user="bob"))
+        return await witness()
+
+    loading = StateStore(
+        LocalObjectStore(tmp_path), head_witness=witnessed_after_another_commit, snapshot_every=4
+    )
+    view = await loading.current()
+    assert set(view.resources) == {"a", "b"}
+    assert view.serial == await other.head()
