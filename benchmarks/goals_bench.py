@@ -774,8 +774,8 @@ start-up and listing"):
   its indexes from it (before, 4 writers wrote 3.5 index objects per commit, one writer 1),
   and the listing marker is raised in place instead of a file renamed per commit. A commit
   not under locks still reads and applies every other writer's commits: 4 writers spend
-  1.0-1.6 ms more CPU per commit than one (docs/decisions.md, "Local writers: serials handed
-  out by a counter file" and "Four local writers: CPU per commit").
+  1.0-2.5 ms more CPU per commit than one over runs (docs/decisions.md, "Local writers:
+  serials handed out by a counter file" and "Four local writers: CPU per commit").
 - The cold load: snapshots no longer carry every resource's list of serials (`history_index`,
   64 KB at 100 commits and 113 KB at 10,000 for the same 100 resources; the ratio was 1.13x to
   2.05x over runs). They keep each resource's last serial; the lists are per-resource index
