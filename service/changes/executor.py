@@ -40,6 +40,8 @@ from ccstate.service.errors import (
     CloudOperationFailed,
     HasDependents,
     InvalidInput,
+    LockLost,
+    LockTimeout,
     NotFound,
     TokenError,
 )
@@ -322,6 +324,29 @@ class ResourceOperations:
     async def _execute(
         self, change: _Change, start: Callable[[], Awaitable[ProgressEvent]]
     ) -> ChangeOutcome:
+        try:
+            return await self._execute_locked(change, start)
+        except LockLost as lost:
+            if change.intent is None or not lost.details.get("intent_open"):
+                raise
+            return await self._settle_relocked(change, change.intent, lost)
+
+    async def _settle_relocked(
+        self, change: _Change, intent: Intent, lost: LockLost
+    ) -> ChangeOutcome:
+        """The lease ran out while Cloud Control worked (a process stalled past it), so the
+        commit was refused. Take the lock again and record what AWS did, as the reconciler
+        would at the next start: the state says so now, while the server serves on."""
+        try:
+            async with self.locked(change.principal, change.locked_identifier, "reconcile"):
+                return await self._settle_now(change, intent, lost, trigger="after its lock lapsed")
+        except LockTimeout as busy:  # someone else holds it: they, or the reconciler, record it
+            lost.add_note(f"Taking the lock again to record it failed: {busy}")
+            raise lost from None
+
+    async def _execute_locked(
+        self, change: _Change, start: Callable[[], Awaitable[ProgressEvent]]
+    ) -> ChangeOutcome:
         async with self.locked(change.principal, change.locked_identifier, change.operation):
             if change.operation == "create" and change.planned:
                 # Refuse a name the state has for another type before AWS creates it.
@@ -425,6 +450,7 @@ class ResourceOperations:
         except CcstateError as exc:  # e.g. the answer was lost: did Cloud Control get it?
             return await self._settle_now(change, intent, exc)
         change.request_token = event.request_token
+        change.intent = intent
         try:
             await self.journal.record_request(intent, event.request_token, utc_now_iso())
         except CcstateError as exc:  # the reconciler can still find it (ListResourceRequests)
@@ -464,13 +490,16 @@ class ResourceOperations:
         return self._report(change, commit)
 
     async def _settle_now(
-        self, change: _Change, intent: Intent, exc: CcstateError
+        self,
+        change: _Change,
+        intent: Intent,
+        exc: CcstateError,
+        *,
+        trigger: str = "after a lost answer",
     ) -> ChangeOutcome:
         """The call failed without a clear answer: ask Cloud Control what happened, now."""
         try:
-            settled = await self.reconciler.settle(
-                intent, trigger="after a lost answer", lock=_HELD.get()
-            )
+            settled = await self.reconciler.settle(intent, trigger=trigger, lock=_HELD.get())
         except CcstateError as again:
             exc.add_note(f"Its outcome could not be checked either: {again}")
             settled = None
@@ -485,7 +514,9 @@ class ResourceOperations:
             ) from exc
         if settled is None or not settled.settled or settled.outcome != "SUCCESS":
             exc.details.setdefault("intent_open", settled is None or not settled.settled)
-            if settled is None or not settled.settled:
+            if (settled is None or not settled.settled) and _LEFT_OPEN not in getattr(
+                exc, "__notes__", ()
+            ):
                 exc.add_note(_LEFT_OPEN)
             raise exc
         commit = await self.store.commit_at(settled.serial or 0)
@@ -657,6 +688,7 @@ class _Change:
         self.precondition: Precondition | None = None
         self.force = False  # a delete: even when others depend on the resource
         self.recorded: dict[str, Any] | None = None  # an update: the recorded properties
+        self.intent: Intent | None = None  # once Cloud Control has the request
 
     def written(self) -> dict[str, Any] | None:
         """What this change wrote, for carrying write-only values into the record."""

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,34 @@ def test_a_client_that_times_out_leaves_no_failed_entry(
     wait_for("the state to equal AWS", lambda: settled(backend, sandbox, operation, name))
     if operation != "delete":
         check_entry(backend, operation, name, reconciled_by=None)
+
+
+def test_a_server_stalled_past_its_lease_records_the_change_once_it_runs_again(
+    sandbox: Sandbox, gate: Any, start_server: ServerFactory, backend: Path
+) -> None:
+    """A laptop asleep, a stalled VM: the lock's lease runs out while Cloud Control works, so
+    the commit is refused. The server takes the lock again and records the change itself."""
+    session = start_server(backend, name="stalled", CCSTATE_LOCK_LEASE="2s")
+    name = bucket_name("create", "stalled")
+    tool, args = arrange(session, "create", name)
+    gate.clear()
+    call = session.start_call(tool, **args)
+    wait_for("the request to be in progress", in_progress(sandbox, "create"))
+    pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        [lease] = held_locks(backend)  # renewed for the last time
+        wait_for("the lease to run out", lambda: datetime.now(UTC) > lease.expires)
+        gate.set()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    outcome = call.result(DEADLINE)
+    assert outcome.ok, (outcome.error, session.server_log())
+    assert "Lost the lock" in session.server_log()
+    assert settled(backend, sandbox, "create", name)
+    check_entry(backend, "create", name, reconciled_by="after its lock lapsed")
 
 
 # --------------------------------------------------------------------------- the server goes
