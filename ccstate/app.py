@@ -544,6 +544,18 @@ async def serve_async(
     loaded: tuple[Any, Any] | None = None,
     streams: tuple[Any, Any] | None = None,
 ) -> None:
+    """``_serve``, with Ctrl-C and SIGTERM waking the loop from any thread (ccstate/wakeup.py)."""
+    from ccstate.wakeup import signals_wake_the_loop
+
+    async with signals_wake_the_loop():
+        await _serve(config, loaded, streams)
+
+
+async def _serve(
+    config: ServeConfig,
+    loaded: tuple[Any, Any] | None = None,
+    streams: tuple[Any, Any] | None = None,
+) -> None:
     """Serve until the client leaves (stdio) or the process is told to stop. On the way out,
     changes still in flight are waited for (stdin closed) or cut (SIGTERM): a cut change
     releases its lock and leaves its intent for the reconciler of the next start.

@@ -214,6 +214,7 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     from ccstate.exit_codes import exit_code_for
     from ccstate.output import Output
     from ccstate.service.errors import CcstateError
+    from ccstate.wakeup import woken_by_signals
 
     json_requested = getattr(args, "output", None) == "json"
     try:
@@ -221,7 +222,7 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
         json_requested = out.is_json
         ctx = CliContext(args, out)
         coroutine = inspect.iscoroutinefunction(handler)
-        result = asyncio.run(handler(ctx)) if coroutine else handler(ctx)
+        result = asyncio.run(woken_by_signals(handler(ctx))) if coroutine else handler(ctx)
         return EXIT_OK if result is None else int(result)
     except CcstateError as err:
         report_error(err, json_requested)

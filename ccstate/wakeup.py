@@ -1,0 +1,57 @@
+"""Signals wake the event loop, whichever thread the kernel hands them to.
+
+Python runs a signal's handler (``asyncio.run``'s Ctrl-C handler, which cancels the main task)
+only in the main thread, between two bytecodes. The kernel may deliver a signal sent to the
+process to any of its threads; when it picks one of the executor's workers, the main thread
+stays asleep in the selector until something else wakes it: for ``ccstate drift --watch
+--interval 1h`` that was the next check, an hour later. A loaded machine made it happen in the
+test suite. asyncio's own ``add_signal_handler`` avoids this with a wakeup fd; ``asyncio.run``
+does not set one. This module sets one, readable by the running loop, so the byte the signal
+writes wakes the main thread and the handler runs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def signals_wake_the_loop() -> AsyncIterator[None]:
+    """While inside, a signal (SIGINT, SIGTERM, ...) wakes the running loop. Outside the main
+    thread, where Python allows no wakeup fd, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    loop.add_reader(reader.fileno(), _drain, reader)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
+
+
+async def woken_by_signals(main: Coroutine[Any, Any, T]) -> T:
+    """``main``, run with ``signals_wake_the_loop``: what ``asyncio.run`` is given."""
+    async with signals_wake_the_loop():
+        return await main
+
+
+def _drain(reader: socket.socket) -> None:
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        while reader.recv(4096):
+            pass

@@ -1,0 +1,65 @@
+"""Ctrl-C stops an asyncio command even when the kernel hands SIGINT to another thread.
+
+Python runs signal handlers in the main thread only; a signal delivered to another thread used
+to leave the main thread asleep in the selector (``drift --watch`` for an hour). Real signals,
+real threads: another thread sends SIGINT to itself with pthread_kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+
+import pytest
+
+from ccstate.wakeup import woken_by_signals
+
+WATCHDOG_SECONDS = 30.0  # only a hang waits this long; it then fails the test
+
+
+async def wait_while_a_thread_is_interrupted() -> None:
+    """The thread takes the signal once the loop sleeps, and never touches the loop."""
+    done = threading.Event()
+
+    def interrupt_this_thread() -> None:
+        time.sleep(0.3)  # the main thread is in the selector by then
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        done.wait()
+
+    worker = threading.Thread(target=interrupt_this_thread, daemon=True)
+    worker.start()
+    try:
+        await asyncio.sleep(3600)  # nothing else wakes the loop
+    finally:
+        done.set()
+
+
+def test_sigint_taken_by_another_thread_stops_the_command() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    main_thread = threading.get_ident()
+    hung = threading.Event()
+
+    def unstick() -> None:
+        hung.set()
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    watchdog = threading.Timer(WATCHDOG_SECONDS, unstick)
+    watchdog.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(woken_by_signals(wait_while_a_thread_is_interrupted()))
+    finally:
+        watchdog.cancel()
+    assert not hung.is_set(), "the loop slept on after the other thread took SIGINT"
+
+
+def test_the_wakeup_fd_is_given_back() -> None:
+    async def main() -> int:
+        return 7
+
+    before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before)
+    assert asyncio.run(woken_by_signals(main())) == 7
+    assert signal.set_wakeup_fd(before) == before
