@@ -273,6 +273,54 @@ def test_a_server_stalled_past_its_lease_records_the_change_once_it_runs_again(
     check_entry(backend, "create", name, reconciled_by="after its lock lapsed")
 
 
+def test_a_stalled_server_that_settles_again_leaves_the_next_changes_intent_open(
+    sandbox: Sandbox, gate: Any, start_server: ServerFactory, backend: Path, module_dir: Path
+) -> None:
+    """While server A is stopped past its lease, `recover` records A's create, and server B
+    starts an update of the same bucket and is killed while Cloud Control works: B's intent
+    is open (the journal's key is the resource's). When A runs again and settles under a new
+    lock, it must not close B's intent: B's update happened in AWS and only that intent says so.
+    """
+    first = start_server(backend, name="stalled-a", CCSTATE_LOCK_LEASE="2s")
+    name = bucket_name("create", "stalled-then-b")
+    tool, args = arrange(first, "create", name)
+    gate.clear()
+    call = first.start_call(tool, **args)
+    wait_for("the create to be in progress", in_progress(sandbox, "create"))
+    pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        [lease] = held_locks(backend)
+        wait_for("the lease to run out", lambda: datetime.now(UTC) > lease.expires)
+        gate.set()  # A's create is done in AWS
+        code, report, _ = recover(sandbox, backend, module_dir / "home-recover-b")
+        assert code == 0, report
+        assert [i["result"] for i in report["intents"]] == ["recorded"], report
+        assert not open_intents(backend)
+
+        second = start_server(backend, name="stalled-b", CCSTATE_LOCK_LEASE="2s")
+        update_tool, update_args = mutation("update", name, tokens_for(second, "update", name))
+        gate.clear()
+        second.start_call(update_tool, **update_args)
+        wait_for("the update to be in progress", in_progress(sandbox, "update"))
+        b_pid = wait_for("B's lock", lambda: held_locks(backend))[0].pid
+        os.kill(b_pid, signal.SIGKILL)  # B's update is running in AWS, its intent open
+        b_intents = open_intents(backend)
+        assert b_intents
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    outcome = call.result(DEADLINE)
+    wait_for("A to release its lock", lambda: not held_locks(backend))
+    assert open_intents(backend) == b_intents, (outcome.data, first.server_log())
+
+    gate.set()
+    code, report, _ = recover(sandbox, backend, module_dir / "home-recover-b")
+    assert code == 0, report
+    assert settled(backend, sandbox, "update", name), report
+
+
 # --------------------------------------------------------------------------- the server goes
 
 
