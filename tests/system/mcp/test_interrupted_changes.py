@@ -131,6 +131,11 @@ def open_intents(backend: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.json")) if folder.exists() else []
 
 
+def intent_has_request_token(backend: Path) -> bool:
+    folder = backend / "default" / "intents"
+    return any(json.loads(p.read_text()).get("request_token") for p in folder.glob("*.json"))
+
+
 def held_locks(backend: Path) -> list[Any]:
     return asyncio.run(LocalLockManager(backend).list_locks())
 
@@ -288,6 +293,7 @@ def test_a_stalled_server_that_settles_again_leaves_the_next_changes_intent_open
     call = first.start_call(tool, **args)
     wait_for("the create to be in progress", in_progress(sandbox, "create"))
     pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
+    wait_for("A's intent to have its request token", lambda: intent_has_request_token(backend))
 
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -314,6 +320,7 @@ def test_a_stalled_server_that_settles_again_leaves_the_next_changes_intent_open
     outcome = call.result(DEADLINE)
     wait_for("A to release its lock", lambda: not held_locks(backend))
     assert open_intents(backend) == b_intents, (outcome.data, first.server_log())
+    assert outcome.data["details"]["intent_open"] is False, outcome.data  # recover recorded it
 
     gate.set()
     code, report, _ = recover(sandbox, backend, module_dir / "home-recover-b")
