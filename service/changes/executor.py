@@ -339,7 +339,22 @@ class ResourceOperations:
         would at the next start: the state says so now, while the server serves on."""
         try:
             async with self.locked(change.principal, change.locked_identifier, "reconcile"):
-                return await self._settle_now(change, intent, lost, trigger="after its lock lapsed")
+                # While the lock was lapsed someone else may have settled this intent, and the
+                # journal's key is the resource's: what is open there now may be another
+                # change's, which settling (and closing) ours would delete.
+                current = await self.journal.read_for(change.locked_identifier)
+                if current is None or current.execution_token != intent.execution_token:
+                    lost.details["intent_open"] = False
+                    if _LEFT_OPEN in getattr(lost, "__notes__", ()):
+                        lost.__notes__.remove(_LEFT_OPEN)
+                    lost.add_note(
+                        "Its outcome was recorded by another holder of the lock while this one "
+                        "was lapsed: see the resource's history."
+                    )
+                    raise lost
+                return await self._settle_now(
+                    change, current, lost, trigger="after its lock lapsed"
+                )
         except LockTimeout as busy:  # someone else holds it: they, or the reconciler, record it
             lost.add_note(f"Taking the lock again to record it failed: {busy}")
             raise lost from None
