@@ -63,3 +63,34 @@ def test_the_wakeup_fd_is_given_back() -> None:
     signal.set_wakeup_fd(before)
     assert asyncio.run(woken_by_signals(main())) == 7
     assert signal.set_wakeup_fd(before) == before
+
+
+def test_sigint_taken_by_another_thread_still_stops_serve_after_its_sigterm_receiver_closed() -> (
+    None
+):
+    """``serve`` (app.py ``_serve``) listens for SIGTERM with anyio's signal receiver inside
+    ``signals_wake_the_loop``, then cancels it and runs ``abort()``. asyncio's
+    ``remove_signal_handler`` sets the wakeup fd to -1 when its last handler goes, so from then
+    on the loop is no longer woken by a signal another thread takes."""
+    import anyio
+
+    main_thread = threading.get_ident()
+    hung = threading.Event()
+
+    def unstick() -> None:
+        hung.set()
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    async def serve_like() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM):
+            await asyncio.sleep(0)
+        await wait_while_a_thread_is_interrupted()  # e.g. abort() waiting for its tasks
+
+    watchdog = threading.Timer(5.0, unstick)
+    watchdog.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            asyncio.run(woken_by_signals(serve_like()))
+    finally:
+        watchdog.cancel()
+    assert not hung.is_set(), "the loop slept on after the SIGTERM receiver closed"
