@@ -81,9 +81,13 @@ def test_sigint_taken_by_another_thread_still_stops_serve_after_its_sigterm_rece
         hung.set()
         signal.pthread_kill(main_thread, signal.SIGINT)
 
-    async def serve_like() -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM):
-            await asyncio.sleep(0)
+    from ccstate.app import _until_terminated
+
+    async def serve_like() -> None:  # as _serve: SIGTERM watched, then cancelled, then abort()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_until_terminated, tasks.cancel_scope)
+            await asyncio.sleep(0.05)
+            tasks.cancel_scope.cancel()
         await wait_while_a_thread_is_interrupted()  # e.g. abort() waiting for its tasks
 
     watchdog = threading.Timer(5.0, unstick)
