@@ -467,6 +467,7 @@ class ResourceOperations:
         change.request_token = event.request_token
         change.intent = intent
         try:
+            self._ensure_lease(change)
             await self.journal.record_request(intent, event.request_token, utc_now_iso())
         except CcstateError as exc:  # the reconciler can still find it (ListResourceRequests)
             log.warning("could not record request token %s: %s", event.request_token, exc)
@@ -477,6 +478,14 @@ class ResourceOperations:
                 exc.details["intent_open"] = True
                 exc.add_note(_LEFT_OPEN)
             raise
+
+    def _ensure_lease(self, change: _Change) -> None:
+        """Only the lock holder writes the resource's intent key: a holder stalled past its
+        lease must not, or it would put its intent back over the next change's, whose holder
+        took the lock meanwhile (and so lose that change's record)."""
+        held = _HELD.get()
+        if held is not None:
+            held.ensure_live(self.store.clock.now())
 
     async def _follow(self, change: _Change, intent: Intent, event: ProgressEvent) -> ChangeOutcome:
         """Poll the request to its end and record it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from ccstate.backends.local_locks import LocalLockManager
 from ccstate.mcp_server.wording import MCP_WORDS
 from ccstate.service.changes.journal import Intent
-from ccstate.service.errors import CloudOperationFailed, NotFound
+from ccstate.service.errors import CloudOperationFailed, LockLost, NotFound
 from ccstate.service.state.model import Principal, utc_now_iso
 
 from tests.unit.usecases.conftest import ALICE, BUCKET, World
@@ -329,3 +330,41 @@ async def test_a_request_already_recorded_is_not_taken_for_the_lost_one(world: W
 
     assert settled.result == "not_executed"
     assert [e.operation for e in await history(world, "demo")] == ["create", "update"]
+
+
+class _AnHourLater:
+    """The store's clock once the process stalled: its lease has run out."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(hours=1)
+
+
+async def test_a_holder_stalled_past_its_lease_leaves_the_next_changes_intent_alone(
+    world: World,
+) -> None:
+    """The process stalls as Cloud Control answers; meanwhile its intent was settled and the
+    next change of the resource opened its own under the same key (the key is the resource's).
+    The stalled holder neither writes its request token over that intent nor settles it."""
+    answered = world.cloud.create_resource
+    theirs: list[Intent] = []
+
+    async def answer_then_stall(*args: Any, **kwargs: Any) -> Any:
+        event = await answered(*args, **kwargs)
+        journal = world.operations.journal
+        [key] = await open_intents(world)
+        mine = await journal.read(key)
+        assert mine is not None
+        await journal.close(mine)
+        theirs.append(mine.model_copy(update={"execution_token": "sha256:" + "b" * 64}))
+        assert await journal.open(theirs[0])
+        world.store.clock = _AnHourLater()
+        return event
+
+    world.cloud.create_resource = answer_then_stall  # type: ignore[method-assign]
+    with pytest.raises(LockLost) as lost:
+        await create(world, "stalled")
+    assert lost.value.details["intent_open"] is False
+    [key] = await open_intents(world)
+    still = await world.operations.journal.read(key)
+    assert still is not None and still.execution_token == theirs[0].execution_token
+    assert still.request_token is None  # not ours, written over it
