@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -250,6 +251,18 @@ def test_a_client_that_times_out_leaves_no_failed_entry(
         check_entry(backend, operation, name, reconciled_by=None)
 
 
+@contextlib.contextmanager
+def stopped_past_its_lease(pid: int, backend: Path) -> Iterator[None]:
+    """The server stopped (SIGSTOP) until its lock's lease has run out; continued on exit."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        [lease] = held_locks(backend)  # renewed for the last time
+        wait_for("the lease to run out", lambda: datetime.now(UTC) > lease.expires)
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def test_a_server_stalled_past_its_lease_records_the_change_once_it_runs_again(
     sandbox: Sandbox, gate: Any, start_server: ServerFactory, backend: Path
 ) -> None:
@@ -263,13 +276,8 @@ def test_a_server_stalled_past_its_lease_records_the_change_once_it_runs_again(
     wait_for("the request to be in progress", in_progress(sandbox, "create"))
     pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
 
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        [lease] = held_locks(backend)  # renewed for the last time
-        wait_for("the lease to run out", lambda: datetime.now(UTC) > lease.expires)
+    with stopped_past_its_lease(pid, backend):
         gate.set()
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
     outcome = call.result(DEADLINE)
     assert outcome.ok, (outcome.error, session.server_log())
@@ -295,10 +303,7 @@ def test_a_stalled_server_that_settles_again_leaves_the_next_changes_intent_open
     pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
     wait_for("A's intent to have its request token", lambda: intent_has_request_token(backend))
 
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        [lease] = held_locks(backend)
-        wait_for("the lease to run out", lambda: datetime.now(UTC) > lease.expires)
+    with stopped_past_its_lease(pid, backend):
         gate.set()  # A's create is done in AWS
         code, report, _ = recover(sandbox, backend, module_dir / "home-recover-b")
         assert code == 0, report
@@ -314,8 +319,6 @@ def test_a_stalled_server_that_settles_again_leaves_the_next_changes_intent_open
         os.kill(b_pid, signal.SIGKILL)  # B's update is running in AWS, its intent open
         b_intents = open_intents(backend)
         assert b_intents
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
     outcome = call.result(DEADLINE)
     wait_for("A to release its lock", lambda: not held_locks(backend))

@@ -8,15 +8,37 @@ real threads: another thread sends SIGINT to itself with pthread_kill.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from ccstate.wakeup import woken_by_signals
 
 WATCHDOG_SECONDS = 30.0  # only a hang waits this long; it then fails the test
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float) -> Iterator[threading.Event]:
+    """Only a hang lasts ``seconds``: the event is then set and the main thread interrupted,
+    so the test fails instead of hanging."""
+    assert threading.current_thread() is threading.main_thread()
+    main_thread = threading.get_ident()
+    hung = threading.Event()
+
+    def unstick() -> None:
+        hung.set()
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    timer = threading.Timer(seconds, unstick)
+    timer.start()
+    try:
+        yield hung
+    finally:
+        timer.cancel()
 
 
 async def wait_while_a_thread_is_interrupted() -> None:
@@ -37,21 +59,8 @@ async def wait_while_a_thread_is_interrupted() -> None:
 
 
 def test_sigint_taken_by_another_thread_stops_the_command() -> None:
-    assert threading.current_thread() is threading.main_thread()
-    main_thread = threading.get_ident()
-    hung = threading.Event()
-
-    def unstick() -> None:
-        hung.set()
-        signal.pthread_kill(main_thread, signal.SIGINT)
-
-    watchdog = threading.Timer(WATCHDOG_SECONDS, unstick)
-    watchdog.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            asyncio.run(woken_by_signals(wait_while_a_thread_is_interrupted()))
-    finally:
-        watchdog.cancel()
+    with watchdog(WATCHDOG_SECONDS) as hung, pytest.raises(KeyboardInterrupt):
+        asyncio.run(woken_by_signals(wait_while_a_thread_is_interrupted()))
     assert not hung.is_set(), "the loop slept on after the other thread took SIGINT"
 
 
@@ -68,18 +77,11 @@ def test_the_wakeup_fd_is_given_back() -> None:
 def test_sigint_taken_by_another_thread_still_stops_serve_after_its_sigterm_receiver_closed() -> (
     None
 ):
-    """``serve`` (app.py ``_serve``) listens for SIGTERM with anyio's signal receiver inside
-    ``signals_wake_the_loop``, then cancels it and runs ``abort()``. asyncio's
-    ``remove_signal_handler`` sets the wakeup fd to -1 when its last handler goes, so from then
-    on the loop is no longer woken by a signal another thread takes."""
+    """``serve`` (app.py ``_serve``) listens for SIGTERM inside ``signals_wake_the_loop``, then
+    stops listening and runs ``abort()``. With anyio's signal receiver (the loop's
+    ``add_signal_handler``) the wakeup fd was set to -1 when its last handler went, and from
+    then on the loop was no longer woken by a signal another thread took."""
     import anyio
-
-    main_thread = threading.get_ident()
-    hung = threading.Event()
-
-    def unstick() -> None:
-        hung.set()
-        signal.pthread_kill(main_thread, signal.SIGINT)
 
     from ccstate.app import _until_terminated
 
@@ -90,11 +92,6 @@ def test_sigint_taken_by_another_thread_still_stops_serve_after_its_sigterm_rece
             tasks.cancel_scope.cancel()
         await wait_while_a_thread_is_interrupted()  # e.g. abort() waiting for its tasks
 
-    watchdog = threading.Timer(5.0, unstick)
-    watchdog.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            asyncio.run(woken_by_signals(serve_like()))
-    finally:
-        watchdog.cancel()
+    with watchdog(WATCHDOG_SECONDS) as hung, pytest.raises(KeyboardInterrupt):
+        asyncio.run(woken_by_signals(serve_like()))
     assert not hung.is_set(), "the loop slept on after the SIGTERM receiver closed"
