@@ -251,6 +251,18 @@ def test_a_client_that_times_out_leaves_no_failed_entry(
         check_entry(backend, operation, name, reconciled_by=None)
 
 
+def create_held_in_progress(
+    session: McpSession, sandbox: Sandbox, gate: Any, backend: Path, name: str
+) -> tuple[concurrent.futures.Future[Any], int]:
+    """A create of bucket ``name`` that Cloud Control holds IN_PROGRESS: the call and the pid
+    of the server holding its lock."""
+    tool, args = arrange(session, "create", name)
+    gate.clear()
+    call = session.start_call(tool, **args)
+    wait_for("the create to be in progress", in_progress(sandbox, "create"))
+    return call, wait_for("the lock", lambda: held_locks(backend))[0].pid
+
+
 @contextlib.contextmanager
 def stopped_past_its_lease(pid: int, backend: Path) -> Iterator[None]:
     """The server stopped (SIGSTOP) until its lock's lease has run out; continued on exit."""
@@ -270,11 +282,7 @@ def test_a_server_stalled_past_its_lease_records_the_change_once_it_runs_again(
     the commit is refused. The server takes the lock again and records the change itself."""
     session = start_server(backend, name="stalled", CCSTATE_LOCK_LEASE="2s")
     name = bucket_name("create", "stalled")
-    tool, args = arrange(session, "create", name)
-    gate.clear()
-    call = session.start_call(tool, **args)
-    wait_for("the request to be in progress", in_progress(sandbox, "create"))
-    pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
+    call, pid = create_held_in_progress(session, sandbox, gate, backend, name)
 
     with stopped_past_its_lease(pid, backend):
         gate.set()
@@ -296,11 +304,7 @@ def test_a_stalled_server_that_settles_again_leaves_the_next_changes_intent_open
     """
     first = start_server(backend, name="stalled-a", CCSTATE_LOCK_LEASE="2s")
     name = bucket_name("create", "stalled-then-b")
-    tool, args = arrange(first, "create", name)
-    gate.clear()
-    call = first.start_call(tool, **args)
-    wait_for("the create to be in progress", in_progress(sandbox, "create"))
-    pid = wait_for("the lock", lambda: held_locks(backend))[0].pid
+    call, pid = create_held_in_progress(first, sandbox, gate, backend, name)
     wait_for("A's intent to have its request token", lambda: intent_has_request_token(backend))
 
     with stopped_past_its_lease(pid, backend):
