@@ -88,6 +88,7 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -214,7 +215,7 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     from ccstate.exit_codes import exit_code_for
     from ccstate.output import Output
     from ccstate.service.errors import CcstateError
-    from ccstate.wakeup import woken_by_signals
+    from ccstate.wakeup import Terminated, woken_by_signals
 
     json_requested = getattr(args, "output", None) == "json"
     try:
@@ -230,6 +231,9 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("Terminated.", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:  # `ccstate state pull | head`: the reader left, which is fine
         _silence_stdout()
         return EXIT_OK

@@ -45,10 +45,43 @@ async def signals_wake_the_loop() -> AsyncIterator[None]:
         writer.close()
 
 
+class Terminated(Exception):
+    """The command was stopped by SIGTERM (a service manager, ``kill``), as Ctrl-C stops it."""
+
+
 async def woken_by_signals(main: Coroutine[Any, Any, T]) -> T:
-    """``main``, run with ``signals_wake_the_loop``: what ``asyncio.run`` is given."""
-    async with signals_wake_the_loop():
-        return await main
+    """``main``, run with ``signals_wake_the_loop``: what ``asyncio.run`` is given. SIGTERM
+    cancels it as Ctrl-C does (locks released, changes in flight left to the reconciler) and
+    then raises ``Terminated``."""
+    terminated = threading.Event()
+    async with signals_wake_the_loop(), _sigterm_cancels(asyncio.current_task(), terminated):
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if terminated.is_set():
+                raise Terminated from None
+            raise
+
+
+@contextlib.asynccontextmanager
+async def _sigterm_cancels(
+    task: asyncio.Task[Any] | None, terminated: threading.Event
+) -> AsyncIterator[None]:
+    if task is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not terminated.is_set():
+            terminated.set()
+            loop.call_soon_threadsafe(task.cancel)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _drain(reader: socket.socket) -> None:

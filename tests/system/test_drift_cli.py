@@ -143,7 +143,14 @@ def test_errors_exit_1_with_exit_code(sandbox: Sandbox, env: dict[str, str]) -> 
     assert "--watch" in bad_flags.stderr
 
 
-def test_watch_records_every_check_until_interrupted(sandbox: Sandbox, env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated.")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_watch_records_every_check_until_interrupted(
+    sandbox: Sandbox, env: dict[str, str], stop: signal.Signals, code: int, said: str
+) -> None:
     queue = adopt_queue(sandbox, env["CCSTATE_BACKEND"])
     sqs(sandbox).tag_queue(QueueUrl=queue, Tags={"owner": "someone-else"})
     watcher = subprocess.Popen(
@@ -168,12 +175,15 @@ def test_watch_records_every_check_until_interrupted(sandbox: Sandbox, env: dict
         assert watcher.stdout is not None
         first = json.loads(watcher.stdout.readline())  # the first check is made at once
         assert first["drifted"] == [queue]
-        watcher.send_signal(signal.SIGINT)
-        code = _exit_code_or_thread_dump(watcher, timeout=60)
+        watcher.send_signal(stop)
+        exited = _exit_code_or_thread_dump(watcher, timeout=60)
+        assert watcher.stderr is not None
+        last_words = watcher.stderr.read()
     finally:
         if watcher.poll() is None:
             watcher.kill()
-    assert code == 130
+    assert exited == code, last_words
+    assert said in last_words
     history = ccstate(env, "state", "history", queue, "--output", "json")
     last = json.loads(history.stdout)["entries"][-1]
     assert last["operation"] == "drift_check"
@@ -188,7 +198,7 @@ def _exit_code_or_thread_dump(process: subprocess.Popen[str], timeout: float) ->
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGABRT)
         _, err = process.communicate(timeout=30)
-        pytest.fail(f"still running {timeout:g} s after SIGINT; its threads:\n{err[-20000:]}")
+        pytest.fail(f"still running {timeout:g} s after the signal; its threads:\n{err[-20000:]}")
 
 
 def test_watch_with_max_runs_prints_one_json_line_per_check(
