@@ -10,7 +10,10 @@ history.
   previous one (only the changed resource's entry serialized; the whole file still written);
 - the full build: the whole document built and written, as the first export (or one after an
   import, or from a hand-edited file) is. This is what every commit paid before the export was
-  debounced.
+  debounced;
+- the whole process: spawn to exit of a Python process that opens the store as the CLI does,
+  commits one change and closes it (the flush included), timed from outside: what a user who
+  runs one command waits for.
 
 Run alone: ``.venv/bin/python -m benchmarks.export_bench`` (builds both histories, about a
 minute); ``benchmarks.goals_bench`` turns the result into its item-1 row.
@@ -107,6 +110,32 @@ asyncio.run(main(Path(sys.argv[1])))
 """
 
 
+COMMIT_AND_EXIT = """
+import asyncio, sys
+from pathlib import Path
+from benchmarks.export_bench import cli_store
+from benchmarks.store_bench import META, change
+
+async def main(root):
+    store = cli_store(root)
+    await store.commit([change(7, 2 * 10**6 + int(sys.argv[2]))], META)
+    await store.close()
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def whole_process_ms(root: Path, n: int) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", COMMIT_AND_EXIT, str(root), str(n)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return (time.perf_counter() - start) * 1000
+
+
 def fresh_process(root: Path, n: int) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", FRESH, str(root), str(n)],
@@ -122,7 +151,7 @@ def measure(work: Path) -> dict[str, Any]:
     for history in HISTORIES:
         asyncio.run(build(work / f"h{history}", history))
     samples: dict[int, dict[str, list[float]]] = {
-        h: {"warm": [], "fresh": [], "flush": [], "full": []} for h in HISTORIES
+        h: {"warm": [], "fresh": [], "flush": [], "full": [], "process": []} for h in HISTORIES
     }
     for n in range(FRESH_ROUNDS):  # alternate histories so that a busy machine slows both alike
         for history in HISTORIES:
@@ -130,6 +159,7 @@ def measure(work: Path) -> dict[str, Any]:
             samples[history]["fresh"].append(got["commit"])
             samples[history]["flush"].append(got["flush"])
             samples[history]["full"].append(got["full"])
+            samples[history]["process"].append(whole_process_ms(work / f"h{history}", n))
     for history in HISTORIES:
         samples[history]["warm"] = asyncio.run(warm_commits_ms(work / f"h{history}"))
     size = {h: (work / f"h{h}" / "state.json").stat().st_size for h in HISTORIES}

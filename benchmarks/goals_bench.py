@@ -675,6 +675,15 @@ def export_rows(work: Path) -> list[Row]:
             detail=f"median of {export_bench.FRESH_ROUNDS} new Python processes, timed inside",
         ),
         _ratio_row(
+            f"a CLI commit as a user waits for it (spawn to exit: imports, load, commit, the "
+            f"export's flush), {span}",
+            small,
+            large,
+            "process",
+            detail=f"median of {export_bench.FRESH_ROUNDS} new Python processes that open the "
+            "store as the CLI does, commit one change and close it, timed from outside",
+        ),
+        _ratio_row(
             f"that process's flush at exit (the export patched from the previous one), {span}",
             small,
             large,
