@@ -181,8 +181,12 @@ def was_written(directory: Path, name: str) -> bool:
     """Whether serial ``name``, absent now, was written once: it was handed out and its ticket
     is gone (the object store removes it only once the serial's file exists)."""
     serial = serial_of_name(name)
+    return serial is not None and _spent(directory, serial)
+
+
+def _spent(directory: Path, serial: int) -> bool:
     counter = handed_out(directory)
-    if serial is None or counter is None or serial > counter:
+    if counter is None or serial > counter:
         return False
     return not os.path.lexists(ticket_path(directory, serial))
 
@@ -239,11 +243,16 @@ class LocalSequencer:
         the serial is handed out until its commit is linked (or withdrawn, or refused), and
         the kernel releases it when the writer's process dies, so a free lock on a ticket
         means nobody will write that serial: readers void it at once instead of waiting out
-        ``hole_grace``. False when the ticket is held, or absent (then the serial is written,
-        or was never ticketed here: the grace decides)."""
-        path = ticket_path(self._log_dir(workspace), serial)
+        ``hole_grace``. A serial handed out whose ticket is gone was written (the ticket goes
+        once its file is linked): nobody will write it again either, and the reader finds it
+        written meanwhile, or deleted (``_void`` reports that at once; it used to wait out the
+        grace first). False when the ticket is held, or the serial was not handed out here."""
+        directory = self._log_dir(workspace)
+        path = ticket_path(directory, serial)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return await asyncio.to_thread(_spent, directory, serial)
         except OSError:
             return False
         try:

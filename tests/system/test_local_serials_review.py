@@ -77,6 +77,23 @@ async def test_a_commit_of_a_writer_killed_after_its_link_is_read_and_if_deleted
     assert not commit_file(root, 3).exists()
 
 
+async def test_a_commit_deleted_from_the_middle_is_reported_without_waiting_out_the_grace(
+    tmp_path: Path,
+) -> None:
+    """Its ticket is spent, so nobody will write that serial again: the reader reports it at
+    once. It used to wait ``hole_grace`` (30 s) first; with the clock stopped, for ever."""
+    root = tmp_path / "state"
+    writer = sequenced(root, snapshot_every=5)
+    for name in "abcdefg":
+        await writer.commit([queue(name)], meta())
+    commit_file(root, 6).unlink()  # after the snapshot at 5: the load reads on from there
+
+    reader = sequenced(root, snapshot_every=5, clock=StoppedClock(), hole_grace=1e9)
+    with pytest.raises(StateCorrupt, match="Commit 6 of workspace 'default' was written"):
+        await asyncio.wait_for(reader.current(), timeout=60)
+    assert not commit_file(root, 6).exists()  # reported, never voided
+
+
 async def test_a_writer_stopped_before_its_link_and_voided_meanwhile_commits_at_a_new_serial(
     tmp_path: Path,
 ) -> None:
