@@ -681,27 +681,17 @@ async def warm_scanner(scanner: Any) -> None:
 
 
 async def _until_terminated(scope: Any) -> None:
-    """Cancel ``scope`` on SIGTERM. A plain ``signal.signal`` handler, not the loop's
-    ``add_signal_handler`` (anyio's signal receiver): removing the loop's last handler sets the
-    wakeup fd to -1, which would undo ``signals_wake_the_loop`` for the rest of the shutdown."""
-    import asyncio
-    import signal
-
+    """Cancel ``scope`` on SIGTERM (``wakeup.on_sigterm``: not anyio's signal receiver, whose
+    removal would undo ``signals_wake_the_loop`` for the rest of the shutdown)."""
     import anyio
 
-    loop = asyncio.get_running_loop()
+    from ccstate.wakeup import on_sigterm
+
     terminated = anyio.Event()
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        loop.call_soon_threadsafe(terminated.set)
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
+    with on_sigterm(terminated.set):
         await terminated.wait()
         log.warning("SIGTERM: stopping; changes in flight are left to the reconciler")
         scope.cancel()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 async def serve_team(config: ServeConfig) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -70,14 +70,27 @@ async def _sigterm_cancels(
     if task is None or threading.current_thread() is not threading.main_thread():
         yield
         return
-    loop = asyncio.get_running_loop()
 
-    def on_sigterm(signum: int, frame: Any) -> None:
+    def cancel() -> None:
         if not terminated.is_set():
             terminated.set()
-            loop.call_soon_threadsafe(task.cancel)
+            task.cancel()
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    with on_sigterm(cancel):
+        yield
+
+
+@contextlib.contextmanager
+def on_sigterm(callback: Callable[[], None]) -> Iterator[None]:
+    """While inside, SIGTERM runs ``callback`` on the running loop. A plain ``signal.signal``
+    handler, not the loop's ``add_signal_handler``: removing the loop's last handler sets the
+    wakeup fd to -1, which would undo ``signals_wake_the_loop``. Main thread only."""
+    loop = asyncio.get_running_loop()
+
+    def handler(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(callback)
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
